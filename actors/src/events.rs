@@ -1,0 +1,141 @@
+//! The webhook events of the contract: `started`, then `completed` or `failed`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::job::{timestamp, JobId, JobResult};
+
+/// Which event a delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Started,
+    Completed,
+    Failed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Completed => "completed",
+            EventKind::Failed => "failed",
+        }
+    }
+}
+
+/// The body of a webhook POST.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    pub job_id: JobId,
+    pub status: EventKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    pub message: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub result: Option<JobResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub timestamp: String,
+}
+
+impl WebhookEvent {
+    pub fn started(job_id: &JobId, at: DateTime<Utc>) -> Self {
+        WebhookEvent {
+            job_id: job_id.clone(),
+            status: EventKind::Started,
+            progress: None,
+            message: "Video generation started".into(),
+            result: None,
+            error: None,
+            timestamp: timestamp(at),
+        }
+    }
+
+    pub fn completed(job_id: &JobId, result: JobResult, at: DateTime<Utc>) -> Self {
+        WebhookEvent {
+            job_id: job_id.clone(),
+            status: EventKind::Completed,
+            progress: Some(100),
+            message: "Video generated successfully".into(),
+            result: Some(result),
+            error: None,
+            timestamp: timestamp(at),
+        }
+    }
+
+    pub fn failed(job_id: &JobId, error: &str, at: DateTime<Utc>) -> Self {
+        WebhookEvent {
+            job_id: job_id.clone(),
+            status: EventKind::Failed,
+            progress: None,
+            message: "Video generation failed".into(),
+            result: None,
+            error: Some(error.to_string()),
+            timestamp: timestamp(at),
+        }
+    }
+
+    /// The stable id receivers dedupe on: one per job and event, the same on every attempt.
+    pub fn webhook_id(&self) -> String {
+        webhook_id(&self.job_id, self.status)
+    }
+}
+
+pub fn webhook_id(job_id: &JobId, kind: EventKind) -> String {
+    format!("msg_{}_{}", job_id, kind.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobFiles, S3Upload};
+
+    #[test]
+    fn completed_event_has_the_contract_fields() {
+        let id = JobId::parse("abc123def456").unwrap();
+        let result = JobResult {
+            video_url: "/api/download/abc123def456".into(),
+            reels_url: None,
+            duration: 13.0,
+            scenes: 3,
+            reels_generated: false,
+            s3_upload: S3Upload {
+                enabled: false,
+                standard: None,
+                reels: None,
+            },
+            render_time: "180s".into(),
+            files: JobFiles::default(),
+        };
+        let at = DateTime::parse_from_rfc3339("2025-11-12T18:33:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let v = serde_json::to_value(WebhookEvent::completed(&id, result, at)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "jobId": "abc123def456", "status": "completed", "progress": 100,
+                "message": "Video generated successfully", "videoUrl": "/api/download/abc123def456",
+                "duration": 13.0, "scenes": 3, "reelsGenerated": false, "s3Upload": {"enabled": false},
+                "renderTime": "180s", "timestamp": "2025-11-12T18:33:00.000Z"
+            })
+        );
+        let f = serde_json::to_value(WebhookEvent::failed(
+            &id,
+            "Failed to render video: boom",
+            at,
+        ))
+        .unwrap();
+        assert_eq!(f["status"], "failed");
+        assert_eq!(f["error"], "Failed to render video: boom");
+        assert!(f.get("videoUrl").is_none());
+        let s = serde_json::to_value(WebhookEvent::started(&id, at)).unwrap();
+        assert_eq!(
+            s,
+            serde_json::json!({"jobId": "abc123def456", "status": "started",
+                "message": "Video generation started", "timestamp": "2025-11-12T18:33:00.000Z"})
+        );
+    }
+}

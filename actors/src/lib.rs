@@ -1,0 +1,29 @@
+//! # vidbuilder-actors
+//!
+//! The actor tree of vidbuilder and the domain types every other part speaks.
+//!
+//! - [`manager::JobManager`] owns every job's state machine (`queued → processing → completed |
+//!   failed`), the FIFO admission queue and the concurrency limit, and writes each change to the
+//!   read view ([`manager::JobViews`]) that the HTTP layer serves.
+//! - [`render::RenderActor`], one per running job, spawned linked to the JobManager, drives a
+//!   [`ports::Renderer`] and reports progress; its panic or error reaches the JobManager as a
+//!   supervision event and fails only its job.
+//! - [`webhook::WebhookActor`] delivers webhook events on a retry schedule with timers; each
+//!   attempt runs in its own task, so one slow receiver delays nobody else.
+//!
+//! The outside world (frames + ffmpeg, HTTP clients) is reached only through the traits in
+//! [`ports`], so the actors are tested here with fakes and the adapters in the root crate with the
+//! real things. Every message type derives `RactorMessage` so the tree is ready for
+//! `ractor_cluster`.
+#![forbid(unsafe_code)]
+
+pub mod events;
+pub mod job;
+pub mod manager;
+pub mod ports;
+pub mod render;
+pub mod spec;
+pub mod webhook;
+
+pub use job::{JobId, JobStatus, JobView};
+pub use spec::{validate_spec, SpecError, ValidationContext, VideoSpec};

@@ -1,0 +1,431 @@
+//! The actor tree driven with a fake renderer and a fake webhook transport: queue order,
+//! concurrency limit, supervision of panicking renders, webhook retries on a schedule.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use ractor::{Actor, ActorRef};
+use vidbuilder_actors::events::EventKind;
+use vidbuilder_actors::job::{JobStatus, JobView};
+use vidbuilder_actors::manager::{
+    JobManager, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings, SubmitError,
+    SubmitRequest,
+};
+use vidbuilder_actors::ports::*;
+use vidbuilder_actors::spec::{Quality, Scene, SceneContent, VideoSpec};
+use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookSettings};
+
+/// Behaviour is chosen by the first scene's title: `panic`, `fail`, `hang`, else render for
+/// `duration` seconds of (tokio) time.
+#[derive(Default)]
+struct FakeRenderer {
+    started: Mutex<Vec<String>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+}
+
+#[async_trait]
+impl Renderer for FakeRenderer {
+    async fn render(
+        &self,
+        req: RenderRequest,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> Result<RenderOutput, String> {
+        let SceneContent::HeroTitle { title, .. } = &req.spec.scenes[0].content;
+        self.started.lock().unwrap().push(title.clone());
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        struct Dec<'a>(&'a AtomicUsize);
+        impl Drop for Dec<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _dec = Dec(&self.running);
+        match title.as_str() {
+            "panic" => panic!("renderer exploded"),
+            "fail" => return Err("Failed to render video: encoder said no".into()),
+            "hang" => {
+                cancel.cancelled().await;
+                return Err("cancelled".into());
+            }
+            _ => {}
+        }
+        let total = req.spec.frame_count();
+        for f in (0..=total).step_by(10) {
+            progress(RenderProgress {
+                phase: RenderPhase::Rendering,
+                frames_done: f,
+                frames_total: total,
+            });
+            tokio::time::sleep(Duration::from_millis(10 * 1000 / req.spec.fps as u64)).await;
+        }
+        progress(RenderProgress {
+            phase: RenderPhase::Encoding,
+            frames_done: total,
+            frames_total: total,
+        });
+        Ok(RenderOutput {
+            video: req.out_dir.join(format!("{}.mp4", req.job_id)),
+            reel: None,
+            duration_secs: req.spec.duration(),
+            width: 640,
+            height: 360,
+            frames: total,
+        })
+    }
+}
+
+#[derive(Default)]
+struct FakeTransport {
+    /// Status codes to answer, in order; 200 once they run out.
+    script: Mutex<Vec<u16>>,
+    seen: Mutex<
+        Vec<(
+            tokio::time::Instant,
+            String,
+            serde_json::Value,
+            Vec<(String, String)>,
+        )>,
+    >,
+}
+
+#[async_trait]
+impl WebhookTransport for FakeTransport {
+    async fn post(&self, req: WebhookRequest) -> AttemptOutcome {
+        let status = {
+            let mut s = self.script.lock().unwrap();
+            if s.is_empty() {
+                200
+            } else {
+                s.remove(0)
+            }
+        };
+        self.seen.lock().unwrap().push((
+            tokio::time::Instant::now(),
+            req.url.clone(),
+            serde_json::from_slice(&req.body).unwrap(),
+            req.headers.clone(),
+        ));
+        AttemptOutcome {
+            status: Some(status),
+            error: None,
+            retry_after: None,
+            permanent: false,
+            latency_ms: 1,
+        }
+    }
+}
+
+fn spec(title: &str, secs: f64) -> VideoSpec {
+    VideoSpec {
+        theme: "corporate".into(),
+        music: None,
+        quality: Quality::Draft,
+        fps: 30,
+        generate_reels: false,
+        scenes: vec![Scene {
+            duration: secs,
+            content: SceneContent::HeroTitle {
+                title: title.into(),
+                subtitle: None,
+            },
+        }],
+    }
+}
+
+struct Tree {
+    manager: ActorRef<JobManagerMsg>,
+    webhooks: ActorRef<WebhookMsg>,
+    views: JobViews,
+    renderer: Arc<FakeRenderer>,
+    transport: Arc<FakeTransport>,
+}
+
+async fn tree(max_concurrent: usize, max_queued: usize, schedule: &[u64]) -> Tree {
+    let renderer = Arc::new(FakeRenderer::default());
+    let transport = Arc::new(FakeTransport::default());
+    let settings = WebhookSettings {
+        retry_schedule: schedule.iter().map(|s| Duration::from_secs(*s)).collect(),
+        ..WebhookSettings::default()
+    };
+    let (webhooks, _) = Actor::spawn(
+        None,
+        WebhookActor,
+        WebhookArgs {
+            transport: transport.clone(),
+            settings,
+        },
+    )
+    .await
+    .unwrap();
+    let views: JobViews = Arc::new(DashMap::new());
+    let args = JobManagerArgs {
+        renderer: renderer.clone(),
+        webhooks: webhooks.clone(),
+        views: views.clone(),
+        settings: ManagerSettings {
+            max_concurrent,
+            max_queued,
+            out_dir: "/tmp/none".into(),
+            download_prefix: "/api/download/".into(),
+        },
+    };
+    let (manager, _) = Actor::spawn(None, JobManager, args).await.unwrap();
+    Tree {
+        manager,
+        webhooks,
+        views,
+        renderer,
+        transport,
+    }
+}
+
+async fn submit(
+    t: &Tree,
+    title: &str,
+    secs: f64,
+    hook: Option<&str>,
+) -> Result<JobView, SubmitError> {
+    let request = SubmitRequest {
+        spec: spec(title, secs),
+        webhook_url: hook.map(String::from),
+    };
+    ractor::call!(t.manager, |reply| JobManagerMsg::Submit { request, reply }).unwrap()
+}
+
+async fn wait(t: &Tree, v: &JobView) -> JobView {
+    let job_id = v.job_id.clone();
+    ractor::call!(t.manager, |reply| JobManagerMsg::WaitFinished {
+        job_id,
+        reply
+    })
+    .unwrap()
+}
+
+/// Polls `f` until it returns true or the (tokio) deadline passes.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_run_in_fifo_order_within_the_concurrency_limit() {
+    let t = tree(2, 100, &[30, 120, 300]).await;
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        jobs.push(submit(&t, &format!("job{i}"), 2.0, None).await.unwrap());
+    }
+    assert_eq!(jobs[0].status, JobStatus::Queued);
+    // The view shows queue positions for the ones still waiting.
+    let v5 = t.views.get(&jobs[5].job_id).unwrap().clone();
+    assert_eq!(v5.status, JobStatus::Queued);
+    assert_eq!(v5.queue_position, Some(4));
+    for j in &jobs {
+        let done = wait(&t, j).await;
+        assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+        assert_eq!(done.progress, 100);
+        assert_eq!(
+            done.result.as_ref().unwrap().video_url,
+            format!("/api/download/{}", j.job_id)
+        );
+    }
+    let order = t.renderer.started.lock().unwrap().clone();
+    assert_eq!(order, (0..6).map(|i| format!("job{i}")).collect::<Vec<_>>());
+    assert_eq!(t.renderer.max_running.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_is_visible_and_never_goes_backwards() {
+    let t = tree(1, 10, &[30]).await;
+    let job = submit(&t, "slow", 10.0, None).await.unwrap();
+    let mut last = 0u8;
+    let mut saw_frames = false;
+    loop {
+        let v = t.views.get(&job.job_id).unwrap().clone();
+        assert!(
+            v.progress >= last,
+            "progress went back from {last} to {}",
+            v.progress
+        );
+        last = v.progress;
+        saw_frames |= v.message.starts_with("Rendering frames: ") && v.message.ends_with("/300");
+        if v.status.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(97)).await;
+    }
+    assert!(saw_frames);
+    assert_eq!(last, 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_or_failing_render_fails_only_its_job() {
+    let t = tree(1, 10, &[1]).await;
+    let a = submit(&t, "ok-before", 1.0, Some("http://hooks/a"))
+        .await
+        .unwrap();
+    let p = submit(&t, "panic", 1.0, Some("http://hooks/p"))
+        .await
+        .unwrap();
+    let f = submit(&t, "fail", 1.0, Some("http://hooks/f"))
+        .await
+        .unwrap();
+    let b = submit(&t, "ok-after", 1.0, Some("http://hooks/b"))
+        .await
+        .unwrap();
+    assert_eq!(wait(&t, &a).await.status, JobStatus::Completed);
+    let pv = wait(&t, &p).await;
+    assert_eq!(pv.status, JobStatus::Failed);
+    assert!(
+        pv.error.as_ref().unwrap().contains("renderer exploded"),
+        "{pv:?}"
+    );
+    let fv = wait(&t, &f).await;
+    assert_eq!(
+        fv.error.as_deref(),
+        Some("Failed to render video: encoder said no")
+    );
+    assert_eq!(wait(&t, &b).await.status, JobStatus::Completed);
+    // The manager survived and still admits work.
+    let c = submit(&t, "ok-later", 1.0, None).await.unwrap();
+    assert_eq!(wait(&t, &c).await.status, JobStatus::Completed);
+    // Each job got exactly `started` then its terminal event.
+    eventually("8 webhooks", || t.transport.seen.lock().unwrap().len() == 8).await;
+    let seen = t.transport.seen.lock().unwrap().clone();
+    for (url, terminal) in [
+        ("http://hooks/a", "completed"),
+        ("http://hooks/p", "failed"),
+        ("http://hooks/f", "failed"),
+        ("http://hooks/b", "completed"),
+    ] {
+        let events: Vec<String> = seen
+            .iter()
+            .filter(|s| s.1 == url)
+            .map(|s| s.2["status"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            events,
+            vec!["started".to_string(), terminal.to_string()],
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_refuses_and_stores_nothing() {
+    let t = tree(1, 2, &[30]).await;
+    let _running = submit(&t, "hang", 1.0, None).await.unwrap();
+    submit(&t, "q1", 1.0, None).await.unwrap();
+    submit(&t, "q2", 1.0, None).await.unwrap();
+    let before = t.views.len();
+    let err = submit(&t, "q3", 1.0, None).await.unwrap_err();
+    assert!(
+        matches!(err, SubmitError::QueueFull { queued: 2, .. }),
+        "{err:?}"
+    );
+    assert_eq!(t.views.len(), before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_deliveries_are_retried_on_schedule_with_the_same_body_and_id() {
+    let t = tree(1, 10, &[30, 120, 300]).await;
+    // started: 500, 503, then 200 on the third attempt; completed: 200.
+    *t.transport.script.lock().unwrap() = vec![500, 503];
+    let job = submit(&t, "quick", 1.0, Some("http://hooks/x"))
+        .await
+        .unwrap();
+    wait(&t, &job).await;
+    eventually("4 attempts", || t.transport.seen.lock().unwrap().len() == 4).await;
+    let seen = t.transport.seen.lock().unwrap().clone();
+    let started: Vec<_> = seen.iter().filter(|s| s.2["status"] == "started").collect();
+    assert_eq!(started.len(), 3);
+    let gap1 = started[1].0 - started[0].0;
+    let gap2 = started[2].0 - started[1].0;
+    assert!(
+        gap1 >= Duration::from_secs(30) && gap1 < Duration::from_secs(31),
+        "{gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_secs(120) && gap2 < Duration::from_secs(121),
+        "{gap2:?}"
+    );
+    assert_eq!(started[0].2, started[2].2, "same body on every attempt");
+    let id =
+        |h: &Vec<(String, String)>| h.iter().find(|(k, _)| k == "webhook-id").unwrap().1.clone();
+    assert_eq!(id(&started[0].3), id(&started[2].3));
+    // `completed` waited for `started` to be delivered: it comes last.
+    assert_eq!(seen[3].2["status"], "completed");
+    let log = ractor::call!(t.webhooks, |reply| WebhookMsg::Log {
+        job_id: job.job_id.clone(),
+        reply
+    })
+    .unwrap();
+    let results: Vec<_> = log
+        .iter()
+        .map(|r| (r.event, r.attempt, r.status_code, r.result.as_str()))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            (EventKind::Started, 1, Some(500), "retrying"),
+            (EventKind::Started, 2, Some(503), "retrying"),
+            (EventKind::Started, 3, Some(200), "delivered"),
+            (EventKind::Completed, 1, Some(200), "delivered"),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_receiver_gets_four_attempts_then_gives_up_and_410_stops_at_once() {
+    let t = tree(1, 10, &[30, 120, 300]).await;
+    *t.transport.script.lock().unwrap() = vec![500; 4];
+    let job = submit(&t, "quick", 1.0, Some("http://hooks/dead"))
+        .await
+        .unwrap();
+    wait(&t, &job).await;
+    eventually("exhausted + completed", || {
+        t.transport.seen.lock().unwrap().len() == 5
+    })
+    .await;
+    let log = ractor::call!(t.webhooks, |reply| WebhookMsg::Log {
+        job_id: job.job_id.clone(),
+        reply
+    })
+    .unwrap();
+    assert_eq!(
+        log.iter().filter(|r| r.event == EventKind::Started).count(),
+        4
+    );
+    assert_eq!(log[3].result, "exhausted");
+    assert_eq!(log[4].result, "delivered");
+
+    *t.transport.script.lock().unwrap() = vec![410];
+    let job = submit(&t, "quick", 1.0, Some("http://hooks/gone"))
+        .await
+        .unwrap();
+    wait(&t, &job).await;
+    eventually("gone + completed", || {
+        t.transport.seen.lock().unwrap().len() == 7
+    })
+    .await;
+    let log = ractor::call!(t.webhooks, |reply| WebhookMsg::Log {
+        job_id: job.job_id.clone(),
+        reply
+    })
+    .unwrap();
+    assert_eq!(log[0].result, "gave-up");
+    assert_eq!(log.len(), 2);
+    let pending = ractor::call!(t.webhooks, WebhookMsg::Pending).unwrap();
+    assert_eq!(pending, 0);
+}
