@@ -82,6 +82,8 @@ pub enum JobManagerMsg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagerStats {
+    /// Jobs known (any status).
+    pub total: usize,
     pub queued: usize,
     pub running: usize,
     pub max_concurrent: usize,
@@ -413,6 +415,7 @@ impl Actor for JobManager {
             }
             JobManagerMsg::Stats(reply) => {
                 let _ = reply.send(ManagerStats {
+                    total: state.jobs.len(),
                     queued: state.queue.len(),
                     running: state.running.len(),
                     max_concurrent: state.settings.max_concurrent,

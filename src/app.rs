@@ -1,0 +1,165 @@
+//! Wiring: builds the adapters from the config, starts the actor tree and the HTTP server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorRef};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use vidbuilder_actors::manager::{
+    JobManager, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings,
+};
+use vidbuilder_actors::spec::SpecLimits;
+use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookSettings};
+use vidbuilder_actors::ValidationContext;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::http::{router, AppState};
+use crate::render::{check_ffmpeg, Catalog, FfmpegRenderer, RenderSettings};
+use crate::webhook_client::HttpWebhookTransport;
+
+/// The validation context for a catalog and config.
+pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationContext {
+    let themes = catalog.theme_names();
+    let default_theme = if themes.contains("corporate") {
+        "corporate".to_string()
+    } else {
+        themes.iter().next().cloned().unwrap_or_default()
+    };
+    ValidationContext {
+        themes,
+        tracks: catalog.track_ids(),
+        default_theme,
+        limits: SpecLimits {
+            max_scenes: config.limits.max_scenes,
+            max_scene_seconds: config.limits.max_scene_seconds,
+            max_total_seconds: config.limits.max_total_seconds,
+            max_text_chars: config.limits.max_text_chars,
+        },
+    }
+}
+
+pub fn render_settings(config: &Config) -> RenderSettings {
+    RenderSettings {
+        ffmpeg: config.render.ffmpeg.clone(),
+        preset: config.render.preset.clone(),
+        crf: config.render.crf,
+        work_dir: config.data_dir.join("work"),
+    }
+}
+
+/// A running server: its address, the actors, and a way to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub manager: ActorRef<JobManagerMsg>,
+    pub webhooks: ActorRef<WebhookMsg>,
+    pub views: JobViews,
+    shutdown: Option<oneshot::Sender<()>>,
+    http: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts everything and returns once the socket is bound.
+    pub async fn start(config: Config) -> Result<Server, Error> {
+        let ffmpeg_version = check_ffmpeg(&config.render.ffmpeg)?;
+        info!(ffmpeg = %ffmpeg_version, "ffmpeg found");
+        let videos: PathBuf = config.data_dir.join("videos");
+        for dir in [&videos, &config.data_dir.join("work")] {
+            std::fs::create_dir_all(dir)
+                .map_err(Error::io(format!("creating {}", dir.display())))?;
+        }
+        let catalog = Arc::new(Catalog::load(config.config_dir())?);
+        let validation = Arc::new(validation_context(&catalog, &config));
+        if !config.webhook.allow_cidrs.is_empty() {
+            warn!(cidrs = ?config.webhook.allow_cidrs, "webhook targets in these private ranges are allowed");
+        }
+
+        let transport = HttpWebhookTransport::new(
+            Duration::from_secs(config.webhook.timeout_secs),
+            Duration::from_secs(config.webhook.connect_timeout_secs),
+        )
+        .map_err(|e| Error::Actors(format!("HTTP client: {e}")))?;
+        let webhook_settings = WebhookSettings {
+            retry_schedule: config.retry_schedule(),
+            max_in_flight: config.webhook.max_in_flight,
+            max_retry_after: Duration::from_secs(config.webhook.max_retry_after_secs),
+            ..WebhookSettings::default()
+        };
+        let (webhooks, _) = Actor::spawn(
+            None,
+            WebhookActor,
+            WebhookArgs {
+                transport: Arc::new(transport),
+                settings: webhook_settings,
+            },
+        )
+        .await
+        .map_err(|e| Error::Actors(e.to_string()))?;
+
+        let views: JobViews = Arc::new(DashMap::new());
+        let renderer = FfmpegRenderer::new(catalog.clone(), render_settings(&config));
+        let manager_args = JobManagerArgs {
+            renderer: Arc::new(renderer),
+            webhooks: webhooks.clone(),
+            views: views.clone(),
+            settings: ManagerSettings {
+                max_concurrent: config.concurrency(),
+                max_queued: config.max_queued_jobs,
+                out_dir: videos,
+                download_prefix: "/api/download/".into(),
+            },
+        };
+        let (manager, _) = Actor::spawn(None, JobManager, manager_args)
+            .await
+            .map_err(|e| Error::Actors(e.to_string()))?;
+
+        let state = AppState {
+            manager: manager.clone(),
+            views: views.clone(),
+            validation,
+            themes: Arc::new(catalog.themes()),
+            tracks: Arc::new(catalog.tracks()),
+            ffmpeg_version: Arc::new(ffmpeg_version),
+        };
+        let app = router(state, config.max_body_bytes);
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(Error::io(format!("binding {}", config.bind)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(Error::io("reading the bound address"))?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let http = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("HTTP server stopped: {e}");
+            }
+        });
+        info!(%addr, renders_at_once = config.concurrency(), max_queued = config.max_queued_jobs, "vidbuilder listening");
+        Ok(Server {
+            addr,
+            manager,
+            webhooks,
+            views,
+            shutdown: Some(tx),
+            http,
+        })
+    }
+
+    /// Stops accepting requests, then stops the actors.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.http).await;
+        self.manager.stop(Some("shutdown".into()));
+        self.webhooks.stop(Some("shutdown".into()));
+    }
+}

@@ -1,0 +1,346 @@
+//! The one configuration struct, loaded from the embedded `config/default.toml`, an optional
+//! file, the environment (`VIDBUILDER_*`, one variable per key, derived from the defaults so no
+//! key is forgotten) and command-line flags, in that order.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+use crate::error::Error;
+
+/// The shipped defaults, embedded so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub config_dir: String,
+    pub max_concurrent_renders: usize,
+    pub max_queued_jobs: usize,
+    pub max_body_bytes: usize,
+    pub log_format: String,
+    pub render: RenderConfig,
+    pub webhook: WebhookConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    pub ffmpeg: PathBuf,
+    pub preset: String,
+    pub crf: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub retry_schedule: Vec<u64>,
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub max_in_flight: usize,
+    pub max_retry_after_secs: u64,
+    pub allow_cidrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_scenes: usize,
+    pub max_scene_seconds: f64,
+    pub max_total_seconds: f64,
+    pub max_text_chars: usize,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, Error> {
+        Config::load_with_env(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, Error> {
+        let defaults: Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| Error::Config(format!("embedded defaults: {e}")))?;
+        let mut merged = defaults.clone();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            let table: Table = text
+                .parse()
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            merge(&mut merged, table);
+        }
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("VIDBUILDER_"))
+            .collect();
+        for (path, default) in leaves(&defaults) {
+            let var = env_name(&path);
+            if let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) {
+                let value = parse_env(raw, &default)
+                    .map_err(|e| Error::Config(format!("{var}={raw:?}: {e}")))?;
+                set(&mut merged, &path, value);
+            }
+        }
+        let config: Config = Value::Table(merged)
+            .try_into()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Every environment variable the config reads, with its key path (`webhook.retry_schedule`).
+    pub fn env_vars() -> Vec<(String, String)> {
+        let defaults: Table = DEFAULT_TOML.parse().expect("embedded defaults parse");
+        leaves(&defaults)
+            .into_iter()
+            .map(|(p, _)| (env_name(&p), p.join(".")))
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.webhook.retry_schedule.len() > 20 {
+            return Err(Error::Config(
+                "webhook.retry_schedule: at most 20 retries".into(),
+            ));
+        }
+        if self.render.crf > 51 {
+            return Err(Error::Config("render.crf: must be 0..=51".into()));
+        }
+        const PRESETS: [&str; 9] = [
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+        ];
+        if !PRESETS.contains(&self.render.preset.as_str()) {
+            return Err(Error::Config(format!(
+                "render.preset: unknown preset '{}'",
+                self.render.preset
+            )));
+        }
+        if !["text", "json"].contains(&self.log_format.as_str()) {
+            return Err(Error::Config("log_format: \"text\" or \"json\"".into()));
+        }
+        for cidr in &self.webhook.allow_cidrs {
+            parse_cidr(cidr).ok_or_else(|| {
+                Error::Config(format!(
+                    "webhook.allow_cidrs: '{cidr}' is not a CIDR like 127.0.0.0/8"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Renders at once: configured, or one per two cores.
+    pub fn concurrency(&self) -> usize {
+        if self.max_concurrent_renders > 0 {
+            return self.max_concurrent_renders;
+        }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        (cores / 2).max(1)
+    }
+
+    pub fn retry_schedule(&self) -> Vec<Duration> {
+        self.webhook
+            .retry_schedule
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect()
+    }
+
+    pub fn config_dir(&self) -> Option<&Path> {
+        (!self.config_dir.is_empty()).then(|| Path::new(&self.config_dir))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// `10.0.0.0/8` → (address, prefix length). Validated now; enforced by the SSRF guard.
+pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, len) = s.trim().split_once('/')?;
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+fn env_name(path: &[String]) -> String {
+    format!("VIDBUILDER_{}", path.join("_").to_ascii_uppercase())
+}
+
+fn leaves(table: &Table) -> Vec<(Vec<String>, Value)> {
+    let mut out = Vec::new();
+    for (k, v) in table {
+        match v {
+            Value::Table(t) => {
+                for (mut p, v) in leaves(t) {
+                    p.insert(0, k.clone());
+                    out.push((p, v));
+                }
+            }
+            v => out.push((vec![k.clone()], v.clone())),
+        }
+    }
+    out
+}
+
+fn merge(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set(table: &mut Table, path: &[String], value: Value) {
+    match path {
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            if let Some(Value::Table(t)) = table.get_mut(first) {
+                set(t, rest, value);
+            }
+        }
+        [] => {}
+    }
+}
+
+/// Parses an environment value as the type its default has.
+fn parse_env(raw: &str, like: &Value) -> Result<Value, String> {
+    let raw = raw.trim();
+    Ok(match like {
+        Value::String(_) => Value::String(raw.to_string()),
+        Value::Integer(_) => Value::Integer(raw.parse().map_err(|_| "expected a whole number")?),
+        Value::Float(_) => Value::Float(raw.parse().map_err(|_| "expected a number")?),
+        Value::Boolean(_) => Value::Boolean(match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err("expected true or false".into()),
+        }),
+        Value::Array(items) => {
+            let elem = items
+                .first()
+                .cloned()
+                .unwrap_or(Value::String(String::new()));
+            let parts = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+            Value::Array(
+                parts
+                    .map(|p| parse_env(p, &elem))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        other => return Err(format!("unsupported type {}", other.type_str())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.webhook.retry_schedule, vec![30, 120, 300]);
+        assert_eq!(c.render.preset, "veryfast");
+        assert!(c.concurrency() >= 1);
+    }
+
+    #[test]
+    fn every_key_has_an_env_var_and_the_named_ones_work() {
+        let vars = Config::env_vars();
+        for v in [
+            "VIDBUILDER_BIND",
+            "VIDBUILDER_DATA_DIR",
+            "VIDBUILDER_WEBHOOK_RETRY_SCHEDULE",
+            "VIDBUILDER_WEBHOOK_ALLOW_CIDRS",
+            "VIDBUILDER_RENDER_CRF",
+            "VIDBUILDER_LIMITS_MAX_SCENES",
+        ] {
+            assert!(vars.iter().any(|(n, _)| n == v), "{v} missing");
+        }
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("VIDBUILDER_BIND", "0.0.0.0:9999"),
+                ("VIDBUILDER_DATA_DIR", "/tmp/x"),
+                ("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1, 2,3"),
+                ("VIDBUILDER_WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8,::1/128"),
+                ("VIDBUILDER_LIMITS_MAX_SCENE_SECONDS", "12.5"),
+                ("VIDBUILDER_MAX_CONCURRENT_RENDERS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.bind.to_string(), "0.0.0.0:9999");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            c.retry_schedule(),
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(3)
+            ]
+        );
+        assert_eq!(c.webhook.allow_cidrs, vec!["127.0.0.0/8", "::1/128"]);
+        assert_eq!(c.limits.max_scene_seconds, 12.5);
+        assert_eq!(c.concurrency(), 3);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_named() {
+        let e = Config::load_with_env(None, env(&[("VIDBUILDER_RENDER_CRF", "abc")])).unwrap_err();
+        assert!(e.to_string().contains("VIDBUILDER_RENDER_CRF"), "{e}");
+        let e = Config::load_with_env(None, env(&[("VIDBUILDER_WEBHOOK_ALLOW_CIDRS", "nonsense")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("allow_cidrs"), "{e}");
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "max_queued_jobs = 7\n[webhook]\ntimeout_secs = 2\n").unwrap();
+        let c = Config::load_with_env(Some(&f), env(&[])).unwrap();
+        assert_eq!(
+            (
+                c.max_queued_jobs,
+                c.webhook.timeout_secs,
+                c.webhook.connect_timeout_secs
+            ),
+            (7, 2, 5)
+        );
+        std::fs::write(&f, "max_queued_jobz = 7\n").unwrap();
+        assert!(Config::load_with_env(Some(&f), env(&[])).is_err());
+    }
+}

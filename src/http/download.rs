@@ -1,0 +1,104 @@
+//! `GET /api/download/:jobId` (and `/reel`): the finished MP4, with HTTP Range support.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+use vidbuilder_actors::job::JobStatus;
+use vidbuilder_actors::JobId;
+
+use super::error::ApiError;
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/download/{job_id}", get(download_video))
+        .route("/api/download/{job_id}/reel", get(download_reel))
+}
+
+async fn download_video(
+    state: State<AppState>,
+    Path(job_id): Path<String>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    serve(state, job_id, false, req).await
+}
+
+async fn download_reel(
+    state: State<AppState>,
+    Path(job_id): Path<String>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    serve(state, job_id, true, req).await
+}
+
+async fn serve(
+    State(state): State<AppState>,
+    job_id: String,
+    reel: bool,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let id = JobId::parse(&job_id).ok_or_else(|| ApiError::not_found_job(&job_id))?;
+    let view = state
+        .views
+        .get(&id)
+        .map(|v| v.clone())
+        .ok_or_else(|| ApiError::not_found_job(&job_id))?;
+    let path: Option<PathBuf> = view.result.as_ref().and_then(|r| {
+        if reel {
+            r.files.reel.clone()
+        } else {
+            r.files.video.clone()
+        }
+    });
+    let Some(path) = path.filter(|_| view.status == JobStatus::Completed) else {
+        let what = if reel && view.status == JobStatus::Completed {
+            "This job has no reel video."
+        } else {
+            "The video is not ready yet."
+        };
+        let status = serde_json::to_value(view.status).unwrap_or_default();
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Video not available.",
+            format!("{what} Job status: {}.", status.as_str().unwrap_or("")),
+        )
+        .with("jobId", id.to_string())
+        .with("status", status));
+    };
+    let mut res = ServeFile::new_with_mime(&path, &"video/mp4".parse().expect("mime"))
+        .oneshot(req)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not read the video.",
+                e.to_string(),
+            )
+        })?
+        .into_response();
+    if res.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Video not available.",
+            "The video file is no longer on this server.",
+        )
+        .with("jobId", id.to_string()));
+    }
+    let name = if reel {
+        format!("{id}-reel.mp4")
+    } else {
+        format!("{id}.mp4")
+    };
+    res.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).expect("ascii"),
+    );
+    Ok(res)
+}

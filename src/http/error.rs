@@ -1,0 +1,61 @@
+//! JSON error bodies: `{"error", "message", "field"?}` plus any extra fields (`hint`,
+//! `receivedUrl`) the contract shows.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: Map<String, Value>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> ApiError {
+        let mut body = Map::new();
+        body.insert("error".into(), json!(error));
+        body.insert("message".into(), json!(message.into()));
+        ApiError {
+            status,
+            body,
+            retry_after: None,
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
+        self.body.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn field(self, field: &str) -> ApiError {
+        self.with("field", field)
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self.with("retryAfter", secs)
+    }
+
+    pub fn not_found_job(id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Job not found.",
+            format!("No job with id '{id}'."),
+        )
+        .field("jobId")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(Value::Object(self.body))).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}

@@ -1,0 +1,234 @@
+//! The contract's job endpoints: async submission, status, and the blocking endpoint.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use vidbuilder_actors::events::WebhookEvent;
+use vidbuilder_actors::job::{JobStatus, JobView};
+use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
+use vidbuilder_actors::{validate_spec, JobId};
+
+use super::error::ApiError;
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/generate-video-async", post(generate_async))
+        .route("/api/generate-flexible-video", post(generate_blocking))
+        .route("/api/job-status/{job_id}", get(job_status))
+}
+
+/// Reads the body as a JSON object, with JSON errors for every way that can fail.
+fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "Request body too large.",
+                "The request body is larger than this server accepts.",
+            )
+            .field("body")
+        } else {
+            ApiError::new(
+                status,
+                "Could not read the request body.",
+                rejection.body_text(),
+            )
+            .field("body")
+        }
+    })?;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !(essence == "application/json" || essence.ends_with("+json")) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported content type.",
+                format!("Send the spec as JSON with 'Content-Type: application/json' (got '{essence}')."),
+            )
+            .field("body"));
+        }
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Malformed JSON.",
+            format!("The request body is not valid JSON: {e}"),
+        )
+        .field("body")
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid request body.",
+            "The request body must be a JSON object.",
+        )
+        .field("body"));
+    }
+    Ok(value)
+}
+
+/// `Some(url)` when the body has a usable webhook URL, `None` when it has none; the contract's
+/// 400 when it has a bad one.
+fn webhook_url(body: &Value) -> Result<Option<String>, ApiError> {
+    let raw = match body.get("webhookUrl") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(other) => return Err(invalid_webhook(other.clone())),
+    };
+    let ok = url::Url::parse(&raw).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && raw.len() <= 2048
+    });
+    match ok {
+        Some(u) => Ok(Some(u.to_string())),
+        None => Err(invalid_webhook(Value::String(raw))),
+    }
+}
+
+fn invalid_webhook(received: Value) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "Invalid webhook URL format.",
+        "Please provide a valid HTTP/HTTPS URL.",
+    )
+    .with("receivedUrl", received)
+    .field("webhookUrl")
+}
+
+async fn submit(
+    state: &AppState,
+    body: &Value,
+    webhook_url: Option<String>,
+) -> Result<JobView, ApiError> {
+    let spec = validate_spec(body, &state.validation).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid video spec.",
+            format!("{}: {}", e.field, e.message),
+        )
+        .field(&e.field)
+    })?;
+    let request = SubmitRequest { spec, webhook_url };
+    let answer = ractor::call!(state.manager, |reply| JobManagerMsg::Submit {
+        request,
+        reply
+    })
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable.",
+            format!("The job manager is not available: {e}"),
+        )
+        .retry_after(5)
+    })?;
+    answer.map_err(|e| match e {
+        SubmitError::QueueFull {
+            retry_after_secs, ..
+        } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many queued jobs.",
+            e.to_string(),
+        )
+        .retry_after(retry_after_secs),
+    })
+}
+
+async fn generate_async(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse_body(&headers, body)?;
+    let Some(hook) = webhook_url(&body)? else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Webhook URL is required for async video generation.",
+            "Please provide a webhookUrl in your request body to receive status updates.",
+        )
+        .with(
+            "hint",
+            "Use /api/generate-flexible-video for synchronous generation without webhooks.",
+        )
+        .field("webhookUrl"));
+    };
+    let view = submit(&state, &body, Some(hook)).await?;
+    let id = view.job_id.to_string();
+    let body = json!({
+        "success": true,
+        "jobId": id,
+        "status": "queued",
+        "message": "Video generation started. You will receive updates via webhook.",
+        "webhookConfigured": true,
+        "statusUrl": format!("/api/job-status/{id}"),
+        "estimatedTime": "3-15 minutes",
+        "queuePosition": view.queue_position,
+    });
+    let mut res = (StatusCode::ACCEPTED, Json(body)).into_response();
+    res.headers_mut().insert(
+        header::LOCATION,
+        format!("/api/job-status/{id}").parse().expect("ascii id"),
+    );
+    Ok(res)
+}
+
+async fn generate_blocking(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse_body(&headers, body)?;
+    let hook = webhook_url(&body)?;
+    let view = submit(&state, &body, hook).await?;
+    let job_id = view.job_id.clone();
+    let done = ractor::call!(state.manager, |reply| JobManagerMsg::WaitFinished {
+        job_id,
+        reply
+    })
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Job lost.",
+            format!("The job manager stopped before the job finished: {e}"),
+        )
+    })?;
+    let at = chrono::Utc::now();
+    let (status, event) = match (&done.status, &done.result, &done.error) {
+        (JobStatus::Completed, Some(result), _) => (
+            StatusCode::OK,
+            WebhookEvent::completed(&done.job_id, result.clone(), at),
+        ),
+        (_, _, error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            WebhookEvent::failed(
+                &done.job_id,
+                error.as_deref().unwrap_or("Video generation failed"),
+                at,
+            ),
+        ),
+    };
+    let mut body = serde_json::to_value(event).expect("events serialise");
+    body["success"] = json!(status == StatusCode::OK);
+    Ok((status, Json(body)).into_response())
+}
+
+async fn job_status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = JobId::parse(&job_id).ok_or_else(|| ApiError::not_found_job(&job_id))?;
+    let view = state
+        .views
+        .get(&id)
+        .map(|v| v.clone())
+        .ok_or_else(|| ApiError::not_found_job(&job_id))?;
+    Ok(Json(view))
+}

@@ -1,0 +1,47 @@
+//! The HTTP API (axum). Handlers are thin: they parse, send a message to the JobManager or read
+//! the job view it writes, and shape the JSON. They never call the renderer, storage or webhooks.
+
+mod catalog;
+mod download;
+pub mod error;
+mod jobs;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::Router;
+use ractor::ActorRef;
+use tower_http::trace::TraceLayer;
+use vidbuilder_actors::manager::{JobManagerMsg, JobViews};
+use vidbuilder_actors::ValidationContext;
+
+use crate::render::{ThemeInfo, TrackInfo};
+use error::ApiError;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub manager: ActorRef<JobManagerMsg>,
+    pub views: JobViews,
+    pub validation: Arc<ValidationContext>,
+    pub themes: Arc<Vec<ThemeInfo>>,
+    pub tracks: Arc<Vec<TrackInfo>>,
+    pub ffmpeg_version: Arc<String>,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(jobs::router())
+        .merge(download::router())
+        .merge(catalog::router())
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "Not found.",
+                "No such endpoint; see the README for the API.",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

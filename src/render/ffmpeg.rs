@@ -1,0 +1,340 @@
+//! The ffmpeg child: raw yuv420p frames in on stdin (written by a dedicated thread, fed through
+//! a bounded channel), H.264 (+ AAC music) MP4 out. The child dies with its [`Encoder`]: on
+//! cancel, on error and on panic (Drop kills and reaps it).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tiny_skia::Pixmap;
+use vidbuilder_actors::ports::CancellationToken;
+
+use super::paint::{rgba_to_yuv420p, yuv420p_len};
+use super::RenderError;
+
+/// How many frames may wait between the drawing thread and the writer.
+const QUEUE: usize = 4;
+/// How many stderr lines are kept for error messages.
+const STDERR_LINES: usize = 20;
+
+fn not_found(ffmpeg: &Path) -> RenderError {
+    RenderError::FfmpegNotFound(ffmpeg.display().to_string())
+}
+
+fn spawn_error(ffmpeg: &Path, e: std::io::Error) -> RenderError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => not_found(ffmpeg),
+        _ => RenderError::Io(format!("starting {}", ffmpeg.display()), e),
+    }
+}
+
+/// Checks that ffmpeg runs and has the libx264 and aac encoders; returns its version line.
+pub fn check_ffmpeg(ffmpeg: &Path) -> Result<String, RenderError> {
+    let out = Command::new(ffmpeg)
+        .args(["-hide_banner", "-version"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(ffmpeg, e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default().trim().to_string();
+    if !out.status.success() || !first.starts_with("ffmpeg version") {
+        return Err(RenderError::FfmpegUnusable(
+            ffmpeg.display().to_string(),
+            format!("`-version` did not answer like ffmpeg ({})", out.status),
+        ));
+    }
+    let version = first.split(" Copyright").next().unwrap_or(&first).to_string();
+    let enc = Command::new(ffmpeg)
+        .args(["-hide_banner", "-encoders"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(ffmpeg, e))?;
+    let list = String::from_utf8_lossy(&enc.stdout);
+    let has = |name: &str| list.lines().any(|l| l.split_whitespace().nth(1) == Some(name));
+    for (name, what) in [("libx264", "the libx264 H.264 encoder"), ("aac", "the aac audio encoder")] {
+        if !has(name) {
+            return Err(RenderError::FfmpegUnusable(
+                ffmpeg.display().to_string(),
+                format!("{version} lacks {what}; install a full build (Debian/Ubuntu: apt-get install ffmpeg)"),
+            ));
+        }
+    }
+    Ok(version)
+}
+
+/// Background music for one encode.
+#[derive(Debug, Clone)]
+pub struct AudioInput {
+    pub path: PathBuf,
+    /// Linear gain.
+    pub volume: f32,
+}
+
+/// What to encode.
+#[derive(Debug, Clone)]
+pub struct EncodeParams<'a> {
+    pub ffmpeg: &'a Path,
+    pub preset: &'a str,
+    pub crf: u8,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub frames: u64,
+    pub audio: Option<AudioInput>,
+    pub out: &'a Path,
+}
+
+/// The ffmpeg command line for `p`.
+pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
+    let secs = p.frames as f64 / p.fps as f64;
+    let mut a: Vec<String> = [
+        "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(["-s".into(), format!("{}x{}", p.width, p.height), "-r".into(), p.fps.to_string()]);
+    a.extend(["-i".into(), "pipe:0".into()]);
+    if let Some(audio) = &p.audio {
+        a.extend(["-stream_loop".into(), "-1".into(), "-t".into(), format!("{:.3}", secs + 1.0), "-i".into()]);
+        a.push(audio.path.display().to_string());
+        let fade_in = 0.5f64.min(secs / 4.0);
+        let fade_out = 2.0f64.min(secs / 3.0);
+        a.extend([
+            "-filter_complex".into(),
+            format!(
+                "[1:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,\
+                 atrim=duration={secs:.6},asetpts=PTS-STARTPTS,volume={vol:.4},\
+                 afade=t=in:st=0:d={fade_in:.3},afade=t=out:st={st:.6}:d={fade_out:.3}[aout]",
+                vol = audio.volume.clamp(0.0, 4.0),
+                st = (secs - fade_out).max(0.0),
+            ),
+            "-map".into(),
+            "0:v".into(),
+            "-map".into(),
+            "[aout]".into(),
+        ]);
+    } else {
+        a.extend(["-map".into(), "0:v".into()]);
+    }
+    for s in ["-c:v", "libx264", "-preset", p.preset, "-crf"] {
+        a.push(s.into());
+    }
+    a.push(p.crf.to_string());
+    for s in [
+        "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+        "-color_range", "tv",
+    ] {
+        a.push(s.into());
+    }
+    a.extend(["-frames:v".into(), p.frames.to_string()]);
+    if p.audio.is_some() {
+        for s in ["-c:a", "aac", "-b:a", "160k", "-ar", "48000"] {
+            a.push(s.into());
+        }
+    }
+    for s in ["-movflags", "+faststart", "-f", "mp4"] {
+        a.push(s.into());
+    }
+    a.push(p.out.display().to_string());
+    a
+}
+
+/// A running ffmpeg encode. Dropping it without [`Encoder::finish`] kills the child.
+pub struct Encoder {
+    child: Child,
+    reaped: bool,
+    tx: Option<SyncSender<Pixmap>>,
+    recycle: Receiver<Pixmap>,
+    writer: Option<JoinHandle<std::io::Result<()>>>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr_thread: Option<JoinHandle<()>>,
+    width: u32,
+    height: u32,
+}
+
+impl Encoder {
+    pub fn spawn(p: &EncodeParams) -> Result<Encoder, RenderError> {
+        let mut child = Command::new(p.ffmpeg)
+            .args(ffmpeg_args(p))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| spawn_error(p.ffmpeg, e))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+
+        let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
+        let ring = stderr.clone();
+        let stderr_thread = std::thread::Builder::new()
+            .name("ffmpeg-stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr_pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let mut r = ring.lock().unwrap_or_else(|e| e.into_inner());
+                    if r.len() == STDERR_LINES {
+                        r.pop_front();
+                    }
+                    r.push_back(line.chars().take(400).collect());
+                }
+            })
+            .map_err(|e| RenderError::Io("starting the ffmpeg stderr reader".into(), e));
+        let stderr_thread = match stderr_thread {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+
+        let (tx, rx) = sync_channel::<Pixmap>(QUEUE);
+        let (recycle_tx, recycle) = std::sync::mpsc::channel::<Pixmap>();
+        let (w, h) = (p.width as usize, p.height as usize);
+        let writer = std::thread::Builder::new()
+            .name("ffmpeg-writer".into())
+            .spawn(move || write_frames(stdin, rx, recycle_tx, w, h));
+        let writer = match writer {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RenderError::Io("starting the ffmpeg writer".into(), e));
+            }
+        };
+        Ok(Encoder {
+            child,
+            reaped: false,
+            tx: Some(tx),
+            recycle,
+            writer: Some(writer),
+            stderr,
+            stderr_thread: Some(stderr_thread),
+            width: p.width,
+            height: p.height,
+        })
+    }
+
+    /// A frame buffer to draw into (recycled from the writer when possible).
+    pub fn buffer(&self) -> Pixmap {
+        self.recycle
+            .try_recv()
+            .unwrap_or_else(|_| Pixmap::new(self.width, self.height).expect("frame size"))
+    }
+
+    /// Queue a frame; blocks while the queue is full. `false` when the writer has stopped
+    /// (ffmpeg died): call [`Encoder::finish`] to learn why.
+    pub fn send(&self, frame: Pixmap) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(frame).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The child's process id (for tests and logs).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr_tail(&self) -> String {
+        let r = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    fn kill(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.reaped = true;
+        }
+    }
+
+    /// Close stdin, let ffmpeg finish, and report how it went. Polls `cancel` throughout and
+    /// kills ffmpeg when it fires.
+    pub fn finish(mut self, cancel: &CancellationToken) -> Result<(), RenderError> {
+        self.tx = None; // the writer drains the queue, then closes ffmpeg's stdin
+        let writer = self.writer.take().expect("writer");
+        while !writer.is_finished() {
+            if cancel.is_cancelled() {
+                self.kill();
+                let _ = writer.join();
+                return Err(RenderError::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let written = match writer.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {
+                    if cancel.is_cancelled() {
+                        self.kill();
+                        return Err(RenderError::Cancelled);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    self.kill();
+                    return Err(RenderError::Io("waiting for ffmpeg".into(), e));
+                }
+            }
+        };
+        self.reaped = true;
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+        if !status.success() {
+            let code = status.code().map(|c| c.to_string()).unwrap_or_else(|| status.to_string());
+            let mut stderr = self.stderr_tail();
+            if stderr.is_empty() {
+                stderr = "(no error output)".into();
+            }
+            return Err(RenderError::Ffmpeg { status: code, stderr });
+        }
+        written.map_err(|e| RenderError::Io("writing frames to ffmpeg".into(), e))
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        self.tx = None;
+        self.kill();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_frames(
+    mut stdin: ChildStdin,
+    rx: Receiver<Pixmap>,
+    recycle: std::sync::mpsc::Sender<Pixmap>,
+    w: usize,
+    h: usize,
+) -> std::io::Result<()> {
+    let mut yuv = vec![0u8; yuv420p_len(w, h)];
+    for frame in rx {
+        rgba_to_yuv420p(frame.data(), w, h, &mut yuv);
+        let _ = recycle.send(frame);
+        stdin.write_all(&yuv)?;
+    }
+    stdin.flush()?;
+    drop(stdin);
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! Pixels: the dithered background, layer compositing, shapes, and RGBA → yuv420p BT.709.
+
+use tiny_skia::{FillRule, FilterQuality, Paint, PathBuilder, Pixmap, PixmapMut, PixmapPaint, Transform};
+
+use super::theme::{Pattern, Rgb, Theme};
+
+/// 8×8 Bayer matrix (values 0..63) for ordered dithering.
+const BAYER8: [[u8; 8]; 8] = [
+    [0, 32, 8, 40, 2, 34, 10, 42],
+    [48, 16, 56, 24, 50, 18, 58, 26],
+    [12, 44, 4, 36, 14, 46, 6, 38],
+    [60, 28, 52, 20, 62, 30, 54, 22],
+    [3, 35, 11, 43, 1, 33, 9, 41],
+    [51, 19, 59, 27, 49, 17, 57, 25],
+    [15, 47, 7, 39, 13, 45, 5, 37],
+    [63, 31, 55, 23, 61, 29, 53, 21],
+];
+
+fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
+    let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+/// The theme's background (gradient + glow + vignette), computed in float and ordered-dithered
+/// to 8 bits so it does not band. Drawn once per render and copied into every frame.
+pub fn background(theme: &Theme, w: u32, h: u32) -> Pixmap {
+    let p = &theme.palette;
+    let stops: Vec<[f32; 3]> = p.background.iter().map(|c| c.f32()).collect();
+    let (wf, hf) = (w as f32, h as f32);
+    let a = p.gradient_angle.to_radians();
+    let (dx, dy) = (a.cos(), a.sin());
+    let half_extent = ((wf * dx).abs() + (hf * dy).abs()) / 2.0;
+    let glow = p.glow.filter(|_| p.glow_strength > 0.0).map(|g| g.f32());
+    let (gx, gy) = (p.glow_center[0] * wf, p.glow_center[1] * hf);
+    let gr = p.glow_radius * wf.max(hf);
+    let inv_gr2 = 1.0 / (gr * gr);
+    let (cx, cy) = (wf / 2.0, hf / 2.0);
+
+    let mut pm = Pixmap::new(w, h).expect("frame size");
+    let data = pm.data_mut();
+    let nseg = (stops.len() - 1).max(1) as f32;
+    let mut row = vec![[0f32; 3]; w as usize];
+    for y in 0..h as usize {
+        let yf = y as f32 + 0.5;
+        for (x, px) in row.iter_mut().enumerate() {
+            let xf = x as f32 + 0.5;
+            // gradient position 0..1 across the frame along the angle
+            let t = if half_extent > 0.0 {
+                (0.5 + ((xf - cx) * dx + (yf - cy) * dy) / (2.0 * half_extent)).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let mut c = if stops.len() == 1 {
+                stops[0]
+            } else {
+                let s = t * nseg;
+                let i = (s.floor() as usize).min(stops.len() - 2);
+                let f = smoothstep(0.0, 1.0, s - i as f32) * 0.5 + (s - i as f32) * 0.5;
+                let (a, b) = (stops[i], stops[i + 1]);
+                [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f]
+            };
+            if let Some(g) = glow {
+                let d2 = (xf - gx) * (xf - gx) + (yf - gy) * (yf - gy);
+                let k = p.glow_strength * (-2.2 * d2 * inv_gr2).exp();
+                // screen blend: brightens without washing out
+                for j in 0..3 {
+                    c[j] = 1.0 - (1.0 - c[j]) * (1.0 - g[j] * k);
+                }
+            }
+            if p.vignette > 0.0 {
+                let nx = (xf - cx) / cx;
+                let ny = (yf - cy) / cy;
+                let r = ((nx * nx + ny * ny) * 0.5).sqrt();
+                let v = 1.0 - p.vignette * smoothstep(0.3, 1.05, r);
+                for cj in c.iter_mut() {
+                    *cj *= v;
+                }
+            }
+            *px = c;
+        }
+        let line = &mut data[y * w as usize * 4..(y + 1) * w as usize * 4];
+        let brow = &BAYER8[y & 7];
+        for (x, c) in row.iter().enumerate() {
+            let d = (brow[x & 7] as f32 + 0.5) / 64.0;
+            let o = &mut line[x * 4..x * 4 + 4];
+            for j in 0..3 {
+                o[j] = (c[j] * 255.0 + d).floor().clamp(0.0, 255.0) as u8;
+            }
+            o[3] = 255;
+        }
+    }
+    decorate(&mut pm, theme);
+    pm
+}
+
+fn paint_of(c: Rgb, opacity: f32) -> Paint<'static> {
+    let mut paint = Paint::default();
+    paint.set_color_rgba8(c.0, c.1, c.2, (opacity.clamp(0.0, 1.0) * 255.0).round() as u8);
+    paint.anti_alias = true;
+    paint
+}
+
+/// The theme's faint static pattern, in frame-relative units so it scales with the frame.
+fn decorate(pm: &mut Pixmap, theme: &Theme) {
+    let p = &theme.palette;
+    if p.pattern == Pattern::None || p.pattern_opacity <= 0.0 {
+        return;
+    }
+    let color = p.pattern_color.unwrap_or(p.text);
+    let (w, h) = (pm.width() as f32, pm.height() as f32);
+    let u = w.min(h) / 100.0;
+    let op = p.pattern_opacity;
+    match p.pattern {
+        Pattern::None => {}
+        Pattern::Dots => {
+            let step = 2.8 * u;
+            let r = 0.2 * u;
+            let reach = 0.55 * w.max(h);
+            let mut y = step * 0.75;
+            while y < h * 0.6 {
+                let mut x = w - step * 0.75;
+                while x > w * 0.35 {
+                    let d = ((w - x).powi(2) + y.powi(2)).sqrt() / reach;
+                    let a = op * (1.0 - d).max(0.0).powf(1.6);
+                    if a > 0.004 {
+                        if let Some(path) = PathBuilder::from_circle(x, y, r) {
+                            pm.fill_path(&path, &paint_of(color, a), FillRule::Winding, Transform::identity(), None);
+                        }
+                    }
+                    x -= step;
+                }
+                y += step;
+            }
+        }
+        Pattern::Rings => {
+            let (cx, cy) = (p.glow_center[0] * w, p.glow_center[1] * h);
+            let base = 0.5 * w.max(h);
+            let stroke = tiny_skia::Stroke { width: 0.14 * u, ..Default::default() };
+            for i in 0..6 {
+                let r = base * (0.28 + 0.16 * i as f32);
+                let a = op * (1.0 - i as f32 / 7.0);
+                if let Some(path) = PathBuilder::from_circle(cx, cy, r) {
+                    pm.stroke_path(&path, &paint_of(color, a), &stroke, Transform::identity(), None);
+                }
+            }
+        }
+        Pattern::Grid => {
+            let step = 6.0 * u;
+            let lw = (0.09 * u).max(1.0);
+            // horizontal lines, fading towards the top
+            let mut y = h - step / 2.0;
+            while y > 0.0 {
+                let a = op * (y / h).powf(2.0);
+                if let Some(r) = tiny_skia::Rect::from_xywh(0.0, y, w, lw) {
+                    pm.fill_rect(r, &paint_of(color, a), Transform::identity(), None);
+                }
+                y -= step;
+            }
+            // vertical lines, drawn per cell so they fade the same way
+            let mut x = (w / 2.0) % step;
+            while x < w {
+                let mut y = h;
+                while y > 0.0 {
+                    let a = op * ((y - step / 2.0) / h).max(0.0).powf(2.0);
+                    if let Some(r) = tiny_skia::Rect::from_xywh(x, (y - step).max(0.0), lw, step.min(y)) {
+                        pm.fill_rect(r, &paint_of(color, a), Transform::identity(), None);
+                    }
+                    y -= step;
+                }
+                x += step;
+            }
+        }
+        Pattern::Bubbles => {
+            // (x, y, radius) relative to the frame / its long side
+            let long = w.max(h);
+            for (bx, by, br) in [(0.86, 0.18, 0.16), (0.1, 0.82, 0.2), (0.72, 0.9, 0.08), (0.24, 0.12, 0.06), (0.95, 0.62, 0.05)] {
+                if let Some(path) = PathBuilder::from_circle(bx * w, by * h, br * long) {
+                    pm.fill_path(&path, &paint_of(color, op), FillRule::Winding, Transform::identity(), None);
+                }
+            }
+        }
+    }
+}
+
+/// Draw a cached layer at a (sub-pixel) position with an opacity. Bilinear filtering whenever
+/// the position is fractional, so slow motion is smooth rather than stepping a pixel at a time.
+pub fn draw_layer(frame: &mut PixmapMut, layer: &Pixmap, x: f32, y: f32, opacity: f32) {
+    if opacity <= 0.002 {
+        return;
+    }
+    let fractional = (x - x.round()).abs() > 0.01 || (y - y.round()).abs() > 0.01;
+    let paint = PixmapPaint {
+        opacity: opacity.min(1.0),
+        quality: if fractional { FilterQuality::Bilinear } else { FilterQuality::Nearest },
+        ..PixmapPaint::default()
+    };
+    if fractional {
+        frame.draw_pixmap(0, 0, layer.as_ref(), &paint, Transform::from_translate(x, y), None);
+    } else {
+        frame.draw_pixmap(x.round() as i32, y.round() as i32, layer.as_ref(), &paint, Transform::identity(), None);
+    }
+}
+
+/// A filled rounded rectangle `[x, y, w, h]` (radius clamped to half the short side), anti-aliased.
+pub fn fill_round_rect(frame: &mut PixmapMut, rect: [f32; 4], radius: f32, color: Rgb, opacity: f32) {
+    let [x, y, w, h] = rect;
+    if w <= 0.05 || h <= 0.05 || opacity <= 0.002 {
+        return;
+    }
+    let r = radius.min(w / 2.0).min(h / 2.0).max(0.0);
+    let mut pb = PathBuilder::new();
+    // quarter-circle approximated with a cubic: k = 0.5523
+    let k = 0.5523 * r;
+    pb.move_to(x + r, y);
+    pb.line_to(x + w - r, y);
+    pb.cubic_to(x + w - r + k, y, x + w, y + r - k, x + w, y + r);
+    pb.line_to(x + w, y + h - r);
+    pb.cubic_to(x + w, y + h - r + k, x + w - r + k, y + h, x + w - r, y + h);
+    pb.line_to(x + r, y + h);
+    pb.cubic_to(x + r - k, y + h, x, y + h - r + k, x, y + h - r);
+    pb.line_to(x, y + r);
+    pb.cubic_to(x, y + r - k, x + r - k, y, x + r, y);
+    pb.close();
+    let Some(path) = pb.finish() else { return };
+    frame.fill_path(&path, &paint_of(color, opacity), FillRule::Winding, Transform::identity(), None);
+}
+
+// BT.709 limited range, 16.16 fixed point.
+const FP: i32 = 1 << 16;
+const fn fx(v: f64) -> i32 {
+    (v * FP as f64 + if v >= 0.0 { 0.5 } else { -0.5 }) as i32
+}
+const YR: i32 = fx(0.2126 * 219.0 / 255.0);
+const YG: i32 = fx(0.7152 * 219.0 / 255.0);
+const YB: i32 = fx(0.0722 * 219.0 / 255.0);
+const CBR: i32 = fx(-0.2126 / 1.8556 * 224.0 / 255.0);
+const CBG: i32 = fx(-0.7152 / 1.8556 * 224.0 / 255.0);
+const CBB: i32 = fx(0.5 * 224.0 / 255.0);
+const CRR: i32 = fx(0.5 * 224.0 / 255.0);
+const CRG: i32 = fx(-0.7152 / 1.5748 * 224.0 / 255.0);
+const CRB: i32 = fx(-0.0722 / 1.5748 * 224.0 / 255.0);
+
+/// Bytes of one yuv420p frame.
+pub fn yuv420p_len(w: usize, h: usize) -> usize {
+    w * h + 2 * (w / 2) * (h / 2)
+}
+
+/// Convert opaque RGBA (w, h even) to planar yuv420p, BT.709 limited range. Luma is
+/// ordered-dithered (±½ code value) so smooth gradients survive the 256 → 219 level squeeze;
+/// chroma is the 2×2 average.
+pub fn rgba_to_yuv420p(rgba: &[u8], w: usize, h: usize, out: &mut [u8]) {
+    assert!(w % 2 == 0 && h % 2 == 0, "frame size must be even");
+    assert_eq!(rgba.len(), w * h * 4);
+    assert_eq!(out.len(), yuv420p_len(w, h));
+    let (yp, uv) = out.split_at_mut(w * h);
+    let (up, vp) = uv.split_at_mut((w / 2) * (h / 2));
+    let cw = w / 2;
+    // dither thresholds in 16.16, centred on ½
+    let mut dither = [[0i32; 8]; 8];
+    for (r, row) in BAYER8.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            dither[r][c] = ((*v as i32 * 2 + 1) * FP) / 128;
+        }
+    }
+    for cy in 0..h / 2 {
+        let y0 = cy * 2;
+        let row0 = &rgba[y0 * w * 4..(y0 + 1) * w * 4];
+        let row1 = &rgba[(y0 + 1) * w * 4..(y0 + 2) * w * 4];
+        let (yrow0, rest) = yp[y0 * w..(y0 + 2) * w].split_at_mut(w);
+        let yrow1 = rest;
+        let d0 = &dither[y0 & 7];
+        let d1 = &dither[(y0 + 1) & 7];
+        let urow = &mut up[cy * cw..(cy + 1) * cw];
+        let vrow = &mut vp[cy * cw..(cy + 1) * cw];
+        for cx in 0..cw {
+            let x = cx * 2;
+            let mut sr = 0i32;
+            let mut sg = 0i32;
+            let mut sb = 0i32;
+            for (row, yrow, d) in [(row0, &mut *yrow0, d0), (row1, &mut *yrow1, d1)] {
+                for k in 0..2 {
+                    let p = &row[(x + k) * 4..(x + k) * 4 + 4];
+                    let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
+                    sr += r;
+                    sg += g;
+                    sb += b;
+                    let yv = (YR * r + YG * g + YB * b + (16 * FP) + d[(x + k) & 7]) >> 16;
+                    yrow[x + k] = yv.clamp(16, 235) as u8;
+                }
+            }
+            // sums of 4 pixels: divide by 4 inside the fixed-point shift
+            let u = (CBR * sr + CBG * sg + CBB * sb + (128 * 4 * FP) + 2 * FP) >> 18;
+            let v = (CRR * sr + CRG * sg + CRB * sb + (128 * 4 * FP) + 2 * FP) >> 18;
+            urow[cx] = u.clamp(16, 240) as u8;
+            vrow[cx] = v.clamp(16, 240) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(r: u8, g: u8, b: u8) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let (w, h) = (16, 16);
+        let rgba: Vec<u8> = (0..w * h).flat_map(|_| [r, g, b, 255]).collect();
+        let mut out = vec![0u8; yuv420p_len(w, h)];
+        rgba_to_yuv420p(&rgba, w, h, &mut out);
+        let y = out[..w * h].to_vec();
+        let u = out[w * h..w * h + 64].to_vec();
+        let v = out[w * h + 64..].to_vec();
+        (y, u, v)
+    }
+
+    fn within(vals: &[u8], want: i32) {
+        for v in vals {
+            assert!((*v as i32 - want).abs() <= 1, "{v} vs {want}");
+        }
+    }
+
+    #[test]
+    fn known_colours_map_to_bt709_limited_range() {
+        let (y, u, v) = convert(255, 255, 255);
+        within(&y, 235);
+        within(&u, 128);
+        within(&v, 128);
+        let (y, u, v) = convert(0, 0, 0);
+        within(&y, 16);
+        within(&u, 128);
+        within(&v, 128);
+        // pure red: Y = 16 + 219·0.2126 = 62.6, Cb = 128 − 224·0.1146 = 102.3, Cr = 240
+        let (y, u, v) = convert(255, 0, 0);
+        within(&y, 63);
+        within(&u, 102);
+        within(&v, 240);
+        // pure green and blue for good measure
+        let (y, u, v) = convert(0, 255, 0);
+        within(&y, 173);
+        within(&u, 42);
+        within(&v, 26);
+        let (y, u, v) = convert(0, 0, 255);
+        within(&y, 32);
+        within(&u, 240);
+        within(&v, 118);
+    }
+
+    #[test]
+    fn dithered_luma_averages_to_the_exact_value() {
+        // mid grey 128: Y = 16 + 219·128/255 = 125.93; the dither should average to that.
+        let (y, _, _) = convert(128, 128, 128);
+        let mean = y.iter().map(|v| *v as f64).sum::<f64>() / y.len() as f64;
+        assert!((mean - 125.93).abs() < 0.1, "{mean}");
+    }
+
+    #[test]
+    fn background_is_opaque_and_follows_the_gradient() {
+        let mut theme = Theme::default();
+        theme.palette.background = vec![Rgb(0, 0, 0), Rgb(255, 255, 255)];
+        theme.palette.gradient_angle = 0.0;
+        theme.palette.vignette = 0.0;
+        let bg = background(&theme, 64, 8);
+        assert!(bg.pixels().iter().all(|p| p.alpha() == 255));
+        let left = bg.pixel(0, 4).unwrap().red();
+        let right = bg.pixel(63, 4).unwrap().red();
+        assert!(left < 10 && right > 245, "{left} {right}");
+    }
+}

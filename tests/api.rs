@@ -1,0 +1,494 @@
+//! The contract end to end: a real server, real ffmpeg, real HTTP webhook receivers.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{json, Value};
+
+const LONG: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_example_end_to_end() {
+    let receiver = Receiver::start().await;
+    let t = start_server(&[]).await;
+
+    let (status, headers, body) = t
+        .post(
+            "/api/generate-video-async",
+            &contract_example(&receiver.url("hook")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job_id = body["jobId"].as_str().unwrap().to_string();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["status"], "queued");
+    assert_eq!(
+        body["message"],
+        "Video generation started. You will receive updates via webhook."
+    );
+    assert_eq!(body["webhookConfigured"], true);
+    assert_eq!(body["statusUrl"], format!("/api/job-status/{job_id}"));
+    assert_eq!(body["estimatedTime"], "3-15 minutes");
+    assert_eq!(
+        headers["location"],
+        format!("/api/job-status/{job_id}").as_str()
+    );
+
+    // Watch the status over the job's life: processing with frame counts, progress never back.
+    let mut saw_rendering = false;
+    let mut last = 0;
+    let deadline = std::time::Instant::now() + LONG;
+    let done = loop {
+        let (code, v) = t.get_json(&format!("/api/job-status/{job_id}")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(v["jobId"], job_id.as_str());
+        assert!(v["createdAt"].as_str().unwrap().ends_with('Z'));
+        let p = v["progress"].as_u64().unwrap();
+        assert!(p >= last && p <= 100, "progress {last} -> {p}");
+        last = p;
+        let msg = v["message"].as_str().unwrap();
+        if v["status"] == "processing"
+            && msg.starts_with("Rendering frames: ")
+            && msg.ends_with("/120")
+        {
+            saw_rendering = true;
+        }
+        if matches!(v["status"].as_str(), Some("completed" | "failed")) {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job did not finish: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(saw_rendering, "never saw 'Rendering frames: N/120'");
+    assert_eq!(done["progress"], 100);
+    assert_eq!(done["videoUrl"], format!("/api/download/{job_id}"));
+    assert_eq!(done["duration"], 4.0);
+    assert!(done["renderTime"].as_str().unwrap().ends_with('s'));
+
+    // Exactly one `started`, then one `completed`, with the contract's fields.
+    let hooks = receiver.wait_for("hook", 2, LONG).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hooks_after = receiver.got("hook");
+    assert_eq!(hooks_after.len(), 2, "{hooks_after:?}");
+    let started = &hooks[0].body;
+    assert_eq!(started["jobId"], job_id.as_str());
+    assert_eq!(started["status"], "started");
+    assert_eq!(started["message"], "Video generation started");
+    assert!(started["timestamp"].as_str().unwrap().ends_with('Z'));
+    let completed = &hooks[1].body;
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["progress"], 100);
+    assert_eq!(completed["message"], "Video generated successfully");
+    assert_eq!(completed["videoUrl"], format!("/api/download/{job_id}"));
+    assert_eq!(completed["duration"], 4.0);
+    assert_eq!(completed["scenes"], 1);
+    assert_eq!(completed["reelsGenerated"], false);
+    assert_eq!(completed["s3Upload"], json!({"enabled": false}));
+    assert!(completed["renderTime"].as_str().unwrap().ends_with('s'));
+    assert_eq!(hooks[0].headers["content-type"], "application/json");
+    assert_eq!(
+        hooks[0].headers["webhook-id"],
+        format!("msg_{job_id}_started")
+    );
+    assert_eq!(
+        hooks[1].headers["webhook-id"],
+        format!("msg_{job_id}_completed")
+    );
+
+    // Download it and look inside.
+    let res = t
+        .http
+        .get(format!("{}/api/download/{job_id}", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "video/mp4");
+    assert_eq!(
+        res.headers()["content-disposition"],
+        format!("attachment; filename=\"{job_id}.mp4\"").as_str()
+    );
+    let bytes = res.bytes().await.unwrap();
+    let file = t.data.path().join("downloaded.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    let probe = ffprobe(&file);
+    assert_eq!((probe.width, probe.height), (3840, 2160));
+    assert_eq!(probe.video_codec, "h264");
+    assert_eq!(probe.pix_fmt, "yuv420p");
+    assert_eq!(probe.audio_codec.as_deref(), Some("aac"));
+    assert!(
+        (probe.duration - 4.0).abs() < 0.1,
+        "duration {}",
+        probe.duration
+    );
+    assert!((probe.fps - 30.0).abs() < 0.01);
+
+    // HTTP Range.
+    let res = t
+        .http
+        .get(format!("{}/api/download/{job_id}", t.base))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 206);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 0-99/{}", bytes.len()).as_str()
+    );
+    assert_eq!(res.bytes().await.unwrap(), bytes.slice(0..100));
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_endpoint_answers_with_the_completed_fields() {
+    let t = start_server(&[]).await;
+    let mut spec = quick_spec(None, 1.5);
+    spec["quality"] = json!("720p");
+    spec["generateReels"] = json!(true);
+    let (status, _, body) = t.post("/api/generate-flexible-video", &spec).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["progress"], 100);
+    assert_eq!(body["duration"], 1.5);
+    assert_eq!(body["scenes"], 1);
+    assert_eq!(body["reelsGenerated"], true);
+    assert_eq!(body["s3Upload"]["enabled"], false);
+    let job_id = body["jobId"].as_str().unwrap();
+    for (url, size) in [
+        (body["videoUrl"].as_str().unwrap(), (1280, 720)),
+        (body["reelsUrl"].as_str().unwrap(), (1080, 1920)),
+    ] {
+        let bytes = t
+            .http
+            .get(format!("{}{url}", t.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let f = t.data.path().join(format!("{job_id}-{}.mp4", size.0));
+        std::fs::write(&f, bytes).unwrap();
+        let p = ffprobe(&f);
+        assert_eq!((p.width, p.height), size);
+        assert!((p.duration - 1.5).abs() < 0.1, "{p:?}");
+        assert_eq!(p.audio_codec, None, "no music asked, no audio stream");
+    }
+    let (code, status) = t.get_json(&format!("/api/job-status/{job_id}")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(status["status"], "completed");
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_receiver_gets_the_third_attempt_on_schedule() {
+    let receiver = Receiver::start().await;
+    receiver.script("flaky", &[500, 503]);
+    let t = start_server(&[("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1,2,3")]).await;
+    let (status, _, body) = t
+        .post(
+            "/api/generate-video-async",
+            &quick_spec(Some(&receiver.url("flaky")), 1.0),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let job_id = body["jobId"].as_str().unwrap();
+    let got = receiver.wait_for("flaky", 4, LONG).await;
+    let started: Vec<_> = got
+        .iter()
+        .filter(|r| r.body["status"] == "started")
+        .collect();
+    assert_eq!(
+        started.iter().map(|r| r.answered).collect::<Vec<_>>(),
+        vec![500, 503, 200]
+    );
+    assert!(started[1].at - started[0].at >= Duration::from_secs(1));
+    assert!(started[2].at - started[1].at >= Duration::from_secs(2));
+    assert_eq!(
+        started[0].raw, started[2].raw,
+        "identical body on every attempt"
+    );
+    assert_eq!(
+        started[0].headers["webhook-id"],
+        started[2].headers["webhook-id"]
+    );
+    let completed: Vec<_> = got
+        .iter()
+        .filter(|r| r.body["status"] == "completed")
+        .collect();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0].body["jobId"], job_id);
+    assert!(
+        completed[0].at > started[2].at,
+        "completed is sent after started landed"
+    );
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_delays_nobody_else() {
+    let receiver = Receiver::start().await;
+    receiver.hold("slow");
+    let t = start_server(&[("VIDBUILDER_WEBHOOK_TIMEOUT_SECS", "60")]).await;
+    let (s1, _, _) = t
+        .post(
+            "/api/generate-video-async",
+            &quick_spec(Some(&receiver.url("slow")), 0.5),
+        )
+        .await;
+    let (s2, _, fast) = t
+        .post(
+            "/api/generate-video-async",
+            &quick_spec(Some(&receiver.url("fast")), 0.5),
+        )
+        .await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    // The slow receiver is still holding its first request while the other job's two webhooks land.
+    let fast_hooks = receiver.wait_for("fast", 2, LONG).await;
+    assert_eq!(fast_hooks[1].body["status"], "completed");
+    assert_eq!(fast_hooks[1].body["jobId"], fast["jobId"]);
+    assert!(
+        receiver.got("slow").is_empty(),
+        "the slow receiver has answered nothing yet"
+    );
+    receiver.release();
+    let slow_hooks = receiver.wait_for("slow", 2, LONG).await;
+    assert_eq!(
+        slow_hooks
+            .iter()
+            .map(|r| r.body["status"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["started", "completed"]
+    );
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_failure_ends_failed_with_its_webhook() {
+    // An ffmpeg that passes the start-up check but dies when asked to encode.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("ffmpeg");
+    std::fs::write(&fake, "#!/bin/sh\ncase \"$*\" in *-version*|*-encoders*|*-hide_banner*-h*) exec ffmpeg \"$@\";; esac\necho 'simulated encoder crash' >&2\nexit 3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let receiver = Receiver::start().await;
+    let t = start_server(&[("VIDBUILDER_RENDER_FFMPEG", fake.to_str().unwrap())]).await;
+    let (status, _, body) = t
+        .post(
+            "/api/generate-video-async",
+            &quick_spec(Some(&receiver.url("h")), 1.0),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let job_id = body["jobId"].as_str().unwrap();
+    let done = t.wait_terminal(job_id, LONG).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = done["error"].as_str().unwrap();
+    assert!(error.starts_with("Failed to render video"), "{error}");
+    let hooks = receiver.wait_for("h", 2, LONG).await;
+    assert_eq!(hooks[1].body["status"], "failed");
+    assert_eq!(hooks[1].body["error"], error);
+    let (code, body) = t.get_json(&format!("/api/download/{job_id}")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    // The server still works afterwards.
+    let (code, health) = t.get_json("/api/health").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_error_and_creates_nothing() {
+    let t = start_server(&[("VIDBUILDER_MAX_BODY_BYTES", "20000")]).await;
+    let hook = "https://example.com/hook";
+    let scene = json!({"type": "hero-title", "duration": 2, "content": {"title": "Hi"}});
+
+    // The contract's two webhook errors, exactly.
+    let (code, _, body) = t
+        .post("/api/generate-video-async", &json!({"scenes": [scene]}))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "Webhook URL is required for async video generation."
+    );
+    assert_eq!(
+        body["message"],
+        "Please provide a webhookUrl in your request body to receive status updates."
+    );
+    assert_eq!(
+        body["hint"],
+        "Use /api/generate-flexible-video for synchronous generation without webhooks."
+    );
+    for bad in [
+        json!("invalid-url"),
+        json!("ftp://example.com/x"),
+        json!("http://"),
+        json!("javascript:alert(1)"),
+        json!(42),
+    ] {
+        let (code, _, body) = t
+            .post(
+                "/api/generate-video-async",
+                &json!({"webhookUrl": bad, "scenes": [scene]}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["error"], "Invalid webhook URL format.");
+        assert_eq!(body["message"], "Please provide a valid HTTP/HTTPS URL.");
+        assert_eq!(body["receivedUrl"], bad);
+    }
+
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "nope", "duration": 2, "content": {"title": "x"}}]}),
+            "scenes[0].type",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "hero-title", "duration": 2, "content": {"title": ""}}]}),
+            "scenes[0].content.title",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "hero-title", "duration": 2, "content": {}}]}),
+            "scenes[0].content.title",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "hero-title", "duration": 0, "content": {"title": "x"}}]}),
+            "scenes[0].duration",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "hero-title", "duration": 86400, "content": {"title": "x"}}]}),
+            "scenes[0].duration",
+        ),
+        (
+            json!({"webhookUrl": hook, "theme": "baroque", "scenes": [scene]}),
+            "theme",
+        ),
+        (
+            json!({"webhookUrl": hook, "quality": "16k", "scenes": [scene]}),
+            "quality",
+        ),
+        (
+            json!({"webhookUrl": hook, "music": {"trackId": "nope"}, "scenes": [scene]}),
+            "music.trackId",
+        ),
+        (
+            json!({"webhookUrl": hook, "music": {"trackId": "corp-1", "volume": 2}, "scenes": [scene]}),
+            "music.volume",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": vec![scene.clone(); 51]}),
+            "scenes",
+        ),
+        (json!({"webhookUrl": hook, "scenes": []}), "scenes"),
+    ];
+    for (body, field) in cases {
+        for endpoint in ["/api/generate-video-async", "/api/generate-flexible-video"] {
+            let (code, _, answer) = t.post(endpoint, &body).await;
+            assert_eq!(
+                code,
+                StatusCode::BAD_REQUEST,
+                "{endpoint} {body} -> {answer}"
+            );
+            assert_eq!(answer["field"], field, "{answer}");
+            assert_eq!(answer["error"], "Invalid video spec.");
+            assert!(
+                answer["message"].as_str().unwrap().contains(field),
+                "{answer}"
+            );
+        }
+    }
+
+    // Malformed JSON, wrong content type, a body too large: JSON errors too.
+    let raw = |body: &'static str, ct: &'static str| {
+        t.http
+            .post(format!("{}/api/generate-video-async", t.base))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let res = raw("{\"webhookUrl\": ", "application/json").await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        (v["error"].as_str(), v["field"].as_str()),
+        (Some("Malformed JSON."), Some("body"))
+    );
+    let res = raw("webhookUrl=x", "application/x-www-form-urlencoded")
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 415);
+    assert_eq!(res.json::<Value>().await.unwrap()["field"], "body");
+    let huge = json!({"webhookUrl": hook, "scenes": [scene], "padding": "x".repeat(30_000)});
+    let (code, _, v) = t.post("/api/generate-video-async", &huge).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(v["error"], "Request body too large.");
+
+    // Unknown job ids.
+    for id in ["abc123def4567890", "..%2F..%2Fetc%2Fpasswd", "ZZZ"] {
+        let (code, v) = t.get_json(&format!("/api/job-status/{id}")).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{id}");
+        assert_eq!(v["error"], "Job not found.");
+        let (code, _) = t.get_json(&format!("/api/download/{id}")).await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+    }
+
+    // None of that created a job.
+    let (_, health) = t.get_json("/api/health").await;
+    assert_eq!(health["jobs"]["total"], 0, "{health}");
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_jobs_show_their_position_and_download_waits_for_completion() {
+    let receiver = Receiver::start().await;
+    let t = start_server(&[("VIDBUILDER_MAX_CONCURRENT_RENDERS", "1")]).await;
+    let first = t
+        .post(
+            "/api/generate-video-async",
+            &quick_spec(Some(&receiver.url("a")), 3.0),
+        )
+        .await
+        .2;
+    let second = t
+        .post(
+            "/api/generate-video-async",
+            &quick_spec(Some(&receiver.url("b")), 0.5),
+        )
+        .await
+        .2;
+    let second_id = second["jobId"].as_str().unwrap();
+    assert_eq!(
+        second["queuePosition"], 1,
+        "the first job is already rendering"
+    );
+    let (_, v) = t.get_json(&format!("/api/job-status/{second_id}")).await;
+    if v["status"] == "queued" {
+        assert_eq!(v["queuePosition"], 1, "{v}");
+    }
+    let (code, body) = t.get_json(&format!("/api/download/{second_id}")).await;
+    if body["status"] != "completed" {
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "Video not available.");
+    }
+    for id in [first["jobId"].as_str().unwrap(), second_id] {
+        assert_eq!(t.wait_terminal(id, LONG).await["status"], "completed");
+    }
+    let res = t
+        .http
+        .get(format!("{}/api/download/{second_id}", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    t.server.stop().await;
+}
