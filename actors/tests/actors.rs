@@ -80,18 +80,14 @@ impl Renderer for FakeRenderer {
     }
 }
 
+/// (when, url, body, headers) of one POST.
+type Seen = (tokio::time::Instant, String, serde_json::Value, Vec<(String, String)>);
+
 #[derive(Default)]
 struct FakeTransport {
     /// Status codes to answer, in order; 200 once they run out.
     script: Mutex<Vec<u16>>,
-    seen: Mutex<
-        Vec<(
-            tokio::time::Instant,
-            String,
-            serde_json::Value,
-            Vec<(String, String)>,
-        )>,
-    >,
+    seen: Mutex<Vec<Seen>>,
 }
 
 #[async_trait]
