@@ -21,7 +21,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::http::{router, AppState};
 use crate::render::{check_ffmpeg, Catalog, FfmpegRenderer, RenderSettings};
+use crate::store::SqliteStore;
 use crate::webhook_client::HttpWebhookTransport;
+use vidbuilder_actors::store::JobStore;
 
 /// The validation context for a catalog and config.
 pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationContext {
@@ -61,6 +63,7 @@ pub struct Server {
     pub views: JobViews,
     shutdown: Option<oneshot::Sender<()>>,
     http: JoinHandle<()>,
+    grace: Duration,
 }
 
 impl Server {
@@ -74,21 +77,39 @@ impl Server {
                 .map_err(Error::io(format!("creating {}", dir.display())))?;
         }
         let catalog = Arc::new(Catalog::load(config.config_dir())?);
+        let db = config.data_dir.join("vidbuilder.db");
+        let store: Arc<dyn JobStore> =
+            Arc::new(SqliteStore::open(&db).map_err(|e| Error::Actors(e.to_string()))?);
+        info!(path = %db.display(), "job store open");
         let validation = Arc::new(validation_context(&catalog, &config));
         if !config.webhook.allow_cidrs.is_empty() {
             warn!(cidrs = ?config.webhook.allow_cidrs, "webhook targets in these private ranges are allowed");
         }
 
+        let ssrf = Arc::new(crate::ssrf::SsrfGuard::from_config(&config)?);
         let transport = HttpWebhookTransport::new(
             Duration::from_secs(config.webhook.timeout_secs),
             Duration::from_secs(config.webhook.connect_timeout_secs),
+            ssrf.clone(),
         )
         .map_err(|e| Error::Actors(format!("HTTP client: {e}")))?;
+        let (secret, source) = crate::webhook_client::webhook_secret(&config)?;
+        match &source {
+            crate::webhook_client::SecretSource::Config => {
+                info!("webhooks are signed with the configured secret")
+            }
+            crate::webhook_client::SecretSource::File(p) => {
+                info!(path = %p.display(), "webhooks are signed with the secret in this file")
+            }
+            crate::webhook_client::SecretSource::Generated(p) => {
+                warn!(path = %p.display(), "no webhook.secret configured: generated one; give receivers the secret in this file")
+            }
+        }
         let webhook_settings = WebhookSettings {
             retry_schedule: config.retry_schedule(),
             max_in_flight: config.webhook.max_in_flight,
             max_retry_after: Duration::from_secs(config.webhook.max_retry_after_secs),
-            ..WebhookSettings::default()
+            secret: Some(secret),
         };
         let (webhooks, _) = Actor::spawn(
             None,
@@ -96,6 +117,7 @@ impl Server {
             WebhookArgs {
                 transport: Arc::new(transport),
                 settings: webhook_settings,
+                store: store.clone(),
             },
         )
         .await
@@ -107,11 +129,21 @@ impl Server {
             renderer: Arc::new(renderer),
             webhooks: webhooks.clone(),
             views: views.clone(),
+            store,
             settings: ManagerSettings {
                 max_concurrent: config.concurrency(),
                 max_queued: config.max_queued_jobs,
                 out_dir: videos,
                 download_prefix: "/api/download/".into(),
+                max_restarts: config.render.max_restarts,
+                restart_window: Duration::from_secs(config.render.restart_window_secs),
+                restart_backoff: Duration::from_secs_f64(
+                    config.render.restart_backoff_secs.max(0.0),
+                ),
+                stall_timeout: Duration::from_secs(config.render.stall_timeout_secs.max(1)),
+                retention: (config.retention_hours > 0)
+                    .then(|| Duration::from_secs(config.retention_hours * 3600)),
+                tick: Duration::from_secs(1),
             },
         };
         let (manager, _) = Actor::spawn(None, JobManager, manager_args)
@@ -125,6 +157,8 @@ impl Server {
             themes: Arc::new(catalog.themes()),
             tracks: Arc::new(catalog.tracks()),
             ffmpeg_version: Arc::new(ffmpeg_version),
+            ssrf,
+            webhooks: webhooks.clone(),
         };
         let app = router(state, config.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(config.bind)
@@ -144,6 +178,7 @@ impl Server {
         });
         info!(%addr, renders_at_once = config.concurrency(), max_queued = config.max_queued_jobs, "vidbuilder listening");
         Ok(Server {
+            grace: Duration::from_secs(config.shutdown_grace_secs),
             addr,
             manager,
             webhooks,
@@ -154,11 +189,28 @@ impl Server {
     }
 
     /// Stops accepting requests, then stops the actors.
+    /// Graceful stop: new jobs are refused (503), running renders get the grace period to finish
+    /// (those that don't are stopped and resume on the next start, as do queued jobs), then the
+    /// HTTP server and the actors stop. Everything unfinished is in the store.
     pub async fn stop(mut self) {
+        let grace = self.grace;
+        match ractor::call_t!(
+            self.manager,
+            |reply| JobManagerMsg::Drain { grace, reply },
+            (grace + Duration::from_secs(10)).as_millis() as u64
+        ) {
+            Ok(report) => info!(
+                finished = report.finished,
+                interrupted = report.interrupted,
+                "renders drained"
+            ),
+            Err(e) => warn!("drain did not complete: {e}"),
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.http).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.http).await;
+        self.http.abort();
         self.manager.stop(Some("shutdown".into()));
         self.webhooks.stop(Some("shutdown".into()));
     }

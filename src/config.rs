@@ -24,6 +24,8 @@ pub struct Config {
     pub max_queued_jobs: usize,
     pub max_body_bytes: usize,
     pub log_format: String,
+    pub retention_hours: u64,
+    pub shutdown_grace_secs: u64,
     pub render: RenderConfig,
     pub webhook: WebhookConfig,
     pub limits: LimitsConfig,
@@ -35,6 +37,10 @@ pub struct RenderConfig {
     pub ffmpeg: PathBuf,
     pub preset: String,
     pub crf: u8,
+    pub stall_timeout_secs: u64,
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+    pub restart_backoff_secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +52,8 @@ pub struct WebhookConfig {
     pub max_in_flight: usize,
     pub max_retry_after_secs: u64,
     pub allow_cidrs: Vec<String>,
+    /// `whsec_…` signing secret; empty: generated once into `<data_dir>/webhook-secret`.
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +144,10 @@ impl Config {
         }
         if !["text", "json"].contains(&self.log_format.as_str()) {
             return Err(Error::Config("log_format: \"text\" or \"json\"".into()));
+        }
+        if !self.webhook.secret.trim().is_empty() {
+            vidbuilder_actors::signing::WebhookSecret::parse(&self.webhook.secret)
+                .map_err(|e| Error::Config(format!("webhook.secret: {e}")))?;
         }
         for cidr in &self.webhook.allow_cidrs {
             parse_cidr(cidr).ok_or_else(|| {

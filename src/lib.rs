@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod render;
+pub mod ssrf;
+pub mod store;
 pub mod webhook_client;
 
 pub use app::Server;

@@ -131,4 +131,10 @@ pub struct JobView {
     pub result: Option<JobResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The API key id that created the job; never serialised.
+    #[serde(skip)]
+    pub owner: Option<String>,
+    /// Removed by retention: status answers 410 Gone.
+    #[serde(skip)]
+    pub expired: bool,
 }

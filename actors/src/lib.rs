@@ -22,7 +22,9 @@ pub mod job;
 pub mod manager;
 pub mod ports;
 pub mod render;
+pub mod signing;
 pub mod spec;
+pub mod store;
 pub mod webhook;
 
 pub use job::{JobId, JobStatus, JobView};

@@ -3,18 +3,24 @@
 //!
 //! ```text
 //! Submit ─► queued ──(slot free)──► processing ──RenderDone(Ok)──► completed
-//!                                       │ ├──────RenderDone(Err)──► failed
-//!                                       │ └──RenderActor panicked/errored (supervision)──► failed
-//!                                       └── Progress: "Rendering frames: N/M", "Encoding", …
+//!                                     │   ▲
+//!        render error / crash / stall │   │ restart with backoff (at most N in a window)
+//!                                     ▼   │
+//!                                   (retrying) ──limit reached──► failed
 //! ```
-//! Every change is written to the [`JobViews`] map that the HTTP layer reads; webhook events are
-//! handed to the WebhookActor at the two moments the contract names (processing starts, job ends).
-//! The manager overrides `handle_supervisor_evt`, so a child's exit never stops it.
+//! Every change is written to the [`JobStore`] first (a 202 is sent only once the job is durable;
+//! a webhook's outbox row is written in the same transaction as the change it reports), then to
+//! the [`JobViews`] map that the HTTP layer reads. On start the manager recovers from the store:
+//! finished jobs are served again, queued and interrupted jobs run again in admission order.
+//!
+//! The manager overrides `handle_supervisor_evt`, so a child's exit never stops it. A RenderActor
+//! that reports no progress for `stall_timeout` is killed (its drop guard cancels the renderer,
+//! which kills ffmpeg) and handled like a crash.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use dashmap::DashMap;
@@ -22,14 +28,16 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 use ractor_cluster::RactorMessage;
-use tracing::{error, info, info_span, warn};
+use tokio::task::AbortHandle;
+use tracing::{error, info, warn};
 
 use crate::events::WebhookEvent;
 use crate::job::{timestamp, JobFiles, JobId, JobResult, JobStatus, JobView, S3Upload};
 use crate::ports::{RenderOutput, RenderPhase, RenderProgress, RenderRequest, Renderer};
 use crate::render::{RenderActor, RenderArgs};
 use crate::spec::VideoSpec;
-use crate::webhook::{Delivery, WebhookMsg};
+use crate::store::{JobRecord, JobStore};
+use crate::webhook::{now_ms, Delivery, WebhookMsg};
 
 /// The read view the JobManager writes and the HTTP layer reads.
 pub type JobViews = Arc<DashMap<JobId, JobView>>;
@@ -39,6 +47,8 @@ pub type JobViews = Arc<DashMap<JobId, JobView>>;
 pub struct SubmitRequest {
     pub spec: VideoSpec,
     pub webhook_url: Option<String>,
+    /// The API key id of the caller, if keys are configured.
+    pub owner: Option<String>,
 }
 
 /// Why a job was not admitted.
@@ -49,11 +59,15 @@ pub enum SubmitError {
         queued: usize,
         retry_after_secs: u64,
     },
+    #[error("the server is shutting down; try again shortly")]
+    ShuttingDown,
+    #[error("the job could not be stored: {0}")]
+    Store(String),
 }
 
 #[derive(RactorMessage)]
 pub enum JobManagerMsg {
-    /// Admit a job; the reply carries its view (status `queued`).
+    /// Admit a job; the reply (once the job is durable) carries its view (status `queued`).
     Submit {
         request: SubmitRequest,
         reply: RpcReplyPort<Result<JobView, SubmitError>>,
@@ -75,7 +89,18 @@ pub enum JobManagerMsg {
         attempt: u32,
         result: Result<RenderOutput, String>,
     },
-    /// Counts for health checks: (queued, running).
+    /// A restart's backoff elapsed: run the job again.
+    Restart { job_id: JobId },
+    /// Periodic: liveness of renders, retention sweep, drain deadline.
+    Tick,
+    /// Stop starting jobs and refuse new ones; reply when no render runs, or at `grace`'s end after
+    /// stopping the renders that remain (their jobs stay `processing` in the store and resume on
+    /// the next start).
+    Drain {
+        grace: Duration,
+        reply: RpcReplyPort<DrainReport>,
+    },
+    /// Counts for health checks.
     Stats(RpcReplyPort<ManagerStats>),
 }
 
@@ -88,6 +113,16 @@ pub struct ManagerStats {
     pub running: usize,
     pub max_concurrent: usize,
     pub max_queued: usize,
+    pub draining: bool,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Renders that finished during the grace period.
+    pub finished: usize,
+    /// Renders stopped at the deadline, left to resume on the next start.
+    pub interrupted: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -98,38 +133,129 @@ pub struct ManagerSettings {
     pub out_dir: PathBuf,
     /// Prefix of download URLs, e.g. `/api/download/`.
     pub download_prefix: String,
+    /// Restarts of one job's render allowed within `restart_window` before the job fails.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    /// Backoff before the first restart; doubles each time.
+    pub restart_backoff: Duration,
+    /// A render silent for this long is killed.
+    pub stall_timeout: Duration,
+    /// Finished jobs are removed this long after they finish (None: kept forever).
+    pub retention: Option<Duration>,
+    /// How often the liveness check and the retention sweep run.
+    pub tick: Duration,
+}
+
+impl Default for ManagerSettings {
+    fn default() -> Self {
+        ManagerSettings {
+            max_concurrent: 1,
+            max_queued: 1000,
+            out_dir: PathBuf::from("videos"),
+            download_prefix: "/api/download/".into(),
+            max_restarts: 2,
+            restart_window: Duration::from_secs(600),
+            restart_backoff: Duration::from_secs(2),
+            stall_timeout: Duration::from_secs(120),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            tick: Duration::from_secs(1),
+        }
+    }
 }
 
 pub struct JobManagerArgs {
     pub renderer: Arc<dyn Renderer>,
     pub webhooks: ActorRef<WebhookMsg>,
     pub views: JobViews,
+    pub store: Arc<dyn JobStore>,
     pub settings: ManagerSettings,
 }
 
 struct Job {
-    spec: Option<VideoSpec>,
-    webhook_url: Option<String>,
-    attempt: u32,
+    record: JobRecord,
     started: Option<Instant>,
-    actor: Option<ActorId>,
+    last_progress: Instant,
+    actor: Option<ActorCell>,
+    /// Why the running actor was killed, when we killed it.
+    killed_for: Option<String>,
+    restarts: Vec<Instant>,
+    restart_timer: Option<AbortHandle>,
     waiters: Vec<RpcReplyPort<JobView>>,
     view: JobView,
+}
+
+struct Draining {
+    deadline: Instant,
+    reply: Option<RpcReplyPort<DrainReport>>,
+    running_at_start: usize,
 }
 
 pub struct JobManagerState {
     renderer: Arc<dyn Renderer>,
     webhooks: ActorRef<WebhookMsg>,
     views: JobViews,
+    store: Arc<dyn JobStore>,
     settings: ManagerSettings,
     jobs: HashMap<JobId, Job>,
     queue: VecDeque<JobId>,
     running: HashMap<ActorId, JobId>,
+    draining: Option<Draining>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+    last_sweep: Instant,
 }
 
 pub struct JobManager;
 
+fn view_of(r: &JobRecord) -> JobView {
+    let message = match r.status {
+        JobStatus::Queued => "Waiting in queue",
+        JobStatus::Processing => "Resuming after a restart",
+        JobStatus::Completed => "Video generated successfully",
+        JobStatus::Failed => "Video generation failed",
+    };
+    let mut result = r.result.clone();
+    if let Some(res) = result.as_mut() {
+        res.files = JobFiles {
+            video: r.video.clone(),
+            reel: r.reel.clone(),
+        };
+    }
+    JobView {
+        job_id: r.id.clone(),
+        status: r.status,
+        progress: if r.status == JobStatus::Completed {
+            100
+        } else {
+            0
+        },
+        message: message.into(),
+        created_at: r.created_at.clone(),
+        started_at: r.started_at.clone(),
+        finished_at: r.finished_at.clone(),
+        queue_position: None,
+        attempt: (r.attempt > 0).then_some(r.attempt),
+        result,
+        error: r.error.clone(),
+        owner: r.owner.clone(),
+        expired: r.expired,
+    }
+}
+
 impl JobManagerState {
+    fn new_job(record: JobRecord) -> Job {
+        Job {
+            view: view_of(&record),
+            record,
+            started: None,
+            last_progress: Instant::now(),
+            actor: None,
+            killed_for: None,
+            restarts: Vec::new(),
+            restart_timer: None,
+            waiters: Vec::new(),
+        }
+    }
+
     fn publish(&self, id: &JobId) {
         if let Some(job) = self.jobs.get(id) {
             self.views.insert(id.clone(), job.view.clone());
@@ -146,19 +272,35 @@ impl JobManagerState {
         }
     }
 
-    fn send_webhook(&self, job: &Job, event: WebhookEvent) {
-        if let Some(url) = &job.webhook_url {
-            if let Err(e) = self
-                .webhooks
-                .cast(WebhookMsg::Enqueue(Delivery::new(url, &event)))
-            {
-                error!(job_id = %event.job_id, "webhook actor unavailable: {e}");
+    /// Saves the job and, atomically with it, the webhook `event`'s outbox row; then hands the
+    /// delivery to the WebhookActor. A store failure is logged: the in-memory state goes on, and
+    /// the job may rerun after a restart, which is better than losing it.
+    fn persist(&self, id: &JobId, event: Option<WebhookEvent>) {
+        let Some(job) = self.jobs.get(id) else { return };
+        let delivery = event.and_then(|ev| {
+            job.record
+                .webhook_url
+                .as_ref()
+                .map(|url| Delivery::new(url, &ev))
+        });
+        if let Err(e) = self
+            .store
+            .update_job(&job.record, delivery.as_ref().map(|d| d.to_row()).as_ref())
+        {
+            error!(job_id = %id, "could not save the job: {e}");
+        }
+        if let Some(d) = delivery {
+            if let Err(e) = self.webhooks.cast(WebhookMsg::Enqueue(d)) {
+                error!(job_id = %id, "webhook actor unavailable (the outbox keeps the delivery): {e}");
             }
         }
     }
 
     /// Start queued jobs while there are free slots.
     async fn pump(&mut self, myself: &ActorRef<JobManagerMsg>) {
+        if self.draining.is_some() {
+            return;
+        }
         let mut changed = false;
         while self.running.len() < self.settings.max_concurrent {
             let Some(id) = self.queue.pop_front() else {
@@ -176,48 +318,89 @@ impl JobManagerState {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        let Some(spec) = job.spec.clone() else { return };
-        job.attempt += 1;
+        if job.view.status.is_terminal() {
+            return;
+        }
+        job.record.attempt += 1;
+        let attempt = job.record.attempt;
         let now = Utc::now();
-        let first = job.attempt == 1;
+        let first = job.record.started_at.is_none();
+        job.record.status = JobStatus::Processing;
+        job.record.started_at.get_or_insert_with(|| timestamp(now));
         job.started = Some(Instant::now());
+        job.last_progress = Instant::now();
+        job.killed_for = None;
         job.view.status = JobStatus::Processing;
         job.view.queue_position = None;
         job.view.progress = 0;
-        job.view.message = "Starting render".into();
-        job.view.attempt = Some(job.attempt);
-        job.view.started_at.get_or_insert_with(|| timestamp(now));
+        job.view.message = if attempt == 1 {
+            "Starting render".into()
+        } else {
+            format!("Starting render (attempt {attempt})")
+        };
+        job.view.attempt = Some(attempt);
+        job.view.started_at = job.record.started_at.clone();
         let request = RenderRequest {
             job_id: id.clone(),
-            attempt: job.attempt,
-            spec,
+            attempt,
+            spec: job.record.spec.clone(),
             out_dir: self.settings.out_dir.clone(),
         };
+        // The `started` event goes out once per job, with the move to processing.
+        self.persist(&id, first.then(|| WebhookEvent::started(&id, now)));
         let args = RenderArgs {
             request,
             renderer: self.renderer.clone(),
             manager: myself.clone(),
         };
-        let attempt = job.attempt;
         match Actor::spawn_linked(None, RenderActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
                 info!(job_id = %id, attempt, "render started");
-                job.actor = Some(actor.get_id());
                 self.running.insert(actor.get_id(), id.clone());
-                if first {
-                    let event = WebhookEvent::started(&id, now);
-                    let job = &self.jobs[&id];
-                    self.send_webhook(job, event);
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.actor = Some(actor.get_cell());
                 }
                 self.publish(&id);
             }
-            Err(e) => {
-                self.finish(&id, Err(format!("Failed to start render worker: {e}")));
-            }
+            Err(e) => self.finish(&id, Err(format!("Failed to start render worker: {e}"))),
         }
     }
 
-    /// Move a job to its terminal state, send its terminal webhook, wake its waiters.
+    /// A render attempt ended without a result: retry within the restart intensity, else fail.
+    fn attempt_failed(&mut self, myself: &ActorRef<JobManagerMsg>, id: &JobId, reason: String) {
+        let settings = self.settings.clone();
+        let Some(job) = self.jobs.get_mut(id) else {
+            return;
+        };
+        if let Some(actor) = job.actor.take() {
+            self.running.remove(&actor.get_id());
+        }
+        let now = Instant::now();
+        job.restarts
+            .retain(|t| now.duration_since(*t) < settings.restart_window);
+        if job.restarts.len() as u32 >= settings.max_restarts {
+            warn!(job_id = %id, attempt = job.record.attempt, "giving up after {} restarts: {reason}", job.restarts.len());
+            self.finish(id, Err(reason));
+            return;
+        }
+        job.restarts.push(now);
+        let n = job.restarts.len() as u32;
+        let backoff = settings.restart_backoff * 2u32.saturating_pow(n - 1);
+        warn!(job_id = %id, attempt = job.record.attempt, backoff_ms = backoff.as_millis() as u64, "render attempt failed, restarting: {reason}");
+        job.view.message = format!(
+            "Render failed, retrying in {}s: {reason}",
+            backoff.as_secs_f32().ceil()
+        );
+        let job_id = id.clone();
+        job.restart_timer = Some(
+            myself
+                .send_after(backoff, move || JobManagerMsg::Restart { job_id })
+                .abort_handle(),
+        );
+        self.publish(id);
+    }
+
+    /// Move a job to its terminal state, persist it with its terminal webhook, wake its waiters.
     fn finish(&mut self, id: &JobId, result: Result<RenderOutput, String>) {
         let prefix = self.settings.download_prefix.clone();
         let Some(job) = self.jobs.get_mut(id) else {
@@ -226,17 +409,17 @@ impl JobManagerState {
         if job.view.status.is_terminal() {
             return;
         }
-        let _span = info_span!("job", job_id = %id, attempt = job.attempt).entered();
         if let Some(actor) = job.actor.take() {
-            self.running.remove(&actor);
+            self.running.remove(&actor.get_id());
         }
         let now = Utc::now();
         let elapsed = job
             .started
             .map(|s| s.elapsed().as_secs_f64())
             .unwrap_or(0.0);
-        let scenes = job.spec.as_ref().map(|s| s.scenes.len()).unwrap_or(0);
-        job.view.finished_at = Some(timestamp(now));
+        job.record.finished_at = Some(timestamp(now));
+        job.record.finished_ms = Some(now.timestamp_millis());
+        job.view.finished_at = job.record.finished_at.clone();
         job.view.queue_position = None;
         let event = match result {
             Ok(out) => {
@@ -244,7 +427,7 @@ impl JobManagerState {
                     video_url: format!("{prefix}{id}"),
                     reels_url: out.reel.as_ref().map(|_| format!("{prefix}{id}/reel")),
                     duration: out.duration_secs,
-                    scenes,
+                    scenes: job.record.spec.scenes.len(),
                     reels_generated: out.reel.is_some(),
                     s3_upload: S3Upload {
                         enabled: false,
@@ -253,11 +436,15 @@ impl JobManagerState {
                     },
                     render_time: format!("{}s", elapsed.round() as u64),
                     files: JobFiles {
-                        video: Some(out.video),
-                        reel: out.reel,
+                        video: Some(out.video.clone()),
+                        reel: out.reel.clone(),
                     },
                 };
-                info!(render_secs = elapsed, "job completed");
+                info!(job_id = %id, render_secs = elapsed, "job completed");
+                job.record.status = JobStatus::Completed;
+                job.record.result = Some(result.clone());
+                job.record.video = Some(out.video);
+                job.record.reel = out.reel;
                 job.view.status = JobStatus::Completed;
                 job.view.progress = 100;
                 job.view.message = "Video generated successfully".into();
@@ -265,19 +452,19 @@ impl JobManagerState {
                 WebhookEvent::completed(id, result, now)
             }
             Err(e) => {
-                warn!(error = %e, "job failed");
+                warn!(job_id = %id, error = %e, "job failed");
+                job.record.status = JobStatus::Failed;
+                job.record.error = Some(e.clone());
                 job.view.status = JobStatus::Failed;
                 job.view.message = "Video generation failed".into();
                 job.view.error = Some(e.clone());
                 WebhookEvent::failed(id, &e, now)
             }
         };
-        job.spec = None;
         for w in job.waiters.drain(..) {
             let _ = w.send(job.view.clone());
         }
-        let job = &self.jobs[id];
-        self.send_webhook(job, event);
+        self.persist(id, Some(event));
         self.publish(id);
     }
 
@@ -285,9 +472,13 @@ impl JobManagerState {
         let Some(job) = self.jobs.get_mut(id) else {
             return;
         };
-        if job.attempt != attempt || job.view.status != JobStatus::Processing {
+        if job.record.attempt != attempt
+            || job.view.status != JobStatus::Processing
+            || job.actor.is_none()
+        {
             return;
         }
+        job.last_progress = Instant::now();
         let (pct, message) = match p.phase {
             RenderPhase::Rendering => {
                 let pct = (p.frames_done * 90)
@@ -306,6 +497,94 @@ impl JobManagerState {
         job.view.message = message;
         self.publish(id);
     }
+
+    /// Kills renders that have been silent past the stall timeout.
+    fn check_liveness(&mut self) {
+        let limit = self.settings.stall_timeout;
+        for job in self.jobs.values_mut() {
+            if let Some(actor) = &job.actor {
+                if job.killed_for.is_none() && job.last_progress.elapsed() > limit {
+                    let why = format!(
+                        "Failed to render video: render stalled (no progress for {}s)",
+                        limit.as_secs()
+                    );
+                    warn!(job_id = %job.record.id, "{why}; killing it");
+                    job.killed_for = Some(why);
+                    actor.kill();
+                }
+            }
+        }
+    }
+
+    /// Removes finished jobs past retention: files, rows (a tombstone stays for 410).
+    fn sweep(&mut self) {
+        let Some(retention) = self.settings.retention else {
+            return;
+        };
+        let before = now_ms() - retention.as_millis() as i64;
+        let expired = match self.store.finished_before(before) {
+            Ok(list) => list,
+            Err(e) => return error!("retention sweep: {e}"),
+        };
+        for record in expired {
+            for f in [&record.video, &record.reel].into_iter().flatten() {
+                if let Err(e) = std::fs::remove_file(f) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        warn!(job_id = %record.id, file = %f.display(), "retention: could not remove: {e}");
+                    }
+                }
+            }
+            if let Err(e) = self.store.expire(&record.id) {
+                error!(job_id = %record.id, "retention: {e}");
+                continue;
+            }
+            info!(job_id = %record.id, "retention: job expired");
+            if let Some(job) = self.jobs.get_mut(&record.id) {
+                job.record.expired = true;
+                job.record.result = None;
+                job.view = view_of(&job.record);
+                job.view.result = None;
+            }
+            self.publish(&record.id);
+        }
+    }
+
+    fn check_drain(&mut self) {
+        let running = self.running.len();
+        let Some(d) = self.draining.as_mut() else {
+            return;
+        };
+        if d.reply.is_none() {
+            return;
+        }
+        if running == 0 {
+            let report = DrainReport {
+                finished: d.running_at_start,
+                interrupted: 0,
+            };
+            let _ = d.reply.take().map(|r| r.send(report));
+        } else if Instant::now() >= d.deadline {
+            let report = DrainReport {
+                finished: d.running_at_start.saturating_sub(running),
+                interrupted: running,
+            };
+            for job in self.jobs.values_mut() {
+                if let Some(actor) = job.actor.take() {
+                    warn!(job_id = %job.record.id, "grace period over: stopping the render; it resumes on the next start");
+                    job.killed_for = Some("shutdown".into());
+                    actor.kill();
+                }
+            }
+            self.running.clear();
+            let _ = d.reply.take().map(|r| r.send(report));
+        }
+        if self.draining.as_ref().is_some_and(|d| d.reply.is_none()) {
+            // Nothing more finishes in this process: release blocking callers of unfinished jobs.
+            for job in self.jobs.values_mut() {
+                job.waiters.clear();
+            }
+        }
+    }
 }
 
 impl Actor for JobManager {
@@ -315,13 +594,14 @@ impl Actor for JobManager {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<JobManagerMsg>,
+        myself: ActorRef<JobManagerMsg>,
         args: JobManagerArgs,
     ) -> Result<JobManagerState, ActorProcessingErr> {
-        Ok(JobManagerState {
+        let mut state = JobManagerState {
             renderer: args.renderer,
             webhooks: args.webhooks,
             views: args.views,
+            store: args.store,
             settings: ManagerSettings {
                 max_concurrent: args.settings.max_concurrent.max(1),
                 ..args.settings
@@ -329,7 +609,71 @@ impl Actor for JobManager {
             jobs: HashMap::new(),
             queue: VecDeque::new(),
             running: HashMap::new(),
-        })
+            draining: None,
+            ticker: None,
+            last_sweep: Instant::now(),
+        };
+        // Recover: finished jobs are served again; queued and interrupted ones run again, in
+        // admission order. Partial files of interrupted renders are discarded by the renderer
+        // (temporary names) and by `discard_partials` below.
+        let records = state.store.load_jobs()?;
+        let (mut resumed, mut requeued) = (0, 0);
+        for record in records {
+            let id = record.id.clone();
+            match record.status {
+                JobStatus::Processing => {
+                    resumed += 1;
+                    state.queue.push_back(id.clone());
+                }
+                JobStatus::Queued => {
+                    requeued += 1;
+                    state.queue.push_back(id.clone());
+                }
+                _ => {}
+            }
+            let mut job = JobManagerState::new_job(record);
+            if job.record.status == JobStatus::Processing {
+                // Interrupted: it waits for a slot again (the store says `processing` until then).
+                job.view.status = JobStatus::Queued;
+            }
+            state.views.insert(id.clone(), job.view.clone());
+            state.jobs.insert(id, job);
+        }
+        if resumed + requeued > 0 {
+            info!(
+                resumed,
+                requeued, "recovered unfinished jobs from the store"
+            );
+        }
+        discard_partials(&state.settings.out_dir);
+        state.publish_queue_positions();
+        state.ticker = Some(myself.send_interval(state.settings.tick, || JobManagerMsg::Tick));
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<JobManagerMsg>,
+        state: &mut JobManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.pump(&myself).await;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<JobManagerMsg>,
+        state: &mut JobManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = state.ticker.take() {
+            t.abort();
+        }
+        for job in state.jobs.values_mut() {
+            if let Some(t) = job.restart_timer.take() {
+                t.abort();
+            }
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -340,6 +684,10 @@ impl Actor for JobManager {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             JobManagerMsg::Submit { request, reply } => {
+                if state.draining.is_some() {
+                    let _ = reply.send(Err(SubmitError::ShuttingDown));
+                    return Ok(());
+                }
                 if state.queue.len() >= state.settings.max_queued {
                     let retry =
                         5 + 5 * (state.queue.len() / state.settings.max_concurrent.max(1)) as u64;
@@ -349,33 +697,34 @@ impl Actor for JobManager {
                     }));
                     return Ok(());
                 }
-                let id = JobId::new();
-                let view = JobView {
-                    job_id: id.clone(),
+                let mut record = JobRecord {
+                    id: JobId::new(),
+                    seq: 0,
+                    spec: request.spec,
+                    webhook_url: request.webhook_url,
+                    owner: request.owner,
                     status: JobStatus::Queued,
-                    progress: 0,
-                    message: "Waiting in queue".into(),
+                    attempt: 0,
                     created_at: timestamp(Utc::now()),
                     started_at: None,
                     finished_at: None,
-                    queue_position: Some(state.queue.len() + 1),
-                    attempt: None,
                     result: None,
+                    video: None,
+                    reel: None,
                     error: None,
+                    finished_ms: None,
+                    expired: false,
                 };
-                info!(job_id = %id, scenes = request.spec.scenes.len(), quality = request.spec.quality.as_str(), "job queued");
-                state.jobs.insert(
-                    id.clone(),
-                    Job {
-                        spec: Some(request.spec),
-                        webhook_url: request.webhook_url,
-                        attempt: 0,
-                        started: None,
-                        actor: None,
-                        waiters: Vec::new(),
-                        view: view.clone(),
-                    },
-                );
+                if let Err(e) = state.store.insert_job(&mut record) {
+                    error!("could not store a new job: {e}");
+                    let _ = reply.send(Err(SubmitError::Store(e.to_string())));
+                    return Ok(());
+                }
+                let id = record.id.clone();
+                info!(job_id = %id, scenes = record.spec.scenes.len(), quality = record.spec.quality.as_str(), "job queued");
+                state
+                    .jobs
+                    .insert(id.clone(), JobManagerState::new_job(record));
                 state.queue.push_back(id.clone());
                 state.publish_queue_positions();
                 let _ = reply.send(Ok(state.jobs[&id].view.clone()));
@@ -398,20 +747,62 @@ impl Actor for JobManager {
                 attempt,
                 result,
             } => {
-                let Some(job) = state.jobs.get(&job_id) else {
+                let Some(job) = state.jobs.get_mut(&job_id) else {
                     return Ok(());
                 };
-                if job.attempt != attempt {
+                if job.record.attempt != attempt || job.actor.is_none() {
                     return Ok(());
                 }
-                let actor = job.actor;
-                if let Some(actor) = actor
-                    .and_then(|id| myself.get_children().into_iter().find(|c| c.get_id() == id))
-                {
+                if let Some(actor) = job.actor.take() {
+                    state.running.remove(&actor.get_id());
                     actor.stop(Some("render finished".into()));
                 }
-                state.finish(&job_id, result);
+                match result {
+                    Ok(out) => state.finish(&job_id, Ok(out)),
+                    Err(e) => state.attempt_failed(&myself, &job_id, e),
+                }
+                state.check_drain();
                 state.pump(&myself).await;
+            }
+            JobManagerMsg::Restart { job_id } => {
+                let Some(job) = state.jobs.get_mut(&job_id) else {
+                    return Ok(());
+                };
+                job.restart_timer = None;
+                if job.view.status.is_terminal() || job.actor.is_some() {
+                    return Ok(());
+                }
+                if state.draining.is_some() {
+                    return Ok(()); // stays `processing` in the store: resumes on the next start
+                }
+                // Restarts jump the queue: the job was admitted before everything waiting.
+                state.queue.push_front(job_id);
+                state.pump(&myself).await;
+            }
+            JobManagerMsg::Tick => {
+                state.check_liveness();
+                state.check_drain();
+                if state.last_sweep.elapsed()
+                    >= Duration::from_secs(60)
+                        .min(state.settings.retention.unwrap_or(Duration::MAX) / 4)
+                {
+                    state.last_sweep = Instant::now();
+                    state.sweep();
+                }
+            }
+            JobManagerMsg::Drain { grace, reply } => {
+                info!(
+                    running = state.running.len(),
+                    queued = state.queue.len(),
+                    grace_secs = grace.as_secs(),
+                    "draining"
+                );
+                state.draining = Some(Draining {
+                    deadline: Instant::now() + grace,
+                    reply: Some(reply),
+                    running_at_start: state.running.len(),
+                });
+                state.check_drain();
             }
             JobManagerMsg::Stats(reply) => {
                 let _ = reply.send(ManagerStats {
@@ -420,6 +811,7 @@ impl Actor for JobManager {
                     running: state.running.len(),
                     max_concurrent: state.settings.max_concurrent,
                     max_queued: state.settings.max_queued,
+                    draining: state.draining.is_some(),
                 });
             }
         }
@@ -447,14 +839,38 @@ impl Actor for JobManager {
             ),
             _ => return Ok(()),
         };
-        if let Some(job_id) = state.running.remove(&cell.get_id()) {
-            error!(job_id = %job_id, "{reason}");
+        let Some(job_id) = state.running.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let killed_for = state
+            .jobs
+            .get_mut(&job_id)
+            .and_then(|j| j.killed_for.take());
+        if state.draining.is_some() {
+            // Stopped for shutdown: the job stays `processing` in the store and resumes next start.
             if let Some(job) = state.jobs.get_mut(&job_id) {
                 job.actor = None;
             }
-            state.finish(&job_id, Err(reason));
-            state.pump(&myself).await;
+            state.check_drain();
+            return Ok(());
         }
+        let reason = killed_for.unwrap_or(reason);
+        error!(job_id = %job_id, "{reason}");
+        state.attempt_failed(&myself, &job_id, reason);
+        state.pump(&myself).await;
         Ok(())
+    }
+}
+
+/// Removes partial files (`.<name>.partial.mp4`) left by renders a crash interrupted.
+fn discard_partials(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') && name.ends_with(".partial.mp4") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }

@@ -23,11 +23,12 @@ use ractor_cluster::RactorMessage;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::events::{EventKind, WebhookEvent};
 use crate::job::{timestamp, JobId};
 use crate::ports::{AttemptOutcome, WebhookRequest, WebhookTransport};
+use crate::store::{DeliveryState, JobStore, OutboxRow};
 
 /// One event to deliver to one URL.
 #[derive(Debug, Clone)]
@@ -40,7 +41,37 @@ pub struct Delivery {
     pub body: Bytes,
 }
 
+/// Wall-clock unix milliseconds (outbox due times survive restarts, so they are not `Instant`s).
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
 impl Delivery {
+    pub fn from_row(row: OutboxRow) -> Delivery {
+        Delivery {
+            job_id: row.job_id,
+            event: row.event,
+            url: row.url,
+            webhook_id: row.webhook_id,
+            body: Bytes::from(row.body),
+        }
+    }
+
+    /// The outbox row that makes this delivery durable, due now.
+    pub fn to_row(&self) -> OutboxRow {
+        OutboxRow {
+            webhook_id: self.webhook_id.clone(),
+            job_id: self.job_id.clone(),
+            event: self.event,
+            url: self.url.clone(),
+            body: self.body.to_vec(),
+            attempts: 0,
+            next_attempt_ms: now_ms(),
+            state: DeliveryState::Pending,
+            seq: 0,
+        }
+    }
+
     pub fn new(url: &str, event: &WebhookEvent) -> Delivery {
         Delivery {
             job_id: event.job_id.clone(),
@@ -75,8 +106,8 @@ pub struct WebhookSettings {
     pub max_in_flight: usize,
     /// Upper bound for a receiver's `Retry-After`.
     pub max_retry_after: Duration,
-    /// Kept attempts per job in the delivery log.
-    pub log_per_job: usize,
+    /// Signs every attempt (`webhook-signature`, `x-webhook-signature`); see [`crate::signing`].
+    pub secret: Option<crate::signing::WebhookSecret>,
 }
 
 impl Default for WebhookSettings {
@@ -89,7 +120,7 @@ impl Default for WebhookSettings {
             ],
             max_in_flight: 64,
             max_retry_after: Duration::from_secs(3600),
-            log_per_job: 32,
+            secret: None,
         }
     }
 }
@@ -119,6 +150,9 @@ pub struct WebhookActor;
 pub struct WebhookArgs {
     pub transport: Arc<dyn WebhookTransport>,
     pub settings: WebhookSettings,
+    /// The outbox: pending deliveries are loaded from it at start, and every attempt is logged
+    /// in it, so retries survive a restart.
+    pub store: Arc<dyn JobStore>,
 }
 
 struct Pending {
@@ -133,7 +167,7 @@ pub struct WebhookState {
     limit: Arc<Semaphore>,
     queues: HashMap<JobId, VecDeque<Pending>>,
     timers: HashMap<JobId, AbortHandle>,
-    log: HashMap<JobId, Vec<AttemptRecord>>,
+    store: Arc<dyn JobStore>,
 }
 
 impl WebhookState {
@@ -150,14 +184,12 @@ impl WebhookState {
         let d = &head.delivery;
         let req = WebhookRequest {
             url: d.url.clone(),
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("webhook-id".into(), d.webhook_id.clone()),
-                (
-                    "webhook-timestamp".into(),
-                    Utc::now().timestamp().to_string(),
-                ),
-            ],
+            headers: crate::signing::delivery_headers(
+                self.settings.secret.as_ref(),
+                &d.webhook_id,
+                Utc::now().timestamp(),
+                &d.body,
+            ),
             body: d.body.clone(),
         };
         let transport = self.transport.clone();
@@ -225,17 +257,24 @@ impl WebhookState {
         } else {
             warn!(status = ?outcome.status, error = ?outcome.error, latency_ms = outcome.latency_ms, result, "webhook attempt failed");
         }
-        let log = self.log.entry(job_id.clone()).or_default();
-        log.push(record);
-        if log.len() > self.settings.log_per_job {
-            log.remove(0);
+        let (state, delay) = match result {
+            "delivered" => (DeliveryState::Delivered, None),
+            "gave-up" => (DeliveryState::GaveUp, None),
+            "exhausted" => (DeliveryState::Exhausted, None),
+            _ => {
+                let mut delay = self.settings.retry_schedule[(attempt - 1) as usize];
+                if let Some(asked) = outcome.retry_after {
+                    delay = delay.max(asked.min(self.settings.max_retry_after));
+                }
+                (DeliveryState::Pending, Some(delay))
+            }
+        };
+        let next_ms = now_ms() + delay.map(|d| d.as_millis() as i64).unwrap_or(0);
+        if let Err(e) = self.store.record_attempt(&record, &job_id, state, next_ms) {
+            error!("could not record the attempt in the outbox: {e}");
         }
 
-        if result == "retrying" {
-            let mut delay = self.settings.retry_schedule[(attempt - 1) as usize];
-            if let Some(asked) = outcome.retry_after {
-                delay = delay.max(asked.min(self.settings.max_retry_after));
-            }
+        if let Some(delay) = delay {
             let job = job_id.clone();
             let timer = myself.send_after(delay, move || WebhookMsg::Attempt(job));
             self.timers.insert(job_id, timer.abort_handle());
@@ -257,17 +296,43 @@ impl Actor for WebhookActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<WebhookMsg>,
+        myself: ActorRef<WebhookMsg>,
         args: WebhookArgs,
     ) -> Result<WebhookState, ActorProcessingErr> {
-        Ok(WebhookState {
+        let mut state = WebhookState {
             limit: Arc::new(Semaphore::new(args.settings.max_in_flight.max(1))),
             transport: args.transport,
             settings: args.settings,
             queues: HashMap::new(),
             timers: HashMap::new(),
-            log: HashMap::new(),
-        })
+            store: args.store,
+        };
+        // Resume what a previous run left: each job's head delivery at its due time (at once when
+        // overdue), the rest of its events behind it.
+        let pending = state.store.pending_deliveries()?;
+        if !pending.is_empty() {
+            info!(
+                deliveries = pending.len(),
+                "resuming webhook deliveries from the outbox"
+            );
+        }
+        for row in pending {
+            let due_in = Duration::from_millis((row.next_attempt_ms - now_ms()).max(0) as u64);
+            let key = row.job_id.clone();
+            let queue = state.queues.entry(key.clone()).or_default();
+            let first = queue.is_empty();
+            queue.push_back(Pending {
+                attempts: row.attempts,
+                in_flight: false,
+                delivery: Delivery::from_row(row),
+            });
+            if first {
+                let job = key.clone();
+                let timer = myself.send_after(due_in, move || WebhookMsg::Attempt(job));
+                state.timers.insert(key, timer.abort_handle());
+            }
+        }
+        Ok(state)
     }
 
     async fn post_stop(
@@ -291,6 +356,9 @@ impl Actor for WebhookActor {
             WebhookMsg::Enqueue(d) => {
                 let job = d.job_id.clone();
                 let queue = state.queues.entry(job.clone()).or_default();
+                if queue.iter().any(|p| p.delivery.webhook_id == d.webhook_id) {
+                    return Ok(()); // already queued (e.g. loaded from the outbox at start)
+                }
                 queue.push_back(Pending {
                     delivery: d,
                     attempts: 0,
@@ -305,7 +373,7 @@ impl Actor for WebhookActor {
                 state.finish_attempt(&myself, job_id, outcome)
             }
             WebhookMsg::Log { job_id, reply } => {
-                let _ = reply.send(state.log.get(&job_id).cloned().unwrap_or_default());
+                let _ = reply.send(state.store.attempts(&job_id).unwrap_or_default());
             }
             WebhookMsg::Pending(reply) => {
                 let _ = reply.send(state.queues.values().map(|q| q.len()).sum());

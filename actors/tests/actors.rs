@@ -16,6 +16,7 @@ use vidbuilder_actors::manager::{
 };
 use vidbuilder_actors::ports::*;
 use vidbuilder_actors::spec::{Quality, Scene, SceneContent, VideoSpec};
+use vidbuilder_actors::store::{JobStore, MemoryStore};
 use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookSettings};
 
 /// Behaviour is chosen by the first scene's title: `panic`, `fail`, `hang`, else render for
@@ -25,6 +26,22 @@ struct FakeRenderer {
     started: Mutex<Vec<String>>,
     running: AtomicUsize,
     max_running: AtomicUsize,
+    cancelled: Arc<AtomicUsize>,
+}
+
+impl FakeRenderer {
+    /// Never progresses. The actor may drop this future (kill), so a separate task watches the
+    /// token, like the real renderer's blocking thread does.
+    async fn hang(&self, cancel: CancellationToken) -> Result<RenderOutput, String> {
+        let counter = self.cancelled.clone();
+        let token = cancel.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        cancel.cancelled().await;
+        Err("cancelled".into())
+    }
 }
 
 #[async_trait]
@@ -49,10 +66,9 @@ impl Renderer for FakeRenderer {
         match title.as_str() {
             "panic" => panic!("renderer exploded"),
             "fail" => return Err("Failed to render video: encoder said no".into()),
-            "hang" => {
-                cancel.cancelled().await;
-                return Err("cancelled".into());
-            }
+            "hang" => return self.hang(cancel).await,
+            "hang-once" if req.attempt == 1 => return self.hang(cancel).await,
+            "flaky" if req.attempt == 1 => return Err("Failed to render video: transient".into()),
             _ => {}
         }
         let total = req.spec.frame_count();
@@ -81,7 +97,12 @@ impl Renderer for FakeRenderer {
 }
 
 /// (when, url, body, headers) of one POST.
-type Seen = (tokio::time::Instant, String, serde_json::Value, Vec<(String, String)>);
+type Seen = (
+    tokio::time::Instant,
+    String,
+    serde_json::Value,
+    Vec<(String, String)>,
+);
 
 #[derive(Default)]
 struct FakeTransport {
@@ -143,6 +164,20 @@ struct Tree {
 }
 
 async fn tree(max_concurrent: usize, max_queued: usize, schedule: &[u64]) -> Tree {
+    let settings = ManagerSettings {
+        max_concurrent,
+        max_queued,
+        out_dir: "/tmp/none".into(),
+        ..ManagerSettings::default()
+    };
+    tree_with(settings, schedule, Arc::new(MemoryStore::default())).await
+}
+
+async fn tree_with(
+    manager_settings: ManagerSettings,
+    schedule: &[u64],
+    store: Arc<dyn JobStore>,
+) -> Tree {
     let renderer = Arc::new(FakeRenderer::default());
     let transport = Arc::new(FakeTransport::default());
     let settings = WebhookSettings {
@@ -155,6 +190,7 @@ async fn tree(max_concurrent: usize, max_queued: usize, schedule: &[u64]) -> Tre
         WebhookArgs {
             transport: transport.clone(),
             settings,
+            store: store.clone(),
         },
     )
     .await
@@ -164,12 +200,8 @@ async fn tree(max_concurrent: usize, max_queued: usize, schedule: &[u64]) -> Tre
         renderer: renderer.clone(),
         webhooks: webhooks.clone(),
         views: views.clone(),
-        settings: ManagerSettings {
-            max_concurrent,
-            max_queued,
-            out_dir: "/tmp/none".into(),
-            download_prefix: "/api/download/".into(),
-        },
+        store,
+        settings: manager_settings,
     };
     let (manager, _) = Actor::spawn(None, JobManager, args).await.unwrap();
     Tree {
@@ -190,6 +222,7 @@ async fn submit(
     let request = SubmitRequest {
         spec: spec(title, secs),
         webhook_url: hook.map(String::from),
+        owner: None,
     };
     ractor::call!(t.manager, |reply| JobManagerMsg::Submit { request, reply }).unwrap()
 }
@@ -424,4 +457,184 @@ async fn a_dead_receiver_gets_four_attempts_then_gives_up_and_410_stops_at_once(
     assert_eq!(log.len(), 2);
     let pending = ractor::call!(t.webhooks, WebhookMsg::Pending).unwrap();
     assert_eq!(pending, 0);
+}
+
+fn count(r: &FakeRenderer, title: &str) -> usize {
+    r.started
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| *t == title)
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn crashes_are_restarted_with_backoff_then_the_job_fails() {
+    let t = tree(1, 10, &[1]).await;
+    let flaky = submit(&t, "flaky", 1.0, None).await.unwrap();
+    let done = wait(&t, &flaky).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(done.attempt, Some(2));
+    let started = tokio::time::Instant::now();
+    let p = submit(&t, "panic", 1.0, Some("http://hooks/p"))
+        .await
+        .unwrap();
+    let done = wait(&t, &p).await;
+    assert_eq!(done.status, JobStatus::Failed);
+    assert_eq!(count(&t.renderer, "panic"), 3, "first try + 2 restarts");
+    // Backoff 2 s then 4 s between the attempts.
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    eventually("started + failed", || {
+        t.transport
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.1 == "http://hooks/p")
+            .count()
+            == 2
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_render_is_killed_and_its_renderer_cancelled() {
+    let settings = ManagerSettings {
+        stall_timeout: Duration::from_secs(5),
+        max_restarts: 1,
+        ..ManagerSettings::default()
+    };
+    let t = tree_with(settings, &[1], Arc::new(MemoryStore::default())).await;
+    let h = submit(&t, "hang", 1.0, None).await.unwrap();
+    let after = submit(&t, "after", 1.0, None).await.unwrap();
+    let done = wait(&t, &h).await;
+    assert_eq!(done.status, JobStatus::Failed);
+    assert!(
+        done.error.as_deref().unwrap().contains("render stalled"),
+        "{done:?}"
+    );
+    assert_eq!(count(&t.renderer, "hang"), 2);
+    eventually("both renders cancelled", || {
+        t.renderer.cancelled.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    assert_eq!(
+        wait(&t, &after).await.status,
+        JobStatus::Completed,
+        "the slot was freed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_tree_resumes_jobs_and_pending_deliveries_from_the_store() {
+    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
+    let settings = ManagerSettings {
+        max_concurrent: 1,
+        ..ManagerSettings::default()
+    };
+    let t1 = tree_with(settings.clone(), &[30, 120], store.clone()).await;
+    *t1.transport.script.lock().unwrap() = vec![500];
+    let a = submit(&t1, "hang-once", 1.0, Some("http://hooks/a"))
+        .await
+        .unwrap();
+    let b = submit(&t1, "queued-b", 1.0, Some("http://hooks/b"))
+        .await
+        .unwrap();
+    eventually("a's first webhook attempt", || {
+        t1.transport.seen.lock().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(
+        t1.views.get(&a.job_id).unwrap().status,
+        JobStatus::Processing
+    );
+    // "Crash": the whole tree goes away with a render running, a job queued, a retry pending.
+    t1.manager.kill();
+    t1.webhooks.kill();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let t2 = tree_with(settings, &[30, 120], store.clone()).await;
+    let va = t2.views.get(&a.job_id).unwrap().clone();
+    assert_eq!(
+        va.status,
+        JobStatus::Queued,
+        "the interrupted job is queued again: {va:?}"
+    );
+    let done_a = wait(&t2, &a).await;
+    assert_eq!(done_a.status, JobStatus::Completed);
+    assert_eq!(done_a.attempt, Some(2));
+    assert_eq!(wait(&t2, &b).await.status, JobStatus::Completed);
+    assert_eq!(count(&t2.renderer, "queued-b"), 1);
+    // a's `started` retry fired from the outbox on the new tree, then its `completed`; b got both.
+    eventually("4 deliveries on the new tree", || {
+        t2.transport.seen.lock().unwrap().len() == 4
+    })
+    .await;
+    let seen = t2.transport.seen.lock().unwrap().clone();
+    let a_events: Vec<_> = seen
+        .iter()
+        .filter(|s| s.1 == "http://hooks/a")
+        .map(|s| s.2["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(a_events, vec!["started", "completed"]);
+    let log = ractor::call!(t2.webhooks, |reply| WebhookMsg::Log {
+        job_id: a.job_id.clone(),
+        reply
+    })
+    .unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.attempt, r.result.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "retrying"), (2, "delivered"), (1, "delivered")]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_waits_for_running_renders_and_refuses_new_jobs() {
+    let t = tree(1, 10, &[1]).await;
+    let a = submit(&t, "long", 5.0, None).await.unwrap();
+    let queued = submit(&t, "waits", 1.0, None).await.unwrap();
+    let report = ractor::call!(t.manager, |reply| {
+        vidbuilder_actors::manager::JobManagerMsg::Drain {
+            grace: Duration::from_secs(60),
+            reply,
+        }
+    })
+    .unwrap();
+    assert_eq!((report.finished, report.interrupted), (1, 0));
+    assert_eq!(t.views.get(&a.job_id).unwrap().status, JobStatus::Completed);
+    assert_eq!(
+        t.views.get(&queued.job_id).unwrap().status,
+        JobStatus::Queued,
+        "queued jobs wait for the next start"
+    );
+    assert_eq!(
+        submit(&t, "late", 1.0, None).await.unwrap_err(),
+        SubmitError::ShuttingDown
+    );
+
+    let t = tree(1, 10, &[1]).await;
+    let h = submit(&t, "hang", 1.0, None).await.unwrap();
+    let report = ractor::call!(t.manager, |reply| {
+        vidbuilder_actors::manager::JobManagerMsg::Drain {
+            grace: Duration::from_secs(3),
+            reply,
+        }
+    })
+    .unwrap();
+    assert_eq!((report.finished, report.interrupted), (0, 1));
+    eventually("the hung render cancelled", || {
+        t.renderer.cancelled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(
+        t.views.get(&h.job_id).unwrap().status,
+        JobStatus::Processing,
+        "left to resume on the next start"
+    );
 }

@@ -50,6 +50,9 @@ async fn serve(
         .get(&id)
         .map(|v| v.clone())
         .ok_or_else(|| ApiError::not_found_job(&job_id))?;
+    if view.expired {
+        return Err(ApiError::gone_job(&job_id));
+    }
     let path: Option<PathBuf> = view.result.as_ref().and_then(|r| {
         if reel {
             r.files.reel.clone()

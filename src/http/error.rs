@@ -39,6 +39,16 @@ impl ApiError {
         self.with("retryAfter", secs)
     }
 
+    /// A job removed by retention.
+    pub fn gone_job(id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::GONE,
+            "Job expired.",
+            format!("Job '{id}' finished longer ago than this server keeps jobs; its data and files were removed."),
+        )
+        .field("jobId")
+    }
+
     pub fn not_found_job(id: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

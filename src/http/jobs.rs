@@ -15,6 +15,7 @@ use vidbuilder_actors::{validate_spec, JobId};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::ssrf::SsrfGuard;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -76,7 +77,8 @@ fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
 
 /// `Some(url)` when the body has a usable webhook URL, `None` when it has none; the contract's
 /// 400 when it has a bad one.
-fn webhook_url(body: &Value) -> Result<Option<String>, ApiError> {
+/// A URL the SSRF guard refuses (IP literal or `localhost`) is a 400 too, saying why.
+fn webhook_url(body: &Value, guard: &SsrfGuard) -> Result<Option<String>, ApiError> {
     let raw = match body.get("webhookUrl") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
@@ -89,7 +91,16 @@ fn webhook_url(body: &Value) -> Result<Option<String>, ApiError> {
             && raw.len() <= 2048
     });
     match ok {
-        Some(u) => Ok(Some(u.to_string())),
+        Some(u) => match guard.check_url(&u) {
+            Ok(()) => Ok(Some(u.to_string())),
+            Err(why) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid webhook URL format.",
+                format!("This server does not send webhooks to internal addresses: {why}."),
+            )
+            .with("receivedUrl", Value::String(raw))
+            .field("webhookUrl")),
+        },
         None => Err(invalid_webhook(Value::String(raw))),
     }
 }
@@ -117,7 +128,11 @@ async fn submit(
         )
         .field(&e.field)
     })?;
-    let request = SubmitRequest { spec, webhook_url };
+    let request = SubmitRequest {
+        spec,
+        webhook_url,
+        owner: None,
+    };
     let answer = ractor::call!(state.manager, |reply| JobManagerMsg::Submit {
         request,
         reply
@@ -139,6 +154,18 @@ async fn submit(
             e.to_string(),
         )
         .retry_after(retry_after_secs),
+        SubmitError::ShuttingDown => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server shutting down.",
+            e.to_string(),
+        )
+        .retry_after(10),
+        SubmitError::Store(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Could not store the job.",
+            e.to_string(),
+        )
+        .retry_after(5),
     })
 }
 
@@ -148,7 +175,7 @@ async fn generate_async(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = parse_body(&headers, body)?;
-    let Some(hook) = webhook_url(&body)? else {
+    let Some(hook) = webhook_url(&body, &state.ssrf)? else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "Webhook URL is required for async video generation.",
@@ -186,19 +213,22 @@ async fn generate_blocking(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = parse_body(&headers, body)?;
-    let hook = webhook_url(&body)?;
+    let hook = webhook_url(&body, &state.ssrf)?;
     let view = submit(&state, &body, hook).await?;
     let job_id = view.job_id.clone();
+    let id = job_id.clone();
     let done = ractor::call!(state.manager, |reply| JobManagerMsg::WaitFinished {
         job_id,
         reply
     })
-    .map_err(|e| {
+    .map_err(|_| {
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Job lost.",
-            format!("The job manager stopped before the job finished: {e}"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server shutting down.",
+            format!("The server is restarting; job {id} is kept and resumes when it is back. Poll /api/job-status/{id}."),
         )
+        .with("jobId", id.to_string())
+        .retry_after(10)
     })?;
     let at = chrono::Utc::now();
     let (status, event) = match (&done.status, &done.result, &done.error) {
@@ -230,5 +260,8 @@ async fn job_status(
         .get(&id)
         .map(|v| v.clone())
         .ok_or_else(|| ApiError::not_found_job(&job_id))?;
+    if view.expired {
+        return Err(ApiError::gone_job(&job_id));
+    }
     Ok(Json(view))
 }

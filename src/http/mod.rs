@@ -27,6 +27,10 @@ pub struct AppState {
     pub themes: Arc<Vec<ThemeInfo>>,
     pub tracks: Arc<Vec<TrackInfo>>,
     pub ffmpeg_version: Arc<String>,
+    /// Checks webhook URLs at submission.
+    pub ssrf: Arc<crate::ssrf::SsrfGuard>,
+    /// Delivery log and redelivery.
+    pub webhooks: ActorRef<vidbuilder_actors::webhook::WebhookMsg>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

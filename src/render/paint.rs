@@ -100,6 +100,14 @@ fn paint_of(c: Rgb, opacity: f32) -> Paint<'static> {
     paint
 }
 
+/// A rectangle filled as a path (tiny-skia's anti-aliased `fill_rect` trips a debug assertion on
+/// rectangles thinner than a pixel).
+fn fill_rect_path(pm: &mut Pixmap, [x, y, w, h]: [f32; 4], paint: &Paint) {
+    if let Some(path) = tiny_skia::Rect::from_xywh(x, y, w, h).map(PathBuilder::from_rect) {
+        pm.fill_path(&path, paint, FillRule::Winding, Transform::identity(), None);
+    }
+}
+
 /// The theme's faint static pattern, in frame-relative units so it scales with the frame.
 fn decorate(pm: &mut Pixmap, theme: &Theme) {
     let p = &theme.palette;
@@ -151,9 +159,7 @@ fn decorate(pm: &mut Pixmap, theme: &Theme) {
             let mut y = h - step / 2.0;
             while y > 0.0 {
                 let a = op * (y / h).powf(2.0);
-                if let Some(r) = tiny_skia::Rect::from_xywh(0.0, y, w, lw) {
-                    pm.fill_rect(r, &paint_of(color, a), Transform::identity(), None);
-                }
+                fill_rect_path(pm, [0.0, y, w, lw], &paint_of(color, a));
                 y -= step;
             }
             // vertical lines, drawn per cell so they fade the same way
@@ -162,9 +168,7 @@ fn decorate(pm: &mut Pixmap, theme: &Theme) {
                 let mut y = h;
                 while y > 0.0 {
                     let a = op * ((y - step / 2.0) / h).max(0.0).powf(2.0);
-                    if let Some(r) = tiny_skia::Rect::from_xywh(x, (y - step).max(0.0), lw, step.min(y)) {
-                        pm.fill_rect(r, &paint_of(color, a), Transform::identity(), None);
-                    }
+                    fill_rect_path(pm, [x, (y - step).max(0.0), lw, step.min(y)], &paint_of(color, a));
                     y -= step;
                 }
                 x += step;

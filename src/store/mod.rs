@@ -1,0 +1,398 @@
+//! The SQLite job store: one file in the data dir, WAL mode, versioned migrations
+//! (`src/store/migrations/NNNN_*.sql`, applied in order, tracked in `PRAGMA user_version`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use vidbuilder_actors::job::{JobId, JobStatus};
+use vidbuilder_actors::store::{DeliveryState, JobRecord, JobStore, OutboxRow, StoreError};
+use vidbuilder_actors::webhook::AttemptRecord;
+
+/// Migrations, in order. The schema version is the number applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn e(err: impl std::fmt::Display) -> StoreError {
+    StoreError(err.to_string())
+}
+
+fn status_str(s: JobStatus) -> &'static str {
+    match s {
+        JobStatus::Queued => "queued",
+        JobStatus::Processing => "processing",
+        JobStatus::Completed => "completed",
+        JobStatus::Failed => "failed",
+    }
+}
+
+fn parse_status(s: &str) -> JobStatus {
+    match s {
+        "processing" => JobStatus::Processing,
+        "completed" => JobStatus::Completed,
+        "failed" => JobStatus::Failed,
+        _ => JobStatus::Queued,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path)
+            .map_err(|err| StoreError(format!("opening {}: {err}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(e)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(e)?;
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(e)?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError(format!(
+                "{} has schema version {version}, newer than this binary knows ({}): upgrade vidbuilder",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction().map_err(e)?;
+            tx.execute_batch(sql)
+                .map_err(|err| StoreError(format!("migration {}: {err}", i + 1)))?;
+            tx.pragma_update(None, "user_version", i + 1).map_err(e)?;
+            tx.commit().map_err(e)?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    let spec: String = r.get("spec")?;
+    let result: Option<String> = r.get("result")?;
+    let id: String = r.get("id")?;
+    let bad = |err: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+    };
+    Ok(JobRecord {
+        id: JobId::parse(&id).unwrap_or_default(),
+        seq: r.get("seq")?,
+        spec: serde_json::from_str(&spec).map_err(bad)?,
+        webhook_url: r.get("webhook_url")?,
+        owner: r.get("owner")?,
+        status: parse_status(&r.get::<_, String>("status")?),
+        attempt: r.get("attempt")?,
+        created_at: r.get("created_at")?,
+        started_at: r.get("started_at")?,
+        finished_at: r.get("finished_at")?,
+        result: result
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(bad)?,
+        video: r.get::<_, Option<String>>("video")?.map(PathBuf::from),
+        reel: r.get::<_, Option<String>>("reel")?.map(PathBuf::from),
+        error: r.get("error")?,
+        finished_ms: r.get("finished_ms")?,
+        expired: r.get::<_, i64>("expired")? != 0,
+    })
+}
+
+fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
+    let job: String = r.get("job_id")?;
+    let event: String = r.get("event")?;
+    Ok(OutboxRow {
+        webhook_id: r.get("webhook_id")?,
+        job_id: JobId::parse(&job).unwrap_or_default(),
+        event: serde_json::from_value(serde_json::Value::String(event)).map_err(|err| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+        })?,
+        url: r.get("url")?,
+        body: r.get("body")?,
+        attempts: r.get("attempts")?,
+        next_attempt_ms: r.get("next_attempt_ms")?,
+        state: DeliveryState::parse(&r.get::<_, String>("state")?),
+        seq: r.get("seq")?,
+    })
+}
+
+fn path_str(p: &Option<PathBuf>) -> Option<String> {
+    p.as_ref().map(|p| p.display().to_string())
+}
+
+impl JobStore for SqliteStore {
+    fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO jobs (id, spec, webhook_url, owner, status, attempt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                job.id.as_str(),
+                serde_json::to_string(&job.spec).map_err(e)?,
+                job.webhook_url,
+                job.owner,
+                status_str(job.status),
+                job.attempt,
+                job.created_at
+            ],
+        )
+        .map_err(e)?;
+        job.seq = conn.last_insert_rowid();
+        Ok(())
+    }
+
+    fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(e)?;
+        tx.execute(
+            "UPDATE jobs SET status = ?2, attempt = ?3, started_at = ?4, finished_at = ?5, finished_ms = ?6,
+                             result = ?7, video = ?8, reel = ?9, error = ?10 WHERE id = ?1",
+            params![
+                job.id.as_str(),
+                status_str(job.status),
+                job.attempt,
+                job.started_at,
+                job.finished_at,
+                job.finished_ms,
+                job.result.as_ref().map(serde_json::to_string).transpose().map_err(e)?,
+                path_str(&job.video),
+                path_str(&job.reel),
+                job.error
+            ],
+        )
+        .map_err(e)?;
+        if let Some(o) = outbox {
+            tx.execute(
+                "INSERT INTO outbox (webhook_id, job_id, event, url, body, attempts, next_attempt_ms, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(webhook_id) DO NOTHING",
+                params![o.webhook_id, o.job_id.as_str(), o.event.as_str(), o.url, o.body, o.attempts, o.next_attempt_ms, o.state.as_str()],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+
+    fn load_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT * FROM jobs ORDER BY seq").map_err(e)?;
+        let rows = stmt.query_map([], job_from_row).map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT * FROM outbox WHERE state = 'pending' ORDER BY seq")
+            .map_err(e)?;
+        let rows = stmt.query_map([], outbox_from_row).map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    fn last_delivery(&self, job_id: &JobId) -> Result<Option<OutboxRow>, StoreError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT * FROM outbox WHERE job_id = ?1 ORDER BY seq DESC LIMIT 1",
+            [job_id.as_str()],
+            outbox_from_row,
+        )
+        .optional()
+        .map_err(e)
+    }
+
+    fn record_attempt(
+        &self,
+        record: &AttemptRecord,
+        job_id: &JobId,
+        state: DeliveryState,
+        next_attempt_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(e)?;
+        tx.execute(
+            "UPDATE outbox SET attempts = MAX(attempts, ?2), state = ?3, next_attempt_ms = ?4 WHERE webhook_id = ?1",
+            params![record.webhook_id, record.attempt, state.as_str(), next_attempt_ms],
+        )
+        .map_err(e)?;
+        tx.execute(
+            "INSERT INTO attempts (job_id, record) VALUES (?1, ?2)",
+            params![job_id.as_str(), serde_json::to_string(record).map_err(e)?],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)
+    }
+
+    fn attempts(&self, job_id: &JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT record FROM attempts WHERE job_id = ?1 ORDER BY id")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([job_id.as_str()], |r| r.get::<_, String>(0))
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(serde_json::from_str(&r.map_err(e)?).map_err(e)?);
+        }
+        Ok(out)
+    }
+
+    fn finished_before(&self, before_ms: i64) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT * FROM jobs WHERE expired = 0 AND finished_ms IS NOT NULL AND finished_ms < ?1 ORDER BY seq")
+            .map_err(e)?;
+        let rows = stmt.query_map([before_ms], job_from_row).map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    fn expire(&self, job_id: &JobId) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(e)?;
+        tx.execute(
+            "UPDATE jobs SET expired = 1, result = NULL, video = NULL, reel = NULL, webhook_url = NULL WHERE id = ?1",
+            [job_id.as_str()],
+        )
+        .map_err(e)?;
+        tx.execute("DELETE FROM outbox WHERE job_id = ?1", [job_id.as_str()])
+            .map_err(e)?;
+        tx.execute("DELETE FROM attempts WHERE job_id = ?1", [job_id.as_str()])
+            .map_err(e)?;
+        tx.commit().map_err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidbuilder_actors::events::EventKind;
+    use vidbuilder_actors::spec::{Quality, Scene, SceneContent, VideoSpec};
+
+    fn record() -> JobRecord {
+        JobRecord {
+            id: JobId::new(),
+            seq: 0,
+            spec: VideoSpec {
+                theme: "corporate".into(),
+                music: None,
+                quality: Quality::Draft,
+                fps: 30,
+                generate_reels: false,
+                scenes: vec![Scene {
+                    duration: 1.0,
+                    content: SceneContent::HeroTitle {
+                        title: "t".into(),
+                        subtitle: None,
+                    },
+                }],
+            },
+            webhook_url: Some("http://x/h".into()),
+            owner: None,
+            status: JobStatus::Queued,
+            attempt: 0,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            started_at: None,
+            finished_at: None,
+            result: None,
+            video: None,
+            reel: None,
+            error: None,
+            finished_ms: None,
+            expired: false,
+        }
+    }
+
+    #[test]
+    fn jobs_and_outbox_survive_reopening_and_migrations_are_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        let (mut a, mut b) = (record(), record());
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.insert_job(&mut a).unwrap();
+            store.insert_job(&mut b).unwrap();
+            assert!(a.seq < b.seq);
+            a.status = JobStatus::Processing;
+            a.attempt = 1;
+            let row = OutboxRow {
+                webhook_id: format!("msg_{}_started", a.id),
+                job_id: a.id.clone(),
+                event: EventKind::Started,
+                url: "http://x/h".into(),
+                body: b"{\"a\":1}".to_vec(),
+                attempts: 0,
+                next_attempt_ms: 5,
+                state: DeliveryState::Pending,
+                seq: 0,
+            };
+            store.update_job(&a, Some(&row)).unwrap();
+            // The same event twice is one row.
+            store.update_job(&a, Some(&row)).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let jobs = store.load_jobs().unwrap();
+        assert_eq!(
+            jobs.iter().map(|j| (&j.id, j.status)).collect::<Vec<_>>(),
+            vec![(&a.id, JobStatus::Processing), (&b.id, JobStatus::Queued)]
+        );
+        assert_eq!(jobs[0].spec, a.spec);
+        let pending = store.pending_deliveries().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].body, b"{\"a\":1}");
+        let rec = AttemptRecord {
+            webhook_id: pending[0].webhook_id.clone(),
+            event: EventKind::Started,
+            attempt: 1,
+            at: "now".into(),
+            status_code: Some(200),
+            error: None,
+            latency_ms: 3,
+            result: "delivered".into(),
+        };
+        store
+            .record_attempt(&rec, &a.id, DeliveryState::Delivered, 0)
+            .unwrap();
+        assert!(store.pending_deliveries().unwrap().is_empty());
+        assert_eq!(store.attempts(&a.id).unwrap(), vec![rec]);
+        // Retention.
+        a.status = JobStatus::Completed;
+        a.finished_ms = Some(100);
+        store.update_job(&a, None).unwrap();
+        assert_eq!(store.finished_before(101).unwrap().len(), 1);
+        store.expire(&a.id).unwrap();
+        assert!(store.finished_before(101).unwrap().is_empty());
+        assert!(store.load_jobs().unwrap()[0].expired);
+        assert!(store.attempts(&a.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        SqliteStore::open(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = SqliteStore::open(&path).err().unwrap();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
