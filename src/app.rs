@@ -85,6 +85,12 @@ impl Server {
         if !config.webhook.allow_cidrs.is_empty() {
             warn!(cidrs = ?config.webhook.allow_cidrs, "webhook targets in these private ranges are allowed");
         }
+        let api_keys = Arc::new(crate::http::auth::ApiKeys::from_config(&config)?);
+        if api_keys.is_enabled() {
+            info!(keys = api_keys.len(), "API keys required on /api/ routes");
+        } else {
+            warn!("no API keys configured (auth.api_keys, auth.keys_file): the API is open to anyone who can reach it");
+        }
 
         let ssrf = Arc::new(crate::ssrf::SsrfGuard::from_config(&config)?);
         let transport = HttpWebhookTransport::new(
@@ -159,6 +165,7 @@ impl Server {
             ffmpeg_version: Arc::new(ffmpeg_version),
             ssrf,
             webhooks: webhooks.clone(),
+            auth: api_keys,
         };
         let app = router(state, config.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(config.bind)

@@ -29,6 +29,16 @@ pub struct Config {
     pub render: RenderConfig,
     pub webhook: WebhookConfig,
     pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Plain API keys (`VIDBUILDER_AUTH_API_KEYS=k1,k2`).
+    pub api_keys: Vec<String>,
+    /// A file of `<sha256 hex of a key>  <name>  [revoked]` lines; empty: none.
+    pub keys_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

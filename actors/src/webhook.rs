@@ -30,6 +30,9 @@ use crate::job::{timestamp, JobId};
 use crate::ports::{AttemptOutcome, WebhookRequest, WebhookTransport};
 use crate::store::{DeliveryState, JobStore, OutboxRow};
 
+mod redeliver;
+pub use redeliver::Redelivery;
+
 /// One event to deliver to one URL.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -94,7 +97,8 @@ pub struct AttemptRecord {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub latency_ms: u64,
-    /// `delivered`, `retrying`, `exhausted` or `gave-up` (410 / permanent error).
+    /// `delivered`, `retrying`, `exhausted` or `gave-up` (410 / permanent error); for a manual
+    /// redelivery of a settled event `redelivered` or `redelivery-failed`.
     pub result: String,
 }
 
@@ -143,6 +147,18 @@ pub enum WebhookMsg {
     },
     /// How many deliveries are not settled yet (in flight or waiting for a retry).
     Pending(RpcReplyPort<usize>),
+    /// Send the job's last event again now, outside the retry schedule, with the same
+    /// `webhook-id` and body (see [`Redelivery`]). `Ok(None)`: the job has no event.
+    Redeliver {
+        job_id: JobId,
+        reply: RpcReplyPort<Result<Option<Redelivery>, String>>,
+    },
+    /// A manual redelivery's task finished.
+    RedeliveryDone {
+        row: OutboxRow,
+        attempt: u32,
+        outcome: AttemptOutcome,
+    },
 }
 
 pub struct WebhookActor;
@@ -378,6 +394,14 @@ impl Actor for WebhookActor {
             WebhookMsg::Pending(reply) => {
                 let _ = reply.send(state.queues.values().map(|q| q.len()).sum());
             }
+            WebhookMsg::Redeliver { job_id, reply } => {
+                let _ = reply.send(state.redeliver(&myself, &job_id));
+            }
+            WebhookMsg::RedeliveryDone {
+                row,
+                attempt,
+                outcome,
+            } => state.finish_redelivery(row, attempt, outcome),
         }
         Ok(())
     }

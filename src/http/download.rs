@@ -49,6 +49,7 @@ async fn serve(
         .views
         .get(&id)
         .map(|v| v.clone())
+        .filter(|v| super::auth::visible(req.extensions(), v))
         .ok_or_else(|| ApiError::not_found_job(&job_id))?;
     if view.expired {
         return Err(ApiError::gone_job(&job_id));

@@ -6,13 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use vidbuilder_actors::events::WebhookEvent;
 use vidbuilder_actors::job::{JobStatus, JobView};
 use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
 use vidbuilder_actors::{validate_spec, JobId};
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 use crate::ssrf::SsrfGuard;
@@ -119,6 +120,7 @@ async fn submit(
     state: &AppState,
     body: &Value,
     webhook_url: Option<String>,
+    caller: &Caller,
 ) -> Result<JobView, ApiError> {
     let spec = validate_spec(body, &state.validation).map_err(|e| {
         ApiError::new(
@@ -131,7 +133,7 @@ async fn submit(
     let request = SubmitRequest {
         spec,
         webhook_url,
-        owner: None,
+        owner: caller.key_id.clone(),
     };
     let answer = ractor::call!(state.manager, |reply| JobManagerMsg::Submit {
         request,
@@ -171,6 +173,7 @@ async fn submit(
 
 async fn generate_async(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -187,7 +190,7 @@ async fn generate_async(
         )
         .field("webhookUrl"));
     };
-    let view = submit(&state, &body, Some(hook)).await?;
+    let view = submit(&state, &body, Some(hook), &caller).await?;
     let id = view.job_id.to_string();
     let body = json!({
         "success": true,
@@ -209,12 +212,13 @@ async fn generate_async(
 
 async fn generate_blocking(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = parse_body(&headers, body)?;
     let hook = webhook_url(&body, &state.ssrf)?;
-    let view = submit(&state, &body, hook).await?;
+    let view = submit(&state, &body, hook, &caller).await?;
     let job_id = view.job_id.clone();
     let id = job_id.clone();
     let done = ractor::call!(state.manager, |reply| JobManagerMsg::WaitFinished {
@@ -252,6 +256,7 @@ async fn generate_blocking(
 
 async fn job_status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = JobId::parse(&job_id).ok_or_else(|| ApiError::not_found_job(&job_id))?;
@@ -259,6 +264,7 @@ async fn job_status(
         .views
         .get(&id)
         .map(|v| v.clone())
+        .filter(|v| caller.may_see(v))
         .ok_or_else(|| ApiError::not_found_job(&job_id))?;
     if view.expired {
         return Err(ApiError::gone_job(&job_id));

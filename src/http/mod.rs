@@ -1,10 +1,12 @@
 //! The HTTP API (axum). Handlers are thin: they parse, send a message to the JobManager or read
 //! the job view it writes, and shape the JSON. They never call the renderer, storage or webhooks.
 
+pub mod auth;
 mod catalog;
 mod download;
 pub mod error;
 mod jobs;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -31,6 +33,8 @@ pub struct AppState {
     pub ssrf: Arc<crate::ssrf::SsrfGuard>,
     /// Delivery log and redelivery.
     pub webhooks: ActorRef<vidbuilder_actors::webhook::WebhookMsg>,
+    /// API keys (empty: open).
+    pub auth: Arc<auth::ApiKeys>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -38,6 +42,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(jobs::router())
         .merge(download::router())
         .merge(catalog::router())
+        .merge(webhooks::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -46,6 +51,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require_key,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -14,7 +14,10 @@ use super::theme::{Theme, ThemeInfo};
 use super::RenderError;
 
 const EMBEDDED_THEMES: &[(&str, &str)] = &[
-    ("corporate", include_str!("../../config/themes/corporate.toml")),
+    (
+        "corporate",
+        include_str!("../../config/themes/corporate.toml"),
+    ),
     ("modern", include_str!("../../config/themes/modern.toml")),
     ("minimal", include_str!("../../config/themes/minimal.toml")),
     ("vibrant", include_str!("../../config/themes/vibrant.toml")),
@@ -24,21 +27,57 @@ const EMBEDDED_THEMES: &[(&str, &str)] = &[
 const EMBEDDED_CATALOG: &str = include_str!("../../config/music/catalog.toml");
 
 const EMBEDDED_TRACK_FILES: &[(&str, &[u8])] = &[
-    ("corp-1.m4a", include_bytes!("../../config/music/corp-1.m4a")),
-    ("ambient-1.m4a", include_bytes!("../../config/music/ambient-1.m4a")),
-    ("upbeat-1.m4a", include_bytes!("../../config/music/upbeat-1.m4a")),
+    (
+        "corp-1.m4a",
+        include_bytes!("../../config/music/corp-1.m4a"),
+    ),
+    (
+        "ambient-1.m4a",
+        include_bytes!("../../config/music/ambient-1.m4a"),
+    ),
+    (
+        "upbeat-1.m4a",
+        include_bytes!("../../config/music/upbeat-1.m4a"),
+    ),
 ];
 
 const EMBEDDED_FONTS: &[(&str, &[u8])] = &[
-    ("Inter-Regular.otf", include_bytes!("../../config/fonts/Inter-Regular.otf")),
-    ("Inter-Bold.otf", include_bytes!("../../config/fonts/Inter-Bold.otf")),
-    ("Inter-Italic.otf", include_bytes!("../../config/fonts/Inter-Italic.otf")),
-    ("Inter-BoldItalic.otf", include_bytes!("../../config/fonts/Inter-BoldItalic.otf")),
-    ("NotoSans-Regular.ttf", include_bytes!("../../config/fonts/NotoSans-Regular.ttf")),
-    ("NotoSansArabic-Regular.ttf", include_bytes!("../../config/fonts/NotoSansArabic-Regular.ttf")),
-    ("NotoSansHebrew-Regular.ttf", include_bytes!("../../config/fonts/NotoSansHebrew-Regular.ttf")),
-    ("NotoSansDevanagari-Regular.ttf", include_bytes!("../../config/fonts/NotoSansDevanagari-Regular.ttf")),
-    ("NotoSansThai-Regular.ttf", include_bytes!("../../config/fonts/NotoSansThai-Regular.ttf")),
+    (
+        "Inter-Regular.otf",
+        include_bytes!("../../config/fonts/Inter-Regular.otf"),
+    ),
+    (
+        "Inter-Bold.otf",
+        include_bytes!("../../config/fonts/Inter-Bold.otf"),
+    ),
+    (
+        "Inter-Italic.otf",
+        include_bytes!("../../config/fonts/Inter-Italic.otf"),
+    ),
+    (
+        "Inter-BoldItalic.otf",
+        include_bytes!("../../config/fonts/Inter-BoldItalic.otf"),
+    ),
+    (
+        "NotoSans-Regular.ttf",
+        include_bytes!("../../config/fonts/NotoSans-Regular.ttf"),
+    ),
+    (
+        "NotoSansArabic-Regular.ttf",
+        include_bytes!("../../config/fonts/NotoSansArabic-Regular.ttf"),
+    ),
+    (
+        "NotoSansHebrew-Regular.ttf",
+        include_bytes!("../../config/fonts/NotoSansHebrew-Regular.ttf"),
+    ),
+    (
+        "NotoSansDevanagari-Regular.ttf",
+        include_bytes!("../../config/fonts/NotoSansDevanagari-Regular.ttf"),
+    ),
+    (
+        "NotoSansThai-Regular.ttf",
+        include_bytes!("../../config/fonts/NotoSansThai-Regular.ttf"),
+    ),
 ];
 
 /// The default sans-serif family (used when a theme names no family).
@@ -75,7 +114,10 @@ struct TrackEntry {
 
 #[derive(Debug, Clone)]
 enum TrackSource {
-    Embedded { file: &'static str, bytes: &'static [u8] },
+    Embedded {
+        file: &'static str,
+        bytes: &'static [u8],
+    },
     File(PathBuf),
 }
 
@@ -124,10 +166,24 @@ impl Catalog {
             let (file, bytes) = EMBEDDED_TRACK_FILES
                 .iter()
                 .find(|(f, _)| *f == e.file)
-                .ok_or_else(|| cfg_err("<embedded>/music/catalog.toml", format!("no embedded file '{}'", e.file)))?;
-            tracks.insert(e.id.clone(), Track { info: e.info(), source: TrackSource::Embedded { file, bytes } });
+                .ok_or_else(|| {
+                    cfg_err(
+                        "<embedded>/music/catalog.toml",
+                        format!("no embedded file '{}'", e.file),
+                    )
+                })?;
+            tracks.insert(
+                e.id.clone(),
+                Track {
+                    info: e.info(),
+                    source: TrackSource::Embedded { file, bytes },
+                },
+            );
         }
-        let mut fonts: Vec<FontBytes> = EMBEDDED_FONTS.iter().map(|(_, b)| Arc::new(*b) as FontBytes).collect();
+        let mut fonts: Vec<FontBytes> = EMBEDDED_FONTS
+            .iter()
+            .map(|(_, b)| Arc::new(*b) as FontBytes)
+            .collect();
 
         if let Some(dir) = config_dir {
             if !dir.is_dir() {
@@ -137,9 +193,16 @@ impl Catalog {
                 )));
             }
             for path in files_with_ext(&dir.join("themes"), &["toml"])? {
-                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
                 if !valid_name(&name) {
-                    return Err(cfg_err(&path, "theme file names may use only a-z, 0-9, '-' and '_'"));
+                    return Err(cfg_err(
+                        &path,
+                        "theme file names may use only a-z, 0-9, '-' and '_'",
+                    ));
                 }
                 let text = std::fs::read_to_string(&path).map_err(|e| cfg_err(&path, e))?;
                 let t = Theme::from_toml(&name, &text).map_err(|e| cfg_err(&path, e))?;
@@ -152,7 +215,10 @@ impl Catalog {
                 let cat: CatalogFile = toml::from_str(&text).map_err(|e| cfg_err(&cat_path, e))?;
                 for e in cat.tracks {
                     if !valid_name(&e.id) {
-                        return Err(cfg_err(&cat_path, format!("track id '{}': use only a-z, 0-9, '-' and '_'", e.id)));
+                        return Err(cfg_err(
+                            &cat_path,
+                            format!("track id '{}': use only a-z, 0-9, '-' and '_'", e.id),
+                        ));
                     }
                     let file = music.join(&e.file);
                     if !file.is_file() {
@@ -161,7 +227,13 @@ impl Catalog {
                             format!("track '{}': file '{}' not found", e.id, file.display()),
                         ));
                     }
-                    tracks.insert(e.id.clone(), Track { info: e.info(), source: TrackSource::File(file) });
+                    tracks.insert(
+                        e.id.clone(),
+                        Track {
+                            info: e.info(),
+                            source: TrackSource::File(file),
+                        },
+                    );
                 }
             }
             for path in files_with_ext(&dir.join("fonts"), &["ttf", "otf", "ttc"])? {
@@ -170,7 +242,11 @@ impl Catalog {
             }
         }
 
-        let catalog = Catalog { themes, tracks, fonts };
+        let catalog = Catalog {
+            themes,
+            tracks,
+            fonts,
+        };
         // Every theme must name a family we actually have.
         let families = catalog.font_families();
         for t in catalog.themes.values() {
@@ -208,7 +284,10 @@ impl Catalog {
 
     /// The font families available to themes.
     pub fn font_families(&self) -> BTreeSet<String> {
-        self.font_db().faces().flat_map(|f| f.families.iter().map(|(n, _)| n.clone())).collect()
+        self.font_db()
+            .faces()
+            .flat_map(|f| f.families.iter().map(|(n, _)| n.clone()))
+            .collect()
     }
 
     fn font_db(&self) -> fontdb::Database {
@@ -228,20 +307,31 @@ impl Catalog {
     /// A file path ffmpeg can read for `track_id`; embedded tracks are written to
     /// `work_dir/music/` once and reused.
     pub fn track_file(&self, track_id: &str, work_dir: &Path) -> Result<PathBuf, RenderError> {
-        let track = self.tracks.get(track_id).ok_or_else(|| RenderError::UnknownTrack(track_id.to_string()))?;
+        let track = self
+            .tracks
+            .get(track_id)
+            .ok_or_else(|| RenderError::UnknownTrack(track_id.to_string()))?;
         match &track.source {
             TrackSource::File(p) => Ok(p.clone()),
             TrackSource::Embedded { file, bytes } => {
                 let dir = work_dir.join("music");
                 let (stem, ext) = file.rsplit_once('.').unwrap_or((file, "m4a"));
                 let path = dir.join(format!("{stem}-{:016x}.{ext}", fnv1a(bytes)));
-                if std::fs::metadata(&path).map(|m| m.len() == bytes.len() as u64).unwrap_or(false) {
+                if std::fs::metadata(&path)
+                    .map(|m| m.len() == bytes.len() as u64)
+                    .unwrap_or(false)
+                {
                     return Ok(path);
                 }
-                let io = |e| RenderError::Io(format!("writing music track to {}", dir.display()), e);
+                let io =
+                    |e| RenderError::Io(format!("writing music track to {}", dir.display()), e);
                 std::fs::create_dir_all(&dir).map_err(io)?;
                 // Write under a unique name, then rename: concurrent renders may race here.
-                let tmp = dir.join(format!(".{stem}.{}.{:?}.tmp", std::process::id(), std::thread::current().id()));
+                let tmp = dir.join(format!(
+                    ".{stem}.{}.{:?}.tmp",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
                 std::fs::write(&tmp, bytes).map_err(io)?;
                 std::fs::rename(&tmp, &path).map_err(|e| {
                     let _ = std::fs::remove_file(&tmp);
@@ -257,7 +347,11 @@ impl TrackEntry {
     fn info(&self) -> TrackInfo {
         TrackInfo {
             track_id: self.id.clone(),
-            title: if self.title.is_empty() { self.id.clone() } else { self.title.clone() },
+            title: if self.title.is_empty() {
+                self.id.clone()
+            } else {
+                self.title.clone()
+            },
             mood: self.mood.clone(),
             duration_secs: self.duration_secs,
         }
@@ -265,7 +359,10 @@ impl TrackEntry {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, RenderError> {
@@ -277,7 +374,10 @@ fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, RenderError
     let mut out = Vec::new();
     for entry in rd {
         let p = entry.map_err(|e| cfg_err(dir, e))?.path();
-        let ok = p.extension().and_then(|e| e.to_str()).map(|e| exts.contains(&e.to_ascii_lowercase().as_str()));
+        let ok = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| exts.contains(&e.to_ascii_lowercase().as_str()));
         if ok == Some(true) && p.is_file() {
             out.push(p);
         }
@@ -312,14 +412,22 @@ mod tests {
         }
         assert!(c.font_families().contains("Inter"));
         let info = c.themes();
-        assert!(info.iter().all(|t| !t.description.is_empty() && !t.colors.background.is_empty()));
+        assert!(info
+            .iter()
+            .all(|t| !t.description.is_empty() && !t.colors.background.is_empty()));
         let tracks = c.tracks();
         let corp = tracks.iter().find(|t| t.track_id == "corp-1").unwrap();
         assert!(corp.duration_secs >= 30.0 && !corp.title.is_empty());
         let json = serde_json::to_value(&tracks[0]).unwrap();
-        assert!(json.get("trackId").is_some() && json.get("durationSecs").is_some(), "{json}");
+        assert!(
+            json.get("trackId").is_some() && json.get("durationSecs").is_some(),
+            "{json}"
+        );
         let json = serde_json::to_value(&info[0]).unwrap();
-        assert!(json["colors"]["accent"].as_str().unwrap().starts_with('#'), "{json}");
+        assert!(
+            json["colors"]["accent"].as_str().unwrap().starts_with('#'),
+            "{json}"
+        );
     }
 
     #[test]
@@ -331,7 +439,11 @@ mod tests {
             "description = \"Sea\"\n[palette]\nbackground = [\"#003344\", \"#006688\"]\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("themes/dark.toml"), "description = \"Mine\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("themes/dark.toml"),
+            "description = \"Mine\"\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("music")).unwrap();
         std::fs::write(dir.path().join("music/beep.m4a"), b"not really audio").unwrap();
         std::fs::write(
@@ -344,14 +456,23 @@ mod tests {
         assert!(c.theme_names().contains("corporate"));
         assert_eq!(c.theme("dark").unwrap().description, "Mine");
         assert!(c.track_ids().contains("beep") && c.track_ids().contains("corp-1"));
-        assert_eq!(c.track_file("beep", dir.path()).unwrap(), dir.path().join("music/beep.m4a"));
+        assert_eq!(
+            c.track_file("beep", dir.path()).unwrap(),
+            dir.path().join("music/beep.m4a")
+        );
 
         // A broken theme is a clear error naming the file.
-        std::fs::write(dir.path().join("themes/bad.toml"), "[palette]\nbackground = \"nope\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("themes/bad.toml"),
+            "[palette]\nbackground = \"nope\"\n",
+        )
+        .unwrap();
         let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
         assert!(e.contains("bad.toml"), "{e}");
         // A missing config dir is an error too.
-        let e = Catalog::load(Some(&dir.path().join("missing"))).unwrap_err().to_string();
+        let e = Catalog::load(Some(&dir.path().join("missing")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
     }
 
@@ -364,6 +485,9 @@ mod tests {
         let p2 = c.track_file("corp-1", work.path()).unwrap();
         assert_eq!(p1, p2);
         assert_eq!(std::fs::metadata(&p2).unwrap().modified().unwrap(), m1);
-        assert!(matches!(c.track_file("nope", work.path()), Err(RenderError::UnknownTrack(_))));
+        assert!(matches!(
+            c.track_file("nope", work.path()),
+            Err(RenderError::UnknownTrack(_))
+        ));
     }
 }

@@ -48,15 +48,25 @@ pub fn check_ffmpeg(ffmpeg: &Path) -> Result<String, RenderError> {
             format!("`-version` did not answer like ffmpeg ({})", out.status),
         ));
     }
-    let version = first.split(" Copyright").next().unwrap_or(&first).to_string();
+    let version = first
+        .split(" Copyright")
+        .next()
+        .unwrap_or(&first)
+        .to_string();
     let enc = Command::new(ffmpeg)
         .args(["-hide_banner", "-encoders"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| spawn_error(ffmpeg, e))?;
     let list = String::from_utf8_lossy(&enc.stdout);
-    let has = |name: &str| list.lines().any(|l| l.split_whitespace().nth(1) == Some(name));
-    for (name, what) in [("libx264", "the libx264 H.264 encoder"), ("aac", "the aac audio encoder")] {
+    let has = |name: &str| {
+        list.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(name))
+    };
+    for (name, what) in [
+        ("libx264", "the libx264 H.264 encoder"),
+        ("aac", "the aac audio encoder"),
+    ] {
         if !has(name) {
             return Err(RenderError::FfmpegUnusable(
                 ffmpeg.display().to_string(),
@@ -93,15 +103,34 @@ pub struct EncodeParams<'a> {
 pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     let secs = p.frames as f64 / p.fps as f64;
     let mut a: Vec<String> = [
-        "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    a.extend(["-s".into(), format!("{}x{}", p.width, p.height), "-r".into(), p.fps.to_string()]);
+    a.extend([
+        "-s".into(),
+        format!("{}x{}", p.width, p.height),
+        "-r".into(),
+        p.fps.to_string(),
+    ]);
     a.extend(["-i".into(), "pipe:0".into()]);
     if let Some(audio) = &p.audio {
-        a.extend(["-stream_loop".into(), "-1".into(), "-t".into(), format!("{:.3}", secs + 1.0), "-i".into()]);
+        a.extend([
+            "-stream_loop".into(),
+            "-1".into(),
+            "-t".into(),
+            format!("{:.3}", secs + 1.0),
+            "-i".into(),
+        ]);
         a.push(audio.path.display().to_string());
         let fade_in = 0.5f64.min(secs / 4.0);
         let fade_out = 2.0f64.min(secs / 3.0);
@@ -127,8 +156,16 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     }
     a.push(p.crf.to_string());
     for s in [
-        "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-        "-color_range", "tv",
+        "-pix_fmt",
+        "yuv420p",
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-color_range",
+        "tv",
     ] {
         a.push(s.into());
     }
@@ -297,12 +334,18 @@ impl Encoder {
             let _ = t.join();
         }
         if !status.success() {
-            let code = status.code().map(|c| c.to_string()).unwrap_or_else(|| status.to_string());
+            let code = status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| status.to_string());
             let mut stderr = self.stderr_tail();
             if stderr.is_empty() {
                 stderr = "(no error output)".into();
             }
-            return Err(RenderError::Ffmpeg { status: code, stderr });
+            return Err(RenderError::Ffmpeg {
+                status: code,
+                stderr,
+            });
         }
         written.map_err(|e| RenderError::Io("writing frames to ffmpeg".into(), e))
     }

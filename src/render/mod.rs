@@ -20,7 +20,8 @@ use async_trait::async_trait;
 use cosmic_text::SwashCache;
 use tiny_skia::Pixmap;
 use vidbuilder_actors::ports::{
-    CancellationToken, ProgressSink, RenderOutput, RenderPhase, RenderProgress, RenderRequest, Renderer,
+    CancellationToken, ProgressSink, RenderOutput, RenderPhase, RenderProgress, RenderRequest,
+    Renderer,
 };
 use vidbuilder_actors::spec::VideoSpec;
 
@@ -118,17 +119,28 @@ impl Drop for TempFiles {
 
 fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
     if spec.fps == 0 || spec.fps > 120 {
-        return Err(RenderError::InvalidSpec(format!("fps {} is out of range", spec.fps)));
+        return Err(RenderError::InvalidSpec(format!(
+            "fps {} is out of range",
+            spec.fps
+        )));
     }
     if spec.scenes.is_empty() {
         return Err(RenderError::InvalidSpec("no scenes".into()));
     }
-    if spec.scenes.iter().any(|s| !s.duration.is_finite() || s.duration <= 0.0) {
-        return Err(RenderError::InvalidSpec("scene durations must be positive".into()));
+    if spec
+        .scenes
+        .iter()
+        .any(|s| !s.duration.is_finite() || s.duration <= 0.0)
+    {
+        return Err(RenderError::InvalidSpec(
+            "scene durations must be positive".into(),
+        ));
     }
     let frames = spec.frame_count();
     if frames == 0 {
-        return Err(RenderError::InvalidSpec("the video is shorter than one frame".into()));
+        return Err(RenderError::InvalidSpec(
+            "the video is shorter than one frame".into(),
+        ));
     }
     Ok(frames)
 }
@@ -143,27 +155,49 @@ pub fn render_blocking(
     cancel: &CancellationToken,
 ) -> Result<RenderOutput, RenderError> {
     let spec = &req.spec;
-    let theme = catalog.theme(&spec.theme).ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let theme = catalog
+        .theme(&spec.theme)
+        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
     let frames = check_spec(spec)?;
     let fps = spec.fps;
     let audio = match &spec.music {
-        Some(m) => Some(AudioInput { path: catalog.track_file(&m.track_id, &settings.work_dir)?, volume: m.volume }),
+        Some(m) => Some(AudioInput {
+            path: catalog.track_file(&m.track_id, &settings.work_dir)?,
+            volume: m.volume,
+        }),
         None => None,
     };
-    std::fs::create_dir_all(&req.out_dir)
-        .map_err(|e| RenderError::Io(format!("creating output directory {}", req.out_dir.display()), e))?;
+    std::fs::create_dir_all(&req.out_dir).map_err(|e| {
+        RenderError::Io(
+            format!("creating output directory {}", req.out_dir.display()),
+            e,
+        )
+    })?;
 
     let job = req.job_id.as_str();
     let (w, h) = spec.quality.dimensions();
-    let mut plans = vec![(Frame { width: w, height: h }, req.out_dir.join(format!("{job}.mp4")))];
+    let mut plans = vec![(
+        Frame {
+            width: w,
+            height: h,
+        },
+        req.out_dir.join(format!("{job}.mp4")),
+    )];
     if spec.generate_reels {
-        plans.push((Frame { width: REEL_SIZE.0, height: REEL_SIZE.1 }, req.out_dir.join(format!("{job}-reel.mp4"))));
+        plans.push((
+            Frame {
+                width: REEL_SIZE.0,
+                height: REEL_SIZE.1,
+            },
+            req.out_dir.join(format!("{job}-reel.mp4")),
+        ));
     }
     let temps: Vec<PathBuf> = plans
         .iter()
         .map(|(_, fin)| {
             let stem = fin.file_stem().and_then(|s| s.to_str()).unwrap_or(job);
-            req.out_dir.join(format!(".{stem}.{}.partial.mp4", req.attempt))
+            req.out_dir
+                .join(format!(".{stem}.{}.partial.mp4", req.attempt))
         })
         .collect();
     let mut temp_guard = TempFiles(temps.clone());
@@ -181,12 +215,20 @@ pub fn render_blocking(
             audio: audio.clone(),
             out: tmp,
         })?;
-        lanes.push(Lane { frame: *frame, bg: paint::background(theme, frame.width, frame.height), enc });
+        lanes.push(Lane {
+            frame: *frame,
+            bg: paint::background(theme, frame.width, frame.height),
+            enc,
+        });
     }
 
     let total = frames * lanes.len() as u64;
     let mut done = 0u64;
-    progress(RenderProgress { phase: RenderPhase::Rendering, frames_done: 0, frames_total: total });
+    progress(RenderProgress {
+        phase: RenderPhase::Rendering,
+        frames_done: 0,
+        frames_total: total,
+    });
     let mut fonts = catalog.font_system();
     let mut swash = SwashCache::new();
     let mut broken = false;
@@ -226,23 +268,39 @@ pub fn render_blocking(
                 }
                 done += 1;
             }
-            progress(RenderProgress { phase: RenderPhase::Rendering, frames_done: done, frames_total: total });
+            progress(RenderProgress {
+                phase: RenderPhase::Rendering,
+                frames_done: done,
+                frames_total: total,
+            });
         }
     }
     if !broken {
-        progress(RenderProgress { phase: RenderPhase::Encoding, frames_done: done, frames_total: total });
+        progress(RenderProgress {
+            phase: RenderPhase::Encoding,
+            frames_done: done,
+            frames_total: total,
+        });
     }
     for lane in lanes {
         lane.enc.finish(cancel)?;
     }
     if broken {
         // ffmpeg stopped reading yet exited cleanly: should not happen, but never report success.
-        return Err(RenderError::Ffmpeg { status: "0".into(), stderr: "ffmpeg stopped reading frames early".into() });
+        return Err(RenderError::Ffmpeg {
+            status: "0".into(),
+            stderr: "ffmpeg stopped reading frames early".into(),
+        });
     }
-    progress(RenderProgress { phase: RenderPhase::Finalising, frames_done: done, frames_total: total });
+    progress(RenderProgress {
+        phase: RenderPhase::Finalising,
+        frames_done: done,
+        frames_total: total,
+    });
     let mut finals = Vec::new();
     for ((_, fin), tmp) in plans.iter().zip(&temps) {
-        std::fs::rename(tmp, fin).map_err(|e| RenderError::Io(format!("moving the video to {}", fin.display()), e))?;
+        std::fs::rename(tmp, fin)
+            .map_err(|e| RenderError::Io(format!("moving the video to {}", fin.display()), e))?;
         finals.push(fin.clone());
     }
     temp_guard.0.clear(); // all renamed: nothing left to clean up
@@ -258,12 +316,26 @@ pub fn render_blocking(
 
 /// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout) and return it as
 /// PNG bytes. Useful for previews and thumbnails.
-pub fn render_still_png(catalog: &Catalog, spec: &VideoSpec, at_secs: f64, reel: bool) -> Result<Vec<u8>, RenderError> {
-    let theme = catalog.theme(&spec.theme).ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+pub fn render_still_png(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    at_secs: f64,
+    reel: bool,
+) -> Result<Vec<u8>, RenderError> {
+    let theme = catalog
+        .theme(&spec.theme)
+        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
     let frames = check_spec(spec)?;
     let fps = spec.fps;
-    let (w, h) = if reel { REEL_SIZE } else { spec.quality.dimensions() };
-    let frame = Frame { width: w, height: h };
+    let (w, h) = if reel {
+        REEL_SIZE
+    } else {
+        spec.quality.dimensions()
+    };
+    let frame = Frame {
+        width: w,
+        height: h,
+    };
     let f = ((at_secs * fps as f64).round().max(0.0) as u64).min(frames - 1);
     let ranges = scene_frame_ranges(spec);
     let (i, (start, end)) = ranges
@@ -287,7 +359,8 @@ pub fn render_still_png(catalog: &Catalog, spec: &VideoSpec, at_secs: f64, reel:
     );
     let mut pm = paint::background(theme, w, h);
     drawer.draw(&mut pm.as_mut(), (f - start) as f32 / fps as f32);
-    pm.encode_png().map_err(|e| RenderError::Io("encoding PNG".into(), std::io::Error::other(e.to_string())))
+    pm.encode_png()
+        .map_err(|e| RenderError::Io("encoding PNG".into(), std::io::Error::other(e.to_string())))
 }
 
 /// [`Renderer`] for the actors: runs [`render_blocking`] on tokio's blocking pool.
@@ -330,14 +403,19 @@ impl Renderer for FfmpegRenderer {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(format!("Failed to render video: {e}")),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(format!("Failed to render video: the render task was cancelled ({e})")),
+            Err(e) => Err(format!(
+                "Failed to render video: the render task was cancelled ({e})"
+            )),
         }
     }
 }
 
 /// Where ffmpeg output paths may be checked by callers.
 pub fn video_paths(out_dir: &Path, job_id: &str) -> (PathBuf, PathBuf) {
-    (out_dir.join(format!("{job_id}.mp4")), out_dir.join(format!("{job_id}-reel.mp4")))
+    (
+        out_dir.join(format!("{job_id}.mp4")),
+        out_dir.join(format!("{job_id}-reel.mp4")),
+    )
 }
 
 #[cfg(test)]

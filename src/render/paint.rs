@@ -1,6 +1,8 @@
 //! Pixels: the dithered background, layer compositing, shapes, and RGBA → yuv420p BT.709.
 
-use tiny_skia::{FillRule, FilterQuality, Paint, PathBuilder, Pixmap, PixmapMut, PixmapPaint, Transform};
+use tiny_skia::{
+    FillRule, FilterQuality, Paint, PathBuilder, Pixmap, PixmapMut, PixmapPaint, Transform,
+};
 
 use super::theme::{Pattern, Rgb, Theme};
 
@@ -57,7 +59,11 @@ pub fn background(theme: &Theme, w: u32, h: u32) -> Pixmap {
                 let i = (s.floor() as usize).min(stops.len() - 2);
                 let f = smoothstep(0.0, 1.0, s - i as f32) * 0.5 + (s - i as f32) * 0.5;
                 let (a, b) = (stops[i], stops[i + 1]);
-                [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f]
+                [
+                    a[0] + (b[0] - a[0]) * f,
+                    a[1] + (b[1] - a[1]) * f,
+                    a[2] + (b[2] - a[2]) * f,
+                ]
             };
             if let Some(g) = glow {
                 let d2 = (xf - gx) * (xf - gx) + (yf - gy) * (yf - gy);
@@ -95,7 +101,12 @@ pub fn background(theme: &Theme, w: u32, h: u32) -> Pixmap {
 
 fn paint_of(c: Rgb, opacity: f32) -> Paint<'static> {
     let mut paint = Paint::default();
-    paint.set_color_rgba8(c.0, c.1, c.2, (opacity.clamp(0.0, 1.0) * 255.0).round() as u8);
+    paint.set_color_rgba8(
+        c.0,
+        c.1,
+        c.2,
+        (opacity.clamp(0.0, 1.0) * 255.0).round() as u8,
+    );
     paint.anti_alias = true;
     paint
 }
@@ -132,7 +143,13 @@ fn decorate(pm: &mut Pixmap, theme: &Theme) {
                     let a = op * (1.0 - d).max(0.0).powf(1.6);
                     if a > 0.004 {
                         if let Some(path) = PathBuilder::from_circle(x, y, r) {
-                            pm.fill_path(&path, &paint_of(color, a), FillRule::Winding, Transform::identity(), None);
+                            pm.fill_path(
+                                &path,
+                                &paint_of(color, a),
+                                FillRule::Winding,
+                                Transform::identity(),
+                                None,
+                            );
                         }
                     }
                     x -= step;
@@ -143,12 +160,21 @@ fn decorate(pm: &mut Pixmap, theme: &Theme) {
         Pattern::Rings => {
             let (cx, cy) = (p.glow_center[0] * w, p.glow_center[1] * h);
             let base = 0.5 * w.max(h);
-            let stroke = tiny_skia::Stroke { width: 0.14 * u, ..Default::default() };
+            let stroke = tiny_skia::Stroke {
+                width: 0.14 * u,
+                ..Default::default()
+            };
             for i in 0..6 {
                 let r = base * (0.28 + 0.16 * i as f32);
                 let a = op * (1.0 - i as f32 / 7.0);
                 if let Some(path) = PathBuilder::from_circle(cx, cy, r) {
-                    pm.stroke_path(&path, &paint_of(color, a), &stroke, Transform::identity(), None);
+                    pm.stroke_path(
+                        &path,
+                        &paint_of(color, a),
+                        &stroke,
+                        Transform::identity(),
+                        None,
+                    );
                 }
             }
         }
@@ -168,7 +194,11 @@ fn decorate(pm: &mut Pixmap, theme: &Theme) {
                 let mut y = h;
                 while y > 0.0 {
                     let a = op * ((y - step / 2.0) / h).max(0.0).powf(2.0);
-                    fill_rect_path(pm, [x, (y - step).max(0.0), lw, step.min(y)], &paint_of(color, a));
+                    fill_rect_path(
+                        pm,
+                        [x, (y - step).max(0.0), lw, step.min(y)],
+                        &paint_of(color, a),
+                    );
                     y -= step;
                 }
                 x += step;
@@ -177,9 +207,48 @@ fn decorate(pm: &mut Pixmap, theme: &Theme) {
         Pattern::Bubbles => {
             // (x, y, radius) relative to the frame / its long side
             let long = w.max(h);
-            for (bx, by, br) in [(0.86, 0.18, 0.16), (0.1, 0.82, 0.2), (0.72, 0.9, 0.08), (0.24, 0.12, 0.06), (0.95, 0.62, 0.05)] {
-                if let Some(path) = PathBuilder::from_circle(bx * w, by * h, br * long) {
-                    pm.fill_path(&path, &paint_of(color, op), FillRule::Winding, Transform::identity(), None);
+            for (bx, by, br) in [
+                (0.86, 0.18, 0.16),
+                (0.1, 0.82, 0.2),
+                (0.72, 0.9, 0.08),
+                (0.24, 0.12, 0.06),
+                (0.95, 0.62, 0.05),
+            ] {
+                let (x, y, r) = (bx * w, by * h, br * long);
+                let c = |a: f32| {
+                    tiny_skia::Color::from_rgba8(
+                        color.0,
+                        color.1,
+                        color.2,
+                        (a * 255.0).round() as u8,
+                    )
+                };
+                let stops = vec![
+                    tiny_skia::GradientStop::new(0.0, c(op * 0.35)),
+                    tiny_skia::GradientStop::new(0.9, c(op)),
+                    tiny_skia::GradientStop::new(1.0, c(0.0)),
+                ];
+                let shader = tiny_skia::RadialGradient::new(
+                    tiny_skia::Point::from_xy(x, y),
+                    tiny_skia::Point::from_xy(x, y),
+                    r,
+                    stops,
+                    tiny_skia::SpreadMode::Pad,
+                    Transform::identity(),
+                );
+                if let (Some(path), Some(shader)) = (PathBuilder::from_circle(x, y, r), shader) {
+                    let paint = Paint {
+                        shader,
+                        anti_alias: true,
+                        ..Paint::default()
+                    };
+                    pm.fill_path(
+                        &path,
+                        &paint,
+                        FillRule::Winding,
+                        Transform::identity(),
+                        None,
+                    );
                 }
             }
         }
@@ -195,18 +264,42 @@ pub fn draw_layer(frame: &mut PixmapMut, layer: &Pixmap, x: f32, y: f32, opacity
     let fractional = (x - x.round()).abs() > 0.01 || (y - y.round()).abs() > 0.01;
     let paint = PixmapPaint {
         opacity: opacity.min(1.0),
-        quality: if fractional { FilterQuality::Bilinear } else { FilterQuality::Nearest },
+        quality: if fractional {
+            FilterQuality::Bilinear
+        } else {
+            FilterQuality::Nearest
+        },
         ..PixmapPaint::default()
     };
     if fractional {
-        frame.draw_pixmap(0, 0, layer.as_ref(), &paint, Transform::from_translate(x, y), None);
+        frame.draw_pixmap(
+            0,
+            0,
+            layer.as_ref(),
+            &paint,
+            Transform::from_translate(x, y),
+            None,
+        );
     } else {
-        frame.draw_pixmap(x.round() as i32, y.round() as i32, layer.as_ref(), &paint, Transform::identity(), None);
+        frame.draw_pixmap(
+            x.round() as i32,
+            y.round() as i32,
+            layer.as_ref(),
+            &paint,
+            Transform::identity(),
+            None,
+        );
     }
 }
 
 /// A filled rounded rectangle `[x, y, w, h]` (radius clamped to half the short side), anti-aliased.
-pub fn fill_round_rect(frame: &mut PixmapMut, rect: [f32; 4], radius: f32, color: Rgb, opacity: f32) {
+pub fn fill_round_rect(
+    frame: &mut PixmapMut,
+    rect: [f32; 4],
+    radius: f32,
+    color: Rgb,
+    opacity: f32,
+) {
     let [x, y, w, h] = rect;
     if w <= 0.05 || h <= 0.05 || opacity <= 0.002 {
         return;
@@ -226,7 +319,13 @@ pub fn fill_round_rect(frame: &mut PixmapMut, rect: [f32; 4], radius: f32, color
     pb.cubic_to(x, y + r - k, x + r - k, y, x + r, y);
     pb.close();
     let Some(path) = pb.finish() else { return };
-    frame.fill_path(&path, &paint_of(color, opacity), FillRule::Winding, Transform::identity(), None);
+    frame.fill_path(
+        &path,
+        &paint_of(color, opacity),
+        FillRule::Winding,
+        Transform::identity(),
+        None,
+    );
 }
 
 // BT.709 limited range, 16.16 fixed point.

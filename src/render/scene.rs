@@ -58,7 +58,9 @@ pub trait SceneDraw: Send {
 /// Prepare a scene for drawing.
 pub fn prepare(content: &SceneContent, ctx: &mut SceneContext) -> Box<dyn SceneDraw> {
     match content {
-        SceneContent::HeroTitle { title, subtitle } => Box::new(HeroTitle::new(ctx, title, subtitle.as_deref())),
+        SceneContent::HeroTitle { title, subtitle } => {
+            Box::new(HeroTitle::new(ctx, title, subtitle.as_deref()))
+        }
     }
 }
 
@@ -152,16 +154,32 @@ impl HeroTitle {
         };
 
         // Portrait frames are narrow but tall: set type a little larger relative to the width.
-        let (title_scale, sub_scale) = if fr.portrait() { (1.3, 1.2) } else { (1.0, 1.0) };
+        let (title_scale, sub_scale) = if fr.portrait() {
+            (1.3, 1.2)
+        } else {
+            (1.0, 1.0)
+        };
 
         // Horizontal measure.
-        let side_indent = if accent_style == AccentStyle::Side { 3.4 * u } else { 0.0 };
-        let max_w = if fr.portrait() { sw } else { (theme.layout.max_width * fr.width as f32).min(sw) } - side_indent;
+        let side_indent = if accent_style == AccentStyle::Side {
+            3.4 * u
+        } else {
+            0.0
+        };
+        let max_w = if fr.portrait() {
+            sw
+        } else {
+            (theme.layout.max_width * fr.width as f32).min(sw)
+        } - side_indent;
         let text_x0 = sx + side_indent;
 
         // Vertical budget.
         let bar_h = 0.8 * u;
-        let above = if accent_style == AccentStyle::Bar { bar_h + 3.4 * u } else { 0.0 };
+        let above = if accent_style == AccentStyle::Bar {
+            bar_h + 3.4 * u
+        } else {
+            0.0
+        };
         let (gap, rule) = match accent_style {
             AccentStyle::Underline => (2.6 * u, 0.32 * u),
             _ => (2.4 * u, 0.0),
@@ -175,7 +193,11 @@ impl HeroTitle {
         });
 
         let sub = subtitle.map(|s| {
-            let text = if ty.subtitle_uppercase { s.to_uppercase() } else { s.to_string() };
+            let text = if ty.subtitle_uppercase {
+                s.to_uppercase()
+            } else {
+                s.to_string()
+            };
             // The subtitle is plain text styled by the theme; markdown markers are honoured too.
             let spans = parse_inline(&text);
             let style = TextStyle {
@@ -189,9 +211,18 @@ impl HeroTitle {
             };
             let fitted = fit(ctx.fonts, &spans, &style, max_w, sh * 0.3);
             let color = pal.subtitle;
-            rasterize(ctx.fonts, ctx.swash, &fitted, &[color, pal.emphasis.unwrap_or(color)], shadow)
+            rasterize(
+                ctx.fonts,
+                ctx.swash,
+                &fitted,
+                &[color, pal.emphasis.unwrap_or(color)],
+                shadow,
+            )
         });
-        let sub_h = sub.as_ref().map(|l| l.height + gap * 2.0 + rule).unwrap_or(0.0);
+        let sub_h = sub
+            .as_ref()
+            .map(|l| l.height + gap * 2.0 + rule)
+            .unwrap_or(0.0);
 
         let spans: Vec<Span> = parse_inline(title);
         let style = TextStyle {
@@ -215,18 +246,28 @@ impl HeroTitle {
 
         // Stack the block and centre it vertically (a touch above centre, optically).
         let block_h = above + title_layer.height + sub_h;
-        let top = (sy + (sh - block_h) / 2.0 - 0.015 * fr.height as f32).max(sy).round();
+        let top = (sy + (sh - block_h) / 2.0 - 0.015 * fr.height as f32)
+            .max(sy)
+            .round();
         let place_x = |w: f32| match align {
             Align::Left => text_x0.round(),
             Align::Center => (fr.width as f32 / 2.0 - w / 2.0).round(),
         };
         let title_y = (top + above).round();
-        let title = Placed { x: place_x(title_layer.width), y: title_y, layer: title_layer };
+        let title = Placed {
+            x: place_x(title_layer.width),
+            y: title_y,
+            layer: title_layer,
+        };
         let after_title = title_y + title.layer.height;
 
         let subtitle = sub.map(|layer| {
             let y = (after_title + gap * 2.0 + rule).round();
-            Placed { x: place_x(layer.width), y, layer }
+            Placed {
+                x: place_x(layer.width),
+                y,
+                layer,
+            }
         });
 
         let centred = align == Align::Center;
@@ -234,13 +275,27 @@ impl HeroTitle {
             AccentStyle::None => None,
             AccentStyle::Bar => {
                 let w = 7.5 * u;
-                let x = if centred { fr.width as f32 / 2.0 - w / 2.0 } else { text_x0 };
-                Some(Accent { style: accent_style, x, y: top, w, h: bar_h, centred })
+                let x = if centred {
+                    fr.width as f32 / 2.0 - w / 2.0
+                } else {
+                    text_x0
+                };
+                Some(Accent {
+                    style: accent_style,
+                    x,
+                    y: top,
+                    w,
+                    h: bar_h,
+                    centred,
+                })
             }
             AccentStyle::Side => {
                 // beside the title's first line to the subtitle's last
                 let inset = fitted.size * 0.18;
-                let bottom = subtitle.as_ref().map(|s| s.y + s.layer.height).unwrap_or(after_title);
+                let bottom = subtitle
+                    .as_ref()
+                    .map(|s| s.y + s.layer.height)
+                    .unwrap_or(after_title);
                 Some(Accent {
                     style: accent_style,
                     x: sx,
@@ -252,8 +307,19 @@ impl HeroTitle {
             }
             AccentStyle::Underline => {
                 let w = 10.0 * u;
-                let x = if centred { fr.width as f32 / 2.0 - w / 2.0 } else { text_x0 };
-                Some(Accent { style: accent_style, x, y: after_title + gap, w, h: rule.max(1.0), centred })
+                let x = if centred {
+                    fr.width as f32 / 2.0 - w / 2.0
+                } else {
+                    text_x0
+                };
+                Some(Accent {
+                    style: accent_style,
+                    x,
+                    y: after_title + gap,
+                    w,
+                    h: rule.max(1.0),
+                    centred,
+                })
             }
         };
 
@@ -283,13 +349,27 @@ impl SceneDraw for HeroTitle {
             let grow = p.clamp(0.0, 1.06);
             let op = op * out_op;
             match a.style {
-                AccentStyle::Side => {
-                    fill_round_rect(frame, [a.x, a.y + drift, a.w, a.h * grow.min(1.0)], a.w / 2.0, self.theme_accent, op)
-                }
+                AccentStyle::Side => fill_round_rect(
+                    frame,
+                    [a.x, a.y + drift, a.w, a.h * grow.min(1.0)],
+                    a.w / 2.0,
+                    self.theme_accent,
+                    op,
+                ),
                 _ => {
                     let w = a.w * grow;
-                    let x = if a.centred { a.x + (a.w - w) / 2.0 } else { a.x };
-                    fill_round_rect(frame, [x, a.y + drift, w, a.h], a.h / 2.0, self.theme_accent, op);
+                    let x = if a.centred {
+                        a.x + (a.w - w) / 2.0
+                    } else {
+                        a.x
+                    };
+                    fill_round_rect(
+                        frame,
+                        [x, a.y + drift, w, a.h],
+                        a.h / 2.0,
+                        self.theme_accent,
+                        op,
+                    );
                 }
             }
         }
@@ -297,12 +377,24 @@ impl SceneDraw for HeroTitle {
         let (p, op) = tm.enter(t, 0.1);
         let l = &self.title;
         let y = l.y + (1.0 - p) * self.offset + drift;
-        draw_layer(frame, &l.layer.pixmap, l.x - l.layer.pad as f32, y - l.layer.pad as f32, op * out_op);
+        draw_layer(
+            frame,
+            &l.layer.pixmap,
+            l.x - l.layer.pad as f32,
+            y - l.layer.pad as f32,
+            op * out_op,
+        );
 
         if let Some(s) = &self.subtitle {
             let (p, op) = tm.enter(t, 0.1 + self.subtitle_delay);
             let y = s.y + (1.0 - p) * self.offset * 0.8 + drift;
-            draw_layer(frame, &s.layer.pixmap, s.x - s.layer.pad as f32, y - s.layer.pad as f32, op * out_op);
+            draw_layer(
+                frame,
+                &s.layer.pixmap,
+                s.x - s.layer.pad as f32,
+                y - s.layer.pad as f32,
+                op * out_op,
+            );
         }
     }
 }

@@ -6,31 +6,43 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vidbuilder_actors::job::JobId;
-use vidbuilder_actors::ports::{CancellationToken, RenderPhase, RenderProgress, RenderRequest, Renderer};
+use vidbuilder_actors::ports::{
+    CancellationToken, RenderPhase, RenderProgress, RenderRequest, Renderer,
+};
 use vidbuilder_actors::spec::{MusicSpec, Quality, Scene, SceneContent, VideoSpec};
 
 use super::*;
 
 fn catalog() -> Arc<Catalog> {
     static C: OnceLock<Arc<Catalog>> = OnceLock::new();
-    C.get_or_init(|| Arc::new(Catalog::load(None).expect("embedded catalog"))).clone()
+    C.get_or_init(|| Arc::new(Catalog::load(None).expect("embedded catalog")))
+        .clone()
 }
 
 fn settings(work: &Path) -> RenderSettings {
-    RenderSettings { work_dir: work.to_path_buf(), ..RenderSettings::default() }
+    RenderSettings {
+        work_dir: work.to_path_buf(),
+        ..RenderSettings::default()
+    }
 }
 
 fn hero(title: &str, subtitle: Option<&str>, duration: f64) -> Scene {
     Scene {
         duration,
-        content: SceneContent::HeroTitle { title: title.into(), subtitle: subtitle.map(str::to_string) },
+        content: SceneContent::HeroTitle {
+            title: title.into(),
+            subtitle: subtitle.map(str::to_string),
+        },
     }
 }
 
 fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: bool) -> VideoSpec {
     VideoSpec {
         theme: theme.into(),
-        music: music.then(|| MusicSpec { track_id: "corp-1".into(), volume: 0.3 }),
+        music: music.then(|| MusicSpec {
+            track_id: "corp-1".into(),
+            volume: 0.3,
+        }),
         quality,
         fps: 30,
         generate_reels: reels,
@@ -39,7 +51,12 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
 }
 
 fn request(spec: VideoSpec, out: &Path) -> RenderRequest {
-    RenderRequest { job_id: JobId::new(), attempt: 1, spec, out_dir: out.to_path_buf() }
+    RenderRequest {
+        job_id: JobId::new(),
+        attempt: 1,
+        spec,
+        out_dir: out.to_path_buf(),
+    }
 }
 
 fn ffprobe(path: &Path) -> Value {
@@ -57,21 +74,35 @@ fn ffprobe(path: &Path) -> Value {
         .arg(path)
         .output()
         .expect("ffprobe runs");
-    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
-    probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == kind)
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
 }
 
 fn duration(probe: &Value) -> f64 {
-    probe["format"]["duration"].as_str().unwrap().parse().unwrap()
+    probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -80,24 +111,42 @@ fn check_monotonic(events: &[RenderProgress], total: u64) {
     assert!(!events.is_empty());
     let mut last = 0;
     for e in events {
-        assert!(e.frames_done >= last, "frames_done went backwards: {events:?}");
+        assert!(
+            e.frames_done >= last,
+            "frames_done went backwards: {events:?}"
+        );
         assert_eq!(e.frames_total, total);
         last = e.frames_done;
     }
     assert_eq!(last, total);
     let phases: Vec<RenderPhase> = events.iter().map(|e| e.phase).collect();
-    let first_encoding = phases.iter().position(|p| *p == RenderPhase::Encoding).expect("an Encoding report");
-    assert!(phases[..first_encoding].iter().all(|p| *p == RenderPhase::Rendering));
+    let first_encoding = phases
+        .iter()
+        .position(|p| *p == RenderPhase::Encoding)
+        .expect("an Encoding report");
+    assert!(phases[..first_encoding]
+        .iter()
+        .all(|p| *p == RenderPhase::Rendering));
     assert_eq!(*phases.last().unwrap(), RenderPhase::Finalising);
-    let rendering_done = events.iter().filter(|e| e.phase == RenderPhase::Rendering).map(|e| e.frames_done).max();
-    assert_eq!(rendering_done, Some(total), "Rendering reaches frames_total");
+    let rendering_done = events
+        .iter()
+        .filter(|e| e.phase == RenderPhase::Rendering)
+        .map(|e| e.frames_done)
+        .max();
+    assert_eq!(
+        rendering_done,
+        Some(total),
+        "Rendering reaches frames_total"
+    );
 }
 
 #[test]
 fn check_ffmpeg_reports_version_and_a_clear_error() {
     let v = check_ffmpeg(Path::new("ffmpeg")).unwrap();
     assert!(v.starts_with("ffmpeg version"), "{v}");
-    let e = check_ffmpeg(Path::new("/nonexistent/ffmpeg")).unwrap_err().to_string();
+    let e = check_ffmpeg(Path::new("/nonexistent/ffmpeg"))
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "ffmpeg not found at '/nonexistent/ffmpeg': install it (Debian/Ubuntu: apt-get install ffmpeg)");
 }
 
@@ -106,7 +155,11 @@ fn scene_ranges_sum_to_the_frame_count() {
     let s = spec(
         "corporate",
         Quality::Draft,
-        vec![hero("a", None, 1.01), hero("b", None, 0.52), hero("c", None, 2.337)],
+        vec![
+            hero("a", None, 1.01),
+            hero("b", None, 0.52),
+            hero("c", None, 2.337),
+        ],
         false,
         false,
     );
@@ -125,7 +178,11 @@ fn draft_render_with_music_end_to_end() {
     let s = spec(
         "corporate",
         Quality::Draft,
-        vec![hero("Welcome to **VidBuilder**", Some("Create stunning videos"), 1.0)],
+        vec![hero(
+            "Welcome to **VidBuilder**",
+            Some("Create stunning videos"),
+            1.0,
+        )],
         true,
         false,
     );
@@ -140,19 +197,32 @@ fn draft_render_with_music_end_to_end() {
     )
     .unwrap();
     assert_eq!(res.video, out.path().join(format!("{}.mp4", req.job_id)));
-    assert_eq!((res.width, res.height, res.frames, res.reel.clone()), (640, 360, 30, None));
+    assert_eq!(
+        (res.width, res.height, res.frames, res.reel.clone()),
+        (640, 360, 30, None)
+    );
     assert!((res.duration_secs - 1.0).abs() < 1e-9);
     check_monotonic(&events.lock().unwrap(), 30);
-    assert_eq!(dir_names(out.path()), vec![format!("{}.mp4", req.job_id)], "only the finished file");
+    assert_eq!(
+        dir_names(out.path()),
+        vec![format!("{}.mp4", req.job_id)],
+        "only the finished file"
+    );
 
     let p = ffprobe(&res.video);
     let v = stream(&p, "video").expect("video stream");
     assert_eq!(v["codec_name"], "h264");
     assert_eq!(v["pix_fmt"], "yuv420p");
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(640), Some(360)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360))
+    );
     assert_eq!(v["color_space"], "bt709");
     assert_eq!(v["color_range"], "tv");
-    assert_eq!(stream(&p, "audio").expect("audio stream")["codec_name"], "aac");
+    assert_eq!(
+        stream(&p, "audio").expect("audio stream")["codec_name"],
+        "aac"
+    );
     let d = duration(&p);
     assert!((d - 1.0).abs() <= 0.1, "duration {d}");
 }
@@ -164,7 +234,10 @@ fn reels_render_a_vertical_video_too() {
     let s = spec(
         "vibrant",
         Quality::Draft,
-        vec![hero("Reels **too**", Some("Vertical, reflowed"), 0.6), hero("Second scene", None, 0.4)],
+        vec![
+            hero("Reels **too**", Some("Vertical, reflowed"), 0.6),
+            hero("Second scene", None, 0.4),
+        ],
         false,
         true,
     );
@@ -183,7 +256,10 @@ fn reels_render_a_vertical_video_too() {
     assert_eq!(reel, out.path().join(format!("{}-reel.mp4", req.job_id)));
     let p = ffprobe(&reel);
     let v = stream(&p, "video").unwrap();
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(1080), Some(1920)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(1080), Some(1920))
+    );
     assert!(stream(&p, "audio").is_none(), "no music → no audio stream");
     assert!((duration(&p) - 1.0).abs() <= 0.1);
     let p = ffprobe(&res.video);
@@ -195,7 +271,9 @@ fn reels_render_a_vertical_video_too() {
 fn processes_named(comm: &str) -> Vec<u32> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if let Ok(c) = std::fs::read_to_string(e.path().join("comm")) {
             if c.trim_end() == comm {
                 v.push(pid);
@@ -213,8 +291,17 @@ fn cancel_mid_render_kills_ffmpeg_and_leaves_nothing() {
     let name = format!("ffc{}", std::process::id() % 100000);
     let ffmpeg = work.path().join(&name);
     std::os::unix::fs::symlink("/usr/bin/ffmpeg", &ffmpeg).unwrap();
-    let settings = RenderSettings { ffmpeg, ..settings(work.path()) };
-    let s = spec("dark", Quality::P720, vec![hero("A long **render**", Some("to be cancelled"), 20.0)], true, true);
+    let settings = RenderSettings {
+        ffmpeg,
+        ..settings(work.path())
+    };
+    let s = spec(
+        "dark",
+        Quality::P720,
+        vec![hero("A long **render**", Some("to be cancelled"), 20.0)],
+        true,
+        true,
+    );
     let req = request(s, out.path());
     let cancel = CancellationToken::new();
     let cancelled_at = Mutex::new(None::<Instant>);
@@ -235,28 +322,72 @@ fn cancel_mid_render_kills_ffmpeg_and_leaves_nothing() {
     let elapsed = cancelled_at.lock().unwrap().expect("cancelled").elapsed();
     assert!(matches!(res, Err(RenderError::Cancelled)), "{res:?}");
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?} to stop");
-    assert!(*saw_child.lock().unwrap(), "ffmpeg was running before the cancel");
-    assert_eq!(processes_named(&name), Vec::<u32>::new(), "no ffmpeg left, not even a zombie");
-    assert_eq!(dir_names(out.path()), Vec::<String>::new(), "no temp or partial file");
+    assert!(
+        *saw_child.lock().unwrap(),
+        "ffmpeg was running before the cancel"
+    );
+    assert_eq!(
+        processes_named(&name),
+        Vec::<u32>::new(),
+        "no ffmpeg left, not even a zombie"
+    );
+    assert_eq!(
+        dir_names(out.path()),
+        Vec::<String>::new(),
+        "no temp or partial file"
+    );
 }
 
 #[test]
 fn ffmpeg_failure_is_reported_with_its_stderr_and_cleans_up() {
     let out = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let settings = RenderSettings { preset: "no-such-preset".into(), ..settings(work.path()) };
-    let s = spec("minimal", Quality::Draft, vec![hero("x", None, 2.0)], false, false);
-    let err = render_blocking(&catalog(), &settings, &request(s, out.path()), &|_| {}, &CancellationToken::new())
-        .unwrap_err();
+    let settings = RenderSettings {
+        preset: "no-such-preset".into(),
+        ..settings(work.path())
+    };
+    let s = spec(
+        "minimal",
+        Quality::Draft,
+        vec![hero("x", None, 2.0)],
+        false,
+        false,
+    );
+    let err = render_blocking(
+        &catalog(),
+        &settings,
+        &request(s, out.path()),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("ffmpeg exited with status"), "{msg}");
-    assert!(msg.to_lowercase().contains("preset"), "stderr should be quoted: {msg}");
+    assert!(
+        msg.to_lowercase().contains("preset"),
+        "stderr should be quoted: {msg}"
+    );
     assert_eq!(dir_names(out.path()), Vec::<String>::new());
 
-    let missing = RenderSettings { ffmpeg: "/nonexistent/ffmpeg".into(), ..RenderSettings::default() };
-    let s = spec("minimal", Quality::Draft, vec![hero("x", None, 1.0)], false, false);
-    let err = render_blocking(&catalog(), &missing, &request(s, out.path()), &|_| {}, &CancellationToken::new())
-        .unwrap_err();
+    let missing = RenderSettings {
+        ffmpeg: "/nonexistent/ffmpeg".into(),
+        ..RenderSettings::default()
+    };
+    let s = spec(
+        "minimal",
+        Quality::Draft,
+        vec![hero("x", None, 1.0)],
+        false,
+        false,
+    );
+    let err = render_blocking(
+        &catalog(),
+        &missing,
+        &request(s, out.path()),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(matches!(err, RenderError::FfmpegNotFound(_)), "{err}");
 }
 
@@ -265,18 +396,40 @@ async fn ffmpeg_renderer_runs_on_the_blocking_pool() {
     let out = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let r = FfmpegRenderer::new(catalog(), settings(work.path()));
-    let s = spec("modern", Quality::Draft, vec![hero("Async **render**", None, 0.5)], false, false);
+    let s = spec(
+        "modern",
+        Quality::Draft,
+        vec![hero("Async **render**", None, 0.5)],
+        false,
+        false,
+    );
     let seen = Arc::new(Mutex::new(0u64));
     let seen2 = seen.clone();
     let sink: vidbuilder_actors::ports::ProgressSink = Arc::new(move |p: RenderProgress| {
         *seen2.lock().unwrap() = p.frames_done;
     });
-    let res = r.render(request(s, out.path()), sink.clone(), CancellationToken::new()).await.unwrap();
+    let res = r
+        .render(
+            request(s, out.path()),
+            sink.clone(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(res.frames, 15);
     assert_eq!(*seen.lock().unwrap(), 15);
 
-    let s = spec("nope", Quality::Draft, vec![hero("x", None, 0.5)], false, false);
-    let e = r.render(request(s, out.path()), sink, CancellationToken::new()).await.unwrap_err();
+    let s = spec(
+        "nope",
+        Quality::Draft,
+        vec![hero("x", None, 0.5)],
+        false,
+        false,
+    );
+    let e = r
+        .render(request(s, out.path()), sink, CancellationToken::new())
+        .await
+        .unwrap_err();
     assert_eq!(e, "Failed to render video: unknown theme 'nope'");
 }
 
@@ -288,7 +441,11 @@ fn stills_for_visual_review() {
     let s = spec(
         "corporate",
         Quality::P1080,
-        vec![hero("Welcome to **VidBuilder**", Some("Create stunning videos"), 4.0)],
+        vec![hero(
+            "Welcome to **VidBuilder**",
+            Some("Create stunning videos"),
+            4.0,
+        )],
         true,
         false,
     );
@@ -298,14 +455,28 @@ fn stills_for_visual_review() {
     for theme in c.theme_names() {
         let mut s = s.clone();
         s.theme = theme.clone();
-        std::fs::write(format!("/tmp/vidbuilder-frame-{theme}.png"), render_still_png(&c, &s, 1.5, false).unwrap())
-            .unwrap();
-        std::fs::write(format!("/tmp/vidbuilder-reel-{theme}.png"), render_still_png(&c, &s, 1.5, true).unwrap())
-            .unwrap();
+        std::fs::write(
+            format!("/tmp/vidbuilder-frame-{theme}.png"),
+            render_still_png(&c, &s, 1.5, false).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            format!("/tmp/vidbuilder-reel-{theme}.png"),
+            render_still_png(&c, &s, 1.5, true).unwrap(),
+        )
+        .unwrap();
     }
     // Mid-entrance and mid-exit frames, to eyeball the motion.
-    std::fs::write("/tmp/vidbuilder-frame-t0.3.png", render_still_png(&c, &s, 0.3, false).unwrap()).unwrap();
-    std::fs::write("/tmp/vidbuilder-frame-t3.85.png", render_still_png(&c, &s, 3.85, false).unwrap()).unwrap();
+    std::fs::write(
+        "/tmp/vidbuilder-frame-t0.3.png",
+        render_still_png(&c, &s, 0.3, false).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        "/tmp/vidbuilder-frame-t3.85.png",
+        render_still_png(&c, &s, 3.85, false).unwrap(),
+    )
+    .unwrap();
 }
 
 /// Timing of the contract example (4 s hero-title, corp-1 music). Run with:
@@ -316,17 +487,33 @@ fn bench_contract_example() {
     let c = catalog();
     let work = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    for (quality, reels) in [(Quality::P1080, false), (Quality::K4, false), (Quality::P1080, true), (Quality::P720, false)] {
+    for (quality, reels) in [
+        (Quality::P1080, false),
+        (Quality::K4, false),
+        (Quality::P1080, true),
+        (Quality::P720, false),
+    ] {
         let s = spec(
             "corporate",
             quality,
-            vec![hero("Welcome to **VidBuilder**", Some("Create stunning videos"), 4.0)],
+            vec![hero(
+                "Welcome to **VidBuilder**",
+                Some("Create stunning videos"),
+                4.0,
+            )],
             true,
             reels,
         );
         let req = request(s, out.path());
         let t0 = Instant::now();
-        let res = render_blocking(&c, &settings(work.path()), &req, &|_| {}, &CancellationToken::new()).unwrap();
+        let res = render_blocking(
+            &c,
+            &settings(work.path()),
+            &req,
+            &|_| {},
+            &CancellationToken::new(),
+        )
+        .unwrap();
         let wall = t0.elapsed().as_secs_f64();
         let frames = res.frames * if reels { 2 } else { 1 };
         let size = std::fs::metadata(&res.video).unwrap().len();

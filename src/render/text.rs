@@ -1,7 +1,10 @@
 //! Text: inline markdown, shrink-to-fit layout with cosmic-text, and rasterising a laid-out
 //! block ONCE into a cached premultiplied RGBA layer (with an optional soft shadow).
 
-use cosmic_text::{Attrs, Buffer, Family, FontSystem, Metrics, Shaping, Style, SwashCache, SwashContent, Weight, Wrap};
+use cosmic_text::{
+    Attrs, Buffer, Family, FontSystem, Metrics, Shaping, Style, SwashCache, SwashContent, Weight,
+    Wrap,
+};
 use tiny_skia::Pixmap;
 
 use super::theme::{Align, Rgb};
@@ -29,7 +32,11 @@ pub fn parse_inline(s: &str) -> Vec<Span> {
         }
         match spans.last_mut() {
             Some(last) if last.bold == bold && last.italic == italic => last.text.push_str(cur),
-            _ => spans.push(Span { text: cur.clone(), bold, italic }),
+            _ => spans.push(Span {
+                text: cur.clone(),
+                bold,
+                italic,
+            }),
         }
         cur.clear();
     }
@@ -129,27 +136,42 @@ fn measure(buffer: &Buffer) -> (usize, f32, f32) {
 
 /// Shape `spans` and shrink/wrap them until they fit in `max_w` × `max_h`; then balance the
 /// line lengths (a narrower measure with the same line count, like a designer would set it).
-pub fn fit(fs: &mut FontSystem, spans: &[Span], style: &TextStyle, max_w: f32, max_h: f32) -> FittedText {
+pub fn fit(
+    fs: &mut FontSystem,
+    spans: &[Span],
+    style: &TextStyle,
+    max_w: f32,
+    max_h: f32,
+) -> FittedText {
     let max_w = max_w.max(8.0);
     let max_h = max_h.max(4.0);
     let mut size = style.size.max(4.0);
     let min_soft = style.size * 0.55;
     let family = style.family.as_str();
     let attrs_for = |s: &Span| {
-        let mut a = Attrs::new().family(Family::Name(family)).weight(Weight(if s.bold {
-            style.bold_weight
-        } else {
-            style.weight
-        }));
+        let mut a = Attrs::new()
+            .family(Family::Name(family))
+            .weight(Weight(if s.bold {
+                style.bold_weight
+            } else {
+                style.weight
+            }));
         if s.italic {
             a = a.style(Style::Italic);
         }
         a.metadata(s.bold as usize)
     };
-    let default = Attrs::new().family(Family::Name(family)).weight(Weight(style.weight));
+    let default = Attrs::new()
+        .family(Family::Name(family))
+        .weight(Weight(style.weight));
     let mut buffer = Buffer::new(fs, Metrics::new(size, size * style.line_height));
     buffer.set_wrap(fs, Wrap::WordOrGlyph);
-    buffer.set_rich_text(fs, spans.iter().map(|s| (s.text.as_str(), attrs_for(s))), default, Shaping::Advanced);
+    buffer.set_rich_text(
+        fs,
+        spans.iter().map(|s| (s.text.as_str(), attrs_for(s))),
+        default,
+        Shaping::Advanced,
+    );
     let cosmic_align = match style.align {
         Align::Left => None,
         Align::Center => Some(cosmic_text::Align::Center),
@@ -159,7 +181,12 @@ pub fn fit(fs: &mut FontSystem, spans: &[Span], style: &TextStyle, max_w: f32, m
     }
 
     let relayout = |buffer: &mut Buffer, fs: &mut FontSystem, size: f32, w: f32| {
-        buffer.set_metrics_and_size(fs, Metrics::new(size, (size * style.line_height).ceil()), Some(w), None);
+        buffer.set_metrics_and_size(
+            fs,
+            Metrics::new(size, (size * style.line_height).ceil()),
+            Some(w),
+            None,
+        );
         buffer.shape_until_scroll(fs, false);
         measure(buffer)
     };
@@ -195,7 +222,14 @@ pub fn fit(fs: &mut FontSystem, spans: &[Span], style: &TextStyle, max_w: f32, m
         width = width.min(w.ceil() + 1.0);
         (lines, h, w) = relayout(&mut buffer, fs, size, width);
     }
-    FittedText { buffer, size, width, height: h, lines, max_line_w: w }
+    FittedText {
+        buffer,
+        size,
+        width,
+        height: h,
+        lines,
+        max_line_w: w,
+    }
 }
 
 /// A soft drop shadow under text.
@@ -239,7 +273,9 @@ pub fn rasterize(
         for glyph in run.glyphs {
             let pg = glyph.physical((pad as f32, 0.0), 1.0);
             let color = colors[glyph.metadata.min(1)];
-            let Some(img) = cache.get_image(fs, pg.cache_key) else { continue };
+            let Some(img) = cache.get_image(fs, pg.cache_key) else {
+                continue;
+            };
             let x0 = pg.x + img.placement.left;
             let y0 = pad + run.line_y as i32 + pg.y - img.placement.top;
             let (gw, gh) = (img.placement.width as i32, img.placement.height as i32);
@@ -291,7 +327,11 @@ pub fn rasterize(
             let sy = y as isize - dy;
             for x in 0..lw {
                 let i = y * lw + x;
-                let sa = if sy >= 0 && (sy as usize) < lh { blurred[sy as usize * lw + x] } else { 0 };
+                let sa = if sy >= 0 && (sy as usize) < lh {
+                    blurred[sy as usize * lw + x]
+                } else {
+                    0
+                };
                 let a = (sa as u16 * op / 255) as u8;
                 let o = &mut out[i * 4..i * 4 + 4];
                 if a > 0 {
@@ -314,9 +354,17 @@ pub fn rasterize(
     } else {
         rgba
     };
-    let pixmap = Pixmap::from_vec(out, tiny_skia::IntSize::from_wh(lw as u32, lh as u32).expect("non-zero layer"))
-        .expect("layer buffer size");
-    TextLayer { pixmap, pad, width: text.width, height: text.height }
+    let pixmap = Pixmap::from_vec(
+        out,
+        tiny_skia::IntSize::from_wh(lw as u32, lh as u32).expect("non-zero layer"),
+    )
+    .expect("layer buffer size");
+    TextLayer {
+        pixmap,
+        pad,
+        width: text.width,
+        height: text.height,
+    }
 }
 
 #[inline]
@@ -381,21 +429,50 @@ mod tests {
     use super::*;
 
     fn sp(text: &str, bold: bool, italic: bool) -> Span {
-        Span { text: text.into(), bold, italic }
+        Span {
+            text: text.into(),
+            bold,
+            italic,
+        }
     }
 
     #[test]
     fn markdown_bold_and_italic() {
-        assert_eq!(parse_inline("Welcome to **VidBuilder**"), vec![sp("Welcome to ", false, false), sp("VidBuilder", true, false)]);
+        assert_eq!(
+            parse_inline("Welcome to **VidBuilder**"),
+            vec![
+                sp("Welcome to ", false, false),
+                sp("VidBuilder", true, false)
+            ]
+        );
         assert_eq!(
             parse_inline("a *b* __c__ ***d***"),
-            vec![sp("a ", false, false), sp("b", false, true), sp(" ", false, false), sp("c", true, false), sp(" ", false, false), sp("d", true, true)]
+            vec![
+                sp("a ", false, false),
+                sp("b", false, true),
+                sp(" ", false, false),
+                sp("c", true, false),
+                sp(" ", false, false),
+                sp("d", true, true)
+            ]
         );
         // Unmatched, spaced, escaped and intra-word markers stay literal.
-        assert_eq!(parse_inline("2 * 3 * 4"), vec![sp("2 * 3 * 4", false, false)]);
-        assert_eq!(parse_inline("**open only"), vec![sp("**open only", false, false)]);
-        assert_eq!(parse_inline(r"\*not\* it"), vec![sp("*not* it", false, false)]);
-        assert_eq!(parse_inline("snake_case_name"), vec![sp("snake_case_name", false, false)]);
+        assert_eq!(
+            parse_inline("2 * 3 * 4"),
+            vec![sp("2 * 3 * 4", false, false)]
+        );
+        assert_eq!(
+            parse_inline("**open only"),
+            vec![sp("**open only", false, false)]
+        );
+        assert_eq!(
+            parse_inline(r"\*not\* it"),
+            vec![sp("*not* it", false, false)]
+        );
+        assert_eq!(
+            parse_inline("snake_case_name"),
+            vec![sp("snake_case_name", false, false)]
+        );
         assert_eq!(parse_inline(""), vec![]);
     }
 
@@ -417,12 +494,22 @@ mod tests {
         let t = fit(&mut fs, &parse_inline(long), &style, bw, bh);
         assert!(t.size < 100.0, "should shrink, size {}", t.size);
         assert!(t.lines >= 2);
-        assert!(t.max_line_w <= bw + 0.5, "line {} wider than box {bw}", t.max_line_w);
+        assert!(
+            t.max_line_w <= bw + 0.5,
+            "line {} wider than box {bw}",
+            t.max_line_w
+        );
         assert!(t.height <= bh, "height {} taller than box {bh}", t.height);
         assert!(t.width <= bw);
         // Every glyph's ink is inside the box (plus the layer padding).
         let mut swash = SwashCache::new();
-        let layer = rasterize(&mut fs, &mut swash, &t, &[Rgb(255, 255, 255), Rgb(255, 0, 0)], None);
+        let layer = rasterize(
+            &mut fs,
+            &mut swash,
+            &t,
+            &[Rgb(255, 255, 255), Rgb(255, 0, 0)],
+            None,
+        );
         let (w, h) = (layer.pixmap.width() as i32, layer.pixmap.height() as i32);
         let slack = 0.3 * t.size; // ascender/descender overhang beyond the line box
         for y in 0..h {
@@ -460,11 +547,30 @@ mod tests {
                 weights.push((g.metadata, face.weight.0));
             }
         }
-        assert!(weights.contains(&(0, 400)) && weights.contains(&(1, 700)), "{weights:?}");
+        assert!(
+            weights.contains(&(0, 400)) && weights.contains(&(1, 700)),
+            "{weights:?}"
+        );
         let mut swash = SwashCache::new();
-        let layer = rasterize(&mut fs, &mut swash, &t, &[Rgb(255, 255, 255), Rgb(255, 0, 0)], None);
-        let red = layer.pixmap.pixels().iter().filter(|p| p.alpha() == 255 && p.red() == 255 && p.green() == 0).count();
-        let white = layer.pixmap.pixels().iter().filter(|p| p.alpha() == 255 && p.green() == 255).count();
+        let layer = rasterize(
+            &mut fs,
+            &mut swash,
+            &t,
+            &[Rgb(255, 255, 255), Rgb(255, 0, 0)],
+            None,
+        );
+        let red = layer
+            .pixmap
+            .pixels()
+            .iter()
+            .filter(|p| p.alpha() == 255 && p.red() == 255 && p.green() == 0)
+            .count();
+        let white = layer
+            .pixmap
+            .pixels()
+            .iter()
+            .filter(|p| p.alpha() == 255 && p.green() == 255)
+            .count();
         assert!(red > 50 && white > 50, "red {red} white {white}");
     }
 }

@@ -13,7 +13,11 @@ pub struct Rgb(pub u8, pub u8, pub u8);
 impl Rgb {
     pub fn parse(s: &str) -> Option<Rgb> {
         let h = s.trim().strip_prefix('#')?;
-        let h: String = if h.len() == 3 { h.chars().flat_map(|c| [c, c]).collect() } else { h.to_string() };
+        let h: String = if h.len() == 3 {
+            h.chars().flat_map(|c| [c, c]).collect()
+        } else {
+            h.to_string()
+        };
         if h.len() != 6 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -27,14 +31,20 @@ impl Rgb {
 
     /// Components as 0..1 floats.
     pub fn f32(self) -> [f32; 3] {
-        [self.0 as f32 / 255.0, self.1 as f32 / 255.0, self.2 as f32 / 255.0]
+        [
+            self.0 as f32 / 255.0,
+            self.1 as f32 / 255.0,
+            self.2 as f32 / 255.0,
+        ]
     }
 }
 
 impl<'de> Deserialize<'de> for Rgb {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Rgb::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a colour; use \"#RRGGBB\"")))
+        Rgb::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("'{s}' is not a colour; use \"#RRGGBB\""))
+        })
     }
 }
 
@@ -237,7 +247,11 @@ pub struct Layout {
 
 impl Default for Layout {
     fn default() -> Self {
-        Layout { align: Align::Left, accent: AccentStyle::Bar, max_width: 0.72 }
+        Layout {
+            align: Align::Left,
+            accent: AccentStyle::Bar,
+            max_width: 0.72,
+        }
     }
 }
 
@@ -299,14 +313,49 @@ impl Theme {
             ("palette.shadow", p.shadow, 0.0, 1.0),
             ("palette.pattern_opacity", p.pattern_opacity, 0.0, 1.0),
             ("palette.glow_radius", p.glow_radius, 0.01, 4.0),
-            ("typography.title_size", self.typography.title_size, 1.0, 30.0),
-            ("typography.subtitle_size", self.typography.subtitle_size, 0.5, 15.0),
-            ("typography.title_line_height", self.typography.title_line_height, 0.8, 3.0),
-            ("typography.subtitle_line_height", self.typography.subtitle_line_height, 0.8, 3.0),
+            (
+                "typography.title_size",
+                self.typography.title_size,
+                1.0,
+                30.0,
+            ),
+            (
+                "typography.subtitle_size",
+                self.typography.subtitle_size,
+                0.5,
+                15.0,
+            ),
+            (
+                "typography.title_line_height",
+                self.typography.title_line_height,
+                0.8,
+                3.0,
+            ),
+            (
+                "typography.subtitle_line_height",
+                self.typography.subtitle_line_height,
+                0.8,
+                3.0,
+            ),
             ("layout.max_width", self.layout.max_width, 0.2, 1.0),
-            ("motion.entrance_offset", self.motion.entrance_offset, 0.0, 50.0),
-            ("motion.title_duration", self.motion.title_duration, 0.0, 10.0),
-            ("motion.subtitle_delay", self.motion.subtitle_delay, 0.0, 10.0),
+            (
+                "motion.entrance_offset",
+                self.motion.entrance_offset,
+                0.0,
+                50.0,
+            ),
+            (
+                "motion.title_duration",
+                self.motion.title_duration,
+                0.0,
+                10.0,
+            ),
+            (
+                "motion.subtitle_delay",
+                self.motion.subtitle_delay,
+                0.0,
+                10.0,
+            ),
             ("motion.fade_out", self.motion.fade_out, 0.0, 10.0),
         ] {
             if !(lo..=hi).contains(&v) {
@@ -315,8 +364,14 @@ impl Theme {
         }
         for (what, w) in [
             ("typography.title_weight", self.typography.title_weight),
-            ("typography.emphasis_weight", self.typography.emphasis_weight),
-            ("typography.subtitle_weight", self.typography.subtitle_weight),
+            (
+                "typography.emphasis_weight",
+                self.typography.emphasis_weight,
+            ),
+            (
+                "typography.subtitle_weight",
+                self.typography.subtitle_weight,
+            ),
         ] {
             if !(100..=900).contains(&w) {
                 return Err(format!("{what} must be between 100 and 900, got {w}"));
