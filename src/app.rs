@@ -136,6 +136,7 @@ impl Server {
             webhooks: webhooks.clone(),
             views: views.clone(),
             store,
+            uploader: None,
             settings: ManagerSettings {
                 max_concurrent: config.concurrency(),
                 max_queued: config.max_queued_jobs,
@@ -150,6 +151,7 @@ impl Server {
                 retention: (config.retention_hours > 0)
                     .then(|| Duration::from_secs(config.retention_hours * 3600)),
                 tick: Duration::from_secs(1),
+                ..ManagerSettings::default()
             },
         };
         let (manager, _) = Actor::spawn(None, JobManager, manager_args)

@@ -30,6 +30,7 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub s3: S3Config,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +40,95 @@ pub struct AuthConfig {
     pub api_keys: Vec<String>,
     /// A file of `<sha256 hex of a key>  <name>  [revoked]` lines; empty: none.
     pub keys_file: String,
+}
+
+/// Object storage (S3 and compatibles). Off while `bucket` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Empty: S3 is off.
+    pub bucket: String,
+    pub region: String,
+    /// Empty: AWS itself; else an S3-compatible server (path-style addressing is then used).
+    pub endpoint: String,
+    /// Prepended to every key, joined with one `/`.
+    pub prefix: String,
+    /// Both empty: the standard AWS chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile, role).
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub presign_expiry_secs: u64,
+    pub multipart_threshold_mb: u64,
+    pub part_size_mb: u64,
+    pub max_concurrent_parts: usize,
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+    pub delete_local_after_upload: bool,
+}
+
+impl S3Config {
+    /// The longest a presigned URL may live (7 days; the SDK refuses more).
+    pub const MAX_PRESIGN_SECS: u64 = 604_800;
+    /// S3's smallest part of a multipart upload (all but the last), in MB.
+    pub const MIN_PART_MB: u64 = 5;
+
+    /// True when a bucket is configured.
+    pub fn enabled(&self) -> bool {
+        !self.bucket.trim().is_empty()
+    }
+
+    pub fn presign_expiry(&self) -> Duration {
+        Duration::from_secs(self.presign_expiry_secs)
+    }
+
+    pub fn check(&self) -> Result<(), Error> {
+        if !(1..=Self::MAX_PRESIGN_SECS).contains(&self.presign_expiry_secs) {
+            return Err(Error::Config(format!(
+                "s3.presign_expiry_secs: must be 1..={} (7 days)",
+                Self::MAX_PRESIGN_SECS
+            )));
+        }
+        if self.part_size_mb < Self::MIN_PART_MB {
+            return Err(Error::Config(format!(
+                "s3.part_size_mb: at least {} (S3's smallest part)",
+                Self::MIN_PART_MB
+            )));
+        }
+        if self.part_size_mb > 5 * 1024 {
+            return Err(Error::Config("s3.part_size_mb: at most 5120 (5 GB)".into()));
+        }
+        if self.multipart_threshold_mb == 0 {
+            return Err(Error::Config(
+                "s3.multipart_threshold_mb: at least 1".into(),
+            ));
+        }
+        if self.max_concurrent_parts == 0 {
+            return Err(Error::Config("s3.max_concurrent_parts: at least 1".into()));
+        }
+        if self.access_key_id.trim().is_empty() != self.secret_access_key.trim().is_empty() {
+            return Err(Error::Config(
+                "s3.access_key_id and s3.secret_access_key: give both or neither".into(),
+            ));
+        }
+        if !self.endpoint.trim().is_empty() {
+            let url = url::Url::parse(self.endpoint.trim()).map_err(|e| {
+                Error::Config(format!(
+                    "s3.endpoint: '{}' is not a URL: {e}",
+                    self.endpoint
+                ))
+            })?;
+            if !["http", "https"].contains(&url.scheme()) {
+                return Err(Error::Config(
+                    "s3.endpoint: http:// or https:// only".into(),
+                ));
+            }
+        }
+        if self.enabled() && self.region.trim().is_empty() {
+            return Err(Error::Config(
+                "s3.region: required when s3.bucket is set".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +256,7 @@ impl Config {
                 ))
             })?;
         }
+        self.s3.check()?;
         Ok(())
     }
 

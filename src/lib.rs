@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod render;
+pub mod s3;
 pub mod ssrf;
 pub mod store;
 pub mod webhook_client;

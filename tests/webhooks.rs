@@ -558,3 +558,338 @@ async fn a_name_resolving_to_an_internal_address_fails_delivery_permanently() {
     assert!(receiver.got("hook").is_empty());
     t.server.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Delivery log and redelivery
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_log_lists_attempts_and_redelivery_resends_the_last_event() {
+    let r = Scripted::start().await;
+    r.script("hook", vec![reply(500, &[])]);
+    let t = start_server(&[("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1")]).await;
+    let secret = std::fs::read_to_string(t.data.path().join("webhook-secret"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let job = submit(&t, &r.url("hook")).await;
+    let got = r.wait_for("hook", 3).await;
+    let completed = got
+        .iter()
+        .find(|g| g.body["status"] == "completed")
+        .unwrap()
+        .clone();
+
+    // The log over HTTP: every attempt, oldest first, with its outcome.
+    let log_path = format!("/api/jobs/{job}/webhooks");
+    let log = poll(LONG, "3 logged attempts", || async {
+        let (status, _, v) = t.call(reqwest::Method::GET, &log_path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        (v["attempts"].as_array().map_or(0, |a| a.len()) == 3).then_some(v)
+    })
+    .await;
+    assert_eq!(log["jobId"], job.as_str());
+    let a = log["attempts"].as_array().unwrap();
+    let summary: Vec<_> = a
+        .iter()
+        .map(|x| {
+            (
+                x["event"].as_str().unwrap().to_string(),
+                x["attempt"].as_u64().unwrap(),
+                x["statusCode"].as_u64().unwrap(),
+                x["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("started".to_string(), 1, 500, "retrying".to_string()),
+            ("started".to_string(), 2, 200, "delivered".to_string()),
+            ("completed".to_string(), 1, 200, "delivered".to_string()),
+        ]
+    );
+    for x in a {
+        assert!(x["at"].as_str().unwrap().ends_with('Z'));
+        assert!(x["latencyMs"].is_u64());
+        assert!(x["webhookId"].as_str().unwrap().starts_with("msg_"));
+    }
+
+    // Redeliver: the last event again, same id and bytes, fresh timestamp and signature.
+    let (status, _, v) = t
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/jobs/{job}/webhooks/redeliver"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["event"], "completed");
+    assert_eq!(v["webhookId"], completed.headers["webhook-id"].as_str());
+    let got = r.wait_for("hook", 4).await;
+    let again = &got[3];
+    assert_eq!(again.raw, completed.raw, "the same body bytes");
+    assert_eq!(again.headers["webhook-id"], completed.headers["webhook-id"]);
+    if let Some(res) = python_verify(&secret, again) {
+        res.unwrap();
+    }
+    let log = poll(LONG, "the redelivery in the log", || async {
+        let (_, _, v) = t.call(reqwest::Method::GET, &log_path, None, None).await;
+        (v["attempts"].as_array().map_or(0, |a| a.len()) == 4).then_some(v)
+    })
+    .await;
+    let last = &log["attempts"][3];
+    assert_eq!(last["result"], "redelivered", "{log}");
+    assert_eq!(last["event"], "completed");
+    assert_eq!(last["attempt"], 2);
+
+    // A failing redelivery is logged and not retried.
+    r.script("hook", vec![reply(503, &[])]);
+    let (status, _, _) = t
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/jobs/{job}/webhooks/redeliver"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let log = poll(LONG, "the failed redelivery in the log", || async {
+        let (_, _, v) = t.call(reqwest::Method::GET, &log_path, None, None).await;
+        (v["attempts"].as_array().map_or(0, |a| a.len()) == 5).then_some(v)
+    })
+    .await;
+    assert_eq!(log["attempts"][4]["result"], "redelivery-failed");
+    assert_eq!(log["attempts"][4]["statusCode"], 503);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(r.got("hook").len(), 5, "a manual redelivery is not retried");
+
+    // Unknown job: 404; a job with no webhook event: 409.
+    let (status, _, v) = t
+        .call(
+            reqwest::Method::POST,
+            "/api/jobs/00000000deadbeef/webhooks/redeliver",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, _, v) = t
+        .call(
+            reqwest::Method::GET,
+            "/api/jobs/00000000deadbeef/webhooks",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, _, v) = t
+        .post("/api/generate-flexible-video", &quick_spec(None, 1.0))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let blocking = v["jobId"].as_str().unwrap();
+    let (status, _, v) = t
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/jobs/{blocking}/webhooks/redeliver"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"], "Nothing to redeliver.");
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_delivery_can_be_redelivered_once_the_receiver_is_back() {
+    let r = Scripted::start().await;
+    r.always("down", reply(500, &[]));
+    let t = start_server(&[("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1")]).await;
+    let job = submit(&t, &r.url("down")).await;
+    wait_log(&t, &job, "both events exhausted", |l| {
+        l.iter().filter(|a| a.result == "exhausted").count() == 2
+    })
+    .await;
+    r.always("down", reply(200, &[]));
+    let (status, _, v) = t
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/jobs/{job}/webhooks/redeliver"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["event"], "completed");
+    assert_eq!(v["attempt"], 3);
+    let log = wait_log(&t, &job, "the redelivery", |l| l.len() == 5).await;
+    assert_eq!(log[4].result, "redelivered");
+    assert_eq!(log[4].status_code, Some(200));
+    let got = r.got("down");
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[4].raw, got[3].raw);
+    t.server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+fn sha256_hex(s: &str) -> String {
+    vidbuilder_actors::signing::to_hex(&vidbuilder::http::auth::sha256(s.as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_guard_every_route_and_isolate_jobs() {
+    use reqwest::Method;
+    let receiver = Receiver::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let keys_file = keys.path().join("keys");
+    std::fs::write(
+        &keys_file,
+        format!(
+            "# name and hash of each key\n{}  bob\n{}  carol  revoked\n",
+            sha256_hex("bob-key"),
+            sha256_hex("carol-key")
+        ),
+    )
+    .unwrap();
+    let t = start_server(&[
+        ("VIDBUILDER_AUTH_API_KEYS", "alice-key"),
+        ("VIDBUILDER_AUTH_KEYS_FILE", keys_file.to_str().unwrap()),
+    ])
+    .await;
+    let spec = quick_spec(Some(&receiver.url("hook")), 1.0);
+
+    // Health stays open; everything else needs a key.
+    let (status, _, _) = t.call(Method::GET, "/api/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for (method, path, body) in [
+        (Method::POST, "/api/generate-video-async", Some(&spec)),
+        (Method::POST, "/api/generate-flexible-video", Some(&spec)),
+        (Method::GET, "/api/job-status/0123456789abcdef", None),
+        (Method::GET, "/api/download/0123456789abcdef", None),
+        (Method::GET, "/api/jobs/0123456789abcdef/webhooks", None),
+        (Method::GET, "/api/themes", None),
+        (Method::GET, "/api/no-such-route", None),
+    ] {
+        let (status, headers, v) = t.call(method.clone(), path, body, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {v}");
+        assert_eq!(v["error"], "Unauthorized.");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        let (status, _, v) = t.call(method.clone(), path, body, Some("wrong")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {v}");
+        let (status, _, v) = t.call(method.clone(), path, body, Some("carol-key")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {v}");
+        assert_eq!(v["message"], "This API key has been revoked.");
+    }
+    let (status, _, v) = t
+        .call(Method::GET, "/api/themes", None, Some("bob-key"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, _, health) = t.call(Method::GET, "/api/health", None, None).await;
+    assert_eq!(
+        health["jobs"]["total"], 0,
+        "refused requests created nothing"
+    );
+
+    // Alice's job is hers alone.
+    let (status, _, v) = t
+        .call(
+            Method::POST,
+            "/api/generate-video-async",
+            Some(&spec),
+            Some("alice-key"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let job = v["jobId"].as_str().unwrap().to_string();
+    let status_path = format!("/api/job-status/{job}");
+    let done = poll(LONG, "alice's job to finish", || async {
+        let (s, _, v) = t
+            .call(Method::GET, &status_path, None, Some("alice-key"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        (v["status"] == "completed").then_some(v)
+    })
+    .await;
+    assert!(
+        done.get("owner").is_none(),
+        "the owner is not shown: {done}"
+    );
+    receiver.wait_for("hook", 2, LONG).await;
+    let video = format!("/api/download/{job}");
+    let log = format!("/api/jobs/{job}/webhooks");
+    let redeliver = format!("/api/jobs/{job}/webhooks/redeliver");
+    for (method, path) in [
+        (Method::GET, status_path.as_str()),
+        (Method::GET, video.as_str()),
+        (Method::GET, log.as_str()),
+        (Method::POST, redeliver.as_str()),
+    ] {
+        let (status, _, v) = t.call(method.clone(), path, None, Some("bob-key")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "bob: {method} {path}: {v}");
+        assert_eq!(v["error"], "Job not found.");
+    }
+    let res = t
+        .http
+        .get(format!("{}{video}", t.base))
+        .bearer_auth("alice-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "video/mp4");
+    let (status, _, v) = t.call(Method::GET, &log, None, Some("alice-key")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 2);
+    // Bob's own job is his.
+    let (status, _, v) = t
+        .call(
+            Method::POST,
+            "/api/generate-video-async",
+            Some(&spec),
+            Some("bob-key"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let bobs = format!("/api/job-status/{}", v["jobId"].as_str().unwrap());
+    let (status, _, _) = t.call(Method::GET, &bobs, None, Some("bob-key")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = t.call(Method::GET, &bobs, None, Some("alice-key")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_moves_a_waiting_retry_forward() {
+    let r = Scripted::start().await;
+    r.script("later", vec![reply(500, &[])]);
+    // The retry would come after 60 s.
+    let t = start_server(&[("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "60")]).await;
+    let job = submit(&t, &r.url("later")).await;
+    wait_log(&t, &job, "the first attempt", |l| l.len() == 1).await;
+    let asked = Instant::now();
+    let (status, _, v) = t
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/jobs/{job}/webhooks/redeliver"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["event"], "started");
+    assert_eq!(v["attempt"], 2);
+    // The retry goes now, and `completed` follows in order.
+    let got = r.wait_for("later", 3).await;
+    assert!(asked.elapsed() < Duration::from_secs(30));
+    assert_eq!(got[1].raw, got[0].raw);
+    assert_eq!(got[2].body["status"], "completed");
+    let log = wait_log(&t, &job, "all settled", |l| l.len() == 3).await;
+    assert_eq!(
+        log.iter().map(|a| a.result.as_str()).collect::<Vec<_>>(),
+        vec!["retrying", "delivered", "delivered"]
+    );
+    t.server.stop().await;
+}

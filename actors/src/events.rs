@@ -90,7 +90,7 @@ pub fn webhook_id(job_id: &JobId, kind: EventKind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{JobFiles, S3Upload};
+    use crate::job::S3Upload;
 
     #[test]
     fn completed_event_has_the_contract_fields() {
@@ -107,7 +107,6 @@ mod tests {
                 reels: None,
             },
             render_time: "180s".into(),
-            files: JobFiles::default(),
         };
         let at = DateTime::parse_from_rfc3339("2025-11-12T18:33:00Z")
             .unwrap()

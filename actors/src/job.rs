@@ -97,9 +97,6 @@ pub struct JobResult {
     pub s3_upload: S3Upload,
     /// `"180s"`.
     pub render_time: String,
-    /// Where the files are on this node; never serialised to clients.
-    #[serde(skip)]
-    pub files: JobFiles,
 }
 
 /// Local files of a finished job.
@@ -137,4 +134,7 @@ pub struct JobView {
     /// Removed by retention: status answers 410 Gone.
     #[serde(skip)]
     pub expired: bool,
+    /// The job's files on this node (also after a failed upload); never serialised.
+    #[serde(skip)]
+    pub files: JobFiles,
 }

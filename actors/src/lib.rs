@@ -25,6 +25,7 @@ pub mod render;
 pub mod signing;
 pub mod spec;
 pub mod store;
+pub mod upload;
 pub mod webhook;
 
 pub use job::{JobId, JobStatus, JobView};

@@ -32,11 +32,14 @@ use tokio::task::AbortHandle;
 use tracing::{error, info, warn};
 
 use crate::events::WebhookEvent;
-use crate::job::{timestamp, JobFiles, JobId, JobResult, JobStatus, JobView, S3Upload};
-use crate::ports::{RenderOutput, RenderPhase, RenderProgress, RenderRequest, Renderer};
+use crate::job::{timestamp, JobFiles, JobId, JobResult, JobStatus, JobView, S3Object, S3Upload};
+use crate::ports::{
+    RenderOutput, RenderPhase, RenderProgress, RenderRequest, Renderer, UploadFile, Uploader,
+};
 use crate::render::{RenderActor, RenderArgs};
 use crate::spec::VideoSpec;
 use crate::store::{JobRecord, JobStore};
+use crate::upload::{UploadActor, UploadArgs, UploadMsg, UploadSettings};
 use crate::webhook::{now_ms, Delivery, WebhookMsg};
 
 /// The read view the JobManager writes and the HTTP layer reads.
@@ -102,6 +105,25 @@ pub enum JobManagerMsg {
     },
     /// Counts for health checks.
     Stats(RpcReplyPort<ManagerStats>),
+    /// From the UploadActor: bytes uploaded so far of a job's files.
+    UploadProgress {
+        job_id: JobId,
+        attempt: u32,
+        done: u64,
+        total: u64,
+    },
+    /// From the UploadActor: the job's files are stored (with signed URLs), or not.
+    UploadDone {
+        job_id: JobId,
+        attempt: u32,
+        result: Result<Vec<S3Object>, String>,
+    },
+    /// A fresh signed URL for a completed job's stored video (`reel` for the vertical one).
+    PresignDownload {
+        job_id: JobId,
+        reel: bool,
+        reply: RpcReplyPort<Result<String, String>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -144,6 +166,10 @@ pub struct ManagerSettings {
     pub retention: Option<Duration>,
     /// How often the liveness check and the retention sweep run.
     pub tick: Duration,
+    /// Prepended to object keys (`prefix/videos/YYYY-MM-DD/standard/<jobId>.mp4`).
+    pub s3_prefix: String,
+    /// Remove the local files once they are in object storage.
+    pub delete_local_after_upload: bool,
 }
 
 impl Default for ManagerSettings {
@@ -159,6 +185,8 @@ impl Default for ManagerSettings {
             stall_timeout: Duration::from_secs(120),
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
             tick: Duration::from_secs(1),
+            s3_prefix: String::new(),
+            delete_local_after_upload: false,
         }
     }
 }
@@ -169,6 +197,8 @@ pub struct JobManagerArgs {
     pub views: JobViews,
     pub store: Arc<dyn JobStore>,
     pub settings: ManagerSettings,
+    /// Object storage; `None` keeps videos on local disk only.
+    pub uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
 }
 
 struct Job {
@@ -182,6 +212,10 @@ struct Job {
     restart_timer: Option<AbortHandle>,
     waiters: Vec<RpcReplyPort<JobView>>,
     view: JobView,
+    /// A finished render waiting for (or in) its upload.
+    rendered: Option<RenderOutput>,
+    /// Where its files went in object storage.
+    stored: Option<Vec<S3Object>>,
 }
 
 struct Draining {
@@ -202,6 +236,8 @@ pub struct JobManagerState {
     draining: Option<Draining>,
     ticker: Option<tokio::task::JoinHandle<()>>,
     last_sweep: Instant,
+    uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
+    upload: Option<ActorRef<UploadMsg>>,
 }
 
 pub struct JobManager;
@@ -213,13 +249,7 @@ fn view_of(r: &JobRecord) -> JobView {
         JobStatus::Completed => "Video generated successfully",
         JobStatus::Failed => "Video generation failed",
     };
-    let mut result = r.result.clone();
-    if let Some(res) = result.as_mut() {
-        res.files = JobFiles {
-            video: r.video.clone(),
-            reel: r.reel.clone(),
-        };
-    }
+    let result = r.result.clone();
     JobView {
         job_id: r.id.clone(),
         status: r.status,
@@ -238,6 +268,10 @@ fn view_of(r: &JobRecord) -> JobView {
         error: r.error.clone(),
         owner: r.owner.clone(),
         expired: r.expired,
+        files: JobFiles {
+            video: r.video.clone(),
+            reel: r.reel.clone(),
+        },
     }
 }
 
@@ -253,6 +287,8 @@ impl JobManagerState {
             restarts: Vec::new(),
             restart_timer: None,
             waiters: Vec::new(),
+            rendered: None,
+            stored: None,
         }
     }
 
@@ -348,6 +384,26 @@ impl JobManagerState {
         };
         // The `started` event goes out once per job, with the move to processing.
         self.persist(&id, first.then(|| WebhookEvent::started(&id, now)));
+        // Rendered before a restart but not stored yet: upload instead of rendering again.
+        if self.upload.is_some() {
+            let job = &self.jobs[&id];
+            if let Some(video) = job.record.video.clone().filter(|v| v.exists()) {
+                let reel = job.record.reel.clone().filter(|r| r.exists());
+                let spec = &job.record.spec;
+                let (width, height) = spec.quality.dimensions();
+                let out = RenderOutput {
+                    video,
+                    reel,
+                    duration_secs: spec.frame_count() as f64 / spec.fps as f64,
+                    width,
+                    height,
+                    frames: spec.frame_count(),
+                };
+                info!(job_id = %id, "the video was rendered before the restart: uploading it");
+                self.begin_upload(myself, &id, out);
+                return;
+            }
+        }
         let args = RenderArgs {
             request,
             renderer: self.renderer.clone(),
@@ -400,6 +456,81 @@ impl JobManagerState {
         self.publish(id);
     }
 
+    /// A render is done and object storage is configured: store the files, then finish.
+    fn begin_upload(&mut self, myself: &ActorRef<JobManagerMsg>, id: &JobId, out: RenderOutput) {
+        let prefix = match self.settings.s3_prefix.trim_matches('/') {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        let Some(job) = self.jobs.get_mut(id) else {
+            return;
+        };
+        // The key's date is the job's creation day (UTC), as the contract's example shows.
+        let day = job
+            .record
+            .created_at
+            .get(..10)
+            .unwrap_or("unknown")
+            .to_string();
+        let mut files = vec![UploadFile {
+            path: out.video.clone(),
+            key: format!("{prefix}videos/{day}/standard/{id}.mp4"),
+            content_type: "video/mp4".into(),
+        }];
+        if let Some(reel) = &out.reel {
+            files.push(UploadFile {
+                path: reel.clone(),
+                key: format!("{prefix}videos/{day}/reels/{id}.mp4"),
+                content_type: "video/mp4".into(),
+            });
+        }
+        // Remember the render in the store: a restart uploads it instead of rendering again.
+        job.record.video = Some(out.video.clone());
+        job.record.reel = out.reel.clone();
+        job.rendered = Some(out);
+        job.view.progress = job.view.progress.max(97);
+        job.view.message = "Uploading to S3 (0%)".into();
+        let attempt = job.record.attempt;
+        self.persist(id, None);
+        self.publish(id);
+        let Some(upload) = &self.upload else { return };
+        let msg = UploadMsg::Upload {
+            job_id: id.clone(),
+            attempt,
+            files,
+            manager: myself.clone(),
+        };
+        if let Err(e) = upload.cast(msg) {
+            self.finish(
+                id,
+                Err(format!(
+                    "Failed to upload to S3: the upload worker is unavailable ({e})"
+                )),
+            );
+        }
+    }
+
+    /// (Re)starts the UploadActor, linked to the manager.
+    async fn spawn_upload_actor(&mut self, myself: &ActorRef<JobManagerMsg>) {
+        let Some((uploader, settings)) = self.uploader.clone() else {
+            return;
+        };
+        match Actor::spawn_linked(
+            None,
+            UploadActor,
+            UploadArgs { uploader, settings },
+            myself.get_cell(),
+        )
+        .await
+        {
+            Ok((actor, _)) => self.upload = Some(actor),
+            Err(e) => {
+                error!("could not start the upload worker: {e}");
+                self.upload = None;
+            }
+        }
+    }
+
     /// Move a job to its terminal state, persist it with its terminal webhook, wake its waiters.
     fn finish(&mut self, id: &JobId, result: Result<RenderOutput, String>) {
         let prefix = self.settings.download_prefix.clone();
@@ -421,30 +552,52 @@ impl JobManagerState {
         job.record.finished_ms = Some(now.timestamp_millis());
         job.view.finished_at = job.record.finished_at.clone();
         job.view.queue_position = None;
+        let stored = job.stored.take();
+        let delete_local = self.settings.delete_local_after_upload && stored.is_some();
         let event = match result {
             Ok(out) => {
+                let s3_upload = match &stored {
+                    None => S3Upload {
+                        enabled: false,
+                        standard: None,
+                        reels: None,
+                    },
+                    Some(objects) => S3Upload {
+                        enabled: true,
+                        standard: objects.first().cloned(),
+                        reels: objects.get(1).cloned(),
+                    },
+                };
+                if delete_local {
+                    for f in std::iter::once(&out.video).chain(out.reel.as_ref()) {
+                        if let Err(e) = std::fs::remove_file(f) {
+                            warn!(job_id = %id, file = %f.display(), "could not delete the local copy: {e}");
+                        }
+                    }
+                }
+                let files = if delete_local {
+                    JobFiles::default()
+                } else {
+                    JobFiles {
+                        video: Some(out.video.clone()),
+                        reel: out.reel.clone(),
+                    }
+                };
                 let result = JobResult {
                     video_url: format!("{prefix}{id}"),
                     reels_url: out.reel.as_ref().map(|_| format!("{prefix}{id}/reel")),
                     duration: out.duration_secs,
                     scenes: job.record.spec.scenes.len(),
                     reels_generated: out.reel.is_some(),
-                    s3_upload: S3Upload {
-                        enabled: false,
-                        standard: None,
-                        reels: None,
-                    },
+                    s3_upload,
                     render_time: format!("{}s", elapsed.round() as u64),
-                    files: JobFiles {
-                        video: Some(out.video.clone()),
-                        reel: out.reel.clone(),
-                    },
                 };
                 info!(job_id = %id, render_secs = elapsed, "job completed");
                 job.record.status = JobStatus::Completed;
                 job.record.result = Some(result.clone());
-                job.record.video = Some(out.video);
-                job.record.reel = out.reel;
+                job.record.video = files.video.clone();
+                job.record.reel = files.reel.clone();
+                job.view.files = files;
                 job.view.status = JobStatus::Completed;
                 job.view.progress = 100;
                 job.view.message = "Video generated successfully".into();
@@ -455,6 +608,15 @@ impl JobManagerState {
                 warn!(job_id = %id, error = %e, "job failed");
                 job.record.status = JobStatus::Failed;
                 job.record.error = Some(e.clone());
+                // A render that finished but could not be stored stays downloadable from here.
+                if let Some(out) = job.rendered.take() {
+                    job.view.files = JobFiles {
+                        video: Some(out.video.clone()),
+                        reel: out.reel.clone(),
+                    };
+                    job.record.video = Some(out.video);
+                    job.record.reel = out.reel;
+                }
                 job.view.status = JobStatus::Failed;
                 job.view.message = "Video generation failed".into();
                 job.view.error = Some(e.clone());
@@ -612,6 +774,8 @@ impl Actor for JobManager {
             draining: None,
             ticker: None,
             last_sweep: Instant::now(),
+            uploader: args.uploader,
+            upload: None,
         };
         // Recover: finished jobs are served again; queued and interrupted ones run again, in
         // admission order. Partial files of interrupted renders are discarded by the renderer
@@ -656,6 +820,7 @@ impl Actor for JobManager {
         myself: ActorRef<JobManagerMsg>,
         state: &mut JobManagerState,
     ) -> Result<(), ActorProcessingErr> {
+        state.spawn_upload_actor(&myself).await;
         state.pump(&myself).await;
         Ok(())
     }
@@ -758,6 +923,7 @@ impl Actor for JobManager {
                     actor.stop(Some("render finished".into()));
                 }
                 match result {
+                    Ok(out) if state.upload.is_some() => state.begin_upload(&myself, &job_id, out),
                     Ok(out) => state.finish(&job_id, Ok(out)),
                     Err(e) => state.attempt_failed(&myself, &job_id, e),
                 }
@@ -804,6 +970,85 @@ impl Actor for JobManager {
                 });
                 state.check_drain();
             }
+            JobManagerMsg::UploadProgress {
+                job_id,
+                attempt,
+                done,
+                total,
+            } => {
+                let Some(job) = state.jobs.get_mut(&job_id) else {
+                    return Ok(());
+                };
+                if job.record.attempt != attempt || job.view.status.is_terminal() {
+                    return Ok(());
+                }
+                let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
+                job.view.message = format!("Uploading to S3 ({pct}%)");
+                job.view.progress = job.view.progress.max(97 + (pct * 2 / 100) as u8);
+                state.publish(&job_id);
+            }
+            JobManagerMsg::UploadDone {
+                job_id,
+                attempt,
+                result,
+            } => {
+                let Some(job) = state.jobs.get_mut(&job_id) else {
+                    return Ok(());
+                };
+                if job.record.attempt != attempt || job.view.status.is_terminal() {
+                    return Ok(());
+                }
+                match (result, job.rendered.clone()) {
+                    (Ok(objects), Some(out)) => {
+                        job.stored = Some(objects);
+                        state.finish(&job_id, Ok(out));
+                    }
+                    (Err(e), _) => {
+                        state.finish(&job_id, Err(format!("Failed to upload to S3: {e}")))
+                    }
+                    (Ok(_), None) => state.finish(
+                        &job_id,
+                        Err("Failed to upload to S3: the rendered files were lost".into()),
+                    ),
+                }
+            }
+            JobManagerMsg::PresignDownload {
+                job_id,
+                reel,
+                reply,
+            } => {
+                let key = state
+                    .jobs
+                    .get(&job_id)
+                    .and_then(|j| j.view.result.as_ref())
+                    .and_then(|r| {
+                        let obj = if reel {
+                            r.s3_upload.reels.as_ref()
+                        } else {
+                            r.s3_upload.standard.as_ref()
+                        };
+                        obj.map(|o| o.s3_key.clone())
+                    });
+                match (key, state.upload.clone()) {
+                    (Some(key), Some(upload)) => {
+                        tokio::spawn(async move {
+                            let url =
+                                ractor::call!(upload, |r| UploadMsg::Presign { key, reply: r });
+                            let _ = reply.send(match url {
+                                Ok(Ok(url)) => Ok(url),
+                                Ok(Err(e)) => Err(e.message),
+                                Err(e) => Err(e.to_string()),
+                            });
+                        });
+                    }
+                    (None, _) => {
+                        let _ = reply.send(Err("this job has no stored object".into()));
+                    }
+                    (_, None) => {
+                        let _ = reply.send(Err("object storage is not available".into()));
+                    }
+                }
+            }
             JobManagerMsg::Stats(reply) => {
                 let _ = reply.send(ManagerStats {
                     total: state.jobs.len(),
@@ -839,6 +1084,15 @@ impl Actor for JobManager {
             ),
             _ => return Ok(()),
         };
+        if state
+            .upload
+            .as_ref()
+            .is_some_and(|u| u.get_id() == cell.get_id())
+        {
+            error!("the upload worker stopped ({reason}); restarting it");
+            state.spawn_upload_actor(&myself).await;
+            return Ok(());
+        }
         let Some(job_id) = state.running.remove(&cell.get_id()) else {
             return Ok(());
         };

@@ -111,3 +111,35 @@ impl AttemptOutcome {
 pub trait WebhookTransport: Send + Sync + 'static {
     async fn post(&self, req: WebhookRequest) -> AttemptOutcome;
 }
+
+/// One file to put in object storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadFile {
+    pub path: PathBuf,
+    /// The object key, e.g. `videos/2025-11-12/standard/abc123def456.mp4`.
+    pub key: String,
+    pub content_type: String,
+}
+
+/// Why an upload or a presign failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct UploadError {
+    pub message: String,
+    /// True when trying again may help (network, 5xx, throttling); false for e.g. bad credentials
+    /// or a missing bucket.
+    pub transient: bool,
+}
+
+/// Called with (bytes uploaded, bytes in all) as an upload goes; cheap, callable from any task.
+pub type UploadProgressSink = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Puts finished files in object storage (S3 and compatibles) and signs URLs to them.
+#[async_trait]
+pub trait Uploader: Send + Sync + 'static {
+    /// Uploads one file (multipart above a size threshold, parts concurrently within a limit),
+    /// with `content-type` and the job id as metadata. Uploading the same key again replaces it.
+    async fn upload(&self, file: &UploadFile, job_id: &JobId, progress: UploadProgressSink) -> Result<(), UploadError>;
+    /// A presigned GET URL for `key`, valid for `expires` (at most 7 days).
+    async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, UploadError>;
+}

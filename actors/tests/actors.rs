@@ -17,6 +17,7 @@ use vidbuilder_actors::manager::{
 use vidbuilder_actors::ports::*;
 use vidbuilder_actors::spec::{Quality, Scene, SceneContent, VideoSpec};
 use vidbuilder_actors::store::{JobStore, MemoryStore};
+use vidbuilder_actors::upload::UploadSettings;
 use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookSettings};
 
 /// Behaviour is chosen by the first scene's title: `panic`, `fail`, `hang`, else render for
@@ -178,6 +179,15 @@ async fn tree_with(
     schedule: &[u64],
     store: Arc<dyn JobStore>,
 ) -> Tree {
+    tree_full(manager_settings, schedule, store, None).await
+}
+
+async fn tree_full(
+    manager_settings: ManagerSettings,
+    schedule: &[u64],
+    store: Arc<dyn JobStore>,
+    uploader: Option<Arc<FakeUploader>>,
+) -> Tree {
     let renderer = Arc::new(FakeRenderer::default());
     let transport = Arc::new(FakeTransport::default());
     let settings = WebhookSettings {
@@ -202,6 +212,15 @@ async fn tree_with(
         views: views.clone(),
         store,
         settings: manager_settings,
+        uploader: uploader.map(|u| {
+            (
+                u as Arc<dyn Uploader>,
+                UploadSettings {
+                    retry_base: Duration::from_millis(100),
+                    ..UploadSettings::default()
+                },
+            )
+        }),
     };
     let (manager, _) = Actor::spawn(None, JobManager, args).await.unwrap();
     Tree {
@@ -636,5 +655,145 @@ async fn drain_waits_for_running_renders_and_refuses_new_jobs() {
         t.views.get(&h.job_id).unwrap().status,
         JobStatus::Processing,
         "left to resume on the next start"
+    );
+}
+
+/// Object storage in memory: fails as scripted, then keeps the files' bytes.
+#[derive(Default)]
+struct FakeUploader {
+    /// Errors to return before succeeding: (message, transient).
+    script: Mutex<Vec<(String, bool)>>,
+    objects: Mutex<Vec<(String, String, usize)>>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Uploader for FakeUploader {
+    async fn upload(
+        &self,
+        file: &UploadFile,
+        job_id: &vidbuilder_actors::JobId,
+        progress: UploadProgressSink,
+    ) -> Result<(), UploadError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let next = {
+            let mut s = self.script.lock().unwrap();
+            if s.is_empty() {
+                None
+            } else {
+                Some(s.remove(0))
+            }
+        };
+        if let Some((message, transient)) = next {
+            return Err(UploadError { message, transient });
+        }
+        let len = std::fs::read(&file.path).map(|b| b.len()).unwrap_or(0);
+        progress(len as u64, len as u64);
+        self.objects
+            .lock()
+            .unwrap()
+            .push((file.key.clone(), job_id.to_string(), len));
+        Ok(())
+    }
+
+    async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, UploadError> {
+        Ok(format!(
+            "https://s3.test/{key}?X-Amz-Expires={}",
+            expires.as_secs()
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn finished_renders_are_uploaded_and_presigned_with_retries() {
+    let dir = std::env::temp_dir().join(format!("vb-up-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let uploader = Arc::new(FakeUploader::default());
+    *uploader.script.lock().unwrap() =
+        vec![("timeout".into(), true), ("503 slow down".into(), true)];
+    let settings = ManagerSettings {
+        out_dir: dir.clone(),
+        s3_prefix: "tenant-a/".into(),
+        ..ManagerSettings::default()
+    };
+    let t = tree_full(
+        settings,
+        &[1],
+        Arc::new(MemoryStore::default()),
+        Some(uploader.clone()),
+    )
+    .await;
+    let job = submit(&t, "stored", 1.0, Some("http://hooks/s3"))
+        .await
+        .unwrap();
+    let done = wait(&t, &job).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let s3 = &done.result.as_ref().unwrap().s3_upload;
+    assert!(s3.enabled);
+    let standard = s3.standard.as_ref().unwrap();
+    let day = &done.created_at[..10];
+    assert_eq!(
+        standard.s3_key,
+        format!("tenant-a/videos/{day}/standard/{}.mp4", job.job_id)
+    );
+    assert!(standard.signed_url.ends_with("X-Amz-Expires=604800"));
+    assert_eq!(standard.expires_in, "7 days");
+    assert_eq!(
+        uploader.calls.load(Ordering::SeqCst),
+        3,
+        "two transient failures, then success"
+    );
+    eventually("completed webhook", || {
+        t.transport
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.2["status"] == "completed")
+    })
+    .await;
+    let seen = t.transport.seen.lock().unwrap().clone();
+    let completed = seen.iter().find(|s| s.2["status"] == "completed").unwrap();
+    assert_eq!(
+        completed.2["s3Upload"]["standard"]["s3Key"],
+        standard.s3_key.as_str()
+    );
+    // A fresh presigned URL on demand (the download endpoint's redirect).
+    let job_id = job.job_id.clone();
+    let url = ractor::call!(t.manager, |reply| JobManagerMsg::PresignDownload {
+        job_id,
+        reel: false,
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    assert!(url.contains(&standard.s3_key));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_upload_failure_fails_the_job_and_keeps_the_local_file() {
+    let uploader = Arc::new(FakeUploader::default());
+    *uploader.script.lock().unwrap() = vec![(
+        "S3 refused the credentials (InvalidAccessKeyId)".into(),
+        false,
+    )];
+    let t = tree_full(
+        ManagerSettings::default(),
+        &[1],
+        Arc::new(MemoryStore::default()),
+        Some(uploader.clone()),
+    )
+    .await;
+    let job = submit(&t, "unstored", 1.0, None).await.unwrap();
+    let done = wait(&t, &job).await;
+    assert_eq!(done.status, JobStatus::Failed);
+    assert_eq!(
+        done.error.as_deref(),
+        Some("Failed to upload to S3: S3 refused the credentials (InvalidAccessKeyId)")
+    );
+    assert_eq!(uploader.calls.load(Ordering::SeqCst), 1, "not retried");
+    assert!(
+        done.files.video.is_some(),
+        "the local file stays downloadable"
     );
 }

@@ -53,9 +53,7 @@ impl Caller {
 
 /// [`Caller::may_see`] for the caller in a request's extensions (open if there is none).
 pub fn visible(extensions: &axum::http::Extensions, view: &JobView) -> bool {
-    extensions
-        .get::<Caller>()
-        .is_none_or(|c| c.may_see(view))
+    extensions.get::<Caller>().is_none_or(|c| c.may_see(view))
 }
 
 /// How a presented key fared.
@@ -141,9 +139,10 @@ impl ApiKeys {
         let text = if file.is_empty() {
             None
         } else {
-            Some(std::fs::read_to_string(Path::new(file)).map_err(crate::Error::io(format!(
-                "reading auth.keys_file {file}"
-            )))?)
+            Some(
+                std::fs::read_to_string(Path::new(file))
+                    .map_err(crate::Error::io(format!("reading auth.keys_file {file}")))?,
+            )
         };
         ApiKeys::new(&config.auth.api_keys, text.as_deref())
             .map_err(|e| crate::Error::Config(format!("auth.keys_file {file}: {e}")))
@@ -254,7 +253,9 @@ mod tests {
         };
         assert!(id.starts_with("key-") && id.len() == 16 && !id.contains("plain"));
         assert_eq!(
-            ApiKeys::new(&["plain-key".into()], None).unwrap().check("plain-key"),
+            ApiKeys::new(&["plain-key".into()], None)
+                .unwrap()
+                .check("plain-key"),
             KeyCheck::Valid(id),
             "a plain key's id is stable"
         );

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use vidbuilder_actors::job::JobStatus;
+use vidbuilder_actors::manager::JobManagerMsg;
 use vidbuilder_actors::JobId;
 
 use super::error::ApiError;
@@ -54,14 +55,41 @@ async fn serve(
     if view.expired {
         return Err(ApiError::gone_job(&job_id));
     }
-    let path: Option<PathBuf> = view.result.as_ref().and_then(|r| {
+    // A local copy is served while it exists (also after a failed upload); once only object
+    // storage has the video, the client is redirected to a freshly signed URL.
+    let local: Option<PathBuf> = if reel {
+        view.files.reel.clone()
+    } else {
+        view.files.video.clone()
+    };
+    let local = local.filter(|p| view.status.is_terminal() && p.exists());
+    let stored = view.result.as_ref().is_some_and(|r| {
         if reel {
-            r.files.reel.clone()
+            r.s3_upload.reels.is_some()
         } else {
-            r.files.video.clone()
+            r.s3_upload.standard.is_some()
         }
     });
-    let Some(path) = path.filter(|_| view.status == JobStatus::Completed) else {
+    if local.is_none() && stored {
+        let job_id = id.clone();
+        let url = ractor::call!(state.manager, |reply| JobManagerMsg::PresignDownload {
+            job_id,
+            reel,
+            reply
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        return match url {
+            Ok(url) => Ok(Redirect::temporary(&url).into_response()),
+            Err(e) => {
+                Err(
+                    ApiError::new(StatusCode::BAD_GATEWAY, "Could not sign a download URL.", e)
+                        .with("jobId", id.to_string()),
+                )
+            }
+        };
+    }
+    let Some(path) = local else {
         let what = if reel && view.status == JobStatus::Completed {
             "This job has no reel video."
         } else {

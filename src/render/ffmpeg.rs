@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tiny_skia::Pixmap;
 use vidbuilder_actors::ports::CancellationToken;
 
-use super::paint::{rgba_to_yuv420p, yuv420p_len};
+use super::frame::{FrameBuf, YuvState};
 use super::RenderError;
 
 /// How many frames may wait between the drawing thread and the writer.
@@ -186,8 +185,8 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
 pub struct Encoder {
     child: Child,
     reaped: bool,
-    tx: Option<SyncSender<Pixmap>>,
-    recycle: Receiver<Pixmap>,
+    tx: Option<SyncSender<FrameBuf>>,
+    recycle: Receiver<FrameBuf>,
     writer: Option<JoinHandle<std::io::Result<()>>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     stderr_thread: Option<JoinHandle<()>>,
@@ -235,8 +234,8 @@ impl Encoder {
             }
         };
 
-        let (tx, rx) = sync_channel::<Pixmap>(QUEUE);
-        let (recycle_tx, recycle) = std::sync::mpsc::channel::<Pixmap>();
+        let (tx, rx) = sync_channel::<FrameBuf>(QUEUE);
+        let (recycle_tx, recycle) = std::sync::mpsc::channel::<FrameBuf>();
         let (w, h) = (p.width as usize, p.height as usize);
         let writer = std::thread::Builder::new()
             .name("ffmpeg-writer".into())
@@ -263,15 +262,15 @@ impl Encoder {
     }
 
     /// A frame buffer to draw into (recycled from the writer when possible).
-    pub fn buffer(&self) -> Pixmap {
+    pub fn buffer(&self) -> FrameBuf {
         self.recycle
             .try_recv()
-            .unwrap_or_else(|_| Pixmap::new(self.width, self.height).expect("frame size"))
+            .unwrap_or_else(|_| FrameBuf::new(self.width, self.height))
     }
 
     /// Queue a frame; blocks while the queue is full. `false` when the writer has stopped
     /// (ffmpeg died): call [`Encoder::finish`] to learn why.
-    pub fn send(&self, frame: Pixmap) -> bool {
+    pub fn send(&self, frame: FrameBuf) -> bool {
         match &self.tx {
             Some(tx) => tx.send(frame).is_ok(),
             None => false,
@@ -366,16 +365,16 @@ impl Drop for Encoder {
 
 fn write_frames(
     mut stdin: ChildStdin,
-    rx: Receiver<Pixmap>,
-    recycle: std::sync::mpsc::Sender<Pixmap>,
+    rx: Receiver<FrameBuf>,
+    recycle: std::sync::mpsc::Sender<FrameBuf>,
     w: usize,
     h: usize,
 ) -> std::io::Result<()> {
-    let mut yuv = vec![0u8; yuv420p_len(w, h)];
+    let mut yuv = YuvState::new(w, h);
     for frame in rx {
-        rgba_to_yuv420p(frame.data(), w, h, &mut yuv);
+        let data = yuv.convert(&frame);
         let _ = recycle.send(frame);
-        stdin.write_all(&yuv)?;
+        stdin.write_all(data)?;
     }
     stdin.flush()?;
     drop(stdin);

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod ffmpeg;
+pub mod frame;
 pub mod paint;
 pub mod scene;
 pub mod text;
@@ -260,8 +261,8 @@ pub fn render_blocking(
             let t = (f - start) as f32 / fps as f32;
             for (lane, drawer) in lanes.iter().zip(&prepared) {
                 let mut buf = lane.enc.buffer();
-                buf.data_mut().copy_from_slice(lane.bg.data());
-                drawer.draw(&mut buf.as_mut(), t);
+                buf.reset(&lane.bg);
+                drawer.draw(&mut buf.canvas(), t);
                 if !lane.enc.send(buf) {
                     broken = true;
                     break 'scenes;
@@ -357,9 +358,11 @@ pub fn render_still_png(
             fps,
         },
     );
-    let mut pm = paint::background(theme, w, h);
-    drawer.draw(&mut pm.as_mut(), (f - start) as f32 / fps as f32);
-    pm.encode_png()
+    let mut buf = frame::FrameBuf::new(w, h);
+    buf.reset(&paint::background(theme, w, h));
+    drawer.draw(&mut buf.canvas(), (f - start) as f32 / fps as f32);
+    buf.pixmap
+        .encode_png()
         .map_err(|e| RenderError::Io("encoding PNG".into(), std::io::Error::other(e.to_string())))
 }
 

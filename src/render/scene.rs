@@ -3,10 +3,9 @@
 //! add a [`SceneContent`] arm to [`prepare`] and a type implementing [`SceneDraw`].
 
 use cosmic_text::{FontSystem, SwashCache};
-use tiny_skia::PixmapMut;
 use vidbuilder_actors::spec::SceneContent;
 
-use super::paint::{draw_layer, fill_round_rect};
+use super::frame::Canvas;
 use super::text::{fit, parse_inline, rasterize, Shadow, Span, TextLayer, TextStyle};
 use super::theme::{AccentStyle, Align, Easing, Theme};
 
@@ -52,7 +51,7 @@ pub struct SceneContext<'a> {
 /// A prepared scene: draws the frame `t` seconds into itself onto a frame that already holds the
 /// background.
 pub trait SceneDraw: Send {
-    fn draw(&self, frame: &mut PixmapMut, t: f32);
+    fn draw(&self, canvas: &mut Canvas, t: f32);
 }
 
 /// Prepare a scene for drawing.
@@ -336,7 +335,7 @@ impl HeroTitle {
 }
 
 impl SceneDraw for HeroTitle {
-    fn draw(&self, frame: &mut PixmapMut, t: f32) {
+    fn draw(&self, canvas: &mut Canvas, t: f32) {
         let tm = &self.timing;
         let (out_op, out_q) = tm.exit(t);
         if out_op <= 0.0 {
@@ -349,8 +348,7 @@ impl SceneDraw for HeroTitle {
             let grow = p.clamp(0.0, 1.06);
             let op = op * out_op;
             match a.style {
-                AccentStyle::Side => fill_round_rect(
-                    frame,
+                AccentStyle::Side => canvas.round_rect(
                     [a.x, a.y + drift, a.w, a.h * grow.min(1.0)],
                     a.w / 2.0,
                     self.theme_accent,
@@ -363,13 +361,7 @@ impl SceneDraw for HeroTitle {
                     } else {
                         a.x
                     };
-                    fill_round_rect(
-                        frame,
-                        [x, a.y + drift, w, a.h],
-                        a.h / 2.0,
-                        self.theme_accent,
-                        op,
-                    );
+                    canvas.round_rect([x, a.y + drift, w, a.h], a.h / 2.0, self.theme_accent, op);
                 }
             }
         }
@@ -377,8 +369,7 @@ impl SceneDraw for HeroTitle {
         let (p, op) = tm.enter(t, 0.1);
         let l = &self.title;
         let y = l.y + (1.0 - p) * self.offset + drift;
-        draw_layer(
-            frame,
+        canvas.layer(
             &l.layer.pixmap,
             l.x - l.layer.pad as f32,
             y - l.layer.pad as f32,
@@ -388,8 +379,7 @@ impl SceneDraw for HeroTitle {
         if let Some(s) = &self.subtitle {
             let (p, op) = tm.enter(t, 0.1 + self.subtitle_delay);
             let y = s.y + (1.0 - p) * self.offset * 0.8 + drift;
-            draw_layer(
-                frame,
+            canvas.layer(
                 &s.layer.pixmap,
                 s.x - s.layer.pad as f32,
                 y - s.layer.pad as f32,

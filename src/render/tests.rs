@@ -526,3 +526,78 @@ fn bench_contract_example() {
         );
     }
 }
+
+/// Per-stage timings (release): background, scene preparation, frame drawing, yuv conversion.
+/// `cargo test --release --lib render::tests::bench_stages -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark; run explicitly in release mode"]
+fn bench_stages() {
+    use std::hint::black_box;
+    let c = catalog();
+    let theme = c.theme("corporate").unwrap();
+    for (w, h) in [(1920u32, 1080u32), (3840, 2160), (1080, 1920)] {
+        let t0 = Instant::now();
+        let bg = paint::background(theme, w, h);
+        let t_bg = t0.elapsed();
+        let t0 = Instant::now();
+        let mut fonts = c.font_system();
+        let mut swash = cosmic_text::SwashCache::new();
+        let t_fonts = t0.elapsed();
+        let t0 = Instant::now();
+        let content = SceneContent::HeroTitle {
+            title: "Welcome to **VidBuilder**".into(),
+            subtitle: Some("Create stunning videos".into()),
+        };
+        let drawer = scene::prepare(
+            &content,
+            &mut scene::SceneContext {
+                fonts: &mut fonts,
+                swash: &mut swash,
+                theme,
+                frame: scene::Frame {
+                    width: w,
+                    height: h,
+                },
+                duration: 4.0,
+                fps: 30,
+            },
+        );
+        let t_prep = t0.elapsed();
+        let mut frame = frame::FrameBuf::new(w, h);
+        let mut yuv = frame::YuvState::new(w as usize, h as usize);
+        let n = 60;
+        let (mut t_moving, mut t_yuv_moving) = (Duration::ZERO, Duration::ZERO);
+        for i in 0..n {
+            let t0 = Instant::now();
+            frame.reset(&bg);
+            drawer.draw(&mut frame.canvas(), 0.2 + i as f32 * 0.01); // moving, fading
+            t_moving += t0.elapsed();
+            let t0 = Instant::now();
+            black_box(yuv.convert(&frame));
+            t_yuv_moving += t0.elapsed();
+        }
+        let t0 = Instant::now();
+        for _ in 0..n {
+            frame.reset(&bg);
+            drawer.draw(&mut frame.canvas(), 2.0); // at rest
+        }
+        let t_rest = t0.elapsed() / n;
+        let mut full = vec![0u8; paint::yuv420p_len(w as usize, h as usize)];
+        let t0 = Instant::now();
+        for _ in 0..n {
+            paint::rgba_to_yuv420p(
+                black_box(frame.pixmap.data()),
+                w as usize,
+                h as usize,
+                &mut full,
+            );
+        }
+        let t_yuv = t0.elapsed() / n;
+        println!(
+            "STAGES {w}x{h}: background {t_bg:?}, font system {t_fonts:?}, scene prepare {t_prep:?}, \
+             frame moving {:?} (+ incremental yuv {:?}), frame at rest {t_rest:?}, full rgba->yuv {t_yuv:?}",
+            t_moving / n,
+            t_yuv_moving / n
+        );
+    }
+}

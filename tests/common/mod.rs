@@ -2,6 +2,8 @@
 //! data dir, a real webhook receiver (axum on loopback), polling with deadlines, ffprobe.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -83,6 +85,33 @@ impl TestServer {
         (
             status,
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
+        )
+    }
+
+    /// Any request, with an optional JSON body and an optional API key (`Authorization: Bearer`);
+    /// the answer's status and JSON body (`Value::Null` if it is not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let res = req.send().await.unwrap();
+        let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
     }
 

@@ -1,0 +1,236 @@
+//! The UploadActor: puts finished videos in object storage through an [`Uploader`] and signs
+//! URLs to them.
+//!
+//! Each job's upload runs in its own task, so a large upload never delays a presign or another
+//! job. Transient failures are retried with exponential backoff (`base · 2ⁿ`, at most
+//! `max_retries` times); a permanent one (bad credentials, missing bucket) ends the upload at
+//! once. The result goes back to the JobManager as `UploadDone`, progress as `UploadProgress`.
+//! The JobManager spawns this actor linked to itself and respawns it if it dies; uploads already
+//! running are tasks and carry on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::job::{JobId, S3Object};
+use crate::manager::JobManagerMsg;
+use crate::ports::{UploadError, UploadFile, Uploader};
+
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    /// Lifetime of the signed URLs handed to clients (at most 7 days).
+    pub presign_expiry: Duration,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        UploadSettings {
+            max_retries: 4,
+            retry_base: Duration::from_millis(500),
+            presign_expiry: Duration::from_secs(604_800),
+        }
+    }
+}
+
+/// How a presign expiry reads in the contract (`"7 days"`).
+pub fn expires_in_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{} day{}", s / 86_400, if s == 86_400 { "" } else { "s" }),
+        s if s % 3_600 == 0 => format!("{} hour{}", s / 3_600, if s == 3_600 { "" } else { "s" }),
+        s => format!("{s} seconds"),
+    }
+}
+
+#[derive(RactorMessage)]
+pub enum UploadMsg {
+    /// Upload these files of a job (standard first, then reels), then presign them.
+    Upload {
+        job_id: JobId,
+        attempt: u32,
+        files: Vec<UploadFile>,
+        manager: ActorRef<JobManagerMsg>,
+    },
+    /// A fresh signed URL for a stored object.
+    Presign {
+        key: String,
+        reply: RpcReplyPort<Result<String, UploadError>>,
+    },
+}
+
+pub struct UploadActor;
+
+pub struct UploadArgs {
+    pub uploader: Arc<dyn Uploader>,
+    pub settings: UploadSettings,
+}
+
+pub struct UploadState {
+    uploader: Arc<dyn Uploader>,
+    settings: UploadSettings,
+}
+
+async fn with_retries<T, F, Fut>(
+    settings: &UploadSettings,
+    what: &str,
+    mut f: F,
+) -> Result<T, UploadError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, UploadError>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.transient && tries < settings.max_retries => {
+                let delay = settings.retry_base * 2u32.saturating_pow(tries);
+                tries += 1;
+                warn!(error = %e.message, retry = tries, delay_ms = delay.as_millis() as u64, "{what} failed, retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn upload_job(
+    uploader: Arc<dyn Uploader>,
+    settings: UploadSettings,
+    job_id: JobId,
+    attempt: u32,
+    files: Vec<UploadFile>,
+    manager: ActorRef<JobManagerMsg>,
+) {
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let mut before = 0u64;
+    let mut objects = Vec::new();
+    for file in &files {
+        let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+        let (m, job, base) = (manager.clone(), job_id.clone(), before);
+        let sink: crate::ports::UploadProgressSink = Arc::new(move |done, _| {
+            let _ = m.cast(JobManagerMsg::UploadProgress {
+                job_id: job.clone(),
+                attempt,
+                done: base + done,
+                total,
+            });
+        });
+        let result = with_retries(&settings, "upload", || {
+            uploader.upload(file, &job_id, sink.clone())
+        })
+        .await;
+        if let Err(e) = result {
+            let _ = manager.cast(JobManagerMsg::UploadDone {
+                job_id,
+                attempt,
+                result: Err(e.message),
+            });
+            return;
+        }
+        before += size;
+        let url = with_retries(&settings, "presign", || {
+            uploader.presign_get(&file.key, settings.presign_expiry)
+        })
+        .await;
+        match url {
+            Ok(signed_url) => objects.push(S3Object {
+                s3_key: file.key.clone(),
+                signed_url,
+                expires_in: expires_in_text(settings.presign_expiry),
+            }),
+            Err(e) => {
+                let _ = manager.cast(JobManagerMsg::UploadDone {
+                    job_id,
+                    attempt,
+                    result: Err(e.message),
+                });
+                return;
+            }
+        }
+    }
+    info!(bytes = total, objects = objects.len(), "uploaded");
+    let _ = manager.cast(JobManagerMsg::UploadDone {
+        job_id,
+        attempt,
+        result: Ok(objects),
+    });
+}
+
+impl Actor for UploadActor {
+    type Msg = UploadMsg;
+    type State = UploadState;
+    type Arguments = UploadArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<UploadMsg>,
+        args: UploadArgs,
+    ) -> Result<UploadState, ActorProcessingErr> {
+        Ok(UploadState {
+            uploader: args.uploader,
+            settings: args.settings,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<UploadMsg>,
+        msg: UploadMsg,
+        state: &mut UploadState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            UploadMsg::Upload {
+                job_id,
+                attempt,
+                files,
+                manager,
+            } => {
+                let span = info_span!("upload", job_id = %job_id, attempt);
+                tokio::spawn(
+                    upload_job(
+                        state.uploader.clone(),
+                        state.settings.clone(),
+                        job_id,
+                        attempt,
+                        files,
+                        manager,
+                    )
+                    .instrument(span),
+                );
+            }
+            UploadMsg::Presign { key, reply } => {
+                let (uploader, settings) = (state.uploader.clone(), state.settings.clone());
+                tokio::spawn(async move {
+                    let url = with_retries(&settings, "presign", || {
+                        uploader.presign_get(&key, settings.presign_expiry)
+                    })
+                    .await;
+                    let _ = reply.send(url);
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_reads_like_the_contract() {
+        assert_eq!(expires_in_text(Duration::from_secs(604_800)), "7 days");
+        assert_eq!(expires_in_text(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(expires_in_text(Duration::from_secs(7_200)), "2 hours");
+        assert_eq!(expires_in_text(Duration::from_secs(90)), "90 seconds");
+    }
+}

@@ -1,0 +1,110 @@
+//! A job's webhook delivery log and manual redelivery.
+//!
+//! - `GET /api/jobs/:jobId/webhooks` → `{"jobId", "attempts": [{"webhookId", "event", "attempt",
+//!   "at", "statusCode", "error", "latencyMs", "result"}, …]}`, oldest first.
+//! - `POST /api/jobs/:jobId/webhooks/redeliver` → `202 {"jobId", "webhookId", "event",
+//!   "attempt", "message"}`: the job's last event is sent again now with the same `webhook-id` and
+//!   body; its result appears in the log. `409` when the job has no webhook event yet.
+//!
+//! Both answer 404 for a job the caller's API key did not create.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::json;
+use vidbuilder_actors::webhook::WebhookMsg;
+use vidbuilder_actors::JobId;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/jobs/{job_id}/webhooks", get(delivery_log))
+        .route("/api/jobs/{job_id}/webhooks/redeliver", post(redeliver))
+}
+
+/// The job id if the job exists, is not expired and is the caller's.
+fn visible_job(state: &AppState, caller: &Caller, job_id: &str) -> Result<JobId, ApiError> {
+    let id = JobId::parse(job_id).ok_or_else(|| ApiError::not_found_job(job_id))?;
+    let view = state
+        .views
+        .get(&id)
+        .map(|v| v.clone())
+        .filter(|v| caller.may_see(v))
+        .ok_or_else(|| ApiError::not_found_job(job_id))?;
+    if view.expired {
+        return Err(ApiError::gone_job(job_id));
+    }
+    Ok(id)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service unavailable.",
+        format!("The webhook deliverer is not available: {e}"),
+    )
+    .retry_after(5)
+}
+
+async fn delivery_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = visible_job(&state, &caller, &job_id)?;
+    let job = id.clone();
+    let attempts = ractor::call!(state.webhooks, |reply| WebhookMsg::Log {
+        job_id: job,
+        reply
+    })
+    .map_err(unavailable)?;
+    Ok(Json(json!({ "jobId": id.to_string(), "attempts": attempts })).into_response())
+}
+
+async fn redeliver(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = visible_job(&state, &caller, &job_id)?;
+    let job = id.clone();
+    let answer = ractor::call!(state.webhooks, |reply| WebhookMsg::Redeliver {
+        job_id: job,
+        reply
+    })
+    .map_err(unavailable)?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Redelivery failed.",
+            format!("Could not read the job's last webhook event: {e}"),
+        )
+    })?;
+    let Some(r) = answer else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Nothing to redeliver.",
+            "This job has no webhook event yet (no webhookUrl, or it has not started).",
+        )
+        .field("jobId"));
+    };
+    let message = if r.was_pending {
+        "The pending delivery is being attempted now; see the delivery log for its result."
+    } else {
+        "The last event is being sent again; see the delivery log for its result."
+    };
+    let body = json!({
+        "jobId": id.to_string(),
+        "webhookId": r.webhook_id,
+        "event": r.event,
+        "attempt": r.attempt,
+        "message": message,
+        "logUrl": format!("/api/jobs/{id}/webhooks"),
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}

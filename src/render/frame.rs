@@ -1,0 +1,408 @@
+//! Frame buffers with dirty-rectangle tracking.
+//!
+//! Most of a title frame is the static background. A [`FrameBuf`] remembers where it was drawn
+//! on, so reusing it only restores those rectangles from the cached background; and the writer's
+//! [`YuvState`] only re-converts the rectangles that changed since the previous frame (this
+//! frame's plus the last one's). Per-frame cost is proportional to the animated area, not the
+//! frame size, which is what makes 4K affordable.
+
+use tiny_skia::{FillRule, Paint, PathBuilder, Pixmap, PixmapMut, Transform};
+
+use super::paint::{rgba_to_yuv420p_rect, yuv420p_len};
+use super::theme::Rgb;
+
+/// A pixel rectangle `[x0, x1) × [y0, y1)`, always even-aligned (for 4:2:0 chroma).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IRect {
+    pub x0: usize,
+    pub y0: usize,
+    pub x1: usize,
+    pub y1: usize,
+}
+
+impl IRect {
+    /// The even-aligned rectangle covering `[x0, x1) × [y0, y1)`, clipped to `w × h`.
+    pub fn covering(x0: f32, y0: f32, x1: f32, y1: f32, w: usize, h: usize) -> Option<IRect> {
+        let cx0 = (x0.floor().max(0.0) as usize) & !1;
+        let cy0 = (y0.floor().max(0.0) as usize) & !1;
+        let cx1 = ((x1.ceil().max(0.0) as usize + 1) & !1).min(w);
+        let cy1 = ((y1.ceil().max(0.0) as usize + 1) & !1).min(h);
+        (cx0 < cx1 && cy0 < cy1).then_some(IRect {
+            x0: cx0,
+            y0: cy0,
+            x1: cx1,
+            y1: cy1,
+        })
+    }
+
+    pub fn full(w: usize, h: usize) -> IRect {
+        IRect {
+            x0: 0,
+            y0: 0,
+            x1: w,
+            y1: h,
+        }
+    }
+}
+
+/// An RGBA frame plus what was drawn on it.
+pub struct FrameBuf {
+    pub pixmap: Pixmap,
+    /// Rectangles drawn since the last [`FrameBuf::reset`].
+    pub dirty: Vec<IRect>,
+    /// The whole frame was drawn (or the buffer is new).
+    pub full: bool,
+}
+
+impl FrameBuf {
+    pub fn new(w: u32, h: u32) -> FrameBuf {
+        FrameBuf {
+            pixmap: Pixmap::new(w, h).expect("frame size"),
+            dirty: Vec::new(),
+            full: true,
+        }
+    }
+
+    /// Make the buffer equal to `bg` again, restoring only what was drawn since the last reset.
+    pub fn reset(&mut self, bg: &Pixmap) {
+        let w = self.pixmap.width() as usize;
+        if self.full {
+            self.pixmap.data_mut().copy_from_slice(bg.data());
+        } else {
+            let (src, dst) = (bg.data(), self.pixmap.data_mut());
+            for r in &self.dirty {
+                for y in r.y0..r.y1 {
+                    let (a, b) = ((y * w + r.x0) * 4, (y * w + r.x1) * 4);
+                    dst[a..b].copy_from_slice(&src[a..b]);
+                }
+            }
+        }
+        self.dirty.clear();
+        self.full = false;
+    }
+
+    pub fn canvas(&mut self) -> Canvas<'_> {
+        let (w, h) = (self.pixmap.width() as usize, self.pixmap.height() as usize);
+        Canvas {
+            data: self.pixmap.data_mut(),
+            w,
+            h,
+            dirty: &mut self.dirty,
+            full: &mut self.full,
+        }
+    }
+}
+
+/// What scenes draw with. Every operation records the area it touched.
+pub struct Canvas<'a> {
+    data: &'a mut [u8],
+    w: usize,
+    h: usize,
+    dirty: &'a mut Vec<IRect>,
+    full: &'a mut bool,
+}
+
+#[inline]
+fn div255(x: u32) -> u32 {
+    let x = x + 128;
+    (x + (x >> 8)) >> 8
+}
+
+impl Canvas<'_> {
+    pub fn width(&self) -> usize {
+        self.w
+    }
+
+    pub fn height(&self) -> usize {
+        self.h
+    }
+
+    /// Declare the whole frame drawn (e.g. a scene with a moving background).
+    pub fn mark_all(&mut self) {
+        *self.full = true;
+    }
+
+    fn mark(&mut self, x0: f32, y0: f32, x1: f32, y1: f32) {
+        if let Some(r) = IRect::covering(x0, y0, x1, y1, self.w, self.h) {
+            self.dirty.push(r);
+        }
+    }
+
+    /// tiny-skia access for vector drawing; the caller must [`Canvas::mark`] what it draws.
+    fn pixmap(&mut self) -> PixmapMut<'_> {
+        PixmapMut::from_bytes(self.data, self.w as u32, self.h as u32).expect("frame size")
+    }
+
+    /// Composite a premultiplied layer with its top-left at (`x`, `y`) and an opacity.
+    /// Fractional positions are resampled bilinearly, so slow motion is smooth.
+    pub fn layer(&mut self, layer: &Pixmap, x: f32, y: f32, opacity: f32) {
+        let op = (opacity.clamp(0.0, 1.0) * 256.0).round() as u32;
+        if op == 0 {
+            return;
+        }
+        let (lw, lh) = (layer.width() as i64, layer.height() as i64);
+        let snap = |v: f32| {
+            let f = v - v.floor();
+            if f < 1.0 / 128.0 {
+                (v.floor() as i64, 0u32)
+            } else if f > 1.0 - 1.0 / 128.0 {
+                (v.floor() as i64 + 1, 0)
+            } else {
+                (v.floor() as i64, (f * 256.0).round() as u32)
+            }
+        };
+        let (bx, wx) = snap(x);
+        let (by, wy) = snap(y);
+        let ex = bx + lw + (wx > 0) as i64;
+        let ey = by + lh + (wy > 0) as i64;
+        let (dx0, dx1) = (bx.max(0) as usize, (ex.min(self.w as i64)).max(0) as usize);
+        let (dy0, dy1) = (by.max(0) as usize, (ey.min(self.h as i64)).max(0) as usize);
+        if dx0 >= dx1 || dy0 >= dy1 {
+            return;
+        }
+        self.mark(dx0 as f32, dy0 as f32, dx1 as f32, dy1 as f32);
+        let src = layer.data();
+        let w = self.w;
+        let over = |d: &mut [u8], s: [u32; 4]| {
+            let (r, g, b, a) = if op >= 256 {
+                (s[0], s[1], s[2], s[3])
+            } else {
+                (
+                    (s[0] * op + 128) >> 8,
+                    (s[1] * op + 128) >> 8,
+                    (s[2] * op + 128) >> 8,
+                    (s[3] * op + 128) >> 8,
+                )
+            };
+            if a == 0 {
+                return;
+            }
+            let inv = 255 - a;
+            d[0] = (r + div255(d[0] as u32 * inv)).min(255) as u8;
+            d[1] = (g + div255(d[1] as u32 * inv)).min(255) as u8;
+            d[2] = (b + div255(d[2] as u32 * inv)).min(255) as u8;
+            d[3] = (a + div255(d[3] as u32 * inv)).min(255) as u8;
+        };
+        if wx == 0 && wy == 0 {
+            for dy in dy0..dy1 {
+                let sy = (dy as i64 - by) as usize;
+                let srow = &src[sy * lw as usize * 4..(sy + 1) * lw as usize * 4];
+                let drow = &mut self.data[dy * w * 4..(dy + 1) * w * 4];
+                for dx in dx0..dx1 {
+                    let sx = (dx as i64 - bx) as usize;
+                    let s = &srow[sx * 4..sx * 4 + 4];
+                    if s[3] == 0 {
+                        continue;
+                    }
+                    over(
+                        &mut drow[dx * 4..dx * 4 + 4],
+                        [s[0] as u32, s[1] as u32, s[2] as u32, s[3] as u32],
+                    );
+                }
+            }
+            return;
+        }
+        // Bilinear: destination pixel (i, j) in layer space blends source (i-1|i, j-1|j).
+        let px = |i: i64, j: i64| -> [u32; 4] {
+            if i < 0 || j < 0 || i >= lw || j >= lh {
+                return [0; 4];
+            }
+            let o = ((j * lw + i) * 4) as usize;
+            [
+                src[o] as u32,
+                src[o + 1] as u32,
+                src[o + 2] as u32,
+                src[o + 3] as u32,
+            ]
+        };
+        let (iwx, iwy) = (256 - wx, 256 - wy);
+        let w00 = wx * wy;
+        let w10 = iwx * wy;
+        let w01 = wx * iwy;
+        let w11 = iwx * iwy;
+        for dy in dy0..dy1 {
+            let j = dy as i64 - by;
+            let drow = &mut self.data[dy * w * 4..(dy + 1) * w * 4];
+            for dx in dx0..dx1 {
+                let i = dx as i64 - bx;
+                let (a, b, c, d) = (px(i - 1, j - 1), px(i, j - 1), px(i - 1, j), px(i, j));
+                if a[3] | b[3] | c[3] | d[3] == 0 {
+                    continue;
+                }
+                let mut s = [0u32; 4];
+                for k in 0..4 {
+                    s[k] = (a[k] * w00 + b[k] * w10 + c[k] * w01 + d[k] * w11 + 32768) >> 16;
+                }
+                over(&mut drow[dx * 4..dx * 4 + 4], s);
+            }
+        }
+    }
+
+    /// A filled, anti-aliased rounded rectangle `[x, y, w, h]`.
+    pub fn round_rect(&mut self, rect: [f32; 4], radius: f32, color: Rgb, opacity: f32) {
+        let [x, y, w, h] = rect;
+        if w <= 0.05 || h <= 0.05 || opacity <= 0.002 {
+            return;
+        }
+        let r = radius.min(w / 2.0).min(h / 2.0).max(0.0);
+        let k = 0.5523 * r; // cubic approximation of a quarter circle
+        let mut pb = PathBuilder::new();
+        pb.move_to(x + r, y);
+        pb.line_to(x + w - r, y);
+        pb.cubic_to(x + w - r + k, y, x + w, y + r - k, x + w, y + r);
+        pb.line_to(x + w, y + h - r);
+        pb.cubic_to(x + w, y + h - r + k, x + w - r + k, y + h, x + w - r, y + h);
+        pb.line_to(x + r, y + h);
+        pb.cubic_to(x + r - k, y + h, x, y + h - r + k, x, y + h - r);
+        pb.line_to(x, y + r);
+        pb.cubic_to(x, y + r - k, x + r - k, y, x + r, y);
+        pb.close();
+        let Some(path) = pb.finish() else { return };
+        let mut paint = Paint::default();
+        paint.set_color_rgba8(
+            color.0,
+            color.1,
+            color.2,
+            (opacity.clamp(0.0, 1.0) * 255.0).round() as u8,
+        );
+        paint.anti_alias = true;
+        self.pixmap().fill_path(
+            &path,
+            &paint,
+            FillRule::Winding,
+            Transform::identity(),
+            None,
+        );
+        self.mark(x - 1.0, y - 1.0, x + w + 1.0, y + h + 1.0);
+    }
+}
+
+/// The writer side: a yuv420p frame kept up to date incrementally.
+pub struct YuvState {
+    w: usize,
+    h: usize,
+    yuv: Vec<u8>,
+    prev: Vec<IRect>,
+    prev_full: bool,
+}
+
+impl YuvState {
+    pub fn new(w: usize, h: usize) -> YuvState {
+        YuvState {
+            w,
+            h,
+            yuv: vec![0; yuv420p_len(w, h)],
+            prev: Vec::new(),
+            prev_full: true,
+        }
+    }
+
+    /// Bring the yuv frame up to date with `f` and return it. Converts what `f` drew plus what
+    /// the previous frame drew (now background again), or everything when either was full.
+    pub fn convert(&mut self, f: &FrameBuf) -> &[u8] {
+        let rgba = f.pixmap.data();
+        if f.full || self.prev_full {
+            rgba_to_yuv420p_rect(
+                rgba,
+                self.w,
+                self.h,
+                IRect::full(self.w, self.h),
+                &mut self.yuv,
+            );
+        } else {
+            for r in self.prev.iter().chain(&f.dirty) {
+                rgba_to_yuv420p_rect(rgba, self.w, self.h, *r, &mut self.yuv);
+            }
+        }
+        self.prev.clear();
+        self.prev.extend_from_slice(&f.dirty);
+        self.prev_full = f.full;
+        &self.yuv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::paint::rgba_to_yuv420p_rect;
+    use super::*;
+
+    fn layer(w: u32, h: u32) -> Pixmap {
+        let mut p = Pixmap::new(w, h).unwrap();
+        for (i, px) in p.data_mut().chunks_exact_mut(4).enumerate() {
+            let a = ((i * 37) % 256) as u8;
+            px.copy_from_slice(&[a / 2, a / 3, a, a]);
+        }
+        p
+    }
+
+    #[test]
+    fn incremental_frames_match_full_redraws() {
+        let (w, h) = (96usize, 64usize);
+        let mut bg = Pixmap::new(w as u32, h as u32).unwrap();
+        for (i, px) in bg.data_mut().chunks_exact_mut(4).enumerate() {
+            px.copy_from_slice(&[(i % 251) as u8, (i % 127) as u8, (i % 63) as u8, 255]);
+        }
+        let l = layer(30, 12);
+        // A few recycled buffers, as in the encoder, and one yuv state.
+        let mut bufs: Vec<FrameBuf> = (0..3).map(|_| FrameBuf::new(w as u32, h as u32)).collect();
+        let mut yuv = YuvState::new(w, h);
+        for step in 0..12 {
+            let t = step as f32;
+            let draw = |c: &mut Canvas| {
+                c.layer(&l, 5.0 + t * 3.3, 40.0 - t * 2.7, 0.3 + 0.05 * t);
+                c.round_rect([60.0 - t, 4.0, 2.0 + t, 3.0], 1.5, Rgb(250, 200, 10), 0.9);
+                if step == 7 {
+                    c.mark_all();
+                }
+            };
+            let buf = &mut bufs[step % 3];
+            buf.reset(&bg);
+            draw(&mut buf.canvas());
+            // reference: a fresh full redraw
+            let mut reference = FrameBuf::new(w as u32, h as u32);
+            reference.reset(&bg);
+            draw(&mut reference.canvas());
+            assert_eq!(
+                buf.pixmap.data(),
+                reference.pixmap.data(),
+                "rgba differs at step {step}"
+            );
+            let mut full = vec![0u8; yuv420p_len(w, h)];
+            rgba_to_yuv420p_rect(reference.pixmap.data(), w, h, IRect::full(w, h), &mut full);
+            assert_eq!(yuv.convert(buf), &full[..], "yuv differs at step {step}");
+        }
+    }
+
+    #[test]
+    fn layer_at_integer_and_fractional_positions() {
+        let (w, h) = (40usize, 20usize);
+        let mut f = FrameBuf::new(w as u32, h as u32);
+        let mut bg = Pixmap::new(w as u32, h as u32).unwrap();
+        bg.fill(tiny_skia::Color::BLACK);
+        let mut l = Pixmap::new(4, 4).unwrap();
+        l.fill(tiny_skia::Color::WHITE);
+        f.reset(&bg);
+        f.canvas().layer(&l, 10.0, 5.0, 1.0);
+        let px = |f: &FrameBuf, x, y| f.pixmap.pixel(x, y).unwrap().red();
+        assert_eq!(
+            (px(&f, 10, 5), px(&f, 13, 8), px(&f, 14, 5), px(&f, 9, 5)),
+            (255, 255, 0, 0)
+        );
+        // Half a pixel down: the top and bottom rows are half covered.
+        f.reset(&bg);
+        f.canvas().layer(&l, 10.0, 5.5, 1.0);
+        let (top, mid, bottom) = (px(&f, 11, 5), px(&f, 11, 7), px(&f, 11, 9));
+        assert!(
+            (126..=129).contains(&top) && mid == 255 && (126..=129).contains(&bottom),
+            "{top} {mid} {bottom}"
+        );
+        // Opacity.
+        f.reset(&bg);
+        f.canvas().layer(&l, 10.0, 5.0, 0.5);
+        assert!((126..=129).contains(&px(&f, 11, 6)));
+        // Off-frame is clipped, not a panic.
+        f.reset(&bg);
+        f.canvas().layer(&l, -2.5, 18.5, 1.0);
+        f.canvas().layer(&l, 100.0, 100.0, 1.0);
+    }
+}
