@@ -21,9 +21,12 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::http::{router, AppState};
 use crate::render::{check_ffmpeg, Catalog, FfmpegRenderer, RenderSettings};
+use crate::s3::S3Uploader;
 use crate::store::SqliteStore;
 use crate::webhook_client::HttpWebhookTransport;
+use vidbuilder_actors::ports::Uploader;
 use vidbuilder_actors::store::JobStore;
+use vidbuilder_actors::upload::UploadSettings;
 
 /// The validation context for a catalog and config.
 pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationContext {
@@ -131,12 +134,25 @@ impl Server {
 
         let views: JobViews = Arc::new(DashMap::new());
         let renderer = FfmpegRenderer::new(catalog.clone(), render_settings(&config));
+        let uploader: Option<(Arc<dyn Uploader>, UploadSettings)> = if config.s3.enabled() {
+            let s3 = S3Uploader::new(&config.s3).await?;
+            info!(bucket = %config.s3.bucket, endpoint = %config.s3.endpoint, "S3 uploads on");
+            let settings = UploadSettings {
+                max_retries: config.s3.max_retries,
+                retry_base: Duration::from_millis(config.s3.retry_base_ms),
+                presign_expiry: Duration::from_secs(config.s3.presign_expiry_secs),
+            };
+            Some((Arc::new(s3), settings))
+        } else {
+            info!("S3 is off: videos stay on local disk (set VIDBUILDER_S3_BUCKET to turn it on)");
+            None
+        };
         let manager_args = JobManagerArgs {
             renderer: Arc::new(renderer),
             webhooks: webhooks.clone(),
             views: views.clone(),
             store,
-            uploader: None,
+            uploader,
             settings: ManagerSettings {
                 max_concurrent: config.concurrency(),
                 max_queued: config.max_queued_jobs,
@@ -151,7 +167,8 @@ impl Server {
                 retention: (config.retention_hours > 0)
                     .then(|| Duration::from_secs(config.retention_hours * 3600)),
                 tick: Duration::from_secs(1),
-                ..ManagerSettings::default()
+                s3_prefix: config.s3.prefix.clone(),
+                delete_local_after_upload: config.s3.delete_local_after_upload,
             },
         };
         let (manager, _) = Actor::spawn(None, JobManager, manager_args)

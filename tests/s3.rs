@@ -55,7 +55,9 @@ fn no_progress() -> UploadProgressSink {
 }
 
 /// A progress sink that records every report.
-fn recording() -> (UploadProgressSink, Arc<Mutex<Vec<(u64, u64)>>>) {
+type Reports = Arc<Mutex<Vec<(u64, u64)>>>;
+
+fn recording() -> (UploadProgressSink, Reports) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     (

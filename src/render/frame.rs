@@ -52,6 +52,9 @@ pub struct FrameBuf {
     pub dirty: Vec<IRect>,
     /// The whole frame was drawn (or the buffer is new).
     pub full: bool,
+    /// A hash of everything drawn since the last reset (operations and their parameters). Two
+    /// frames with equal signatures and dirty lists are identical.
+    pub sig: u64,
 }
 
 impl FrameBuf {
@@ -60,11 +63,14 @@ impl FrameBuf {
             pixmap: Pixmap::new(w, h).expect("frame size"),
             dirty: Vec::new(),
             full: true,
+            sig: 0,
         }
     }
 
     /// Make the buffer equal to `bg` again, restoring only what was drawn since the last reset.
-    pub fn reset(&mut self, bg: &Pixmap) {
+    /// `generation` identifies what is being drawn (e.g. the scene index): it seeds the
+    /// signature, so frames of different scenes never compare equal.
+    pub fn reset(&mut self, bg: &Pixmap, generation: u64) {
         let w = self.pixmap.width() as usize;
         if self.full {
             self.pixmap.data_mut().copy_from_slice(bg.data());
@@ -79,6 +85,7 @@ impl FrameBuf {
         }
         self.dirty.clear();
         self.full = false;
+        self.sig = mix(0x9E37_79B9_7F4A_7C15, generation);
     }
 
     pub fn canvas(&mut self) -> Canvas<'_> {
@@ -89,6 +96,7 @@ impl FrameBuf {
             h,
             dirty: &mut self.dirty,
             full: &mut self.full,
+            sig: &mut self.sig,
         }
     }
 }
@@ -100,6 +108,15 @@ pub struct Canvas<'a> {
     h: usize,
     dirty: &'a mut Vec<IRect>,
     full: &'a mut bool,
+    sig: &'a mut u64,
+}
+
+/// A small 64-bit mixing step (splitmix64-style) for frame signatures.
+fn mix(h: u64, v: u64) -> u64 {
+    let mut z = (h ^ v).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[inline]
@@ -120,6 +137,12 @@ impl Canvas<'_> {
     /// Declare the whole frame drawn (e.g. a scene with a moving background).
     pub fn mark_all(&mut self) {
         *self.full = true;
+    }
+
+    fn sign(&mut self, vals: &[u64]) {
+        for v in vals {
+            *self.sig = mix(*self.sig, *v);
+        }
     }
 
     fn mark(&mut self, x0: f32, y0: f32, x1: f32, y1: f32) {
@@ -162,6 +185,18 @@ impl Canvas<'_> {
         }
         self.mark(dx0 as f32, dy0 as f32, dx1 as f32, dy1 as f32);
         let src = layer.data();
+        // the layer's identity (valid within one generation) and where/how it was drawn
+        self.sign(&[
+            1,
+            src.as_ptr() as u64,
+            lw as u64,
+            lh as u64,
+            bx as u64,
+            wx as u64,
+            by as u64,
+            wy as u64,
+            op as u64,
+        ]);
         let w = self.w;
         let over = |d: &mut [u8], s: [u32; 4]| {
             let (r, g, b, a) = if op >= 256 {
@@ -198,6 +233,33 @@ impl Canvas<'_> {
                         &mut drow[dx * 4..dx * 4 + 4],
                         [s[0] as u32, s[1] as u32, s[2] as u32, s[3] as u32],
                     );
+                }
+            }
+            return;
+        }
+        if wx == 0 {
+            // Vertical sub-pixel motion (the common case): blend source rows j-1 and j.
+            let lwu = lw as usize;
+            let (wa, wb) = (wy, 256 - wy);
+            for dy in dy0..dy1 {
+                let j = dy as i64 - by;
+                let ra = (j >= 1 && j - 1 < lh)
+                    .then(|| &src[(j - 1) as usize * lwu * 4..j as usize * lwu * 4]);
+                let rb = (j >= 0 && j < lh)
+                    .then(|| &src[j as usize * lwu * 4..(j as usize + 1) * lwu * 4]);
+                let drow = &mut self.data[dy * w * 4..(dy + 1) * w * 4];
+                for dx in dx0..dx1 {
+                    let i = (dx as i64 - bx) as usize * 4;
+                    let a = ra.map(|r| &r[i..i + 4]).unwrap_or(&[0; 4]);
+                    let b = rb.map(|r| &r[i..i + 4]).unwrap_or(&[0; 4]);
+                    if a[3] | b[3] == 0 {
+                        continue;
+                    }
+                    let mut s = [0u32; 4];
+                    for k in 0..4 {
+                        s[k] = (a[k] as u32 * wa + b[k] as u32 * wb + 128) >> 8;
+                    }
+                    over(&mut drow[dx * 4..dx * 4 + 4], s);
                 }
             }
             return;
@@ -274,6 +336,9 @@ impl Canvas<'_> {
             None,
         );
         self.mark(x - 1.0, y - 1.0, x + w + 1.0, y + h + 1.0);
+        let c = ((color.0 as u64) << 16) | ((color.1 as u64) << 8) | color.2 as u64;
+        let f = |v: f32| v.to_bits() as u64;
+        self.sign(&[2, f(x), f(y), f(w), f(h), f(radius), c, f(opacity)]);
     }
 }
 
@@ -284,6 +349,35 @@ pub struct YuvState {
     yuv: Vec<u8>,
     prev: Vec<IRect>,
     prev_full: bool,
+    prev_sig: u64,
+    /// Frames converted in full / incrementally / not at all (identical to the previous one).
+    pub stats: [u64; 3],
+}
+
+/// Merge overlapping rectangles into their bounding boxes (consecutive frames of a moving layer
+/// overlap almost entirely; converting the union once beats converting both).
+fn merge(mut rects: Vec<IRect>) -> Vec<IRect> {
+    let mut merged = true;
+    while merged {
+        merged = false;
+        'outer: for i in 0..rects.len() {
+            for j in i + 1..rects.len() {
+                let (a, b) = (rects[i], rects[j]);
+                if a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1 {
+                    rects[i] = IRect {
+                        x0: a.x0.min(b.x0),
+                        y0: a.y0.min(b.y0),
+                        x1: a.x1.max(b.x1),
+                        y1: a.y1.max(b.y1),
+                    };
+                    rects.swap_remove(j);
+                    merged = true;
+                    break 'outer;
+                }
+            }
+        }
+    }
+    rects
 }
 
 impl YuvState {
@@ -294,6 +388,8 @@ impl YuvState {
             yuv: vec![0; yuv420p_len(w, h)],
             prev: Vec::new(),
             prev_full: true,
+            prev_sig: 0,
+            stats: [0; 3],
         }
     }
 
@@ -309,14 +405,19 @@ impl YuvState {
                 IRect::full(self.w, self.h),
                 &mut self.yuv,
             );
+            self.stats[0] += 1;
+        } else if f.sig == self.prev_sig && f.dirty == self.prev {
+            self.stats[2] += 1; // the same drawing as the previous frame
         } else {
-            for r in self.prev.iter().chain(&f.dirty) {
-                rgba_to_yuv420p_rect(rgba, self.w, self.h, *r, &mut self.yuv);
+            for r in merge(self.prev.iter().chain(&f.dirty).copied().collect()) {
+                rgba_to_yuv420p_rect(rgba, self.w, self.h, r, &mut self.yuv);
             }
+            self.stats[1] += 1;
         }
         self.prev.clear();
         self.prev.extend_from_slice(&f.dirty);
         self.prev_full = f.full;
+        self.prev_sig = f.sig;
         &self.yuv
     }
 }
@@ -346,21 +447,24 @@ mod tests {
         // A few recycled buffers, as in the encoder, and one yuv state.
         let mut bufs: Vec<FrameBuf> = (0..3).map(|_| FrameBuf::new(w as u32, h as u32)).collect();
         let mut yuv = YuvState::new(w, h);
-        for step in 0..12 {
-            let t = step as f32;
+        for step in 0..16 {
+            // steps 9..16 repeat one drawing (a title at rest): those frames need no conversion
+            let t = step.min(9) as f32;
             let draw = |c: &mut Canvas| {
                 c.layer(&l, 5.0 + t * 3.3, 40.0 - t * 2.7, 0.3 + 0.05 * t);
-                c.round_rect([60.0 - t, 4.0, 2.0 + t, 3.0], 1.5, Rgb(250, 200, 10), 0.9);
+                // from step 12 on, only the rectangle changes (the layer stays put)
+                let g = if step >= 12 { step as f32 } else { t };
+                c.round_rect([60.0 - g, 4.0, 2.0 + g, 3.0], 1.5, Rgb(250, 200, 10), 0.9);
                 if step == 7 {
                     c.mark_all();
                 }
             };
             let buf = &mut bufs[step % 3];
-            buf.reset(&bg);
+            buf.reset(&bg, 0);
             draw(&mut buf.canvas());
             // reference: a fresh full redraw
             let mut reference = FrameBuf::new(w as u32, h as u32);
-            reference.reset(&bg);
+            reference.reset(&bg, 0);
             draw(&mut reference.canvas());
             assert_eq!(
                 buf.pixmap.data(),
@@ -371,6 +475,15 @@ mod tests {
             rgba_to_yuv420p_rect(reference.pixmap.data(), w, h, IRect::full(w, h), &mut full);
             assert_eq!(yuv.convert(buf), &full[..], "yuv differs at step {step}");
         }
+        assert_eq!(
+            yuv.stats[0], 3,
+            "first frame, the mark_all frame and the one after"
+        );
+        assert_eq!(
+            yuv.stats[2], 2,
+            "steps 10 and 11 repeat step 9: {:?}",
+            yuv.stats
+        );
     }
 
     #[test]
@@ -381,7 +494,7 @@ mod tests {
         bg.fill(tiny_skia::Color::BLACK);
         let mut l = Pixmap::new(4, 4).unwrap();
         l.fill(tiny_skia::Color::WHITE);
-        f.reset(&bg);
+        f.reset(&bg, 0);
         f.canvas().layer(&l, 10.0, 5.0, 1.0);
         let px = |f: &FrameBuf, x, y| f.pixmap.pixel(x, y).unwrap().red();
         assert_eq!(
@@ -389,7 +502,7 @@ mod tests {
             (255, 255, 0, 0)
         );
         // Half a pixel down: the top and bottom rows are half covered.
-        f.reset(&bg);
+        f.reset(&bg, 0);
         f.canvas().layer(&l, 10.0, 5.5, 1.0);
         let (top, mid, bottom) = (px(&f, 11, 5), px(&f, 11, 7), px(&f, 11, 9));
         assert!(
@@ -397,11 +510,11 @@ mod tests {
             "{top} {mid} {bottom}"
         );
         // Opacity.
-        f.reset(&bg);
+        f.reset(&bg, 0);
         f.canvas().layer(&l, 10.0, 5.0, 0.5);
         assert!((126..=129).contains(&px(&f, 11, 6)));
         // Off-frame is clipped, not a panic.
-        f.reset(&bg);
+        f.reset(&bg, 0);
         f.canvas().layer(&l, -2.5, 18.5, 1.0);
         f.canvas().layer(&l, 100.0, 100.0, 1.0);
     }

@@ -233,7 +233,9 @@ pub fn render_blocking(
     let mut fonts = catalog.font_system();
     let mut swash = SwashCache::new();
     let mut broken = false;
-    'scenes: for (scene, (start, end)) in spec.scenes.iter().zip(scene_frame_ranges(spec)) {
+    'scenes: for (index, (scene, (start, end))) in
+        spec.scenes.iter().zip(scene_frame_ranges(spec)).enumerate()
+    {
         if end == start {
             continue;
         }
@@ -261,7 +263,7 @@ pub fn render_blocking(
             let t = (f - start) as f32 / fps as f32;
             for (lane, drawer) in lanes.iter().zip(&prepared) {
                 let mut buf = lane.enc.buffer();
-                buf.reset(&lane.bg);
+                buf.reset(&lane.bg, index as u64);
                 drawer.draw(&mut buf.canvas(), t);
                 if !lane.enc.send(buf) {
                     broken = true;
@@ -359,7 +361,7 @@ pub fn render_still_png(
         },
     );
     let mut buf = frame::FrameBuf::new(w, h);
-    buf.reset(&paint::background(theme, w, h));
+    buf.reset(&paint::background(theme, w, h), 0);
     drawer.draw(&mut buf.canvas(), (f - start) as f32 / fps as f32);
     buf.pixmap
         .encode_png()

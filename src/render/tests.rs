@@ -569,7 +569,7 @@ fn bench_stages() {
         let (mut t_moving, mut t_yuv_moving) = (Duration::ZERO, Duration::ZERO);
         for i in 0..n {
             let t0 = Instant::now();
-            frame.reset(&bg);
+            frame.reset(&bg, 0);
             drawer.draw(&mut frame.canvas(), 0.2 + i as f32 * 0.01); // moving, fading
             t_moving += t0.elapsed();
             let t0 = Instant::now();
@@ -578,7 +578,7 @@ fn bench_stages() {
         }
         let t0 = Instant::now();
         for _ in 0..n {
-            frame.reset(&bg);
+            frame.reset(&bg, 0);
             drawer.draw(&mut frame.canvas(), 2.0); // at rest
         }
         let t_rest = t0.elapsed() / n;
