@@ -136,6 +136,9 @@ impl Server {
         let renderer = FfmpegRenderer::new(catalog.clone(), render_settings(&config));
         let uploader: Option<(Arc<dyn Uploader>, UploadSettings)> = if config.s3.enabled() {
             let s3 = S3Uploader::new(&config.s3).await?;
+            if let Err(e) = s3.check_bucket().await {
+                warn!(bucket = %config.s3.bucket, "S3 bucket check failed (uploads will retry): {e}");
+            }
             info!(bucket = %config.s3.bucket, endpoint = %config.s3.endpoint, "S3 uploads on");
             let settings = UploadSettings {
                 max_retries: config.s3.max_retries,

@@ -188,10 +188,17 @@ impl Config {
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
             merge(&mut merged, table);
         }
-        let env: Vec<(String, String)> = env
+        let mut env: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("VIDBUILDER_"))
             .collect();
+        // Short names documented for simple setups; the derived name wins when both are set.
+        for (alias, canonical) in ENV_ALIASES {
+            let aliased = env.iter().find(|(k, _)| k == alias).map(|(_, v)| v.clone());
+            if let Some(v) = aliased.filter(|_| !env.iter().any(|(k, _)| k == canonical)) {
+                env.push((canonical.to_string(), v));
+            }
+        }
         for (path, default) in leaves(&defaults) {
             let var = env_name(&path);
             if let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) {
@@ -296,6 +303,9 @@ pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
     let max = if addr.is_ipv4() { 32 } else { 128 };
     (len <= max).then_some((addr, len))
 }
+
+/// Extra environment names: (alias, the variable it stands for).
+const ENV_ALIASES: [(&str, &str); 1] = [("VIDBUILDER_API_KEYS", "VIDBUILDER_AUTH_API_KEYS")];
 
 fn env_name(path: &[String]) -> String {
     format!("VIDBUILDER_{}", path.join("_").to_ascii_uppercase())
@@ -428,6 +438,21 @@ mod tests {
         assert_eq!(c.webhook.allow_cidrs, vec!["127.0.0.0/8", "::1/128"]);
         assert_eq!(c.limits.max_scene_seconds, 12.5);
         assert_eq!(c.concurrency(), 3);
+    }
+
+    #[test]
+    fn vidbuilder_api_keys_is_an_alias_of_auth_api_keys() {
+        let c = Config::load_with_env(None, env(&[("VIDBUILDER_API_KEYS", "k1,k2")])).unwrap();
+        assert_eq!(c.auth.api_keys, vec!["k1", "k2"]);
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("VIDBUILDER_API_KEYS", "k1"),
+                ("VIDBUILDER_AUTH_API_KEYS", "k3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.auth.api_keys, vec!["k3"]);
     }
 
     #[test]

@@ -110,7 +110,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Config => {
-            println!("{}", config.to_toml());
+            // Secrets are not printed: a config dump ends up in tickets and chat.
+            let mut shown = config.clone();
+            if !shown.webhook.secret.is_empty() {
+                shown.webhook.secret = "(set, hidden)".into();
+            }
+            shown.auth.api_keys = shown
+                .auth
+                .api_keys
+                .iter()
+                .map(|_| "(hidden)".to_string())
+                .collect();
+            if !shown.s3.secret_access_key.is_empty() {
+                shown.s3.secret_access_key = "(set, hidden)".into();
+            }
+            println!("{}", shown.to_toml());
             println!("# Environment variables read:");
             for (var, key) in Config::env_vars() {
                 println!("#   {var:<44} {key}");

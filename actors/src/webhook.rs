@@ -197,34 +197,53 @@ impl WebhookState {
         }
         head.in_flight = true;
         head.attempts += 1;
-        let d = &head.delivery;
-        let req = WebhookRequest {
-            url: d.url.clone(),
-            headers: crate::signing::delivery_headers(
-                self.settings.secret.as_ref(),
-                &d.webhook_id,
-                Utc::now().timestamp(),
-                &d.body,
-            ),
-            body: d.body.clone(),
-        };
+        let d = head.delivery.clone();
+        let span = info_span!("webhook", job_id = %job_id, event = d.event.as_str(), attempt = head.attempts);
+        let job = job_id.clone();
+        self.send_in_task(
+            d,
+            span,
+            move |outcome| WebhookMsg::AttemptDone {
+                job_id: job,
+                outcome,
+            },
+            myself,
+        );
+    }
+
+    /// Sends one attempt of `d` in its own task, under the global in-flight limit, and reports the
+    /// outcome to the actor as `done(outcome)`. The timestamp and signatures are made once the
+    /// permit is held, so a wait for a slot never sends a stale `webhook-timestamp`.
+    pub(crate) fn send_in_task(
+        &self,
+        d: Delivery,
+        span: tracing::Span,
+        done: impl FnOnce(AttemptOutcome) -> WebhookMsg + Send + 'static,
+        myself: &ActorRef<WebhookMsg>,
+    ) {
         let transport = self.transport.clone();
         let limit = self.limit.clone();
+        let secret = self.settings.secret.clone();
         let me = myself.clone();
-        let job = job_id.clone();
-        let span = info_span!("webhook", job_id = %job_id, event = d.event.as_str(), attempt = head.attempts);
         tokio::spawn(
             async move {
                 let _permit = limit.acquire_owned().await;
+                let req = WebhookRequest {
+                    url: d.url.clone(),
+                    headers: crate::signing::delivery_headers(
+                        secret.as_ref(),
+                        &d.webhook_id,
+                        Utc::now().timestamp(),
+                        &d.body,
+                    ),
+                    body: d.body.clone(),
+                };
                 let started = Instant::now();
                 let mut outcome = transport.post(req).await;
                 if outcome.latency_ms == 0 {
                     outcome.latency_ms = started.elapsed().as_millis() as u64;
                 }
-                let _ = me.cast(WebhookMsg::AttemptDone {
-                    job_id: job,
-                    outcome,
-                });
+                let _ = me.cast(done(outcome));
             }
             .instrument(span),
         );

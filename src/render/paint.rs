@@ -322,12 +322,10 @@ const DITHER: [[i32; 8]; 8] = dither_table();
 /// [`rgba_to_yuv420p`] restricted to an even-aligned rectangle of the frame; the rest of `out`
 /// is left as it was.
 pub fn rgba_to_yuv420p_rect(rgba: &[u8], w: usize, h: usize, r: IRect, out: &mut [u8]) {
-    assert!(w % 2 == 0 && h % 2 == 0, "frame size must be even");
+    assert!((w | h) & 1 == 0, "frame size must be even");
     assert_eq!(rgba.len(), w * h * 4);
     assert_eq!(out.len(), yuv420p_len(w, h));
-    debug_assert!(
-        r.x0 % 2 == 0 && r.y0 % 2 == 0 && r.x1 % 2 == 0 && r.y1 % 2 == 0 && r.x1 <= w && r.y1 <= h
-    );
+    debug_assert!((r.x0 | r.y0 | r.x1 | r.y1) & 1 == 0 && r.x1 <= w && r.y1 <= h);
     let (yp, uv) = out.split_at_mut(w * h);
     let (up, vp) = uv.split_at_mut((w / 2) * (h / 2));
     let cw = w / 2;

@@ -486,7 +486,8 @@ fn stills_for_visual_review() {
 fn bench_contract_example() {
     let c = catalog();
     let work = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = Path::new("/tmp/vidbuilder-bench");
+    let _ = std::fs::remove_dir_all(out);
     for (quality, reels) in [
         (Quality::P1080, false),
         (Quality::K4, false),
@@ -504,7 +505,8 @@ fn bench_contract_example() {
             true,
             reels,
         );
-        let req = request(s, out.path());
+        let mut req = request(s, out);
+        req.job_id = JobId::parse(&format!("{:016x}", quality as u64 * 2 + reels as u64)).unwrap();
         let t0 = Instant::now();
         let res = render_blocking(
             &c,

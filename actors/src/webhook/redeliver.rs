@@ -8,17 +8,15 @@
 //!   `webhook-id` and body and a fresh timestamp and signature. It is logged as `redelivered` or
 //!   `redelivery-failed`, is never retried, and a success marks the delivery delivered.
 
-use std::time::Instant;
-
 use chrono::Utc;
 use ractor::ActorRef;
 use serde::{Deserialize, Serialize};
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn};
 
 use super::{AttemptRecord, Delivery, WebhookMsg, WebhookState};
 use crate::events::EventKind;
 use crate::job::{timestamp, JobId};
-use crate::ports::{AttemptOutcome, WebhookRequest};
+use crate::ports::AttemptOutcome;
 use crate::store::{DeliveryState, OutboxRow};
 
 /// What a redelivery request set going.
@@ -69,35 +67,16 @@ impl WebhookState {
             was_pending: false,
         };
         let d = Delivery::from_row(row.clone());
-        let req = WebhookRequest {
-            url: d.url.clone(),
-            headers: crate::signing::delivery_headers(
-                self.settings.secret.as_ref(),
-                &d.webhook_id,
-                Utc::now().timestamp(),
-                &d.body,
-            ),
-            body: d.body.clone(),
-        };
-        let transport = self.transport.clone();
-        let limit = self.limit.clone();
-        let me = myself.clone();
         let span = info_span!("webhook", job_id = %job_id, event = d.event.as_str(), attempt, manual = true);
-        tokio::spawn(
-            async move {
-                let _permit = limit.acquire_owned().await;
-                let started = Instant::now();
-                let mut outcome = transport.post(req).await;
-                if outcome.latency_ms == 0 {
-                    outcome.latency_ms = started.elapsed().as_millis() as u64;
-                }
-                let _ = me.cast(WebhookMsg::RedeliveryDone {
-                    row,
-                    attempt,
-                    outcome,
-                });
-            }
-            .instrument(span),
+        self.send_in_task(
+            d,
+            span,
+            move |outcome| WebhookMsg::RedeliveryDone {
+                row,
+                attempt,
+                outcome,
+            },
+            myself,
         );
         Ok(Some(answer))
     }
