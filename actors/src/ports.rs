@@ -139,7 +139,12 @@ pub type UploadProgressSink = Arc<dyn Fn(u64, u64) + Send + Sync>;
 pub trait Uploader: Send + Sync + 'static {
     /// Uploads one file (multipart above a size threshold, parts concurrently within a limit),
     /// with `content-type` and the job id as metadata. Uploading the same key again replaces it.
-    async fn upload(&self, file: &UploadFile, job_id: &JobId, progress: UploadProgressSink) -> Result<(), UploadError>;
+    async fn upload(
+        &self,
+        file: &UploadFile,
+        job_id: &JobId,
+        progress: UploadProgressSink,
+    ) -> Result<(), UploadError>;
     /// A presigned GET URL for `key`, valid for `expires` (at most 7 days).
     async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, UploadError>;
 }
