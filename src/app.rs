@@ -167,8 +167,8 @@ impl Server {
                     config.render.restart_backoff_secs.max(0.0),
                 ),
                 stall_timeout: Duration::from_secs(config.render.stall_timeout_secs.max(1)),
-                retention: (config.retention_hours > 0)
-                    .then(|| Duration::from_secs(config.retention_hours * 3600)),
+                retention: (config.retention_hours > 0.0)
+                    .then(|| Duration::from_secs_f64(config.retention_hours * 3600.0)),
                 tick: Duration::from_secs(1),
                 s3_prefix: config.s3.prefix.clone(),
                 delete_local_after_upload: config.s3.delete_local_after_upload,

@@ -24,7 +24,7 @@ pub struct Config {
     pub max_queued_jobs: usize,
     pub max_body_bytes: usize,
     pub log_format: String,
-    pub retention_hours: u64,
+    pub retention_hours: f64,
     pub shutdown_grace_secs: u64,
     pub render: RenderConfig,
     pub webhook: WebhookConfig,

@@ -492,3 +492,26 @@ async fn queued_jobs_show_their_position_and_download_waits_for_completion() {
     assert_eq!(res.status().as_u16(), 200);
     t.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_expire_after_retention_with_410_and_their_files_removed() {
+    // 0.0005 h = 1.8 s.
+    let t = start_server(&[("VIDBUILDER_RETENTION_HOURS", "0.0005")]).await;
+    let (code, _, body) = t
+        .post("/api/generate-flexible-video", &quick_spec(None, 0.5))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let id = body["jobId"].as_str().unwrap().to_string();
+    let file = t.data.path().join("videos").join(format!("{id}.mp4"));
+    assert!(file.exists());
+    let gone = poll(Duration::from_secs(60), "the job to expire", || async {
+        let (code, v) = t.get_json(&format!("/api/job-status/{id}")).await;
+        (code == StatusCode::GONE).then_some(v)
+    })
+    .await;
+    assert_eq!(gone["error"], "Job expired.");
+    let (code, _) = t.get_json(&format!("/api/download/{id}")).await;
+    assert_eq!(code, StatusCode::GONE);
+    assert!(!file.exists(), "the file was removed");
+    t.server.stop().await;
+}
