@@ -117,6 +117,7 @@ impl Server {
         let webhook_settings = WebhookSettings {
             retry_schedule: config.retry_schedule(),
             max_in_flight: config.webhook.max_in_flight,
+            max_per_host: config.webhook.max_per_host,
             max_retry_after: Duration::from_secs(config.webhook.max_retry_after_secs),
             secret: Some(secret),
         };

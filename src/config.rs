@@ -150,6 +150,7 @@ pub struct WebhookConfig {
     pub timeout_secs: u64,
     pub connect_timeout_secs: u64,
     pub max_in_flight: usize,
+    pub max_per_host: usize,
     pub max_retry_after_secs: u64,
     pub allow_cidrs: Vec<String>,
     /// `whsec_…` signing secret; empty: generated once into `<data_dir>/webhook-secret`.

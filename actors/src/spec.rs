@@ -522,6 +522,100 @@ mod tests {
         }
     }
 
+    /// A small deterministic fuzzer: random JSON built from the spec's own vocabulary (so it goes
+    /// deep into validation) never panics, and whatever is accepted obeys the limits.
+    #[test]
+    fn random_specs_never_panic_and_accepted_ones_obey_the_limits() {
+        struct Rng(u64);
+        impl Rng {
+            fn next(&mut self) -> u64 {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                self.0
+            }
+            fn below(&mut self, n: u64) -> u64 {
+                self.next() % n
+            }
+        }
+        const KEYS: [&str; 14] = [
+            "theme",
+            "quality",
+            "fps",
+            "music",
+            "trackId",
+            "volume",
+            "generateReels",
+            "scenes",
+            "type",
+            "duration",
+            "content",
+            "title",
+            "subtitle",
+            "x",
+        ];
+        fn value(r: &mut Rng, depth: u32) -> Value {
+            match r.below(if depth > 4 { 6 } else { 9 }) {
+                0 => Value::Null,
+                1 => Value::Bool(r.below(2) == 0),
+                2 => json!(r.next() as i64 >> r.below(64)),
+                3 => json!(f64::from_bits(r.next()).clamp(-1e300, 1e300)),
+                4 => json!(
+                    [
+                        "corporate",
+                        "modern",
+                        "4k",
+                        "draft",
+                        "hero-title",
+                        "corp-1",
+                        "",
+                        "**x**",
+                        "é\u{0}"
+                    ][r.below(9) as usize]
+                ),
+                5 => json!([0.0, 0.5, 1.0, 1.5, -1.0, 30.0, 24.0, 600.0][r.below(8) as usize]),
+                6 | 7 => {
+                    let mut m = Map::new();
+                    for _ in 0..r.below(6) {
+                        m.insert(
+                            KEYS[r.below(KEYS.len() as u64) as usize].to_string(),
+                            value(r, depth + 1),
+                        );
+                    }
+                    Value::Object(m)
+                }
+                _ => Value::Array((0..r.below(4)).map(|_| value(r, depth + 1)).collect()),
+            }
+        }
+        let ctx = ctx();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let mut v = value(&mut rng, 0);
+            if rng.below(2) == 0 {
+                // Often start from a valid spec and break one part of it.
+                let mut base = contract_example();
+                base[KEYS[rng.below(KEYS.len() as u64) as usize]] = v;
+                v = base;
+            }
+            if let Ok(spec) = validate_spec(&v, &ctx) {
+                accepted += 1;
+                assert!(!spec.scenes.is_empty() && spec.scenes.len() <= ctx.limits.max_scenes);
+                assert!(spec.duration() <= ctx.limits.max_total_seconds);
+                assert!(spec
+                    .scenes
+                    .iter()
+                    .all(|s| s.duration > 0.0 && s.duration <= ctx.limits.max_scene_seconds));
+                assert!(ctx.themes.contains(&spec.theme));
+                assert!(FPS_CHOICES.contains(&spec.fps));
+            }
+        }
+        assert!(
+            accepted > 100,
+            "the fuzzer should reach valid specs too ({accepted})"
+        );
+    }
+
     #[test]
     fn too_many_scenes_and_too_long_in_total() {
         let scene = json!({"type":"hero-title","duration":50,"content":{"title":"a"}});

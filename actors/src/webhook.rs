@@ -108,6 +108,8 @@ pub struct WebhookSettings {
     pub retry_schedule: Vec<Duration>,
     /// Most attempts in flight at once across all receivers.
     pub max_in_flight: usize,
+    /// Most attempts in flight at once to one host, so one slow receiver cannot take every slot.
+    pub max_per_host: usize,
     /// Upper bound for a receiver's `Retry-After`.
     pub max_retry_after: Duration,
     /// Signs every attempt (`webhook-signature`, `x-webhook-signature`); see [`crate::signing`].
@@ -123,6 +125,7 @@ impl Default for WebhookSettings {
                 Duration::from_secs(300),
             ],
             max_in_flight: 64,
+            max_per_host: 8,
             max_retry_after: Duration::from_secs(3600),
             secret: None,
         }
@@ -181,6 +184,7 @@ pub struct WebhookState {
     transport: Arc<dyn WebhookTransport>,
     settings: WebhookSettings,
     limit: Arc<Semaphore>,
+    per_host: HashMap<String, Arc<Semaphore>>,
     queues: HashMap<JobId, VecDeque<Pending>>,
     timers: HashMap<JobId, AbortHandle>,
     store: Arc<dyn JobStore>,
@@ -215,7 +219,7 @@ impl WebhookState {
     /// outcome to the actor as `done(outcome)`. The timestamp and signatures are made once the
     /// permit is held, so a wait for a slot never sends a stale `webhook-timestamp`.
     pub(crate) fn send_in_task(
-        &self,
+        &mut self,
         d: Delivery,
         span: tracing::Span,
         done: impl FnOnce(AttemptOutcome) -> WebhookMsg + Send + 'static,
@@ -223,10 +227,27 @@ impl WebhookState {
     ) {
         let transport = self.transport.clone();
         let limit = self.limit.clone();
+        let host = url::Url::parse(&d.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let per_host_max = self.settings.max_per_host.max(1);
+        if self.per_host.len() > 1024 {
+            // Forget idle hosts so the map stays small.
+            self.per_host
+                .retain(|_, s| s.available_permits() < per_host_max);
+        }
+        let per_host = self
+            .per_host
+            .entry(host)
+            .or_insert_with(|| Arc::new(Semaphore::new(per_host_max)))
+            .clone();
         let secret = self.settings.secret.clone();
         let me = myself.clone();
         tokio::spawn(
             async move {
+                // The host's slot first: waiting for a busy host must not hold a global slot.
+                let _host_permit = per_host.acquire_owned().await;
                 let _permit = limit.acquire_owned().await;
                 let req = WebhookRequest {
                     url: d.url.clone(),
@@ -336,6 +357,7 @@ impl Actor for WebhookActor {
     ) -> Result<WebhookState, ActorProcessingErr> {
         let mut state = WebhookState {
             limit: Arc::new(Semaphore::new(args.settings.max_in_flight.max(1))),
+            per_host: HashMap::new(),
             transport: args.transport,
             settings: args.settings,
             queues: HashMap::new(),

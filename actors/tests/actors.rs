@@ -110,11 +110,18 @@ struct FakeTransport {
     /// Status codes to answer, in order; 200 once they run out.
     script: Mutex<Vec<u16>>,
     seen: Mutex<Vec<Seen>>,
+    /// Requests to `http://held/…` wait for this.
+    gate: tokio::sync::Notify,
+    held: AtomicUsize,
 }
 
 #[async_trait]
 impl WebhookTransport for FakeTransport {
     async fn post(&self, req: WebhookRequest) -> AttemptOutcome {
+        if req.url.starts_with("http://held/") {
+            self.held.fetch_add(1, Ordering::SeqCst);
+            self.gate.notified().await;
+        }
         let status = {
             let mut s = self.script.lock().unwrap();
             if s.is_empty() {
@@ -796,4 +803,85 @@ async fn a_permanent_upload_failure_fails_the_job_and_keeps_the_local_file() {
         done.files.video.is_some(),
         "the local file stays downloadable"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_slow_host_gets_at_most_its_share_of_delivery_slots() {
+    let renderer = Arc::new(FakeRenderer::default());
+    let transport = Arc::new(FakeTransport::default());
+    let settings = WebhookSettings {
+        max_per_host: 1,
+        max_in_flight: 2,
+        ..WebhookSettings::default()
+    };
+    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
+    let (webhooks, _) = Actor::spawn(
+        None,
+        WebhookActor,
+        WebhookArgs {
+            transport: transport.clone(),
+            settings,
+            store: store.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let views: JobViews = Arc::new(DashMap::new());
+    let args = JobManagerArgs {
+        renderer,
+        webhooks: webhooks.clone(),
+        views: views.clone(),
+        store,
+        settings: ManagerSettings {
+            max_concurrent: 4,
+            ..ManagerSettings::default()
+        },
+        uploader: None,
+    };
+    let (manager, _) = Actor::spawn(None, JobManager, args).await.unwrap();
+    let t = Tree {
+        manager,
+        webhooks,
+        views,
+        renderer: Arc::new(FakeRenderer::default()),
+        transport: transport.clone(),
+    };
+    for i in 0..3 {
+        submit(
+            &t,
+            &format!("held{i}"),
+            1.0,
+            Some(&format!("http://held/{i}")),
+        )
+        .await
+        .unwrap();
+    }
+    let fast = submit(&t, "fast", 1.0, Some("http://fast/x"))
+        .await
+        .unwrap();
+    wait(&t, &fast).await;
+    // Two global slots: the held host may use one, so the other host's webhooks still flow.
+    eventually("both webhooks of the fast job", || {
+        t.transport
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.1 == "http://fast/x")
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(
+        transport.held.load(Ordering::SeqCst),
+        1,
+        "only one request at a time to the held host"
+    );
+    for n in 2..=6 {
+        transport.gate.notify_one();
+        eventually("the next held request", || {
+            transport.held.load(Ordering::SeqCst) >= n.min(6)
+        })
+        .await;
+    }
 }
