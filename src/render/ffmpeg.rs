@@ -18,6 +18,8 @@ use super::RenderError;
 
 /// How many frames may wait between the drawing thread and the writer.
 const QUEUE: usize = 4;
+/// Extra libx264 settings (see [`ffmpeg_args`]).
+pub const X264_PARAMS: &str = "aq-mode=3:aq-strength=1.4";
 /// How many stderr lines are kept for error messages.
 const STDERR_LINES: usize = 20;
 
@@ -154,6 +156,9 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
         a.push(s.into());
     }
     a.push(p.crf.to_string());
+    // Auto-variance AQ biased to dark, flat areas keeps the dithered gradients from banding
+    // (measured: visibly smoother backgrounds for the same speed, ~+50% bytes on static frames).
+    a.extend(["-x264-params".into(), X264_PARAMS.into()]);
     for s in [
         "-pix_fmt",
         "yuv420p",

@@ -415,7 +415,7 @@ impl Renderer for FfmpegRenderer {
     }
 }
 
-/// Where ffmpeg output paths may be checked by callers.
+/// The final paths [`render_blocking`] writes for a job: (video, reel).
 pub fn video_paths(out_dir: &Path, job_id: &str) -> (PathBuf, PathBuf) {
     (
         out_dir.join(format!("{job_id}.mp4")),

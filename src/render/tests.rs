@@ -466,6 +466,24 @@ fn stills_for_visual_review() {
         )
         .unwrap();
     }
+    // A long title with italics wraps, balances and shrinks inside the safe area.
+    let mut long = s.clone();
+    long.theme = "minimal".into();
+    long.scenes = vec![hero(
+        "*Ship* product videos **ten times faster** with a self-hostable API that turns JSON into polished MP4s",
+        Some("Themes, music, reels and webhooks included — no editing suite required"),
+        4.0,
+    )];
+    std::fs::write(
+        "/tmp/vidbuilder-frame-long.png",
+        render_still_png(&c, &long, 1.5, false).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        "/tmp/vidbuilder-reel-long.png",
+        render_still_png(&c, &long, 1.5, true).unwrap(),
+    )
+    .unwrap();
     // Mid-entrance and mid-exit frames, to eyeball the motion.
     std::fs::write(
         "/tmp/vidbuilder-frame-t0.3.png",
