@@ -187,7 +187,6 @@ impl Server {
             tracks: Arc::new(catalog.tracks()),
             ffmpeg_version: Arc::new(ffmpeg_version),
             ssrf,
-            webhooks: webhooks.clone(),
             auth: api_keys,
         };
         let app = router(state, config.max_body_bytes);

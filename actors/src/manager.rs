@@ -118,6 +118,9 @@ pub enum JobManagerMsg {
         attempt: u32,
         result: Result<Vec<S3Object>, String>,
     },
+    /// A request for the WebhookActor (delivery log, redelivery): the HTTP layer speaks only to
+    /// the JobManager, which forwards it.
+    ToWebhooks(WebhookMsg),
     /// A fresh signed URL for a completed job's stored video (`reel` for the vertical one).
     PresignDownload {
         job_id: JobId,
@@ -1047,6 +1050,11 @@ impl Actor for JobManager {
                     (_, None) => {
                         let _ = reply.send(Err("object storage is not available".into()));
                     }
+                }
+            }
+            JobManagerMsg::ToWebhooks(msg) => {
+                if let Err(e) = state.webhooks.cast(msg) {
+                    error!("webhook actor unavailable: {e}");
                 }
             }
             JobManagerMsg::Stats(reply) => {

@@ -31,8 +31,7 @@ pub struct AppState {
     pub ffmpeg_version: Arc<String>,
     /// Checks webhook URLs at submission.
     pub ssrf: Arc<crate::ssrf::SsrfGuard>,
-    /// Delivery log and redelivery.
-    pub webhooks: ActorRef<vidbuilder_actors::webhook::WebhookMsg>,
+
     /// API keys (empty: open).
     pub auth: Arc<auth::ApiKeys>,
 }

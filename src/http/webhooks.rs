@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::json;
+use vidbuilder_actors::manager::JobManagerMsg;
 use vidbuilder_actors::webhook::WebhookMsg;
 use vidbuilder_actors::JobId;
 
@@ -58,10 +59,9 @@ async fn delivery_log(
 ) -> Result<Response, ApiError> {
     let id = visible_job(&state, &caller, &job_id)?;
     let job = id.clone();
-    let attempts = ractor::call!(state.webhooks, |reply| WebhookMsg::Log {
-        job_id: job,
-        reply
-    })
+    let attempts = ractor::call!(state.manager, |reply| JobManagerMsg::ToWebhooks(
+        WebhookMsg::Log { job_id: job, reply }
+    ))
     .map_err(unavailable)?;
     Ok(Json(json!({ "jobId": id.to_string(), "attempts": attempts })).into_response())
 }
@@ -73,10 +73,9 @@ async fn redeliver(
 ) -> Result<Response, ApiError> {
     let id = visible_job(&state, &caller, &job_id)?;
     let job = id.clone();
-    let answer = ractor::call!(state.webhooks, |reply| WebhookMsg::Redeliver {
-        job_id: job,
-        reply
-    })
+    let answer = ractor::call!(state.manager, |reply| JobManagerMsg::ToWebhooks(
+        WebhookMsg::Redeliver { job_id: job, reply }
+    ))
     .map_err(unavailable)?
     .map_err(|e| {
         ApiError::new(
