@@ -459,6 +459,13 @@ impl JobManagerState {
         self.publish(id);
     }
 
+    /// The job, if it is still unfinished and on `attempt` (messages of older attempts are stale).
+    fn live_job(&mut self, id: &JobId, attempt: u32) -> Option<&mut Job> {
+        self.jobs
+            .get_mut(id)
+            .filter(|j| j.record.attempt == attempt && !j.view.status.is_terminal())
+    }
+
     /// A render is done and object storage is configured: store the files, then finish.
     fn begin_upload(&mut self, myself: &ActorRef<JobManagerMsg>, id: &JobId, out: RenderOutput) {
         let prefix = match self.settings.s3_prefix.trim_matches('/') {
@@ -979,12 +986,9 @@ impl Actor for JobManager {
                 done,
                 total,
             } => {
-                let Some(job) = state.jobs.get_mut(&job_id) else {
+                let Some(job) = state.live_job(&job_id, attempt) else {
                     return Ok(());
                 };
-                if job.record.attempt != attempt || job.view.status.is_terminal() {
-                    return Ok(());
-                }
                 let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
                 job.view.message = format!("Uploading to S3 ({pct}%)");
                 job.view.progress = job.view.progress.max(97 + (pct * 2 / 100) as u8);
@@ -995,12 +999,9 @@ impl Actor for JobManager {
                 attempt,
                 result,
             } => {
-                let Some(job) = state.jobs.get_mut(&job_id) else {
+                let Some(job) = state.live_job(&job_id, attempt) else {
                     return Ok(());
                 };
-                if job.record.attempt != attempt || job.view.status.is_terminal() {
-                    return Ok(());
-                }
                 match (result, job.rendered.clone()) {
                     (Ok(objects), Some(out)) => {
                         job.stored = Some(objects);

@@ -186,21 +186,24 @@ async fn tree_with(
     schedule: &[u64],
     store: Arc<dyn JobStore>,
 ) -> Tree {
-    tree_full(manager_settings, schedule, store, None).await
+    tree_full(manager_settings, schedule_of(schedule), store, None).await
+}
+
+fn schedule_of(schedule: &[u64]) -> WebhookSettings {
+    WebhookSettings {
+        retry_schedule: schedule.iter().map(|s| Duration::from_secs(*s)).collect(),
+        ..WebhookSettings::default()
+    }
 }
 
 async fn tree_full(
     manager_settings: ManagerSettings,
-    schedule: &[u64],
+    settings: WebhookSettings,
     store: Arc<dyn JobStore>,
     uploader: Option<Arc<FakeUploader>>,
 ) -> Tree {
     let renderer = Arc::new(FakeRenderer::default());
     let transport = Arc::new(FakeTransport::default());
-    let settings = WebhookSettings {
-        retry_schedule: schedule.iter().map(|s| Duration::from_secs(*s)).collect(),
-        ..WebhookSettings::default()
-    };
     let (webhooks, _) = Actor::spawn(
         None,
         WebhookActor,
@@ -725,7 +728,7 @@ async fn finished_renders_are_uploaded_and_presigned_with_retries() {
     };
     let t = tree_full(
         settings,
-        &[1],
+        schedule_of(&[1]),
         Arc::new(MemoryStore::default()),
         Some(uploader.clone()),
     )
@@ -786,7 +789,7 @@ async fn a_permanent_upload_failure_fails_the_job_and_keeps_the_local_file() {
     )];
     let t = tree_full(
         ManagerSettings::default(),
-        &[1],
+        schedule_of(&[1]),
         Arc::new(MemoryStore::default()),
         Some(uploader.clone()),
     )
@@ -807,45 +810,23 @@ async fn a_permanent_upload_failure_fails_the_job_and_keeps_the_local_file() {
 
 #[tokio::test(start_paused = true)]
 async fn one_slow_host_gets_at_most_its_share_of_delivery_slots() {
-    let renderer = Arc::new(FakeRenderer::default());
-    let transport = Arc::new(FakeTransport::default());
     let settings = WebhookSettings {
         max_per_host: 1,
         max_in_flight: 2,
         ..WebhookSettings::default()
     };
-    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
-    let (webhooks, _) = Actor::spawn(
+    let manager_settings = ManagerSettings {
+        max_concurrent: 4,
+        ..ManagerSettings::default()
+    };
+    let t = tree_full(
+        manager_settings,
+        settings,
+        Arc::new(MemoryStore::default()),
         None,
-        WebhookActor,
-        WebhookArgs {
-            transport: transport.clone(),
-            settings,
-            store: store.clone(),
-        },
     )
-    .await
-    .unwrap();
-    let views: JobViews = Arc::new(DashMap::new());
-    let args = JobManagerArgs {
-        renderer,
-        webhooks: webhooks.clone(),
-        views: views.clone(),
-        store,
-        settings: ManagerSettings {
-            max_concurrent: 4,
-            ..ManagerSettings::default()
-        },
-        uploader: None,
-    };
-    let (manager, _) = Actor::spawn(None, JobManager, args).await.unwrap();
-    let t = Tree {
-        manager,
-        webhooks,
-        views,
-        renderer: Arc::new(FakeRenderer::default()),
-        transport: transport.clone(),
-    };
+    .await;
+    let transport = t.transport.clone();
     for i in 0..3 {
         submit(
             &t,
