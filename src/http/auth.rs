@@ -51,11 +51,6 @@ impl Caller {
     }
 }
 
-/// [`Caller::may_see`] for the caller in a request's extensions (open if there is none).
-pub fn visible(extensions: &axum::http::Extensions, view: &JobView) -> bool {
-    extensions.get::<Caller>().is_none_or(|c| c.may_see(view))
-}
-
 /// How a presented key fared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyCheck {

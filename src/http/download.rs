@@ -12,8 +12,8 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use vidbuilder_actors::job::JobStatus;
 use vidbuilder_actors::manager::JobManagerMsg;
-use vidbuilder_actors::JobId;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 
@@ -45,16 +45,13 @@ async fn serve(
     reel: bool,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let id = JobId::parse(&job_id).ok_or_else(|| ApiError::not_found_job(&job_id))?;
-    let view = state
-        .views
-        .get(&id)
-        .map(|v| v.clone())
-        .filter(|v| super::auth::visible(req.extensions(), v))
-        .ok_or_else(|| ApiError::not_found_job(&job_id))?;
-    if view.expired {
-        return Err(ApiError::gone_job(&job_id));
-    }
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default();
+    let view = state.job_view(&caller, &job_id)?;
+    let id = view.job_id.clone();
     // A local copy is served while it exists (also after a failed upload); once only object
     // storage has the video, the client is redirected to a freshly signed URL.
     let local: Option<PathBuf> = if reel {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use vidbuilder_actors::events::WebhookEvent;
 use vidbuilder_actors::job::{JobStatus, JobView};
 use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
-use vidbuilder_actors::{validate_spec, JobId};
+use vidbuilder_actors::validate_spec;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -259,15 +259,5 @@ async fn job_status(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    let id = JobId::parse(&job_id).ok_or_else(|| ApiError::not_found_job(&job_id))?;
-    let view = state
-        .views
-        .get(&id)
-        .map(|v| v.clone())
-        .filter(|v| caller.may_see(v))
-        .ok_or_else(|| ApiError::not_found_job(&job_id))?;
-    if view.expired {
-        return Err(ApiError::gone_job(&job_id));
-    }
-    Ok(Json(view))
+    Ok(Json(state.job_view(&caller, &job_id)?))
 }

@@ -15,7 +15,7 @@ use axum::Router;
 use ractor::ActorRef;
 use tower_http::trace::TraceLayer;
 use vidbuilder_actors::manager::{JobManagerMsg, JobViews};
-use vidbuilder_actors::ValidationContext;
+use vidbuilder_actors::{JobId, JobView, ValidationContext};
 
 use crate::render::{ThemeInfo, TrackInfo};
 use error::ApiError;
@@ -34,6 +34,24 @@ pub struct AppState {
 
     /// API keys (empty: open).
     pub auth: Arc<auth::ApiKeys>,
+}
+
+impl AppState {
+    /// The view of a job the caller may see: 404 for unknown ids and for other keys' jobs, 410
+    /// once retention removed it.
+    pub fn job_view(&self, caller: &auth::Caller, job_id: &str) -> Result<JobView, ApiError> {
+        let id = JobId::parse(job_id).ok_or_else(|| ApiError::not_found_job(job_id))?;
+        let view = self
+            .views
+            .get(&id)
+            .map(|v| v.clone())
+            .filter(|v| caller.may_see(v))
+            .ok_or_else(|| ApiError::not_found_job(job_id))?;
+        if view.expired {
+            return Err(ApiError::gone_job(job_id));
+        }
+        Ok(view)
+    }
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

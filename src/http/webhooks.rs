@@ -16,7 +16,6 @@ use axum::{Extension, Json, Router};
 use serde_json::json;
 use vidbuilder_actors::manager::JobManagerMsg;
 use vidbuilder_actors::webhook::WebhookMsg;
-use vidbuilder_actors::JobId;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -29,20 +28,6 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The job id if the job exists, is not expired and is the caller's.
-fn visible_job(state: &AppState, caller: &Caller, job_id: &str) -> Result<JobId, ApiError> {
-    let id = JobId::parse(job_id).ok_or_else(|| ApiError::not_found_job(job_id))?;
-    let view = state
-        .views
-        .get(&id)
-        .map(|v| v.clone())
-        .filter(|v| caller.may_see(v))
-        .ok_or_else(|| ApiError::not_found_job(job_id))?;
-    if view.expired {
-        return Err(ApiError::gone_job(job_id));
-    }
-    Ok(id)
-}
-
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -57,7 +42,7 @@ async fn delivery_log(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = visible_job(&state, &caller, &job_id)?;
+    let id = state.job_view(&caller, &job_id)?.job_id;
     let job = id.clone();
     let attempts = ractor::call!(state.manager, |reply| JobManagerMsg::ToWebhooks(
         WebhookMsg::Log { job_id: job, reply }
@@ -71,7 +56,7 @@ async fn redeliver(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = visible_job(&state, &caller, &job_id)?;
+    let id = state.job_view(&caller, &job_id)?.job_id;
     let job = id.clone();
     let answer = ractor::call!(state.manager, |reply| JobManagerMsg::ToWebhooks(
         WebhookMsg::Redeliver { job_id: job, reply }
