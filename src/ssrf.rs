@@ -293,6 +293,18 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// A reqwest client builder that connects only where `guard` allows: no proxy, names resolved
+/// by a [`GuardedResolver`] (so the connection goes to a checked address), no redirects. Callers
+/// add timeouts and a user agent, may replace the redirect policy with one that checks each hop
+/// with [`SsrfGuard::check_url`], and must check IP-literal URLs with [`SsrfGuard::check_url`]
+/// themselves (reqwest skips the resolver for those).
+pub fn guarded_client(guard: Arc<SsrfGuard>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(guard)))
+}
+
 /// The [`SsrfRefused`] somewhere in an error's source chain, if any.
 pub fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<SsrfRefused> {
     let mut e: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -399,6 +411,120 @@ mod tests {
                 g.check_url(&Url::parse(u).unwrap()).is_ok(),
                 "{u} must pass"
             );
+        }
+    }
+
+    /// Property test: an IPv4 address written in any spelling the URL parser accepts (dotted,
+    /// one number, hex/octal parts, 2- and 3-part forms, trailing dot, IPv4-mapped and NAT64
+    /// IPv6) inside random URL dressing is refused exactly when the address itself is, and
+    /// random garbage never panics the parser or the guard.
+    #[test]
+    fn any_spelling_of_any_address_is_judged_like_the_address() {
+        fn part(r: &mut fastrand::Rng, v: u32) -> String {
+            match r.u64(..3) {
+                0 => v.to_string(),
+                1 => format!("0x{v:x}"),
+                _ => format!("0{v:o}"),
+            }
+        }
+        let g = guard();
+        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+        let interesting = [
+            [127, 0, 0, 1],
+            [10, 1, 2, 3],
+            [169, 254, 169, 254],
+            [100, 64, 0, 1],
+            [192, 168, 1, 1],
+            [0, 0, 0, 0],
+            [224, 0, 0, 1],
+            [8, 8, 8, 8],
+            [93, 184, 215, 14],
+        ];
+        let (mut refused, mut passed) = (0, 0);
+        for _ in 0..100_000 {
+            let ip = if rng.u64(..3) == 0 {
+                Ipv4Addr::from(interesting[rng.u64(..interesting.len() as u64) as usize])
+            } else {
+                Ipv4Addr::from(rng.u64(..) as u32)
+            };
+            let o = ip.octets();
+            let n = u32::from(ip);
+            let host = match rng.u64(..8) {
+                0 => ip.to_string(),
+                1 => part(&mut rng, n),
+                2 => format!(
+                    "{}.{}.{}.{}",
+                    part(&mut rng, o[0].into()),
+                    part(&mut rng, o[1].into()),
+                    part(&mut rng, o[2].into()),
+                    part(&mut rng, o[3].into())
+                ),
+                3 => format!(
+                    "{}.{}",
+                    part(&mut rng, o[0].into()),
+                    part(&mut rng, n & 0xFF_FFFF)
+                ),
+                4 => format!(
+                    "{}.{}.{}",
+                    part(&mut rng, o[0].into()),
+                    part(&mut rng, o[1].into()),
+                    part(&mut rng, n & 0xFFFF)
+                ),
+                5 => format!("{ip}."),
+                6 => format!("[::ffff:{ip}]"),
+                _ => format!("[64:ff9b::{:x}:{:x}]", n >> 16, n & 0xFFFF),
+            };
+            let userinfo = ["", "user@", "a:b@"][rng.u64(..3) as usize];
+            let port = ["", ":80", ":8080", ":65535"][rng.u64(..4) as usize];
+            let path = ["/", "/hook?x=1", "/a/../b", "#frag"][rng.u64(..4) as usize];
+            let scheme = ["http", "https", "HTTP"][rng.u64(..3) as usize];
+            let raw = format!("{scheme}://{userinfo}{host}{port}{path}");
+            let url = Url::parse(&raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            let expect_refused = forbidden_reason(IpAddr::V4(ip)).is_some();
+            let got = g.check_url(&url);
+            if host.starts_with("[64:ff9b::") {
+                // NAT64 addresses are refused whatever they embed (the whole prefix is).
+                assert!(got.is_err(), "{raw} must be refused");
+            } else {
+                assert_eq!(got.is_err(), expect_refused, "{raw} ({ip}): {got:?}");
+            }
+            if got.is_err() {
+                refused += 1;
+            } else {
+                passed += 1;
+            }
+        }
+        assert!(
+            refused > 10_000 && passed > 10_000,
+            "{refused} refused, {passed} passed"
+        );
+
+        // Garbage: whatever parses is judged without panicking.
+        const BITS: [&str; 16] = [
+            "http://",
+            "https://",
+            "[",
+            "]",
+            ":",
+            "@",
+            "%25",
+            ".",
+            "0x",
+            "::",
+            "ffff",
+            "127",
+            "/",
+            "%00",
+            "\\",
+            "\u{1F600}",
+        ];
+        for _ in 0..50_000 {
+            let raw: String = (0..rng.u64(..10))
+                .map(|_| BITS[rng.u64(..BITS.len() as u64) as usize])
+                .collect();
+            if let Ok(url) = Url::parse(&raw) {
+                let _ = g.check_url(&url);
+            }
         }
     }
 

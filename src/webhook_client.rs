@@ -10,7 +10,7 @@ use vidbuilder_actors::signing::WebhookSecret;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::ssrf::{GuardedResolver, SsrfGuard};
+use crate::ssrf::{guarded_client, SsrfGuard};
 
 /// Where the generated signing secret is kept, under the data dir.
 pub const SECRET_FILE: &str = "webhook-secret";
@@ -68,17 +68,14 @@ pub struct HttpWebhookTransport {
 }
 
 impl HttpWebhookTransport {
-    /// A client that connects only where `guard` allows: names are resolved by a
-    /// [`GuardedResolver`], IP-literal URLs are checked before sending.
+    /// A client that connects only where `guard` allows ([`guarded_client`]); IP-literal URLs
+    /// are checked before sending.
     pub fn new(
         timeout: Duration,
         connect_timeout: Duration,
         guard: Arc<SsrfGuard>,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver::new(guard.clone())))
+        let client = guarded_client(guard.clone())
             .timeout(timeout)
             .connect_timeout(connect_timeout)
             .user_agent(concat!("vidbuilder-webhooks/", env!("CARGO_PKG_VERSION")))

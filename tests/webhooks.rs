@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vidbuilder::ssrf::SsrfGuard;
 use vidbuilder::webhook_client::HttpWebhookTransport;
 use vidbuilder_actors::ports::{WebhookRequest, WebhookTransport};
+use vidbuilder_actors::signing::WebhookSecret;
 use vidbuilder_actors::webhook::{AttemptRecord, WebhookMsg};
 use vidbuilder_actors::JobId;
 
@@ -266,6 +267,12 @@ async fn deliveries_are_signed_and_an_independent_verifier_accepts_them() {
         let other = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
         assert!(matches!(python_verify(other, r), Some(Err(_))));
     }
+    // An open server does not hand its secret out over HTTP.
+    let (status, _, v) = t
+        .call(reqwest::Method::GET, "/api/webhooks/secret", None, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert!(v.get("secret").is_none());
     t.server.stop().await;
 
     // A configured secret is used as given.
@@ -817,7 +824,37 @@ async fn api_keys_guard_every_route_and_isolate_jobs() {
         done.get("owner").is_none(),
         "the owner is not shown: {done}"
     );
-    receiver.wait_for("hook", 2, LONG).await;
+    let delivered = receiver.wait_for("hook", 2, LONG).await;
+    // Signed with alice's own secret, which only alice can read; not with the server's.
+    let (status, _, v) = t
+        .call(Method::GET, "/api/webhooks/secret", None, Some("alice-key"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["keyId"],
+        "key-".to_string() + &sha256_hex("alice-key")[..12]
+    );
+    let alices = WebhookSecret::parse(v["secret"].as_str().unwrap()).unwrap();
+    let (_, _, v) = t
+        .call(Method::GET, "/api/webhooks/secret", None, Some("bob-key"))
+        .await;
+    let bobs_secret = WebhookSecret::parse(v["secret"].as_str().unwrap()).unwrap();
+    assert_ne!(alices, bobs_secret);
+    let master = std::fs::read_to_string(t.data.path().join("webhook-secret")).unwrap();
+    let master = WebhookSecret::parse(&master).unwrap();
+    for r in &delivered {
+        let hex = &r.headers["x-webhook-signature"];
+        assert_eq!(
+            hex,
+            &alices.sign_hex(&r.raw),
+            "alice's secret signs her job"
+        );
+        assert_ne!(hex, &master.sign_hex(&r.raw));
+        assert_ne!(hex, &bobs_secret.sign_hex(&r.raw));
+        if let Some(res) = python_verify(alices.expose(), r) {
+            res.unwrap();
+        }
+    }
     let video = format!("/api/download/{job}");
     let log = format!("/api/jobs/{job}/webhooks");
     let redeliver = format!("/api/jobs/{job}/webhooks/redeliver");

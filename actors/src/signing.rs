@@ -11,6 +11,7 @@
 //!   `v1,` + base64(`HMAC-SHA256(key = base64-decode(part after "whsec_"),
 //!   message = "{id}.{timestamp}.{body}")`), which the `standardwebhooks` libraries verify.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
@@ -84,12 +85,51 @@ impl WebhookSecret {
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
 
+    /// A secret of its own for one API key, derived from this (master) secret: HMAC-SHA256 keyed
+    /// by the master key over a fixed label and the key id. Stable across restarts, different for
+    /// every key id, and no key's secret reveals the master or another key's.
+    pub fn derive(&self, key_id: &str) -> WebhookSecret {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"vidbuilder webhook secret v1\0");
+        mac.update(key_id.as_bytes());
+        let key = mac.finalize().into_bytes().to_vec();
+        WebhookSecret {
+            text: format!("{SECRET_PREFIX}{}", STANDARD.encode(&key)),
+            key,
+        }
+    }
+
     /// Lowercase hex for the `x-webhook-signature` header (key: the secret string itself).
     pub fn sign_hex(&self, body: &[u8]) -> String {
         let mut mac =
             HmacSha256::new_from_slice(self.text.as_bytes()).expect("HMAC takes any key length");
         mac.update(body);
         to_hex(&mac.finalize().into_bytes())
+    }
+}
+
+/// Which secret signs a job's webhooks: the API key's own secret for a job created with a key,
+/// the server's secret otherwise (open server, or a key with no secret of its own).
+#[derive(Debug, Clone, Default)]
+pub struct SigningKeys {
+    pub default: Option<WebhookSecret>,
+    pub per_key: HashMap<String, WebhookSecret>,
+}
+
+impl SigningKeys {
+    /// One secret for every webhook.
+    pub fn single(secret: WebhookSecret) -> SigningKeys {
+        SigningKeys {
+            default: Some(secret),
+            per_key: HashMap::new(),
+        }
+    }
+
+    /// The secret for a job created by `owner` (an API key id).
+    pub fn for_owner(&self, owner: Option<&str>) -> Option<&WebhookSecret> {
+        owner
+            .and_then(|o| self.per_key.get(o))
+            .or(self.default.as_ref())
     }
 }
 
@@ -186,6 +226,24 @@ mod tests {
         assert!(a.expose().starts_with("whsec_"));
         assert_eq!(WebhookSecret::parse(a.expose()).unwrap(), a);
         assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn each_key_gets_its_own_stable_secret() {
+        let master = WebhookSecret::parse(SECRET).unwrap();
+        let alice = master.derive("alice");
+        assert_eq!(alice, master.derive("alice"), "stable");
+        assert_ne!(alice, master.derive("bob"));
+        assert_ne!(alice, master);
+        assert_eq!(WebhookSecret::parse(alice.expose()).unwrap(), alice);
+        let keys = SigningKeys {
+            default: Some(master.clone()),
+            per_key: [("alice".to_string(), alice.clone())].into(),
+        };
+        assert_eq!(keys.for_owner(Some("alice")), Some(&alice));
+        assert_eq!(keys.for_owner(Some("zed")), Some(&master));
+        assert_eq!(keys.for_owner(None), Some(&master));
+        assert_eq!(SigningKeys::default().for_owner(Some("alice")), None);
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct OutboxRow {
     pub state: DeliveryState,
     /// Insertion order: a job's events are delivered in this order.
     pub seq: i64,
+    /// The API key that created the job (its secret signs the deliveries); `None` when open.
+    pub owner: Option<String>,
 }
 
 /// What the actors need from durable storage.

@@ -42,6 +42,8 @@ pub struct Delivery {
     pub webhook_id: String,
     /// The serialised event: the exact bytes every attempt sends.
     pub body: Bytes,
+    /// The API key that created the job: whose secret signs the attempts.
+    pub owner: Option<String>,
 }
 
 /// Wall-clock unix milliseconds (outbox due times survive restarts, so they are not `Instant`s).
@@ -57,6 +59,7 @@ impl Delivery {
             url: row.url,
             webhook_id: row.webhook_id,
             body: Bytes::from(row.body),
+            owner: row.owner,
         }
     }
 
@@ -72,16 +75,18 @@ impl Delivery {
             next_attempt_ms: now_ms(),
             state: DeliveryState::Pending,
             seq: 0,
+            owner: self.owner.clone(),
         }
     }
 
-    pub fn new(url: &str, event: &WebhookEvent) -> Delivery {
+    pub fn new(url: &str, event: &WebhookEvent, owner: Option<String>) -> Delivery {
         Delivery {
             job_id: event.job_id.clone(),
             event: event.status,
             url: url.to_string(),
             webhook_id: event.webhook_id(),
             body: Bytes::from(serde_json::to_vec(event).expect("webhook events serialise")),
+            owner,
         }
     }
 }
@@ -112,8 +117,9 @@ pub struct WebhookSettings {
     pub max_per_host: usize,
     /// Upper bound for a receiver's `Retry-After`.
     pub max_retry_after: Duration,
-    /// Signs every attempt (`webhook-signature`, `x-webhook-signature`); see [`crate::signing`].
-    pub secret: Option<crate::signing::WebhookSecret>,
+    /// Sign every attempt (`webhook-signature`, `x-webhook-signature`) with the job owner's
+    /// secret; see [`crate::signing`].
+    pub secrets: crate::signing::SigningKeys,
 }
 
 impl Default for WebhookSettings {
@@ -127,7 +133,7 @@ impl Default for WebhookSettings {
             max_in_flight: 64,
             max_per_host: 8,
             max_retry_after: Duration::from_secs(3600),
-            secret: None,
+            secrets: Default::default(),
         }
     }
 }
@@ -242,7 +248,7 @@ impl WebhookState {
             .entry(host)
             .or_insert_with(|| Arc::new(Semaphore::new(per_host_max)))
             .clone();
-        let secret = self.settings.secret.clone();
+        let secret = self.settings.secrets.for_owner(d.owner.as_deref()).cloned();
         let me = myself.clone();
         tokio::spawn(
             async move {

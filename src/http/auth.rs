@@ -9,6 +9,10 @@
 //! A key's id (its name in the keys file, `key-<12 hex of its hash>` for a plain key) is the owner
 //! of the jobs it creates; another key asking for them gets 404, as if they did not exist.
 //! Without keys the server is open (and says so at start).
+//!
+//! Webhooks of a key's jobs are signed with that key's own secret: `secret=whsec_…` on its line
+//! of the keys file, else one derived from the server's secret and the key id
+//! ([`WebhookSecret::derive`]). A key reads its secret at `GET /api/webhooks/secret`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vidbuilder_actors::job::JobView;
-use vidbuilder_actors::signing::to_hex;
+use vidbuilder_actors::signing::{to_hex, SigningKeys, WebhookSecret};
 
 use super::error::ApiError;
 
@@ -31,6 +35,8 @@ pub struct KeyEntry {
     hash: [u8; 32],
     pub id: String,
     pub revoked: bool,
+    /// Its own webhook signing secret, when the keys file gives one.
+    pub secret: Option<WebhookSecret>,
 }
 
 /// What a request authenticated as. Always present as a request extension.
@@ -90,6 +96,7 @@ impl ApiKeys {
                 id: format!("key-{}", &to_hex(&hash)[..12]),
                 hash,
                 revoked: false,
+                secret: None,
             });
         }
         if let Some(text) = file_text {
@@ -108,20 +115,32 @@ impl ApiKeys {
                 let hash = parse_hex32(hash).ok_or_else(|| {
                     format!("line {}: '{hash}' is not a SHA-256 hex digest", n + 1)
                 })?;
-                let revoked = match parts.next() {
-                    None => false,
-                    Some("revoked") => true,
-                    Some(other) => {
-                        return Err(format!(
-                            "line {}: unknown flag '{other}' (only 'revoked')",
+                let (mut revoked, mut secret) = (false, None);
+                for flag in parts {
+                    match flag.split_once('=') {
+                        None if flag == "revoked" => revoked = true,
+                        Some(("secret", value)) => {
+                            secret =
+                                Some(WebhookSecret::parse(value).map_err(|e| {
+                                    format!("line {}: secret of '{name}': {e}", n + 1)
+                                })?)
+                        }
+                        _ => {
+                            return Err(format!(
+                            "line {}: unknown flag '{flag}' (only 'revoked' and 'secret=whsec_…')",
                             n + 1
                         ))
+                        }
                     }
-                };
+                }
+                if entries.iter().any(|e: &KeyEntry| e.id == name) {
+                    return Err(format!("line {}: the name '{name}' is used twice", n + 1));
+                }
                 entries.push(KeyEntry {
                     hash,
                     id: name.to_string(),
                     revoked,
+                    secret,
                 });
             }
         }
@@ -141,6 +160,23 @@ impl ApiKeys {
         };
         ApiKeys::new(&config.auth.api_keys, text.as_deref())
             .map_err(|e| crate::Error::Config(format!("auth.keys_file {file}: {e}")))
+    }
+
+    /// The webhook secrets: `master` for jobs made without a key, and for each key its own
+    /// (from the keys file, else derived from `master`).
+    pub fn signing_keys(&self, master: WebhookSecret) -> SigningKeys {
+        let per_key = self
+            .entries
+            .iter()
+            .map(|e| {
+                let secret = e.secret.clone().unwrap_or_else(|| master.derive(&e.id));
+                (e.id.clone(), secret)
+            })
+            .collect();
+        SigningKeys {
+            default: Some(master),
+            per_key,
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -263,6 +299,32 @@ mod tests {
         let h = "b".repeat(64);
         assert!(ApiKeys::new(&[], Some(&format!("{h} bob disabled"))).is_err());
         assert!(!ApiKeys::new(&[], Some("# none\n")).unwrap().is_enabled());
+        assert!(ApiKeys::new(&[], Some(&format!("{h} bob secret=whsec_AAAA"))).is_err());
+        let twice = format!("{h} bob\n{} bob\n", "c".repeat(64));
+        assert!(ApiKeys::new(&[], Some(&twice)).is_err(), "names are unique");
+    }
+
+    #[test]
+    fn each_key_signs_with_its_own_secret() {
+        let own = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let file = format!(
+            "{}  alice  secret={own}\n{}  bob\n",
+            to_hex(&sha256(b"alice-key")),
+            to_hex(&sha256(b"bob-key"))
+        );
+        let keys = ApiKeys::new(&["plain".into()], Some(&file)).unwrap();
+        let master = WebhookSecret::generate();
+        let signing = keys.signing_keys(master.clone());
+        assert_eq!(signing.for_owner(Some("alice")).unwrap().expose(), own);
+        assert_eq!(signing.for_owner(Some("bob")), Some(&master.derive("bob")));
+        let KeyCheck::Valid(plain) = keys.check("plain") else {
+            panic!("plain key refused")
+        };
+        assert_eq!(
+            signing.for_owner(Some(&plain)),
+            Some(&master.derive(&plain))
+        );
+        assert_eq!(signing.for_owner(None), Some(&master));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod catalog;
 mod download;
 pub mod error;
 mod jobs;
+pub mod limits;
 mod webhooks;
 
 use std::sync::Arc;
@@ -34,6 +35,20 @@ pub struct AppState {
 
     /// API keys (empty: open).
     pub auth: Arc<auth::ApiKeys>,
+    /// Webhook signing secrets, per key: `GET /api/webhooks/secret` shows a key its own.
+    pub signing: Arc<vidbuilder_actors::signing::SigningKeys>,
+    /// Deepest array/object nesting a request body may have.
+    pub max_json_depth: usize,
+}
+
+/// How the router guards itself.
+#[derive(Clone, Default)]
+pub struct RouterOptions {
+    pub max_body_bytes: usize,
+    /// CORS origins (`*`: any); empty: no CORS.
+    pub cors_origins: Vec<String>,
+    /// Per-key request rate; `None`: unlimited.
+    pub rate_limits: Option<Arc<limits::RateLimits>>,
 }
 
 impl AppState {
@@ -54,8 +69,8 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+pub fn router(state: AppState, opts: RouterOptions) -> Router {
+    let mut app = Router::new()
         .merge(jobs::router())
         .merge(download::router())
         .merge(catalog::router())
@@ -67,11 +82,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 "No such endpoint; see the README for the API.",
             )
         })
-        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.auth.clone(),
-            auth::require_key,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(opts.max_body_bytes));
+    // Layers run outside in: CORS answers preflights before the key check, the key check sets
+    // the Caller that the rate limit counts against.
+    if let Some(limits) = opts.rate_limits {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::rate_limit,
+        ));
+    }
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.auth.clone(),
+        auth::require_key,
+    ));
+    if let Some(cors) = limits::cors(&opts.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(TraceLayer::new_for_http()).with_state(state)
 }

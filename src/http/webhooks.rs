@@ -7,6 +7,10 @@
 //!   body; its result appears in the log. `409` when the job has no webhook event yet.
 //!
 //! Both answer 404 for a job the caller's API key did not create.
+//!
+//! - `GET /api/webhooks/secret` → `{"keyId", "secret"}`: the `whsec_…` secret that signs the
+//!   webhooks of the calling key's jobs. Only with API keys: an open server would hand its secret
+//!   to anyone (403; the operator finds it in the config or `<data_dir>/webhook-secret`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,6 +29,26 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/jobs/{job_id}/webhooks", get(delivery_log))
         .route("/api/jobs/{job_id}/webhooks/redeliver", post(redeliver))
+        .route("/api/webhooks/secret", get(signing_secret))
+}
+
+async fn signing_secret(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    let Some(key_id) = caller.key_id else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden.",
+            "This server runs without API keys, so it does not hand out its webhook secret over \
+             HTTP; the operator finds it in webhook.secret or <data_dir>/webhook-secret.",
+        ));
+    };
+    let secret = state
+        .signing
+        .for_owner(Some(&key_id))
+        .map(|s| s.expose().to_string());
+    Ok(Json(json!({"success": true, "keyId": key_id, "secret": secret})).into_response())
 }
 
 /// The job id if the job exists, is not expired and is the caller's.

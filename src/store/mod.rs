@@ -112,6 +112,10 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
+/// Outbox rows with their job's owner (whose secret signs them).
+const OUTBOX_SELECT: &str =
+    "SELECT outbox.*, jobs.owner AS owner FROM outbox LEFT JOIN jobs ON jobs.id = outbox.job_id";
+
 fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
     let job: String = r.get("job_id")?;
     let event: String = r.get("event")?;
@@ -127,6 +131,7 @@ fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
         next_attempt_ms: r.get("next_attempt_ms")?,
         state: DeliveryState::parse(&r.get::<_, String>("state")?),
         seq: r.get("seq")?,
+        owner: r.get("owner")?,
     })
 }
 
@@ -196,7 +201,9 @@ impl JobStore for SqliteStore {
     fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT * FROM outbox WHERE state = 'pending' ORDER BY seq")
+            .prepare(&format!(
+                "{OUTBOX_SELECT} WHERE outbox.state = 'pending' ORDER BY outbox.seq"
+            ))
             .map_err(e)?;
         let rows = stmt.query_map([], outbox_from_row).map_err(e)?;
         rows.collect::<Result<_, _>>().map_err(e)
@@ -205,7 +212,7 @@ impl JobStore for SqliteStore {
     fn last_delivery(&self, job_id: &JobId) -> Result<Option<OutboxRow>, StoreError> {
         let conn = self.conn();
         conn.query_row(
-            "SELECT * FROM outbox WHERE job_id = ?1 ORDER BY seq DESC LIMIT 1",
+            &format!("{OUTBOX_SELECT} WHERE outbox.job_id = ?1 ORDER BY outbox.seq DESC LIMIT 1"),
             [job_id.as_str()],
             outbox_from_row,
         )
@@ -291,13 +298,13 @@ mod tests {
                 quality: Quality::Draft,
                 fps: 30,
                 generate_reels: false,
-                scenes: vec![Scene {
-                    duration: 1.0,
-                    content: SceneContent::HeroTitle {
+                scenes: vec![Scene::new(
+                    1.0,
+                    SceneContent::HeroTitle {
                         title: "t".into(),
                         subtitle: None,
                     },
-                }],
+                )],
             },
             webhook_url: Some("http://x/h".into()),
             owner: None,
@@ -337,6 +344,7 @@ mod tests {
                 next_attempt_ms: 5,
                 state: DeliveryState::Pending,
                 seq: 0,
+                owner: a.owner.clone(),
             };
             store.update_job(&a, Some(&row)).unwrap();
             // The same event twice is one row.
