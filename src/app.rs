@@ -19,7 +19,8 @@ use vidbuilder_actors::ValidationContext;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::{router, AppState};
+use crate::http::limits::RateLimits;
+use crate::http::{router, AppState, RouterOptions};
 use crate::render::{check_ffmpeg, Catalog, FfmpegRenderer, RenderSettings};
 use crate::s3::S3Uploader;
 use crate::store::SqliteStore;
@@ -45,16 +46,28 @@ pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationConte
             max_scene_seconds: config.limits.max_scene_seconds,
             max_total_seconds: config.limits.max_total_seconds,
             max_text_chars: config.limits.max_text_chars,
+            max_url_chars: config.limits.max_url_chars,
         },
     }
 }
 
-pub fn render_settings(config: &Config) -> RenderSettings {
+pub fn render_settings(config: &Config, ssrf: Arc<crate::ssrf::SsrfGuard>) -> RenderSettings {
+    let i = &config.images;
     RenderSettings {
         ffmpeg: config.render.ffmpeg.clone(),
         preset: config.render.preset.clone(),
         crf: config.render.crf,
         work_dir: config.data_dir.join("work"),
+        images: crate::render::image::ImageSettings {
+            assets_dir: Some(config.assets_dir()),
+            max_bytes: i.max_bytes,
+            timeout: Duration::from_secs(i.timeout_secs.max(1)),
+            connect_timeout: Duration::from_secs(i.connect_timeout_secs.max(1)),
+            max_redirects: i.max_redirects,
+            max_pixels: i.max_pixels,
+            max_side: i.max_side,
+            ssrf,
+        },
     }
 }
 
@@ -114,12 +127,14 @@ impl Server {
                 warn!(path = %p.display(), "no webhook.secret configured: generated one; give receivers the secret in this file")
             }
         }
+        // With API keys, each key's jobs are signed with that key's own secret.
+        let signing = Arc::new(api_keys.signing_keys(secret));
         let webhook_settings = WebhookSettings {
             retry_schedule: config.retry_schedule(),
             max_in_flight: config.webhook.max_in_flight,
             max_per_host: config.webhook.max_per_host,
             max_retry_after: Duration::from_secs(config.webhook.max_retry_after_secs),
-            secret: Some(secret),
+            secrets: signing.as_ref().clone(),
         };
         let (webhooks, _) = Actor::spawn(
             None,
@@ -134,7 +149,7 @@ impl Server {
         .map_err(|e| Error::Actors(e.to_string()))?;
 
         let views: JobViews = Arc::new(DashMap::new());
-        let renderer = FfmpegRenderer::new(catalog.clone(), render_settings(&config));
+        let renderer = FfmpegRenderer::new(catalog.clone(), render_settings(&config, ssrf.clone()));
         let uploader: Option<(Arc<dyn Uploader>, UploadSettings)> = if config.s3.enabled() {
             let s3 = S3Uploader::new(&config.s3).await?;
             if let Err(e) = s3.check_bucket().await {
@@ -188,8 +203,20 @@ impl Server {
             ffmpeg_version: Arc::new(ffmpeg_version),
             ssrf,
             auth: api_keys,
+            signing,
+            max_json_depth: config.limits.max_json_depth,
         };
-        let app = router(state, config.max_body_bytes);
+        let app = router(
+            state,
+            RouterOptions {
+                max_body_bytes: config.max_body_bytes,
+                cors_origins: config.cors_origins.clone(),
+                rate_limits: RateLimits::new(
+                    config.auth.rate_limit_per_minute,
+                    config.auth.rate_limit_burst,
+                ),
+            },
+        );
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(Error::io(format!("binding {}", config.bind)))?;
@@ -198,6 +225,7 @@ impl Server {
             .map_err(Error::io("reading the bound address"))?;
         let (tx, rx) = oneshot::channel::<()>();
         let http = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = rx.await;
             });

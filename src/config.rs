@@ -23,14 +23,31 @@ pub struct Config {
     pub max_concurrent_renders: usize,
     pub max_queued_jobs: usize,
     pub max_body_bytes: usize,
+    /// CORS: allowed origins (`*` for any); empty: off.
+    pub cors_origins: Vec<String>,
     pub log_format: String,
     pub retention_hours: f64,
     pub shutdown_grace_secs: u64,
     pub render: RenderConfig,
+    pub images: ImagesConfig,
     pub webhook: WebhookConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub s3: S3Config,
+}
+
+/// `[images]`: where scene images come from and how big they may be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// Empty: `<data_dir>/assets`.
+    pub assets_dir: String,
+    pub max_bytes: u64,
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub max_redirects: usize,
+    pub max_pixels: u64,
+    pub max_side: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,8 +55,12 @@ pub struct Config {
 pub struct AuthConfig {
     /// Plain API keys (`VIDBUILDER_AUTH_API_KEYS=k1,k2`).
     pub api_keys: Vec<String>,
-    /// A file of `<sha256 hex of a key>  <name>  [revoked]` lines; empty: none.
+    /// A file of `<sha256 hex of a key>  <name>  [revoked] [secret=whsec_…]` lines; empty: none.
     pub keys_file: String,
+    /// Requests per minute per key (per client IP when open); 0: unlimited.
+    pub rate_limit_per_minute: u32,
+    /// Burst allowance; 0: the per-minute number.
+    pub rate_limit_burst: u32,
 }
 
 /// Object storage (S3 and compatibles). Off while `bucket` is empty.
@@ -164,9 +185,46 @@ pub struct LimitsConfig {
     pub max_scene_seconds: f64,
     pub max_total_seconds: f64,
     pub max_text_chars: usize,
+    /// Longest URL a spec may carry (webhook, image sources), in bytes.
+    pub max_url_chars: usize,
+    /// Deepest array/object nesting of a request body.
+    pub max_json_depth: usize,
 }
 
 impl Config {
+    /// The directory scenes' image files are read from.
+    pub fn assets_dir(&self) -> PathBuf {
+        match self.images.assets_dir.trim() {
+            "" => self.data_dir.join("assets"),
+            dir => PathBuf::from(dir),
+        }
+    }
+
+    /// The HTTP-facing settings' checks (part of [`Config::check`]).
+    fn check_http(&self) -> Result<(), Error> {
+        for origin in &self.cors_origins {
+            let o = origin.trim();
+            let ok = o == "*"
+                || url::Url::parse(o).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.path() == "/"
+                        && !o.ends_with('/')
+                        && u.query().is_none()
+                });
+            if !ok {
+                return Err(Error::Config(format!(
+                    "cors_origins: '{o}' is not an origin like https://app.example.com (or \"*\")"
+                )));
+            }
+        }
+        if self.limits.max_json_depth < 4 {
+            return Err(Error::Config(
+                "limits.max_json_depth must be at least 4 (a spec nests 4 deep)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Defaults, then `file` (if any), then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, Error> {
         Config::load_with_env(file, std::env::vars())
@@ -225,6 +283,7 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), Error> {
+        self.check_http()?;
         if self.webhook.retry_schedule.len() > 20 {
             return Err(Error::Config(
                 "webhook.retry_schedule: at most 20 retries".into(),

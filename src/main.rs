@@ -53,6 +53,19 @@ enum Command {
     Validate { spec: PathBuf },
     /// Print the effective configuration (defaults + file + environment) and the variables read.
     Config,
+    /// Measure the renderer against the encoder-only limit (run a release build:
+    /// `cargo run --release -- bench`).
+    Bench {
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Render editly's reference spec (1080p30, 3 clips, fades, music, medium crf 18).
+        #[arg(long)]
+        editly: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +108,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             output,
             quiet,
         } => render(&config, &spec, &output, quiet),
+        Command::Bench { runs, json, editly } => vidbuilder::render::bench::run(
+            &config,
+            &vidbuilder::render::bench::BenchOptions { runs, json, editly },
+        ),
         Command::Validate { spec } => {
             let catalog = Catalog::load(config.config_dir())?;
             let spec = read_spec(&spec, &catalog, &config)?;
@@ -171,7 +188,8 @@ fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Resu
     let catalog = Catalog::load(config.config_dir())?;
     let spec = read_spec(spec_path, &catalog, config)?;
     let out_dir = std::env::temp_dir().join(format!("vidbuilder-render-{}", std::process::id()));
-    let mut settings = render_settings(config);
+    let ssrf = std::sync::Arc::new(vidbuilder::ssrf::SsrfGuard::from_config(config)?);
+    let mut settings = render_settings(config, ssrf);
     settings.work_dir = std::env::temp_dir().join("vidbuilder-work");
     let req = RenderRequest {
         job_id: JobId::new(),
@@ -191,11 +209,21 @@ fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Resu
         .progress_chars("=> "),
     );
     let started = Instant::now();
+    // Images (assets and URLs) are loaded before the first frame, as the server does.
+    let images = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the runtime"))?
+        .block_on(vidbuilder::render::image::prefetch(
+            &req.spec,
+            &settings.images,
+        ))?;
     let cancel = CancellationToken::new();
     let result = render_blocking(
         &catalog,
         &settings,
         &req,
+        &images,
         &|p| {
             bar.set_length(p.frames_total);
             bar.set_position(p.frames_done);

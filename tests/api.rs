@@ -167,25 +167,30 @@ async fn blocking_endpoint_answers_with_the_completed_fields() {
         (body["videoUrl"].as_str().unwrap(), (1280, 720)),
         (body["reelsUrl"].as_str().unwrap(), (1080, 1920)),
     ] {
-        let bytes = t
-            .http
-            .get(format!("{}{url}", t.base))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let f = t.data.path().join(format!("{job_id}-{}.mp4", size.0));
-        std::fs::write(&f, bytes).unwrap();
-        let p = ffprobe(&f);
+        let p = t
+            .download_probe(url, &format!("{job_id}-{}.mp4", size.0))
+            .await;
         assert_eq!((p.width, p.height), size);
         assert!((p.duration - 1.5).abs() < 0.1, "{p:?}");
         assert_eq!(p.audio_codec, None, "no music asked, no audio stream");
     }
+    // A poster frame of each, as JPEG, at the video's size.
+    assert_eq!(body["posterUrl"], format!("/api/download/{job_id}/poster"));
+    for (url, size) in [
+        (format!("/api/download/{job_id}/poster"), (1280, 720)),
+        (format!("/api/download/{job_id}/reel/poster"), (1080, 1920)),
+    ] {
+        let res = t.http.get(format!("{}{url}", t.base)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{url}");
+        assert_eq!(res.headers()["content-type"], "image/jpeg");
+        let bytes = res.bytes().await.unwrap();
+        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+        assert_eq!((img.width(), img.height()), size, "{url}");
+    }
     let (code, status) = t.get_json(&format!("/api/job-status/{job_id}")).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(status["status"], "completed");
+    assert_eq!(status["posterUrl"], body["posterUrl"]);
     t.server.stop().await;
 }
 
@@ -390,6 +395,39 @@ async fn bad_input_gets_a_clear_error_and_creates_nothing() {
             "scenes",
         ),
         (json!({"webhookUrl": hook, "scenes": []}), "scenes"),
+        // Images: never a path outside the assets directory, never an internal address.
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "image", "duration": 2, "content": {"src": "../../etc/passwd.png"}}]}),
+            "scenes[0].content.src",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "image", "duration": 2, "content": {"src": "/etc/hosts.png"}}]}),
+            "scenes[0].content.src",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [scene, {"type": "split", "duration": 2, "content": {"heading": "x", "image": "http://169.254.169.254/latest/a.png"}}]}),
+            "scenes[1].content.image",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "image", "duration": 2, "content": {"src": "http://0xa9fea9fe/a.png"}}]}),
+            "scenes[0].content.src",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "hero-title", "duration": 2, "content": {"title": "x"}, "background": {"image": "http://[::ffff:10.0.0.1]/bg.jpg"}}]}),
+            "scenes[0].background.image",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "hero-title", "duration": 2, "content": {"title": "x"}, "transition": "spin"}]}),
+            "scenes[0].transition",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "hero-title", "duration": 2, "content": {"title": "x"}, "background": "#12345"}]}),
+            "scenes[0].background",
+        ),
+        (
+            json!({"webhookUrl": hook, "scenes": [{"type": "stats", "duration": 2, "content": {"stats": [{"value": "ten", "label": "x"}]}}]}),
+            "scenes[0].content.stats[0].value",
+        ),
     ];
     for (body, field) in cases {
         for endpoint in ["/api/generate-video-async", "/api/generate-flexible-video"] {
@@ -432,6 +470,25 @@ async fn bad_input_gets_a_clear_error_and_creates_nothing() {
     let (code, _, v) = t.post("/api/generate-video-async", &huge).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(v["error"], "Request body too large.");
+
+    // Nesting deeper than the limit is refused before it is parsed.
+    let deep = format!(
+        "{{\"webhookUrl\": \"{hook}\", \"x\": {}1{}}}",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    let res = t
+        .http
+        .post(format!("{}/api/generate-video-async", t.base))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"], "Request body nested too deeply.");
+    assert_eq!(v["field"], "body");
 
     // Unknown job ids.
     for id in ["abc123def4567890", "..%2F..%2Fetc%2Fpasswd", "ZZZ"] {
@@ -513,5 +570,176 @@ async fn finished_jobs_expire_after_retention_with_410_and_their_files_removed()
     let (code, _) = t.get_json(&format!("/api/download/{id}")).await;
     assert_eq!(code, StatusCode::GONE);
     assert!(!file.exists(), "the file was removed");
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_per_key_and_cors_only_when_configured() {
+    use reqwest::Method;
+    let t = start_server(&[
+        ("VIDBUILDER_AUTH_API_KEYS", "alice-key,bob-key"),
+        ("VIDBUILDER_AUTH_RATE_LIMIT_PER_MINUTE", "60"),
+        ("VIDBUILDER_AUTH_RATE_LIMIT_BURST", "3"),
+        ("VIDBUILDER_CORS_ORIGINS", "https://studio.example.com"),
+    ])
+    .await;
+    for _ in 0..3 {
+        let (status, _, v) = t
+            .call(Method::GET, "/api/themes", None, Some("alice-key"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (status, headers, v) = t
+        .call(Method::GET, "/api/themes", None, Some("alice-key"))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"], "Rate limit exceeded.");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Bob has his own allowance; health is never limited.
+    let (status, _, _) = t
+        .call(Method::GET, "/api/themes", None, Some("bob-key"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = t.call(Method::GET, "/api/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Alice's bucket refills (one request per second at 60/min): poll until it does.
+    poll(
+        Duration::from_secs(10),
+        "alice's bucket to refill",
+        || async {
+            let (s, _, _) = t
+                .call(Method::GET, "/api/themes", None, Some("alice-key"))
+                .await;
+            (s == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+
+    // CORS: the configured origin is allowed (preflight without a key), another is not.
+    let preflight = |origin: &'static str| {
+        t.http
+            .request(
+                Method::OPTIONS,
+                format!("{}/api/generate-video-async", t.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let res = preflight("https://studio.example.com").await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://studio.example.com"
+    );
+    let res = preflight("https://evil.example.net").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    t.server.stop().await;
+
+    // Off by default: no CORS headers at all, and no limit.
+    let t = start_server(&[]).await;
+    let res = t
+        .http
+        .get(format!("{}/api/themes", t.base))
+        .header("origin", "https://studio.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    t.server.stop().await;
+}
+
+/// A PNG of `w`×`h` in two colours (left and right halves).
+fn two_tone_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, _| {
+        if x < w / 2 {
+            image::Rgb([220, 60, 40])
+        } else {
+            image::Rgb([30, 90, 200])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scene_type_renders_through_the_server_with_images_from_assets_and_urls() {
+    use axum::routing::get;
+    // An image server on loopback (allowlisted for tests, as webhooks are).
+    let png = two_tone_png(400, 300);
+    let served = png.clone();
+    let app = axum::Router::new().route(
+        "/photo.png",
+        get(move || {
+            let body = served.clone();
+            async move { ([("content-type", "image/png")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let img_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let t = start_server(&[]).await;
+    let assets = t.data.path().join("assets").join("brand");
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::write(assets.join("logo.png"), two_tone_png(240, 120)).unwrap();
+    let photo = format!("http://{img_addr}/photo.png");
+    let scenes = json!([
+        {"type": "hero-title", "duration": 0.8, "content": {"title": "All **nine**", "subtitle": "scene types"}, "transition": "fade"},
+        {"type": "text", "duration": 0.8, "content": {"heading": "Text", "body": "A paragraph with ==accent== words."}, "background": {"gradient": ["#112233", "#335577"], "angle": 90}, "transition": "slide"},
+        {"type": "bullet-list", "duration": 0.8, "content": {"items": ["One", "Two", "Three"]}, "transition": {"type": "wipe", "duration": 0.3, "direction": "up"}},
+        {"type": "stats", "duration": 0.8, "content": {"stats": [{"value": 1200, "label": "videos"}, {"value": 99.5, "suffix": "%", "label": "uptime"}]}, "transition": "zoom"},
+        {"type": "quote", "duration": 0.8, "content": {"quote": "It just works.", "author": "Someone", "role": "CTO"}, "background": "#202020", "transition": "cut"},
+        {"type": "image", "duration": 0.8, "content": {"src": photo, "caption": "From a URL"}},
+        {"type": "split", "duration": 0.8, "content": {"heading": "Split", "body": "Text beside an asset", "image": "brand/logo.png", "imageSide": "left"}},
+        {"type": "call-to-action", "duration": 0.8, "content": {"headline": "Try it", "button": "Start", "url": "example.com"}, "background": {"image": photo, "dim": 0.5}},
+        {"type": "logo-outro", "duration": 0.8, "content": {"logo": "brand/logo.png", "tagline": "Thanks"}}
+    ]);
+    let spec = json!({
+        "webhookUrl": null, "quality": "draft", "fps": 24, "generateReels": true,
+        "music": {"trackId": "corp-1", "volume": 0.5}, "scenes": scenes
+    });
+    let (status, _, body) = t.post("/api/generate-flexible-video", &spec).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scenes"], 9);
+    let job_id = body["jobId"].as_str().unwrap();
+    for (url, size) in [
+        (body["videoUrl"].as_str().unwrap(), (640, 360)),
+        (body["reelsUrl"].as_str().unwrap(), (1080, 1920)),
+    ] {
+        let p = t
+            .download_probe(url, &format!("{job_id}-{}.mp4", size.1))
+            .await;
+        assert_eq!((p.width, p.height), size);
+        assert!((p.fps - 24.0).abs() < 0.01, "{p:?}");
+        // The length is the sum of the scenes, transitions included.
+        assert!((p.duration - 7.2).abs() < 0.1, "{p:?}");
+        assert_eq!(p.audio_codec.as_deref(), Some("aac"));
+    }
+
+    // An asset path that escapes through a symlink, and an image URL that is not an image: the
+    // job fails with a message naming the field, nothing crashes.
+    std::os::unix::fs::symlink("/etc/hostname", assets.join("escape.png")).unwrap();
+    for (content, field) in [
+        (json!({"src": "brand/escape.png"}), "scenes[0].content.src"),
+        (
+            json!({"src": format!("http://{img_addr}/missing.png")}),
+            "scenes[0].content.src",
+        ),
+    ] {
+        let spec = json!({"quality": "draft", "scenes": [{"type": "image", "duration": 0.5, "content": content}]});
+        let (status, _, body) = t.post("/api/generate-flexible-video", &spec).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(body["success"], false);
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(field), "{error}");
+    }
     t.server.stop().await;
 }

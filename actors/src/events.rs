@@ -107,6 +107,7 @@ mod tests {
                 reels: None,
             },
             render_time: "180s".into(),
+            poster_url: None,
         };
         let at = DateTime::parse_from_rfc3339("2025-11-12T18:33:00Z")
             .unwrap()

@@ -97,6 +97,10 @@ pub struct JobResult {
     pub s3_upload: S3Upload,
     /// `"180s"`.
     pub render_time: String,
+    /// A JPEG poster frame of the video (`/api/download/:jobId/poster`; the reel's is at
+    /// `/api/download/:jobId/reel/poster`). Not in the contract; additive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster_url: Option<String>,
 }
 
 /// Local files of a finished job.
@@ -104,6 +108,11 @@ pub struct JobResult {
 pub struct JobFiles {
     pub video: Option<PathBuf>,
     pub reel: Option<PathBuf>,
+}
+
+/// The poster JPEG the renderer writes beside a video (`<jobId>.jpg` beside `<jobId>.mp4`).
+pub fn poster_of(video: &std::path::Path) -> PathBuf {
+    video.with_extension("jpg")
 }
 
 /// The read view of one job that the JobManager writes and the HTTP layer reads.

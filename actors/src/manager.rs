@@ -320,7 +320,7 @@ impl JobManagerState {
             job.record
                 .webhook_url
                 .as_ref()
-                .map(|url| Delivery::new(url, &ev))
+                .map(|url| Delivery::new(url, &ev, job.record.owner.clone()))
         });
         if let Err(e) = self
             .store
@@ -401,6 +401,8 @@ impl JobManagerState {
                     width,
                     height,
                     frames: spec.frame_count(),
+                    poster: None,
+                    reel_poster: None,
                 };
                 info!(job_id = %id, "the video was rendered before the restart: uploading it");
                 self.begin_upload(myself, &id, out);
@@ -579,7 +581,12 @@ impl JobManagerState {
                     },
                 };
                 if delete_local {
-                    for f in std::iter::once(&out.video).chain(out.reel.as_ref()) {
+                    // Posters go with their videos: they are served only beside a local copy.
+                    let posters = out.poster.iter().chain(out.reel_poster.as_ref());
+                    for f in std::iter::once(&out.video)
+                        .chain(out.reel.as_ref())
+                        .chain(posters)
+                    {
                         if let Err(e) = std::fs::remove_file(f) {
                             warn!(job_id = %id, file = %f.display(), "could not delete the local copy: {e}");
                         }
@@ -601,6 +608,11 @@ impl JobManagerState {
                     reels_generated: out.reel.is_some(),
                     s3_upload,
                     render_time: format!("{}s", elapsed.round() as u64),
+                    poster_url: out
+                        .poster
+                        .as_ref()
+                        .filter(|_| !delete_local)
+                        .map(|_| format!("{prefix}{id}/poster")),
                 };
                 info!(job_id = %id, render_secs = elapsed, "job completed");
                 job.record.status = JobStatus::Completed;
@@ -699,8 +711,9 @@ impl JobManagerState {
             Err(e) => return error!("retention sweep: {e}"),
         };
         for record in expired {
-            for f in [&record.video, &record.reel].into_iter().flatten() {
-                if let Err(e) = std::fs::remove_file(f) {
+            let videos = [&record.video, &record.reel].into_iter().flatten();
+            for f in videos.flat_map(|v| [v.clone(), crate::job::poster_of(v)]) {
+                if let Err(e) = std::fs::remove_file(&f) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         warn!(job_id = %record.id, file = %f.display(), "retention: could not remove: {e}");
                     }

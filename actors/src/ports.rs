@@ -40,6 +40,12 @@ pub struct RenderOutput {
     pub width: u32,
     pub height: u32,
     pub frames: u64,
+    /// A JPEG poster frame of the video (`<jobId>.jpg`, next to it).
+    #[serde(default)]
+    pub poster: Option<PathBuf>,
+    /// The reel's poster (`<jobId>-reel.jpg`), when there is a reel.
+    #[serde(default)]
+    pub reel_poster: Option<PathBuf>,
 }
 
 /// Where a render is.

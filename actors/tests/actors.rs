@@ -53,7 +53,9 @@ impl Renderer for FakeRenderer {
         progress: ProgressSink,
         cancel: CancellationToken,
     ) -> Result<RenderOutput, String> {
-        let SceneContent::HeroTitle { title, .. } = &req.spec.scenes[0].content;
+        let SceneContent::HeroTitle { title, .. } = &req.spec.scenes[0].content else {
+            panic!("these tests only submit hero-title scenes");
+        };
         self.started.lock().unwrap().push(title.clone());
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
@@ -93,6 +95,8 @@ impl Renderer for FakeRenderer {
             width: 640,
             height: 360,
             frames: total,
+            poster: None,
+            reel_poster: None,
         })
     }
 }
@@ -153,13 +157,13 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
         quality: Quality::Draft,
         fps: 30,
         generate_reels: false,
-        scenes: vec![Scene {
-            duration: secs,
-            content: SceneContent::HeroTitle {
+        scenes: vec![Scene::new(
+            secs,
+            SceneContent::HeroTitle {
                 title: title.into(),
                 subtitle: None,
             },
-        }],
+        )],
     }
 }
 

@@ -1,4 +1,5 @@
-//! `GET /api/download/:jobId` (and `/reel`): the finished MP4, with HTTP Range support.
+//! `GET /api/download/:jobId` (and `/reel`): the finished MP4, with HTTP Range support; `/poster`
+//! (and `/reel/poster`): its JPEG poster frame, while the local copy exists.
 
 use std::path::PathBuf;
 
@@ -7,10 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
-use vidbuilder_actors::job::JobStatus;
+use vidbuilder_actors::job::{poster_of, JobStatus, JobView};
 use vidbuilder_actors::manager::JobManagerMsg;
 
 use super::auth::Caller;
@@ -19,38 +20,70 @@ use super::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/download/{job_id}", get(download_video))
-        .route("/api/download/{job_id}/reel", get(download_reel))
+        .route("/api/download/{job_id}", get(download::<false, false>))
+        .route("/api/download/{job_id}/reel", get(download::<true, false>))
+        .route(
+            "/api/download/{job_id}/poster",
+            get(download::<false, true>),
+        )
+        .route(
+            "/api/download/{job_id}/reel/poster",
+            get(download::<true, true>),
+        )
 }
 
-async fn download_video(
-    state: State<AppState>,
-    Path(job_id): Path<String>,
-    req: Request<Body>,
-) -> Result<Response, ApiError> {
-    serve(state, job_id, false, req).await
-}
-
-async fn download_reel(
-    state: State<AppState>,
-    Path(job_id): Path<String>,
-    req: Request<Body>,
-) -> Result<Response, ApiError> {
-    serve(state, job_id, true, req).await
-}
-
-async fn serve(
+/// The video (or the reel), or with `POSTER` its poster JPEG.
+async fn download<const REEL: bool, const POSTER: bool>(
     State(state): State<AppState>,
-    job_id: String,
+    Path(job_id): Path<String>,
+    Extension(caller): Extension<Caller>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let view = state.job_view(&caller, &job_id)?;
+    if POSTER {
+        poster(&view, REEL, req).await
+    } else {
+        video(&state, view, REEL, req).await
+    }
+}
+
+async fn poster(view: &JobView, reel: bool, req: Request<Body>) -> Result<Response, ApiError> {
+    let video = if reel {
+        view.files.reel.as_ref()
+    } else {
+        view.files.video.as_ref()
+    };
+    let path = video
+        .filter(|_| view.status.is_terminal())
+        .map(|v| poster_of(v))
+        .filter(|p| p.exists());
+    let Some(path) = path else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Poster not available.",
+            "The poster exists once the video is rendered, beside its local copy.",
+        )
+        .with("jobId", view.job_id.to_string()));
+    };
+    let res = ServeFile::new_with_mime(&path, &"image/jpeg".parse().expect("mime"))
+        .oneshot(req)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not read the poster.",
+                e.to_string(),
+            )
+        })?;
+    Ok(res.into_response())
+}
+
+async fn video(
+    state: &AppState,
+    view: JobView,
     reel: bool,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let caller = req
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_default();
-    let view = state.job_view(&caller, &job_id)?;
     let id = view.job_id.clone();
     // A local copy is served while it exists (also after a failed upload); once only object
     // storage has the video, the client is redirected to a freshly signed URL.

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use vidbuilder_actors::events::WebhookEvent;
 use vidbuilder_actors::job::{JobStatus, JobView};
 use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
+use vidbuilder_actors::spec::{ImageSource, VideoSpec};
 use vidbuilder_actors::validate_spec;
 
 use super::auth::Caller;
@@ -26,7 +27,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Reads the body as a JSON object, with JSON errors for every way that can fail.
-fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+fn parse_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    max_depth: usize,
+) -> Result<Value, ApiError> {
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -57,6 +62,14 @@ fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
             .field("body"));
         }
     }
+    if super::limits::nesting_exceeds(&body, max_depth) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Request body nested too deeply.",
+            format!("Arrays and objects may nest at most {max_depth} levels deep."),
+        )
+        .field("body"));
+    }
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -79,7 +92,8 @@ fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
 /// `Some(url)` when the body has a usable webhook URL, `None` when it has none; the contract's
 /// 400 when it has a bad one.
 /// A URL the SSRF guard refuses (IP literal or `localhost`) is a 400 too, saying why.
-fn webhook_url(body: &Value, guard: &SsrfGuard) -> Result<Option<String>, ApiError> {
+fn webhook_url(body: &Value, state: &AppState) -> Result<Option<String>, ApiError> {
+    let guard: &SsrfGuard = &state.ssrf;
     let raw = match body.get("webhookUrl") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
@@ -89,7 +103,7 @@ fn webhook_url(body: &Value, guard: &SsrfGuard) -> Result<Option<String>, ApiErr
     let ok = url::Url::parse(&raw).ok().filter(|u| {
         matches!(u.scheme(), "http" | "https")
             && u.host_str().is_some_and(|h| !h.is_empty())
-            && raw.len() <= 2048
+            && raw.len() <= state.validation.limits.max_url_chars
     });
     match ok {
         Some(u) => match guard.check_url(&u) {
@@ -104,6 +118,35 @@ fn webhook_url(body: &Value, guard: &SsrfGuard) -> Result<Option<String>, ApiErr
         },
         None => Err(invalid_webhook(Value::String(raw))),
     }
+}
+
+/// Image URLs in the spec: refused at submission when the SSRF guard can tell from the URL alone
+/// (IP literals in refused ranges, `localhost`); names resolved later are checked again at fetch.
+fn check_image_urls(spec: &VideoSpec, guard: &SsrfGuard) -> Result<(), ApiError> {
+    for (field, src) in spec.images() {
+        let ImageSource::Url(raw) = src else { continue };
+        let bad = |why: String| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid video spec.",
+                format!("{field}: {why}"),
+            )
+            .field(&field)
+        };
+        let url = url::Url::parse(raw)
+            .ok()
+            .filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+            })
+            .ok_or_else(|| bad("must be a valid http(s) URL".into()))?;
+        guard.check_url(&url).map_err(|why| {
+            bad(format!(
+                "this server does not fetch images from internal addresses: {why}"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 fn invalid_webhook(received: Value) -> ApiError {
@@ -130,6 +173,7 @@ async fn submit(
         )
         .field(&e.field)
     })?;
+    check_image_urls(&spec, &state.ssrf)?;
     let request = SubmitRequest {
         spec,
         webhook_url,
@@ -177,8 +221,8 @@ async fn generate_async(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(&headers, body)?;
-    let Some(hook) = webhook_url(&body, &state.ssrf)? else {
+    let body = parse_body(&headers, body, state.max_json_depth)?;
+    let Some(hook) = webhook_url(&body, &state)? else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "Webhook URL is required for async video generation.",
@@ -216,8 +260,8 @@ async fn generate_blocking(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(&headers, body)?;
-    let hook = webhook_url(&body, &state.ssrf)?;
+    let body = parse_body(&headers, body, state.max_json_depth)?;
+    let hook = webhook_url(&body, &state)?;
     let view = submit(&state, &body, hook, &caller).await?;
     let job_id = view.job_id.clone();
     let id = job_id.clone();

@@ -4,12 +4,13 @@
 //! directory; a config directory, when given, adds or overrides themes (`themes/*.toml`), tracks
 //! (`music/catalog.toml`, files relative to it) and fonts (`fonts/*.ttf|otf`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::ffmpeg::{measure_loudness, normalising_gain_db, AudioInput};
 use super::theme::{Theme, ThemeInfo};
 use super::RenderError;
 
@@ -134,6 +135,9 @@ pub struct Catalog {
     themes: BTreeMap<String, Theme>,
     tracks: BTreeMap<String, Track>,
     fonts: Vec<FontBytes>,
+    /// Measured integrated loudness (LUFS) per track file: measured on first use, kept for the
+    /// process's life (a file's loudness does not change under a running server).
+    loudness: Mutex<HashMap<PathBuf, Option<f64>>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -246,6 +250,7 @@ impl Catalog {
             themes,
             tracks,
             fonts,
+            loudness: Mutex::new(HashMap::new()),
         };
         // Every theme must name a family we actually have.
         let families = catalog.font_families();
@@ -302,6 +307,41 @@ impl Catalog {
     /// A fresh text system over the catalog's fonts only (never the host's).
     pub fn font_system(&self) -> cosmic_text::FontSystem {
         cosmic_text::FontSystem::new_with_locale_and_db("en-US".to_string(), self.font_db())
+    }
+
+    /// Everything the encoder needs to mix `track_id` at `volume`: a readable file and the gain
+    /// that normalises its loudness (measured with `ffmpeg` the first time a file is used).
+    pub fn track_audio(
+        &self,
+        track_id: &str,
+        volume: f32,
+        ffmpeg: &Path,
+        work_dir: &Path,
+    ) -> Result<AudioInput, RenderError> {
+        let path = self.track_file(track_id, work_dir)?;
+        let cached = self
+            .loudness
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&path)
+            .copied();
+        let lufs = match cached {
+            Some(l) => l,
+            None => {
+                // measured outside the lock: concurrent first uses measure twice, harmlessly
+                let l = measure_loudness(ffmpeg, &path)?;
+                self.loudness
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(path.clone(), l);
+                l
+            }
+        };
+        Ok(AudioInput {
+            path,
+            volume,
+            gain_db: normalising_gain_db(lufs),
+        })
     }
 
     /// A file path ffmpeg can read for `track_id`; embedded tracks are written to

@@ -55,6 +55,11 @@ pub struct FrameBuf {
     /// A hash of everything drawn since the last reset (operations and their parameters). Two
     /// frames with equal signatures and dirty lists are identical.
     pub sig: u64,
+    /// The background it was last reset to (its pixel buffer's address; see [`FrameBuf::reset`]),
+    /// 0 when none. Frames over different backgrounds differ everywhere.
+    pub bg: usize,
+    /// Scratch for [`FrameBuf::redraw`]'s probe.
+    probe: Vec<IRect>,
 }
 
 impl FrameBuf {
@@ -64,15 +69,29 @@ impl FrameBuf {
             dirty: Vec::new(),
             full: true,
             sig: 0,
+            bg: 0,
+            probe: Vec::new(),
         }
     }
 
     /// Make the buffer equal to `bg` again, restoring only what was drawn since the last reset.
     /// `generation` identifies what is being drawn (e.g. the scene index): it seeds the
     /// signature, so frames of different scenes never compare equal.
+    ///
+    /// Backgrounds are told apart by address: each must stay alive (unchanged) for as long as
+    /// buffers reset to it are in use, which the pipeline guarantees by keeping every background
+    /// of a render until its end.
     pub fn reset(&mut self, bg: &Pixmap, generation: u64) {
+        self.reset_to(bg, bg.data().as_ptr() as usize, generation)
+    }
+
+    /// [`FrameBuf::reset`] with the caller naming the background: `bg_id` must differ between
+    /// different backgrounds drawn into this buffer (never 0), which lets a background be freed
+    /// and another allocated in its place safely. Do not mix with [`FrameBuf::reset`] on one buffer.
+    pub fn reset_to(&mut self, bg: &Pixmap, bg_id: usize, generation: u64) {
         let w = self.pixmap.width() as usize;
-        if self.full {
+        if self.full || bg_id != self.bg {
+            self.bg = bg_id;
             self.pixmap.data_mut().copy_from_slice(bg.data());
         } else {
             let (src, dst) = (bg.data(), self.pixmap.data_mut());
@@ -85,7 +104,13 @@ impl FrameBuf {
         }
         self.dirty.clear();
         self.full = false;
-        self.sig = mix(0x9E37_79B9_7F4A_7C15, generation);
+        self.sig = mix(SEED, generation);
+    }
+
+    /// Declare the whole frame written by other means (a transition composite).
+    pub fn set_full(&mut self) {
+        self.dirty.clear();
+        self.full = true;
     }
 
     pub fn canvas(&mut self) -> Canvas<'_> {
@@ -97,7 +122,45 @@ impl FrameBuf {
             dirty: &mut self.dirty,
             full: &mut self.full,
             sig: &mut self.sig,
+            dry: false,
         }
+    }
+
+    /// Reset to `bg` (see [`FrameBuf::reset_to`]) and `draw`, unless the buffer already holds
+    /// exactly that frame: `draw` is first run as a probe that only records what it would draw,
+    /// and when that matches what the buffer was last drawn with, nothing is touched. A scene at
+    /// rest then costs no pixel work at all once each pooled buffer has held it. Returns whether
+    /// pixels were drawn.
+    pub fn redraw(
+        &mut self,
+        bg: &Pixmap,
+        bg_id: usize,
+        generation: u64,
+        draw: &mut dyn FnMut(&mut Canvas),
+    ) -> bool {
+        let (w, h) = (self.pixmap.width() as usize, self.pixmap.height() as usize);
+        if !self.full && self.bg == bg_id {
+            let mut dirty = std::mem::take(&mut self.probe);
+            dirty.clear();
+            let (mut full, mut sig) = (false, mix(SEED, generation));
+            draw(&mut Canvas {
+                data: &mut [],
+                w,
+                h,
+                dirty: &mut dirty,
+                full: &mut full,
+                sig: &mut sig,
+                dry: true,
+            });
+            let same = !full && sig == self.sig && dirty == self.dirty;
+            self.probe = dirty;
+            if same {
+                return false;
+            }
+        }
+        self.reset_to(bg, bg_id, generation);
+        draw(&mut self.canvas());
+        true
     }
 }
 
@@ -109,7 +172,11 @@ pub struct Canvas<'a> {
     dirty: &'a mut Vec<IRect>,
     full: &'a mut bool,
     sig: &'a mut u64,
+    /// A probe: operations record where and what they would draw, and touch no pixel.
+    dry: bool,
 }
+
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A small 64-bit mixing step (splitmix64-style) for frame signatures.
 fn mix(h: u64, v: u64) -> u64 {
@@ -197,6 +264,9 @@ impl Canvas<'_> {
             wy as u64,
             op as u64,
         ]);
+        if self.dry {
+            return;
+        }
         let w = self.w;
         let over = |d: &mut [u8], s: [u32; 4]| {
             let (r, g, b, a) = if op >= 256 {
@@ -210,6 +280,14 @@ impl Canvas<'_> {
                 )
             };
             if a == 0 {
+                return;
+            }
+            if a >= 255 {
+                // opaque (glyph interiors, solid shapes): the source replaces the destination
+                d[0] = r.min(255) as u8;
+                d[1] = g.min(255) as u8;
+                d[2] = b.min(255) as u8;
+                d[3] = 255;
                 return;
             }
             let inv = 255 - a;
@@ -328,6 +406,13 @@ impl Canvas<'_> {
             (opacity.clamp(0.0, 1.0) * 255.0).round() as u8,
         );
         paint.anti_alias = true;
+        self.mark(x - 1.0, y - 1.0, x + w + 1.0, y + h + 1.0);
+        let c = ((color.0 as u64) << 16) | ((color.1 as u64) << 8) | color.2 as u64;
+        let f = |v: f32| v.to_bits() as u64;
+        self.sign(&[2, f(x), f(y), f(w), f(h), f(radius), c, f(opacity)]);
+        if self.dry {
+            return;
+        }
         self.pixmap().fill_path(
             &path,
             &paint,
@@ -335,10 +420,89 @@ impl Canvas<'_> {
             Transform::identity(),
             None,
         );
-        self.mark(x - 1.0, y - 1.0, x + w + 1.0, y + h + 1.0);
-        let c = ((color.0 as u64) << 16) | ((color.1 as u64) << 8) | color.2 as u64;
+    }
+}
+
+impl Canvas<'_> {
+    /// Draw `src` scaled by `scale` with its top-left at (`ox`, `oy`), bilinearly sampled,
+    /// inside the clip rectangle `[x, y, w, h]`. For images that move or zoom every frame (Ken
+    /// Burns): an axis-aligned scale needs one source column/weight table per call, so the inner
+    /// loop is four loads and a blend per pixel; a static image is cheaper as a
+    /// [`Canvas::layer`].
+    pub fn image_scaled(&mut self, src: &Pixmap, clip: [f32; 4], scale: f32, ox: f32, oy: f32) {
+        if scale <= 0.0 || !scale.is_finite() {
+            return;
+        }
+        let (sw, sh) = (src.width() as usize, src.height() as usize);
+        let x0 = clip[0].max(0.0).floor() as usize;
+        let y0 = clip[1].max(0.0).floor() as usize;
+        let x1 = ((clip[0] + clip[2]).ceil().max(0.0) as usize).min(self.w);
+        let y1 = ((clip[1] + clip[3]).ceil().max(0.0) as usize).min(self.h);
+        if x0 >= x1 || y0 >= y1 {
+            return;
+        }
+        self.mark(x0 as f32, y0 as f32, x1 as f32, y1 as f32);
         let f = |v: f32| v.to_bits() as u64;
-        self.sign(&[2, f(x), f(y), f(w), f(h), f(radius), c, f(opacity)]);
+        self.sign(&[
+            3,
+            src.data().as_ptr() as u64,
+            x0 as u64,
+            y0 as u64,
+            x1 as u64,
+            y1 as u64,
+            f(scale),
+            f(ox),
+            f(oy),
+        ]);
+        // A probe records what would be drawn and touches no pixel.
+        if self.dry {
+            return;
+        }
+        // source index of the left/top neighbour and the 8-bit weight of the right/bottom one
+        let tap = |d: usize, o: f32, n: usize| -> (usize, usize, u32) {
+            let f = ((d as f32 + 0.5 - o) / scale - 0.5).clamp(0.0, (n - 1) as f32);
+            let i = (f.floor() as usize).min(n.saturating_sub(2));
+            let w = (((f - i as f32) * 256.0).round() as u32).min(256);
+            (i, (i + 1).min(n - 1), w)
+        };
+        let cols: Vec<(usize, usize, u32)> = (x0..x1).map(|x| tap(x, ox, sw)).collect();
+        let data = src.data();
+        let w = self.w;
+        for y in y0..y1 {
+            let (j0, j1, wy) = tap(y, oy, sh);
+            let r0 = &data[j0 * sw * 4..(j0 + 1) * sw * 4];
+            let r1 = &data[j1 * sw * 4..(j1 + 1) * sw * 4];
+            let drow = &mut self.data[(y * w + x0) * 4..(y * w + x1) * 4];
+            let iwy = 256 - wy;
+            for (d, &(i0, i1, wx)) in drow.chunks_exact_mut(4).zip(&cols) {
+                let iwx = 256 - wx;
+                // one bounds check per neighbour, then plain arithmetic
+                let p00: [u8; 4] = r0[i0 * 4..i0 * 4 + 4].try_into().expect("4 bytes");
+                let p01: [u8; 4] = r0[i1 * 4..i1 * 4 + 4].try_into().expect("4 bytes");
+                let p10: [u8; 4] = r1[i0 * 4..i0 * 4 + 4].try_into().expect("4 bytes");
+                let p11: [u8; 4] = r1[i1 * 4..i1 * 4 + 4].try_into().expect("4 bytes");
+                let (w00, w01, w10, w11) = (iwx * iwy, wx * iwy, iwx * wy, wx * wy);
+                let px: [u32; 4] = std::array::from_fn(|k| {
+                    (p00[k] as u32 * w00
+                        + p01[k] as u32 * w01
+                        + p10[k] as u32 * w10
+                        + p11[k] as u32 * w11
+                        + 32768)
+                        >> 16
+                });
+                if px[3] >= 255 {
+                    d[0] = px[0].min(255) as u8;
+                    d[1] = px[1].min(255) as u8;
+                    d[2] = px[2].min(255) as u8;
+                    d[3] = 255;
+                } else if px[3] > 0 {
+                    let inv = 255 - px[3];
+                    for k in 0..4 {
+                        d[k] = (px[k] + div255(d[k] as u32 * inv)).min(255) as u8;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -350,6 +514,7 @@ pub struct YuvState {
     prev: Vec<IRect>,
     prev_full: bool,
     prev_sig: u64,
+    prev_bg: usize,
     /// Frames converted in full / incrementally / not at all (identical to the previous one).
     pub stats: [u64; 3],
 }
@@ -389,6 +554,7 @@ impl YuvState {
             prev: Vec::new(),
             prev_full: true,
             prev_sig: 0,
+            prev_bg: 0,
             stats: [0; 3],
         }
     }
@@ -397,7 +563,7 @@ impl YuvState {
     /// the previous frame drew (now background again), or everything when either was full.
     pub fn convert(&mut self, f: &FrameBuf) -> &[u8] {
         let rgba = f.pixmap.data();
-        if f.full || self.prev_full {
+        if f.full || self.prev_full || f.bg != self.prev_bg {
             rgba_to_yuv420p_rect(
                 rgba,
                 self.w,
@@ -418,6 +584,7 @@ impl YuvState {
         self.prev.extend_from_slice(&f.dirty);
         self.prev_full = f.full;
         self.prev_sig = f.sig;
+        self.prev_bg = f.bg;
         &self.yuv
     }
 }
@@ -484,6 +651,52 @@ mod tests {
             "steps 10 and 11 repeat step 9: {:?}",
             yuv.stats
         );
+    }
+
+    #[test]
+    fn redraw_skips_frames_the_buffer_already_holds() {
+        let (w, h) = (64usize, 32usize);
+        let mut bg = Pixmap::new(w as u32, h as u32).unwrap();
+        bg.fill(tiny_skia::Color::from_rgba8(10, 20, 30, 255));
+        let mut bg2 = Pixmap::new(w as u32, h as u32).unwrap();
+        bg2.fill(tiny_skia::Color::from_rgba8(200, 20, 30, 255));
+        let l = &layer(12, 6);
+        let draw = |x: f32| {
+            move |c: &mut Canvas| {
+                c.layer(l, x, 3.0, 0.8);
+                c.round_rect([40.0, 10.0, 8.0, 4.0], 1.0, Rgb(250, 250, 0), 1.0);
+                // Ken Burns images go through probes too (a probe has no pixels to touch).
+                c.image_scaled(l, [20.0, 16.0, 20.0, 14.0], 1.5, 18.0 + x, 15.0);
+            }
+        };
+        let reference = |bg: &Pixmap, x: f32| {
+            let mut r = FrameBuf::new(w as u32, h as u32);
+            r.reset(bg, 0);
+            draw(x)(&mut r.canvas());
+            r.pixmap.data().to_vec()
+        };
+        let mut buf = FrameBuf::new(w as u32, h as u32);
+        let mut yuv = YuvState::new(w, h);
+        let mut out = vec![0u8; yuv420p_len(w, h)];
+        // (background, its id, generation, x, expected to draw)
+        for (bgp, id, gen, x, drawn) in [
+            (&bg, 1, 0, 2.0, true),   // a new buffer
+            (&bg, 1, 0, 2.0, false),  // the same frame again
+            (&bg, 1, 0, 5.5, true),   // moved
+            (&bg, 1, 0, 5.5, false),  // at rest
+            (&bg, 1, 1, 5.5, true),   // another scene draws the same: not the same frame
+            (&bg2, 2, 1, 5.5, true),  // another background
+            (&bg2, 2, 1, 5.5, false), // at rest
+        ] {
+            assert_eq!(
+                buf.redraw(bgp, id, gen, &mut draw(x)),
+                drawn,
+                "{id} {gen} {x}"
+            );
+            assert_eq!(buf.pixmap.data(), &reference(bgp, x)[..], "{id} {gen} {x}");
+            rgba_to_yuv420p_rect(&reference(bgp, x), w, h, IRect::full(w, h), &mut out);
+            assert_eq!(yuv.convert(&buf), &out[..], "yuv {id} {gen} {x}");
+        }
     }
 
     #[test]

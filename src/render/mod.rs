@@ -2,17 +2,26 @@
 //! BT.709 in Rust, and piped raw into an ffmpeg child (libx264, plus AAC music).
 //!
 //! Per render: each output (the landscape video, and the 1080×1920 reel when asked for) gets a
-//! cached background and its own ffmpeg child fed by a writer thread through a bounded channel,
-//! so drawing, conversion and encoding overlap. Each scene shapes and rasterises its text once
-//! into cached layers; a frame is a background copy plus a few composited layers.
+//! [`compose::Composer`] and its own ffmpeg child fed by a writer thread through a bounded
+//! channel, so drawing, conversion and encoding overlap. Each scene shapes and rasterises its
+//! text once into cached layers; a frame is its scene's cached background restored where the
+//! last frame drew, plus a few composited layers, and a frame identical to what a pooled buffer
+//! already holds is not drawn at all. Transitions ([`transition`]) are centred on the cut: inside
+//! their window both scenes are drawn into scratch buffers and composited. The first scene's
+//! middle frame becomes the poster JPEG ([`poster`]).
 
+pub mod bench;
 pub mod catalog;
+pub mod compose;
 pub mod ffmpeg;
 pub mod frame;
+pub mod image;
 pub mod paint;
+pub mod poster;
 pub mod scene;
 pub mod text;
 pub mod theme;
+pub mod transition;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +39,11 @@ pub use catalog::{Catalog, TrackInfo};
 pub use ffmpeg::check_ffmpeg;
 pub use theme::{Theme, ThemeColors, ThemeInfo};
 
-use ffmpeg::{AudioInput, EncodeParams, Encoder};
-use scene::{Frame, SceneContext, SceneDraw};
+use compose::Composer;
+use ffmpeg::{EncodeParams, Encoder};
+use poster::PosterJob;
+use scene::Frame;
+use transition::Timeline;
 
 /// The vertical reel format.
 pub const REEL_SIZE: (u32, u32) = (1080, 1920);
@@ -55,6 +67,9 @@ pub enum RenderError {
     Config(String),
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
+    /// An image of the spec could not be loaded; the message names the field.
+    #[error("{0}")]
+    Image(String),
     #[error("render cancelled")]
     Cancelled,
 }
@@ -70,6 +85,8 @@ pub struct RenderSettings {
     pub crf: u8,
     /// Scratch space (e.g. embedded music extracted for ffmpeg).
     pub work_dir: PathBuf,
+    /// Where scene images may come from, and their limits.
+    pub images: image::ImageSettings,
 }
 
 impl Default for RenderSettings {
@@ -79,6 +96,7 @@ impl Default for RenderSettings {
             preset: "veryfast".into(),
             crf: 20,
             work_dir: std::env::temp_dir().join("vidbuilder"),
+            images: image::ImageSettings::default(),
         }
     }
 }
@@ -101,10 +119,11 @@ pub fn scene_frame_ranges(spec: &VideoSpec) -> Vec<(u64, u64)> {
         .collect()
 }
 
-struct Lane {
-    frame: Frame,
-    bg: Pixmap,
+/// One output being made: what draws it, what encodes it, and where its poster goes.
+struct Lane<'a> {
+    composer: Composer<'a>,
     enc: Encoder,
+    poster: Option<PathBuf>,
 }
 
 /// Removes its files on drop unless disarmed.
@@ -146,12 +165,59 @@ fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
     Ok(frames)
 }
 
+/// Draw every frame of every lane in order and hand each to its encoder; start each lane's
+/// poster on the poster frame. Returns the poster jobs, or `None` if an encoder stopped reading
+/// early (its `finish` says why). `on_frame` gets the number of frames handed over so far.
+fn drive(
+    catalog: &Catalog,
+    lanes: &mut [Lane],
+    frames: u64,
+    poster_frame: u64,
+    on_frame: &mut dyn FnMut(u64),
+    cancel: &CancellationToken,
+) -> Result<Option<Vec<PosterJob>>, RenderError> {
+    let mut fonts = catalog.font_system();
+    let mut swash = SwashCache::new();
+    let mut posters = Vec::new();
+    let mut done = 0u64;
+    for f in 0..frames {
+        if cancel.is_cancelled() {
+            return Err(RenderError::Cancelled);
+        }
+        for lane in lanes.iter_mut() {
+            let mut buf = lane.enc.buffer();
+            lane.composer.draw(f, &mut buf, &mut fonts, &mut swash)?;
+            if f == poster_frame {
+                if let Some(path) = &lane.poster {
+                    let fr = lane.composer.frame();
+                    posters.push(PosterJob::start(
+                        buf.pixmap.data(),
+                        fr.width as usize,
+                        fr.height as usize,
+                        path,
+                    )?);
+                }
+            }
+            if !lane.enc.send(buf) {
+                return Ok(None);
+            }
+            done += 1;
+        }
+        on_frame(done);
+    }
+    Ok(Some(posters))
+}
+
 /// The synchronous render pipeline. See the module docs; writes `<out_dir>/<jobId>.mp4` (and
-/// `<jobId>-reel.mp4`) via temporary names, renamed only when complete.
+/// `<jobId>-reel.mp4`), each with a poster `<jobId>.jpg` (`<jobId>-reel.jpg`), via temporary
+/// names renamed only when complete.
+///
+/// `images` holds the spec's images, fetched and decoded beforehand ([`image::prefetch`]).
 pub fn render_blocking(
     catalog: &Catalog,
     settings: &RenderSettings,
     req: &RenderRequest,
+    images: &image::Images,
     progress: &dyn Fn(RenderProgress),
     cancel: &CancellationToken,
 ) -> Result<RenderOutput, RenderError> {
@@ -162,10 +228,12 @@ pub fn render_blocking(
     let frames = check_spec(spec)?;
     let fps = spec.fps;
     let audio = match &spec.music {
-        Some(m) => Some(AudioInput {
-            path: catalog.track_file(&m.track_id, &settings.work_dir)?,
-            volume: m.volume,
-        }),
+        Some(m) => Some(catalog.track_audio(
+            &m.track_id,
+            m.volume,
+            &settings.ffmpeg,
+            &settings.work_dir,
+        )?),
         None => None,
     };
     std::fs::create_dir_all(&req.out_dir).map_err(|e| {
@@ -182,7 +250,7 @@ pub fn render_blocking(
             width: w,
             height: h,
         },
-        req.out_dir.join(format!("{job}.mp4")),
+        job.to_string(),
     )];
     if spec.generate_reels {
         plans.push((
@@ -190,21 +258,22 @@ pub fn render_blocking(
                 width: REEL_SIZE.0,
                 height: REEL_SIZE.1,
             },
-            req.out_dir.join(format!("{job}-reel.mp4")),
+            format!("{job}-reel"),
         ));
     }
-    let temps: Vec<PathBuf> = plans
-        .iter()
-        .map(|(_, fin)| {
-            let stem = fin.file_stem().and_then(|s| s.to_str()).unwrap_or(job);
-            req.out_dir
-                .join(format!(".{stem}.{}.partial.mp4", req.attempt))
-        })
-        .collect();
-    let mut temp_guard = TempFiles(temps.clone());
+    let partial = |stem: &str, ext: &str| {
+        req.out_dir
+            .join(format!(".{stem}.{}.partial.{ext}", req.attempt))
+    };
+    let mut temp_guard = TempFiles(Vec::new());
+    for (_, stem) in &plans {
+        temp_guard.0.push(partial(stem, "mp4"));
+        temp_guard.0.push(partial(stem, "jpg"));
+    }
 
+    let timeline = Timeline::new(spec, theme);
     let mut lanes = Vec::with_capacity(plans.len());
-    for ((frame, _), tmp) in plans.iter().zip(&temps) {
+    for (frame, stem) in &plans {
         let enc = Encoder::spawn(&EncodeParams {
             ffmpeg: &settings.ffmpeg,
             preset: &settings.preset,
@@ -214,107 +283,108 @@ pub fn render_blocking(
             fps,
             frames,
             audio: audio.clone(),
-            out: tmp,
+            out: &partial(stem, "mp4"),
         })?;
         lanes.push(Lane {
-            frame: *frame,
-            bg: paint::background(theme, frame.width, frame.height),
+            composer: Composer::new(spec, theme, images, &timeline, *frame),
             enc,
+            poster: Some(partial(stem, "jpg")),
         });
     }
 
     let total = frames * lanes.len() as u64;
-    let mut done = 0u64;
-    progress(RenderProgress {
-        phase: RenderPhase::Rendering,
-        frames_done: 0,
-        frames_total: total,
-    });
-    let mut fonts = catalog.font_system();
-    let mut swash = SwashCache::new();
-    let mut broken = false;
-    'scenes: for (index, (scene, (start, end))) in
-        spec.scenes.iter().zip(scene_frame_ranges(spec)).enumerate()
-    {
-        if end == start {
-            continue;
-        }
-        let duration = (end - start) as f32 / fps as f32;
-        let prepared: Vec<Box<dyn SceneDraw>> = lanes
-            .iter()
-            .map(|lane| {
-                scene::prepare(
-                    &scene.content,
-                    &mut SceneContext {
-                        fonts: &mut fonts,
-                        swash: &mut swash,
-                        theme,
-                        frame: lane.frame,
-                        duration,
-                        fps,
-                    },
-                )
-            })
-            .collect();
-        for f in start..end {
-            if cancel.is_cancelled() {
-                return Err(RenderError::Cancelled);
-            }
-            let t = (f - start) as f32 / fps as f32;
-            for (lane, drawer) in lanes.iter().zip(&prepared) {
-                let mut buf = lane.enc.buffer();
-                buf.reset(&lane.bg, index as u64);
-                drawer.draw(&mut buf.canvas(), t);
-                if !lane.enc.send(buf) {
-                    broken = true;
-                    break 'scenes;
-                }
-                done += 1;
-            }
-            progress(RenderProgress {
-                phase: RenderPhase::Rendering,
-                frames_done: done,
-                frames_total: total,
-            });
-        }
-    }
-    if !broken {
+    let report = |phase, frames_done| {
         progress(RenderProgress {
-            phase: RenderPhase::Encoding,
-            frames_done: done,
+            phase,
+            frames_done,
             frames_total: total,
-        });
+        })
+    };
+    report(RenderPhase::Rendering, 0);
+    let posters = drive(
+        catalog,
+        &mut lanes,
+        frames,
+        timeline.poster_frame(),
+        &mut |done| report(RenderPhase::Rendering, done),
+        cancel,
+    )?;
+    if posters.is_some() {
+        report(RenderPhase::Encoding, total);
     }
     for lane in lanes {
         lane.enc.finish(cancel)?;
     }
-    if broken {
+    let Some(posters) = posters else {
         // ffmpeg stopped reading yet exited cleanly: should not happen, but never report success.
         return Err(RenderError::Ffmpeg {
             status: "0".into(),
             stderr: "ffmpeg stopped reading frames early".into(),
         });
-    }
-    progress(RenderProgress {
-        phase: RenderPhase::Finalising,
-        frames_done: done,
-        frames_total: total,
-    });
+    };
+    let posters = posters
+        .into_iter()
+        .map(PosterJob::finish)
+        .collect::<Result<Vec<_>, _>>()?;
+    report(RenderPhase::Finalising, total);
     let mut finals = Vec::new();
-    for ((_, fin), tmp) in plans.iter().zip(&temps) {
-        std::fs::rename(tmp, fin)
-            .map_err(|e| RenderError::Io(format!("moving the video to {}", fin.display()), e))?;
-        finals.push(fin.clone());
+    for (_, stem) in &plans {
+        let video = req.out_dir.join(format!("{stem}.mp4"));
+        let poster = req.out_dir.join(format!("{stem}.jpg"));
+        // The poster first: the video's appearance is what marks the output complete.
+        for (tmp, fin) in [
+            (partial(stem, "jpg"), &poster),
+            (partial(stem, "mp4"), &video),
+        ] {
+            std::fs::rename(&tmp, fin)
+                .map_err(|e| RenderError::Io(format!("moving {}", fin.display()), e))?;
+        }
+        finals.push((video, poster));
     }
+    debug_assert_eq!(posters.len(), finals.len());
     temp_guard.0.clear(); // all renamed: nothing left to clean up
+    let mut finals = finals.into_iter();
+    let (video, poster) = finals.next().expect("the landscape output");
+    let reel = finals.next();
     Ok(RenderOutput {
-        video: finals[0].clone(),
-        reel: finals.get(1).cloned(),
+        video,
+        reel: reel.as_ref().map(|r| r.0.clone()),
         duration_secs: frames as f64 / fps as f64,
         width: w,
         height: h,
         frames,
+        poster: Some(poster),
+        reel_poster: reel.map(|r| r.1),
     })
+}
+
+/// Every frame of `spec`'s landscape video, drawn and converted exactly as
+/// [`render_blocking`] does, as concatenated yuv420p frames in memory (the benchmark's
+/// encoder-only input). No files, no music, no posters.
+pub fn render_yuv_frames(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    images: &image::Images,
+) -> Result<Vec<u8>, RenderError> {
+    let theme = catalog
+        .theme(&spec.theme)
+        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let frames = check_spec(spec)?;
+    let (w, h) = spec.quality.dimensions();
+    let timeline = Timeline::new(spec, theme);
+    let frame = Frame {
+        width: w,
+        height: h,
+    };
+    let mut lanes = [Lane {
+        composer: Composer::new(spec, theme, images, &timeline, frame),
+        enc: Encoder::capture(w, h, frames)?,
+        poster: None,
+    }];
+    let cancel = CancellationToken::new();
+    drive(catalog, &mut lanes, frames, u64::MAX, &mut |_| {}, &cancel)?;
+    let [lane] = lanes;
+    lane.enc.finish_captured(&cancel)
 }
 
 /// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout) and return it as
@@ -322,9 +392,25 @@ pub fn render_blocking(
 pub fn render_still_png(
     catalog: &Catalog,
     spec: &VideoSpec,
+    images: &image::Images,
     at_secs: f64,
     reel: bool,
 ) -> Result<Vec<u8>, RenderError> {
+    let pixmap = render_still(catalog, spec, images, at_secs, reel)?;
+    pixmap
+        .encode_png()
+        .map_err(|e| RenderError::Io("encoding PNG".into(), std::io::Error::other(e.to_string())))
+}
+
+/// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout), with the scene's
+/// own background.
+pub fn render_still(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    images: &image::Images,
+    at_secs: f64,
+    reel: bool,
+) -> Result<Pixmap, RenderError> {
     let theme = catalog
         .theme(&spec.theme)
         .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
@@ -340,32 +426,14 @@ pub fn render_still_png(
         height: h,
     };
     let f = ((at_secs * fps as f64).round().max(0.0) as u64).min(frames - 1);
-    let ranges = scene_frame_ranges(spec);
-    let (i, (start, end)) = ranges
-        .iter()
-        .copied()
-        .enumerate()
-        .find(|(_, (s, e))| (*s..*e).contains(&f))
-        .ok_or_else(|| RenderError::InvalidSpec("no scene at that time".into()))?;
+    // Drawn exactly as in a render: the scene's own clock and background, transitions included.
+    let timeline = Timeline::new(spec, theme);
+    let mut composer = Composer::new(spec, theme, images, &timeline, frame);
     let mut fonts = catalog.font_system();
     let mut swash = SwashCache::new();
-    let drawer = scene::prepare(
-        &spec.scenes[i].content,
-        &mut SceneContext {
-            fonts: &mut fonts,
-            swash: &mut swash,
-            theme,
-            frame,
-            duration: (end - start) as f32 / fps as f32,
-            fps,
-        },
-    );
     let mut buf = frame::FrameBuf::new(w, h);
-    buf.reset(&paint::background(theme, w, h), 0);
-    drawer.draw(&mut buf.canvas(), (f - start) as f32 / fps as f32);
-    buf.pixmap
-        .encode_png()
-        .map_err(|e| RenderError::Io("encoding PNG".into(), std::io::Error::other(e.to_string())))
+    composer.draw(f, &mut buf, &mut fonts, &mut swash)?;
+    Ok(buf.pixmap)
 }
 
 /// [`Renderer`] for the actors: runs [`render_blocking`] on tokio's blocking pool.
@@ -398,11 +466,21 @@ impl Renderer for FfmpegRenderer {
     ) -> Result<RenderOutput, String> {
         let catalog = self.catalog.clone();
         let settings = self.settings.clone();
+        // Every image once, concurrently, before any frame: a missing one fails the job early.
+        let images = tokio::select! {
+            r = image::prefetch(&req.spec, &settings.images) => match r {
+                Ok(images) => images,
+                Err(e) => return Err(format!("Failed to render video: {e}")),
+            },
+            _ = cancel.cancelled() => {
+                return Err(format!("Failed to render video: {}", RenderError::Cancelled))
+            }
+        };
         // If this future is dropped (the caller gave up), stop the blocking render too.
         let token = cancel.child_token();
         let _stop_on_drop = token.clone().drop_guard();
         let job = tokio::task::spawn_blocking(move || {
-            render_blocking(&catalog, &settings, &req, &|p| progress(p), &token)
+            render_blocking(&catalog, &settings, &req, &images, &|p| progress(p), &token)
         });
         match job.await {
             Ok(Ok(out)) => Ok(out),
@@ -423,5 +501,7 @@ pub fn video_paths(out_dir: &Path, job_id: &str) -> (PathBuf, PathBuf) {
     )
 }
 
+#[cfg(test)]
+mod motion_tests;
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,12 @@
 
 use tiny_skia::{FillRule, Paint, PathBuilder, Pixmap, Transform};
 
+use vidbuilder_actors::spec::{Background, Fit};
+
 use super::frame::IRect;
+use super::image::{fitted, Images};
 use super::theme::{Pattern, Rgb, Theme};
+use super::RenderError;
 
 /// 8×8 Bayer matrix (values 0..63) for ordered dithering.
 const BAYER8: [[u8; 8]; 8] = [
@@ -118,6 +122,79 @@ pub fn background(theme: &Theme, w: u32, h: u32) -> Pixmap {
     }
     decorate(&mut pm, theme);
     pm
+}
+
+/// A scene's background: its own `background` when it sets one, else the theme's. Computed once
+/// per scene and output, then copied into each of its frames.
+///
+/// - colour: that colour, flat;
+/// - gradient: the colours at the angle, dithered like the theme's (no glow, vignette or pattern);
+/// - image: the image covering the frame (over the theme's background, for transparent images),
+///   blended towards the theme's first background colour by `dim`, so the theme's text colour
+///   stays readable on it (darker on dark themes, lighter on light ones).
+pub fn scene_background(
+    theme: &Theme,
+    bg: Option<&Background>,
+    images: &Images,
+    w: u32,
+    h: u32,
+) -> Result<Pixmap, RenderError> {
+    let plain = |colors: Vec<Rgb>, angle: f32| {
+        let mut t = theme.clone();
+        t.palette.background = colors;
+        t.palette.gradient_angle = angle;
+        t.palette.glow = None;
+        t.palette.glow_strength = 0.0;
+        t.palette.vignette = 0.0;
+        t.palette.pattern = Pattern::None;
+        background(&t, w, h)
+    };
+    let colour = |c: &str| {
+        Rgb::parse(c).ok_or_else(|| RenderError::InvalidSpec(format!("'{c}' is not a colour")))
+    };
+    match bg {
+        None => Ok(background(theme, w, h)),
+        Some(Background::Color { color }) => Ok(plain(vec![colour(color)?], 0.0)),
+        Some(Background::Gradient { colors, angle }) => {
+            let stops = colors
+                .iter()
+                .map(|c| colour(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            if stops.is_empty() || stops.len() > 4 {
+                return Err(RenderError::InvalidSpec(
+                    "a gradient needs 2 to 4 colours".into(),
+                ));
+            }
+            Ok(plain(stops, *angle))
+        }
+        Some(Background::Image { src, dim }) => {
+            let img = fitted(images.get(src)?, w as f32, h as f32, Fit::Cover, 1.0);
+            let mut pm = background(theme, w, h);
+            let (x, y) = (
+                (w as i32 - img.width() as i32) / 2,
+                (h as i32 - img.height() as i32) / 2,
+            );
+            pm.draw_pixmap(
+                x,
+                y,
+                img.as_ref(),
+                &tiny_skia::PixmapPaint::default(),
+                Transform::identity(),
+                None,
+            );
+            let k = (dim.clamp(0.0, 1.0) * 256.0).round() as u32;
+            if k > 0 {
+                let to = theme.palette.background[0];
+                let to = [to.0 as u32, to.1 as u32, to.2 as u32];
+                for px in pm.data_mut().chunks_exact_mut(4) {
+                    for c in 0..3 {
+                        px[c] = ((px[c] as u32 * (256 - k) + to[c] * k + 128) >> 8) as u8;
+                    }
+                }
+            }
+            Ok(pm)
+        }
+    }
 }
 
 fn paint_of(c: Rgb, opacity: f32) -> Paint<'static> {

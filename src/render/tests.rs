@@ -13,6 +13,8 @@ use vidbuilder_actors::spec::{MusicSpec, Quality, Scene, SceneContent, VideoSpec
 
 use super::*;
 
+mod golden;
+
 fn catalog() -> Arc<Catalog> {
     static C: OnceLock<Arc<Catalog>> = OnceLock::new();
     C.get_or_init(|| Arc::new(Catalog::load(None).expect("embedded catalog")))
@@ -27,13 +29,13 @@ fn settings(work: &Path) -> RenderSettings {
 }
 
 fn hero(title: &str, subtitle: Option<&str>, duration: f64) -> Scene {
-    Scene {
+    Scene::new(
         duration,
-        content: SceneContent::HeroTitle {
+        SceneContent::HeroTitle {
             title: title.into(),
             subtitle: subtitle.map(str::to_string),
         },
-    }
+    )
 }
 
 fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: bool) -> VideoSpec {
@@ -192,6 +194,7 @@ fn draft_render_with_music_end_to_end() {
         &catalog(),
         &settings(work.path()),
         &req,
+        &image::Images::default(),
         &|p| events.lock().unwrap().push(p),
         &CancellationToken::new(),
     )
@@ -205,8 +208,8 @@ fn draft_render_with_music_end_to_end() {
     check_monotonic(&events.lock().unwrap(), 30);
     assert_eq!(
         dir_names(out.path()),
-        vec![format!("{}.mp4", req.job_id)],
-        "only the finished file"
+        vec![format!("{}.jpg", req.job_id), format!("{}.mp4", req.job_id)],
+        "only the finished video and its poster"
     );
 
     let p = ffprobe(&res.video);
@@ -247,6 +250,7 @@ fn reels_render_a_vertical_video_too() {
         &catalog(),
         &settings(work.path()),
         &req,
+        &image::Images::default(),
         &|p| events.lock().unwrap().push(p),
         &CancellationToken::new(),
     )
@@ -264,7 +268,7 @@ fn reels_render_a_vertical_video_too() {
     assert!((duration(&p) - 1.0).abs() <= 0.1);
     let p = ffprobe(&res.video);
     assert_eq!(stream(&p, "video").unwrap()["width"].as_u64(), Some(640));
-    assert_eq!(dir_names(out.path()).len(), 2);
+    assert_eq!(dir_names(out.path()).len(), 4, "two videos, two posters");
 }
 
 /// Processes (including zombies) whose command name is `comm`.
@@ -310,6 +314,7 @@ fn cancel_mid_render_kills_ffmpeg_and_leaves_nothing() {
         &catalog(),
         &settings,
         &req,
+        &image::Images::default(),
         &|p| {
             if p.frames_done >= 20 && !cancel.is_cancelled() {
                 *saw_child.lock().unwrap() = !processes_named(&name).is_empty();
@@ -357,6 +362,7 @@ fn ffmpeg_failure_is_reported_with_its_stderr_and_cleans_up() {
         &catalog(),
         &settings,
         &request(s, out.path()),
+        &image::Images::default(),
         &|_| {},
         &CancellationToken::new(),
     )
@@ -384,6 +390,7 @@ fn ffmpeg_failure_is_reported_with_its_stderr_and_cleans_up() {
         &catalog(),
         &missing,
         &request(s, out.path()),
+        &image::Images::default(),
         &|_| {},
         &CancellationToken::new(),
     )
@@ -449,7 +456,7 @@ fn stills_for_visual_review() {
         true,
         false,
     );
-    let png = render_still_png(&c, &s, 1.5, false).unwrap();
+    let png = render_still_png(&c, &s, &image::Images::default(), 1.5, false).unwrap();
     std::fs::write("/tmp/vidbuilder-frame.png", &png).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     for theme in c.theme_names() {
@@ -457,12 +464,12 @@ fn stills_for_visual_review() {
         s.theme = theme.clone();
         std::fs::write(
             format!("/tmp/vidbuilder-frame-{theme}.png"),
-            render_still_png(&c, &s, 1.5, false).unwrap(),
+            render_still_png(&c, &s, &image::Images::default(), 1.5, false).unwrap(),
         )
         .unwrap();
         std::fs::write(
             format!("/tmp/vidbuilder-reel-{theme}.png"),
-            render_still_png(&c, &s, 1.5, true).unwrap(),
+            render_still_png(&c, &s, &image::Images::default(), 1.5, true).unwrap(),
         )
         .unwrap();
     }
@@ -476,23 +483,23 @@ fn stills_for_visual_review() {
     )];
     std::fs::write(
         "/tmp/vidbuilder-frame-long.png",
-        render_still_png(&c, &long, 1.5, false).unwrap(),
+        render_still_png(&c, &long, &image::Images::default(), 1.5, false).unwrap(),
     )
     .unwrap();
     std::fs::write(
         "/tmp/vidbuilder-reel-long.png",
-        render_still_png(&c, &long, 1.5, true).unwrap(),
+        render_still_png(&c, &long, &image::Images::default(), 1.5, true).unwrap(),
     )
     .unwrap();
     // Mid-entrance and mid-exit frames, to eyeball the motion.
     std::fs::write(
         "/tmp/vidbuilder-frame-t0.3.png",
-        render_still_png(&c, &s, 0.3, false).unwrap(),
+        render_still_png(&c, &s, &image::Images::default(), 0.3, false).unwrap(),
     )
     .unwrap();
     std::fs::write(
         "/tmp/vidbuilder-frame-t3.85.png",
-        render_still_png(&c, &s, 3.85, false).unwrap(),
+        render_still_png(&c, &s, &image::Images::default(), 3.85, false).unwrap(),
     )
     .unwrap();
 }
@@ -530,6 +537,7 @@ fn bench_contract_example() {
             &c,
             &settings(work.path()),
             &req,
+            &image::Images::default(),
             &|_| {},
             &CancellationToken::new(),
         )
@@ -580,8 +588,12 @@ fn bench_stages() {
                 },
                 duration: 4.0,
                 fps: 30,
+                images: &image::Images::default(),
+                exit_fade: true,
+                background: None,
             },
-        );
+        )
+        .unwrap();
         let t_prep = t0.elapsed();
         let mut frame = frame::FrameBuf::new(w, h);
         let mut yuv = frame::YuvState::new(w as usize, h as usize);
@@ -620,4 +632,211 @@ fn bench_stages() {
             t_yuv_moving / n
         );
     }
+}
+
+/// Every text scene, stuffed to its limits, keeps its ink inside the frame with a margin, in
+/// landscape and in the reel layout: text wraps and shrinks to fit instead of overflowing.
+#[test]
+fn text_never_overflows_the_frame() {
+    use vidbuilder_actors::spec::{Background, Stat};
+    let long = |n: usize| {
+        "Supercalifragilistic **expialidocious** words and ==highlighted== *phrases* go on "
+            .repeat(8)
+            .chars()
+            .take(n)
+            .collect::<String>()
+    };
+    let stat = |v: f64| Stat {
+        value: v,
+        label: long(120),
+        prefix: Some("$".into()),
+        suffix: Some("k+/yr".into()),
+        decimals: 3,
+    };
+    let contents = vec![
+        SceneContent::HeroTitle {
+            title: long(500),
+            subtitle: Some(long(500)),
+        },
+        SceneContent::Text {
+            heading: Some(long(300)),
+            body: long(500),
+        },
+        SceneContent::BulletList {
+            heading: Some(long(200)),
+            items: (0..8).map(|_| long(300)).collect(),
+        },
+        SceneContent::Stats {
+            heading: Some(long(200)),
+            stats: vec![
+                stat(999_999_999_999.0),
+                stat(-12_345_678.5),
+                stat(1.0),
+                stat(7e14),
+            ],
+        },
+        SceneContent::Quote {
+            quote: long(500),
+            author: Some(long(200)),
+            role: Some(long(200)),
+        },
+        SceneContent::CallToAction {
+            headline: long(500),
+            button: "W".repeat(40),
+            url: Some(long(300)),
+        },
+        SceneContent::LogoOutro {
+            logo: None,
+            wordmark: Some(long(300)),
+            tagline: Some(long(300)),
+        },
+    ];
+    let c = catalog();
+    for content in contents {
+        for reel in [false, true] {
+            let mut scene = Scene::new(4.0, content.clone());
+            scene.background = Some(Background::Color {
+                color: "#000000".into(),
+            });
+            let s = spec("minimal", Quality::Draft, vec![scene], false, false);
+            let frame = render_still(&c, &s, &image::Images::default(), 3.0, reel).unwrap();
+            let (w, h) = (frame.width(), frame.height());
+            let margin = (w.min(h) as f32 * 0.02) as u32;
+            let mut ink = 0;
+            for y in 0..h {
+                for x in 0..w {
+                    let p = frame.pixel(x, y).unwrap();
+                    let lit = p.red().max(p.green()).max(p.blue()) > 24;
+                    if lit {
+                        ink += 1;
+                        let inside = x >= margin && y >= margin && x < w - margin && y < h - margin;
+                        assert!(
+                            inside,
+                            "{} (reel {reel}): ink at ({x}, {y}) in a {w}x{h} frame",
+                            content.type_name()
+                        );
+                    }
+                }
+            }
+            assert!(ink > 1000, "{} drew something", content.type_name());
+        }
+    }
+}
+
+/// Per scene type at 1080p: preparation, and the average cost of drawing a frame (entrance and
+/// at rest) plus its incremental yuv conversion. Run in release:
+/// `cargo test --release --lib render::tests::bench_scenes -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark; run explicitly in release mode"]
+fn bench_scenes() {
+    let body: Value = serde_json::from_str(include_str!("../../examples/all-scenes.json")).unwrap();
+    let c = catalog();
+    let ctx = vidbuilder_actors::ValidationContext {
+        themes: c.theme_names(),
+        tracks: c.track_ids(),
+        default_theme: "corporate".into(),
+        limits: Default::default(),
+    };
+    let all = vidbuilder_actors::spec::validate_spec(&body, &ctx).unwrap();
+    let images = image::demo_images(&all);
+    let theme = c.theme("modern").unwrap();
+    let (w, h) = (1920u32, 1080u32);
+    let mut fonts = c.font_system();
+    let mut swash = cosmic_text::SwashCache::new();
+    for s in &all.scenes {
+        let t0 = Instant::now();
+        let bg = paint::scene_background(theme, s.background.as_ref(), &images, w, h).unwrap();
+        let t_bg = t0.elapsed();
+        let t0 = Instant::now();
+        let drawer = scene::prepare(
+            &s.content,
+            &mut scene::SceneContext {
+                fonts: &mut fonts,
+                swash: &mut swash,
+                theme,
+                frame: scene::Frame {
+                    width: w,
+                    height: h,
+                },
+                duration: s.duration as f32,
+                fps: 30,
+                images: &images,
+                exit_fade: true,
+                background: s.background.as_ref(),
+            },
+        )
+        .unwrap();
+        let t_prep = t0.elapsed();
+        let mut frame = frame::FrameBuf::new(w, h);
+        let mut yuv = frame::YuvState::new(w as usize, h as usize);
+        let n = (s.duration * 30.0) as usize;
+        let (mut t_draw, mut t_yuv) = (Duration::ZERO, Duration::ZERO);
+        for i in 0..n {
+            let t0 = Instant::now();
+            frame.reset(&bg, 0);
+            drawer.draw(&mut frame.canvas(), i as f32 / 30.0);
+            t_draw += t0.elapsed();
+            let t0 = Instant::now();
+            std::hint::black_box(yuv.convert(&frame));
+            t_yuv += t0.elapsed();
+        }
+        println!(
+            "SCENE {:15} background {t_bg:?}, prepare {t_prep:?}, per frame: draw {:?} + yuv {:?} (full/incremental/skipped {:?})",
+            s.content.type_name(),
+            t_draw / n as u32,
+            t_yuv / n as u32,
+            yuv.stats
+        );
+    }
+}
+
+/// The Ken Burns sampler: at scale 1 and a whole-pixel offset it copies the image exactly; at
+/// scale 2 a flat area stays flat and the clip rectangle bounds what changes.
+#[test]
+fn scaled_image_drawing_is_exact_at_scale_one_and_clipped() {
+    let mut src = tiny_skia::Pixmap::new(8, 6).unwrap();
+    for (i, px) in src.data_mut().chunks_exact_mut(4).enumerate() {
+        px.copy_from_slice(&[(i * 5) as u8, (i * 3) as u8, 200, 255]);
+    }
+    let mut buf = frame::FrameBuf::new(32, 24);
+    let bg = tiny_skia::Pixmap::new(32, 24).unwrap();
+    buf.reset(&bg, 0);
+    buf.canvas()
+        .image_scaled(&src, [4.0, 2.0, 8.0, 6.0], 1.0, 4.0, 2.0);
+    for y in 0..6 {
+        for x in 0..8 {
+            assert_eq!(
+                buf.pixmap.pixel(x + 4, y + 2).unwrap(),
+                src.pixel(x, y).unwrap(),
+                "({x}, {y})"
+            );
+        }
+    }
+    assert_eq!(
+        buf.pixmap.pixel(3, 2).unwrap().alpha(),
+        0,
+        "outside the clip"
+    );
+    assert_eq!(
+        buf.pixmap.pixel(12, 2).unwrap().alpha(),
+        0,
+        "outside the clip"
+    );
+
+    let flat = tiny_skia::Pixmap::from_vec(
+        [9u8, 90, 180, 255].repeat(16),
+        tiny_skia::IntSize::from_wh(4, 4).unwrap(),
+    )
+    .unwrap();
+    buf.reset(&bg, 1);
+    buf.canvas()
+        .image_scaled(&flat, [0.0, 0.0, 10.0, 10.0], 2.0, 1.0, 1.0);
+    for y in 0..10 {
+        for x in 0..10 {
+            let p = buf.pixmap.pixel(x, y).unwrap();
+            assert_eq!((p.red(), p.green(), p.blue(), p.alpha()), (9, 90, 180, 255));
+        }
+    }
+    assert_eq!(buf.pixmap.pixel(10, 5).unwrap().alpha(), 0);
+    assert_eq!(buf.dirty.len(), 1);
 }

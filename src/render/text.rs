@@ -15,27 +15,48 @@ pub struct Span {
     pub text: String,
     pub bold: bool,
     pub italic: bool,
+    /// `==highlight==`: drawn in the theme's accent colour.
+    pub highlight: bool,
 }
 
-/// Parse inline markdown: `**bold**` / `__bold__`, `*italic*` / `_italic_`, `\*` escapes.
-/// Unmatched markers stay literal; `_` inside a word (snake_case) stays literal.
+impl Span {
+    /// Index into the colours given to [`rasterize`]: 0 regular, 1 bold, 2 highlight (the
+    /// highlight colour wins over bold; the weight still follows `bold`).
+    pub fn color_index(&self) -> usize {
+        if self.highlight {
+            2
+        } else {
+            self.bold as usize
+        }
+    }
+}
+
+/// Parse inline markdown: `**bold**` / `__bold__`, `*italic*` / `_italic_`, `==highlight==`
+/// (the theme's accent colour), and `\*`, `\_`, `\=` escapes. Unmatched markers stay literal;
+/// `_` inside a word (snake_case) stays literal, and so does a lone `=` (`a = b`).
 pub fn parse_inline(s: &str) -> Vec<Span> {
     let c: Vec<char> = s.chars().collect();
     let n = c.len();
     let mut spans: Vec<Span> = Vec::new();
     let mut cur = String::new();
-    let (mut bold, mut italic) = (false, false);
+    let (mut bold, mut italic, mut mark) = (false, false, false);
 
-    fn flush(spans: &mut Vec<Span>, cur: &mut String, bold: bool, italic: bool) {
+    fn flush(spans: &mut Vec<Span>, cur: &mut String, style: (bool, bool, bool)) {
         if cur.is_empty() {
             return;
         }
+        let (bold, italic, highlight) = style;
         match spans.last_mut() {
-            Some(last) if last.bold == bold && last.italic == italic => last.text.push_str(cur),
+            Some(last)
+                if last.bold == bold && last.italic == italic && last.highlight == highlight =>
+            {
+                last.text.push_str(cur)
+            }
             _ => spans.push(Span {
                 text: cur.clone(),
                 bold,
                 italic,
+                highlight,
             }),
         }
         cur.clear();
@@ -59,9 +80,27 @@ pub fn parse_inline(s: &str) -> Vec<Span> {
     let mut i = 0;
     while i < n {
         let ch = c[i];
-        if ch == '\\' && i + 1 < n && matches!(c[i + 1], '*' | '_' | '\\') {
+        if ch == '\\' && i + 1 < n && matches!(c[i + 1], '*' | '_' | '=' | '\\') {
             cur.push(c[i + 1]);
             i += 2;
+            continue;
+        }
+        if ch == '=' && i + 1 < n && c[i + 1] == '=' {
+            // `==` only ever means highlight (no single-`=` form), so a run of other lengths
+            // (`===`, `a == b` without a closer) stays literal.
+            let run = (i..n).take_while(|&k| c[k] == '=').count();
+            let can_close = mark && run == 2 && !ws(i.checked_sub(1));
+            let can_open = !mark && run == 2 && !ws(Some(i + 2)) && has_closer(i + 3, '=', 2);
+            if can_close || can_open {
+                flush(&mut spans, &mut cur, (bold, italic, mark));
+                mark = !mark;
+                i += 2;
+                continue;
+            }
+            for _ in 0..run {
+                cur.push('=');
+            }
+            i += run;
             continue;
         }
         if ch == '*' || ch == '_' {
@@ -74,7 +113,7 @@ pub fn parse_inline(s: &str) -> Vec<Span> {
             let can_close = open && !ws(i.checked_sub(1));
             let can_open = !open && !ws(Some(i + len)) && has_closer(i + len + 1, ch, len);
             if !intraword && (can_close || can_open) {
-                flush(&mut spans, &mut cur, bold, italic);
+                flush(&mut spans, &mut cur, (bold, italic, mark));
                 if len == 2 {
                     bold = !bold;
                 } else {
@@ -92,7 +131,7 @@ pub fn parse_inline(s: &str) -> Vec<Span> {
         cur.push(ch);
         i += 1;
     }
-    flush(&mut spans, &mut cur, bold, italic);
+    flush(&mut spans, &mut cur, (bold, italic, mark));
     spans
 }
 
@@ -159,13 +198,14 @@ pub fn fit(
         if s.italic {
             a = a.style(Style::Italic);
         }
-        a.metadata(s.bold as usize)
+        a.metadata(s.color_index())
     };
     let default = Attrs::new()
         .family(Family::Name(family))
         .weight(Weight(style.weight));
     let mut buffer = Buffer::new(fs, Metrics::new(size, size * style.line_height));
-    buffer.set_wrap(fs, Wrap::WordOrGlyph);
+    // Whole words first: a word is only broken inside when no size down to `word_floor` fits.
+    buffer.set_wrap(fs, Wrap::Word);
     buffer.set_rich_text(
         fs,
         spans.iter().map(|s| (s.text.as_str(), attrs_for(s))),
@@ -191,6 +231,8 @@ pub fn fit(
         measure(buffer)
     };
 
+    let word_floor = (style.size * 0.4).max(4.0);
+    let mut by_glyph = false;
     let (mut lines, mut h, mut w);
     loop {
         (lines, h, w) = relayout(&mut buffer, fs, size, max_w);
@@ -198,6 +240,12 @@ pub fn fit(
         let lines_ok = lines <= style.max_lines || size <= min_soft;
         if (fits && lines_ok) || size <= 4.0 {
             break;
+        }
+        if !by_glyph && w > max_w + 0.5 && size * 0.94 < word_floor {
+            // A word wider than the box even this small: allow breaking inside words.
+            by_glyph = true;
+            buffer.set_wrap(fs, Wrap::WordOrGlyph);
+            continue;
         }
         size = (size * 0.94).max(4.0);
     }
@@ -208,8 +256,9 @@ pub fn fit(
         let (mut lo, mut hi) = (w * 0.5, max_w);
         for _ in 0..10 {
             let mid = (lo + hi) / 2.0;
-            let (l, _, _) = relayout(&mut buffer, fs, size, mid);
-            if l > lines {
+            let (l, _, lw) = relayout(&mut buffer, fs, size, mid);
+            // A whole word wider than `mid` overflows instead of adding a line: too narrow too.
+            if l > lines || lw > mid + 0.5 {
                 lo = mid;
             } else {
                 hi = mid;
@@ -252,12 +301,13 @@ pub struct TextLayer {
     pub height: f32,
 }
 
-/// Rasterise `text` once. `colors[metadata]` colours each span (0 = regular, 1 = bold).
+/// Rasterise `text` once. `colors[metadata]` colours each span (0 = regular, 1 = bold,
+/// 2 = highlight; see [`Span::color_index`]).
 pub fn rasterize(
     fs: &mut FontSystem,
     cache: &mut SwashCache,
     text: &FittedText,
-    colors: &[Rgb; 2],
+    colors: &[Rgb; 3],
     shadow: Option<Shadow>,
 ) -> TextLayer {
     let shadow = shadow.filter(|s| s.opacity > 0.0);
@@ -272,7 +322,7 @@ pub fn rasterize(
     for run in text.buffer.layout_runs() {
         for glyph in run.glyphs {
             let pg = glyph.physical((pad as f32, 0.0), 1.0);
-            let color = colors[glyph.metadata.min(1)];
+            let color = colors[glyph.metadata.min(2)];
             let Some(img) = cache.get_image(fs, pg.cache_key) else {
                 continue;
             };
@@ -433,7 +483,41 @@ mod tests {
             text: text.into(),
             bold,
             italic,
+            highlight: false,
         }
+    }
+
+    fn hl(text: &str, bold: bool) -> Span {
+        Span {
+            highlight: true,
+            ..sp(text, bold, false)
+        }
+    }
+
+    #[test]
+    fn markdown_highlight_uses_double_equals() {
+        assert_eq!(
+            parse_inline("Grow ==faster== now"),
+            vec![
+                sp("Grow ", false, false),
+                hl("faster", false),
+                sp(" now", false, false)
+            ]
+        );
+        assert_eq!(
+            parse_inline("**==big==** win"),
+            vec![hl("big", true), sp(" win", false, false)]
+        );
+        // Comparisons, lone and spaced markers, unclosed runs and escapes stay literal.
+        for lit in ["a == b", "x = 1", "==open", "a === b === c", "== spaced =="] {
+            assert_eq!(parse_inline(lit), vec![sp(lit, false, false)], "{lit}");
+        }
+        assert_eq!(
+            parse_inline(r"\==not== it"),
+            vec![sp("==not== it", false, false)]
+        );
+        assert_eq!(hl("x", true).color_index(), 2);
+        assert_eq!(sp("x", true, false).color_index(), 1);
     }
 
     #[test]
@@ -507,7 +591,7 @@ mod tests {
             &mut fs,
             &mut swash,
             &t,
-            &[Rgb(255, 255, 255), Rgb(255, 0, 0)],
+            &[Rgb(255, 255, 255), Rgb(255, 0, 0), Rgb(0, 0, 255)],
             None,
         );
         let (w, h) = (layer.pixmap.width() as i32, layer.pixmap.height() as i32);
@@ -556,7 +640,7 @@ mod tests {
             &mut fs,
             &mut swash,
             &t,
-            &[Rgb(255, 255, 255), Rgb(255, 0, 0)],
+            &[Rgb(255, 255, 255), Rgb(255, 0, 0), Rgb(0, 0, 255)],
             None,
         );
         let red = layer

@@ -5,6 +5,7 @@
 //! portrait.
 
 use serde::{Deserialize, Serialize};
+use vidbuilder_actors::spec::{Direction, TransitionKind, MAX_TRANSITION_SECONDS};
 
 /// An opaque sRGB colour, written `"#RRGGBB"` in TOML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +256,19 @@ impl Default for Layout {
     }
 }
 
+/// How elements enter a scene.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Entrance {
+    /// Rise into place from below while fading in.
+    #[default]
+    Rise,
+    /// Slide in from the reading side (from the left) while fading in.
+    Slide,
+    /// Fade in where they stand.
+    Fade,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Motion {
@@ -267,6 +281,17 @@ pub struct Motion {
     pub subtitle_delay: f32,
     /// Scene-end fade, seconds.
     pub fade_out: f32,
+    /// How text and shapes enter.
+    pub entrance: Entrance,
+    /// Delay between successive elements of a scene (heading → body, stats, …), seconds.
+    /// Bullet items are spread across the scene but never closer than this.
+    pub stagger: f32,
+    /// How a scene gives way to the next when the spec's scene sets no `transition`.
+    pub transition: TransitionKind,
+    /// Its length in seconds (ignored for `cut`).
+    pub transition_duration: f32,
+    /// Where the incoming scene comes from, for `slide` and `wipe`.
+    pub transition_direction: Direction,
 }
 
 impl Default for Motion {
@@ -277,6 +302,11 @@ impl Default for Motion {
             title_duration: 0.7,
             subtitle_delay: 0.25,
             fade_out: 0.45,
+            entrance: Entrance::Rise,
+            stagger: 0.18,
+            transition: TransitionKind::Fade,
+            transition_duration: 0.5,
+            transition_direction: Direction::Left,
         }
     }
 }
@@ -357,6 +387,13 @@ impl Theme {
                 10.0,
             ),
             ("motion.fade_out", self.motion.fade_out, 0.0, 10.0),
+            ("motion.stagger", self.motion.stagger, 0.0, 5.0),
+            (
+                "motion.transition_duration",
+                self.motion.transition_duration,
+                0.0,
+                MAX_TRANSITION_SECONDS as f32,
+            ),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(format!("{what} must be between {lo} and {hi}, got {v}"));

@@ -73,6 +73,20 @@ impl TestServer {
         (status, headers, json)
     }
 
+    /// Downloads `path` (200 expected) into the data dir as `name` and probes it with ffprobe.
+    pub async fn download_probe(&self, path: &str, name: &str) -> Probe {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "GET {path}");
+        let file = self.data.path().join(name);
+        std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+        ffprobe(&file)
+    }
+
     pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
         let res = self
             .http

@@ -1,8 +1,9 @@
 //! A real S3-compatible server for tests: `s3s-fs` (it verifies SigV4 signatures and presigned
-//! URLs) on 127.0.0.1, an ephemeral port, a temporary root and one bucket; killed on drop.
+//! URLs) run as `examples/s3_test_server.rs` on 127.0.0.1, an ephemeral port, a temporary root and
+//! one bucket; killed on drop.
 //!
-//! Install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` (`.ci/run`
-//! does). `S3S_FS=/path/to/s3s-fs` overrides where it is looked up.
+//! `cargo test` builds the example with the tests; when a single test target is run on its own the
+//! helper builds it first. `S3_TEST_SERVER=/path/to/binary` overrides where it is looked up.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -21,29 +22,32 @@ pub struct S3Server {
     pub bucket: String,
 }
 
-/// The `s3s-fs` executable: `$S3S_FS`, else on `PATH`, else `~/.cargo/bin/s3s-fs`.
-pub fn s3s_fs_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("S3S_FS") {
-        return PathBuf::from(p);
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("s3s-fs");
-            if p.is_file() {
-                return p;
+/// The test S3 server's executable: `$S3_TEST_SERVER`, else `target/<profile>/examples/`, built
+/// there with cargo if missing.
+pub fn s3_server_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("S3_TEST_SERVER") {
+                return PathBuf::from(p);
             }
-        }
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let p = home.join(".cargo/bin/s3s-fs");
-    assert!(
-        p.is_file(),
-        "s3s-fs not found: install it with \
-         `cargo install s3s-fs --version 0.14.1 --features binary --locked` (or set S3S_FS)"
-    );
-    p
+            // This test binary lives in target/<profile>/deps/.
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+            let bin = profile_dir.join("examples").join("s3_test_server");
+            if !bin.is_file() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "--example", "s3_test_server"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .status()
+                    .expect("running cargo build --example s3_test_server");
+                assert!(status.success(), "building the test S3 server failed");
+            }
+            assert!(bin.is_file(), "{} is missing", bin.display());
+            bin
+        })
+        .clone()
 }
 
 fn free_port() -> u16 {
@@ -55,7 +59,7 @@ fn free_port() -> u16 {
 }
 
 impl S3Server {
-    /// Starts s3s-fs with one (empty) bucket, `bucket`.
+    /// Starts the server with one (empty) bucket, `bucket`.
     pub fn start(bucket: &str) -> S3Server {
         let dir = tempfile::tempdir().unwrap();
         // s3s-fs maps each bucket to a directory of its root.
@@ -79,20 +83,18 @@ impl S3Server {
 
     /// (Re)starts the process on the same port and root; waits until it accepts connections.
     pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "s3s-fs is already running");
+        assert!(
+            self.child.is_none(),
+            "the test S3 server is already running"
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("s3s-fs.log"))
             .unwrap();
-        let child = Command::new(s3s_fs_bin())
-            .arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(self.addr.port().to_string())
-            .arg("--access-key")
+        let child = Command::new(s3_server_bin())
+            .arg(self.addr.to_string())
             .arg(ACCESS_KEY)
-            .arg("--secret-key")
             .arg(SECRET_KEY)
             .arg(self.root())
             .env("RUST_LOG", "warn")
@@ -100,7 +102,7 @@ impl S3Server {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("spawning s3s-fs");
+            .expect("spawning the test S3 server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -108,11 +110,14 @@ impl S3Server {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("s3s-fs exited at start ({status}):\n{}", self.log());
+                panic!(
+                    "the test S3 server exited at start ({status}):\n{}",
+                    self.log()
+                );
             }
             assert!(
                 Instant::now() < deadline,
-                "s3s-fs did not accept connections on {} within 20 s:\n{}",
+                "the test S3 server did not accept connections on {} within 20 s:\n{}",
                 self.addr,
                 self.log()
             );

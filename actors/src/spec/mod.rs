@@ -9,6 +9,18 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod content;
+mod style;
+
+pub use content::{
+    Fit, ImageSource, SceneContent, Side, Stat, MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS,
+    SCENE_TYPES,
+};
+pub use style::{
+    parse_color, Background, Direction, Transition, TransitionKind, DEFAULT_TRANSITION_SECONDS,
+    MAX_TRANSITION_SECONDS,
+};
+
 /// Output resolution preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Quality {
@@ -61,31 +73,30 @@ pub struct MusicSpec {
     pub volume: f32,
 }
 
-/// What a scene shows. One variant per scene type; more arrive with the scene library.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum SceneContent {
-    /// A big title (inline markdown: `**bold**`) with an optional subtitle.
-    HeroTitle {
-        title: String,
-        subtitle: Option<String>,
-    },
-}
-
-impl SceneContent {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SceneContent::HeroTitle { .. } => "hero-title",
-        }
-    }
-}
-
 /// One validated scene.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scene {
     /// Seconds on screen.
     pub duration: f64,
     pub content: SceneContent,
+    /// This scene's own background; `None`: the theme's.
+    #[serde(default)]
+    pub background: Option<Background>,
+    /// How this scene gives way to the next; `None`: the theme's default transition.
+    #[serde(default)]
+    pub transition: Option<Transition>,
+}
+
+impl Scene {
+    /// A scene with the theme's background and transition.
+    pub fn new(duration: f64, content: SceneContent) -> Scene {
+        Scene {
+            duration,
+            content,
+            background: None,
+            transition: None,
+        }
+    }
 }
 
 /// A validated video spec: everything the renderer needs, nothing it must re-check.
@@ -106,6 +117,20 @@ impl VideoSpec {
         self.scenes.iter().map(|s| s.duration).sum()
     }
 
+    /// Every image the video uses, with the JSON path of the field naming it.
+    pub fn images(&self) -> Vec<(String, &ImageSource)> {
+        let mut out = Vec::new();
+        for (i, scene) in self.scenes.iter().enumerate() {
+            for (field, src) in scene.content.images() {
+                out.push((format!("scenes[{i}].{field}"), src));
+            }
+            if let Some(Background::Image { src, .. }) = &scene.background {
+                out.push((format!("scenes[{i}].background.image"), src));
+            }
+        }
+        out
+    }
+
     /// Number of frames of the whole video at its frame rate.
     pub fn frame_count(&self) -> u64 {
         (self.duration() * self.fps as f64).round() as u64
@@ -119,6 +144,13 @@ pub struct SpecLimits {
     pub max_scene_seconds: f64,
     pub max_total_seconds: f64,
     pub max_text_chars: usize,
+    /// Longest URL (image sources, call-to-action URLs), in bytes.
+    #[serde(default = "default_max_url_chars")]
+    pub max_url_chars: usize,
+}
+
+fn default_max_url_chars() -> usize {
+    2048
 }
 
 impl Default for SpecLimits {
@@ -128,6 +160,7 @@ impl Default for SpecLimits {
             max_scene_seconds: 60.0,
             max_total_seconds: 600.0,
             max_text_chars: 500,
+            max_url_chars: default_max_url_chars(),
         }
     }
 }
@@ -158,7 +191,6 @@ fn err<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, Spe
 }
 
 pub const FPS_CHOICES: [u32; 4] = [24, 25, 30, 60];
-pub const SCENE_TYPES: [&str; 1] = ["hero-title"];
 
 fn list(set: &BTreeSet<String>) -> String {
     set.iter().cloned().collect::<Vec<_>>().join(", ")
@@ -303,6 +335,15 @@ fn validate_scene(i: usize, s: &Value, ctx: &ValidationContext) -> Result<Scene,
         None | Some(Value::Null) => return err(format!("{at}.type"), "is required"),
         Some(_) => return err(format!("{at}.type"), "must be a string"),
     };
+    if !SCENE_TYPES.contains(&ty) {
+        return err(
+            format!("{at}.type"),
+            format!(
+                "unknown scene type '{ty}'; available: {}",
+                SCENE_TYPES.join(", ")
+            ),
+        );
+    }
     let duration = match obj.get("duration") {
         None | Some(Value::Null) => return err(format!("{at}.duration"), "is required (seconds)"),
         Some(v) => match v.as_f64() {
@@ -330,46 +371,21 @@ fn validate_scene(i: usize, s: &Value, ctx: &ValidationContext) -> Result<Scene,
         None | Some(Value::Null) => return err(format!("{at}.content"), "is required"),
         Some(_) => return err(format!("{at}.content"), "must be an object"),
     };
-    let content = match ty {
-        "hero-title" => SceneContent::HeroTitle {
-            title: text_field(content, &at, "title", true, ctx)?.unwrap_or_default(),
-            subtitle: text_field(content, &at, "subtitle", false, ctx)?,
-        },
-        other => {
-            return err(
-                format!("{at}.type"),
-                format!(
-                    "unknown scene type '{other}'; available: {}",
-                    SCENE_TYPES.join(", ")
-                ),
-            )
-        }
+    let content = content::content(ty, content, &at, ctx)?;
+    let background = match obj.get("background") {
+        None => None,
+        Some(v) => style::background(v, &format!("{at}.background"), ctx)?,
     };
-    Ok(Scene { duration, content })
-}
-
-fn text_field(
-    content: &Map<String, Value>,
-    at: &str,
-    name: &str,
-    required: bool,
-    ctx: &ValidationContext,
-) -> Result<Option<String>, SpecError> {
-    let field = format!("{at}.content.{name}");
-    match content.get(name) {
-        None | Some(Value::Null) if required => err(field, "is required"),
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() && required => {
-            err(field, "must not be empty")
-        }
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > ctx.limits.max_text_chars => err(
-            field,
-            format!("is longer than {} characters", ctx.limits.max_text_chars),
-        ),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => err(field, "must be a string"),
-    }
+    let transition = match obj.get("transition") {
+        None => None,
+        Some(v) => style::transition(v, &format!("{at}.transition"))?,
+    };
+    Ok(Scene {
+        duration,
+        content,
+        background,
+        transition,
+    })
 }
 
 #[cfg(test)]
@@ -399,6 +415,425 @@ mod tests {
             "scenes": [{"type": "hero-title", "duration": 4,
                         "content": {"title": "Welcome to **VidBuilder**", "subtitle": "Create stunning videos"}}]
         })
+    }
+
+    /// One scene of every type, with every optional field, and every kind of background and
+    /// transition.
+    fn every_scene_type() -> Value {
+        json!({
+            "theme": "modern",
+            "scenes": [
+                {"type": "hero-title", "duration": 3, "content": {"title": "Hi ==there==", "subtitle": "sub"},
+                 "transition": "fade"},
+                {"type": "text", "duration": 3, "content": {"heading": "H", "body": "Body *text*"},
+                 "background": "#112233", "transition": {"type": "slide", "duration": 0.8, "direction": "up"}},
+                {"type": "bullet-list", "duration": 3, "content": {"heading": "List", "items": ["a", "b", "c"]},
+                 "background": {"gradient": ["#000", "#ffffff", "#123456"], "angle": 45}},
+                {"type": "stats", "duration": 3, "content": {"heading": "Numbers", "stats": [
+                    {"value": 1250, "label": "users"},
+                    {"value": 99.5, "label": "uptime", "suffix": "%"},
+                    {"value": 3, "label": "price", "prefix": "$", "decimals": 2}]},
+                 "transition": {"type": "cut"}},
+                {"type": "quote", "duration": 3, "content": {"quote": "Q", "author": "A", "role": "R"},
+                 "background": {"color": "#abc"}},
+                {"type": "image", "duration": 3, "content": {"src": "https://example.com/a.png", "fit": "contain",
+                 "caption": "Cap", "kenBurns": false}},
+                {"type": "split", "duration": 3, "content": {"heading": "S", "body": "B", "image": "photos/a.jpg",
+                 "imageSide": "left", "fit": "cover"}, "background": {"image": "bg.webp", "dim": 0.5}},
+                {"type": "call-to-action", "duration": 3, "content": {"headline": "Go", "button": "Sign up",
+                 "url": "example.com/x"}, "transition": {"type": "wipe", "direction": "right"}},
+                {"type": "logo-outro", "duration": 3, "content": {"logo": "logo.png", "wordmark": "W", "tagline": "T"},
+                 "transition": "zoom"}
+            ]
+        })
+    }
+
+    #[test]
+    fn every_scene_type_validates_with_its_fields_and_defaults() {
+        let spec = validate_spec(&every_scene_type(), &ctx()).unwrap();
+        let types: Vec<_> = spec.scenes.iter().map(|s| s.content.type_name()).collect();
+        assert_eq!(types, SCENE_TYPES);
+        let c = |i: usize| spec.scenes[i].content.clone();
+        assert_eq!(
+            c(1),
+            SceneContent::Text {
+                heading: Some("H".into()),
+                body: "Body *text*".into()
+            }
+        );
+        assert_eq!(
+            c(2),
+            SceneContent::BulletList {
+                heading: Some("List".into()),
+                items: vec!["a".into(), "b".into(), "c".into()]
+            }
+        );
+        let SceneContent::Stats { stats, .. } = c(3) else {
+            panic!("stats")
+        };
+        assert_eq!(
+            stats.iter().map(|s| s.decimals).collect::<Vec<_>>(),
+            [0, 1, 2],
+            "decimals default to those written"
+        );
+        assert_eq!(stats[2].prefix.as_deref(), Some("$"));
+        assert_eq!(stats[1].suffix.as_deref(), Some("%"));
+        assert_eq!(
+            c(5),
+            SceneContent::Image {
+                src: ImageSource::Url("https://example.com/a.png".into()),
+                fit: Fit::Contain,
+                caption: Some("Cap".into()),
+                ken_burns: false
+            }
+        );
+        assert_eq!(
+            c(6),
+            SceneContent::Split {
+                heading: Some("S".into()),
+                body: Some("B".into()),
+                image: ImageSource::Asset("photos/a.jpg".into()),
+                image_side: Side::Left,
+                fit: Fit::Cover
+            }
+        );
+        assert_eq!(
+            c(7),
+            SceneContent::CallToAction {
+                headline: "Go".into(),
+                button: "Sign up".into(),
+                url: Some("example.com/x".into())
+            }
+        );
+        assert_eq!(
+            c(8),
+            SceneContent::LogoOutro {
+                logo: Some(ImageSource::Asset("logo.png".into())),
+                wordmark: Some("W".into()),
+                tagline: Some("T".into())
+            }
+        );
+        // backgrounds
+        assert_eq!(
+            spec.scenes[1].background,
+            Some(Background::Color {
+                color: "#112233".into()
+            })
+        );
+        assert_eq!(
+            spec.scenes[2].background,
+            Some(Background::Gradient {
+                colors: vec!["#000000".into(), "#ffffff".into(), "#123456".into()],
+                angle: 45.0
+            })
+        );
+        assert_eq!(
+            spec.scenes[4].background,
+            Some(Background::Color {
+                color: "#aabbcc".into()
+            })
+        );
+        assert_eq!(
+            spec.scenes[6].background,
+            Some(Background::Image {
+                src: ImageSource::Asset("bg.webp".into()),
+                dim: 0.5
+            })
+        );
+        // transitions
+        let tr = |i: usize| spec.scenes[i].transition;
+        assert_eq!(
+            tr(0),
+            Some(Transition {
+                kind: TransitionKind::Fade,
+                duration: DEFAULT_TRANSITION_SECONDS,
+                direction: Direction::Left
+            })
+        );
+        assert_eq!(
+            tr(1),
+            Some(Transition {
+                kind: TransitionKind::Slide,
+                duration: 0.8,
+                direction: Direction::Up
+            })
+        );
+        assert_eq!(
+            tr(3).map(|t| (t.kind, t.duration)),
+            Some((TransitionKind::Cut, 0.0))
+        );
+        assert_eq!(tr(7).map(|t| t.direction), Some(Direction::Right));
+        assert_eq!(tr(5), None);
+        // every image, with the field naming it
+        let images: Vec<_> = spec
+            .images()
+            .into_iter()
+            .map(|(f, s)| (f, s.as_str().to_string()))
+            .collect();
+        assert_eq!(
+            images,
+            [
+                ("scenes[5].content.src", "https://example.com/a.png"),
+                ("scenes[6].content.image", "photos/a.jpg"),
+                ("scenes[6].background.image", "bg.webp"),
+                ("scenes[8].content.logo", "logo.png"),
+            ]
+            .map(|(f, s)| (f.to_string(), s.to_string()))
+        );
+        // Defaults: image fit cover with Ken Burns, split image on the right, dim 0.35.
+        let minimal = json!({"scenes": [
+            {"type": "image", "duration": 2, "content": {"src": "a.png"}},
+            {"type": "split", "duration": 2, "content": {"body": "b", "image": "a.png"},
+             "background": {"image": "b.png"}},
+            {"type": "logo-outro", "duration": 2, "content": {"wordmark": "W"}}
+        ]});
+        let spec = validate_spec(&minimal, &ctx()).unwrap();
+        assert_eq!(
+            spec.scenes[0].content,
+            SceneContent::Image {
+                src: ImageSource::Asset("a.png".into()),
+                fit: Fit::Cover,
+                caption: None,
+                ken_burns: true
+            }
+        );
+        assert!(matches!(
+            spec.scenes[1].content,
+            SceneContent::Split {
+                image_side: Side::Right,
+                fit: Fit::Cover,
+                heading: None,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&spec.scenes[1].background, Some(Background::Image { dim, .. }) if (*dim - 0.35).abs() < 1e-6)
+        );
+    }
+
+    #[test]
+    fn bad_scene_fields_are_named() {
+        let scene = |ty: &str, content: Value| json!({"scenes": [{"type": ty, "duration": 2, "content": content}]});
+        let styled = |extra: Value| {
+            let mut s = json!({"type": "hero-title", "duration": 2, "content": {"title": "t"}});
+            for (k, v) in extra.as_object().unwrap() {
+                s[k] = v.clone();
+            }
+            json!({ "scenes": [s] })
+        };
+        let cases: Vec<(Value, &str)> = vec![
+            (
+                scene("text", json!({"heading": "h"})),
+                "scenes[0].content.body",
+            ),
+            (scene("text", json!({"body": 3})), "scenes[0].content.body"),
+            (
+                scene("bullet-list", json!({"items": []})),
+                "scenes[0].content.items",
+            ),
+            (
+                scene("bullet-list", json!({"items": "a"})),
+                "scenes[0].content.items",
+            ),
+            (
+                scene("bullet-list", json!({"items": vec!["a"; 9]})),
+                "scenes[0].content.items",
+            ),
+            (
+                scene("bullet-list", json!({"items": ["a", " "]})),
+                "scenes[0].content.items[1]",
+            ),
+            (scene("stats", json!({})), "scenes[0].content.stats"),
+            (
+                scene("stats", json!({"stats": [{"label": "x"}]})),
+                "scenes[0].content.stats[0].value",
+            ),
+            (
+                scene("stats", json!({"stats": [{"value": "1", "label": "x"}]})),
+                "scenes[0].content.stats[0].value",
+            ),
+            (
+                scene("stats", json!({"stats": [{"value": 1e16, "label": "x"}]})),
+                "scenes[0].content.stats[0].value",
+            ),
+            (
+                scene("stats", json!({"stats": [{"value": 1}]})),
+                "scenes[0].content.stats[0].label",
+            ),
+            (
+                scene(
+                    "stats",
+                    json!({"stats": [{"value": 1, "label": "x", "decimals": 4}]}),
+                ),
+                "scenes[0].content.stats[0].decimals",
+            ),
+            (
+                scene(
+                    "stats",
+                    json!({"stats": [{"value": 1, "label": "x", "suffix": "y".repeat(25)}]}),
+                ),
+                "scenes[0].content.stats[0].suffix",
+            ),
+            (
+                scene(
+                    "stats",
+                    json!({"stats": vec![json!({"value": 1, "label": "x"}); 5]}),
+                ),
+                "scenes[0].content.stats",
+            ),
+            (
+                scene("stats", json!({"stats": [7]})),
+                "scenes[0].content.stats[0]",
+            ),
+            (
+                scene("quote", json!({"author": "a"})),
+                "scenes[0].content.quote",
+            ),
+            (
+                scene("quote", json!({"quote": "q", "role": false})),
+                "scenes[0].content.role",
+            ),
+            (scene("image", json!({})), "scenes[0].content.src"),
+            (
+                scene("image", json!({"src": "../secret.png"})),
+                "scenes[0].content.src",
+            ),
+            (
+                scene("image", json!({"src": "/etc/passwd.png"})),
+                "scenes[0].content.src",
+            ),
+            (
+                scene("image", json!({"src": "a\\b.png"})),
+                "scenes[0].content.src",
+            ),
+            (
+                scene("image", json!({"src": "file:///etc/x.png"})),
+                "scenes[0].content.src",
+            ),
+            (
+                scene("image", json!({"src": "ftp://host/x.png"})),
+                "scenes[0].content.src",
+            ),
+            (
+                scene("image", json!({"src": "notes.txt"})),
+                "scenes[0].content.src",
+            ),
+            (
+                scene("image", json!({"src": "https://a b/x.png"})),
+                "scenes[0].content.src",
+            ),
+            (
+                scene(
+                    "image",
+                    json!({"src": format!("https://e.com/{}", "a".repeat(2100))}),
+                ),
+                "scenes[0].content.src",
+            ),
+            (
+                scene("image", json!({"src": "a.png", "fit": "stretch"})),
+                "scenes[0].content.fit",
+            ),
+            (
+                scene("image", json!({"src": "a.png", "kenBurns": "yes"})),
+                "scenes[0].content.kenBurns",
+            ),
+            (
+                scene("split", json!({"image": "a.png"})),
+                "scenes[0].content.heading",
+            ),
+            (
+                scene("split", json!({"body": "b"})),
+                "scenes[0].content.image",
+            ),
+            (
+                scene(
+                    "split",
+                    json!({"body": "b", "image": "a.png", "imageSide": "top"}),
+                ),
+                "scenes[0].content.imageSide",
+            ),
+            (
+                scene("call-to-action", json!({"button": "b"})),
+                "scenes[0].content.headline",
+            ),
+            (
+                scene("call-to-action", json!({"headline": "h"})),
+                "scenes[0].content.button",
+            ),
+            (
+                scene(
+                    "call-to-action",
+                    json!({"headline": "h", "button": "b".repeat(41)}),
+                ),
+                "scenes[0].content.button",
+            ),
+            (
+                scene("logo-outro", json!({"tagline": "t"})),
+                "scenes[0].content.logo",
+            ),
+            (
+                scene("logo-outro", json!({"logo": 5})),
+                "scenes[0].content.logo",
+            ),
+            (styled(json!({"background": "red"})), "scenes[0].background"),
+            (styled(json!({"background": 5})), "scenes[0].background"),
+            (styled(json!({"background": {}})), "scenes[0].background"),
+            (
+                styled(json!({"background": {"color": "#12"}})),
+                "scenes[0].background.color",
+            ),
+            (
+                styled(json!({"background": {"gradient": ["#000"]}})),
+                "scenes[0].background.gradient",
+            ),
+            (
+                styled(
+                    json!({"background": {"gradient": ["#000", "#111", "#222", "#333", "#444"]}}),
+                ),
+                "scenes[0].background.gradient",
+            ),
+            (
+                styled(json!({"background": {"gradient": ["#000", "blue"]}})),
+                "scenes[0].background.gradient[1]",
+            ),
+            (
+                styled(json!({"background": {"gradient": ["#000", "#fff"], "angle": 400}})),
+                "scenes[0].background.angle",
+            ),
+            (
+                styled(json!({"background": {"image": "../x.png"}})),
+                "scenes[0].background.image",
+            ),
+            (
+                styled(json!({"background": {"image": "x.png", "dim": 1.5}})),
+                "scenes[0].background.dim",
+            ),
+            (
+                styled(json!({"transition": "spin"})),
+                "scenes[0].transition",
+            ),
+            (styled(json!({"transition": 3})), "scenes[0].transition"),
+            (
+                styled(json!({"transition": {"duration": 1}})),
+                "scenes[0].transition.type",
+            ),
+            (
+                styled(json!({"transition": {"type": "fade", "duration": 0}})),
+                "scenes[0].transition.duration",
+            ),
+            (
+                styled(json!({"transition": {"type": "fade", "duration": 3.5}})),
+                "scenes[0].transition.duration",
+            ),
+            (
+                styled(json!({"transition": {"type": "slide", "direction": "sideways"}})),
+                "scenes[0].transition.direction",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = validate_spec(&body, &ctx()).expect_err(&body.to_string());
+            assert_eq!(e.field, field, "{body} -> {e}");
+        }
     }
 
     #[test]
@@ -526,19 +961,7 @@ mod tests {
     /// deep into validation) never panics, and whatever is accepted obeys the limits.
     #[test]
     fn random_specs_never_panic_and_accepted_ones_obey_the_limits() {
-        struct Rng(u64);
-        impl Rng {
-            fn next(&mut self) -> u64 {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                self.0
-            }
-            fn below(&mut self, n: u64) -> u64 {
-                self.next() % n
-            }
-        }
-        const KEYS: [&str; 14] = [
+        const KEYS: [&str; 44] = [
             "theme",
             "quality",
             "fps",
@@ -553,13 +976,43 @@ mod tests {
             "title",
             "subtitle",
             "x",
+            "heading",
+            "body",
+            "items",
+            "stats",
+            "value",
+            "label",
+            "prefix",
+            "suffix",
+            "decimals",
+            "quote",
+            "author",
+            "role",
+            "src",
+            "fit",
+            "caption",
+            "kenBurns",
+            "image",
+            "imageSide",
+            "headline",
+            "button",
+            "url",
+            "logo",
+            "wordmark",
+            "tagline",
+            "background",
+            "color",
+            "gradient",
+            "angle",
+            "dim",
+            "transition",
         ];
-        fn value(r: &mut Rng, depth: u32) -> Value {
-            match r.below(if depth > 4 { 6 } else { 9 }) {
+        fn value(r: &mut fastrand::Rng, depth: u32) -> Value {
+            match r.u64(..if depth > 4 { 6 } else { 9 }) {
                 0 => Value::Null,
-                1 => Value::Bool(r.below(2) == 0),
-                2 => json!(r.next() as i64 >> r.below(64)),
-                3 => json!(f64::from_bits(r.next()).clamp(-1e300, 1e300)),
+                1 => Value::Bool(r.u64(..2) == 0),
+                2 => json!(r.u64(..) as i64 >> r.u64(..64)),
+                3 => json!(f64::from_bits(r.u64(..)).clamp(-1e300, 1e300)),
                 4 => json!(
                     [
                         "corporate",
@@ -570,35 +1023,103 @@ mod tests {
                         "corp-1",
                         "",
                         "**x**",
-                        "é\u{0}"
-                    ][r.below(9) as usize]
+                        "é\u{0}",
+                        "text",
+                        "bullet-list",
+                        "stats",
+                        "quote",
+                        "image",
+                        "split",
+                        "call-to-action",
+                        "logo-outro",
+                        "cover",
+                        "contain",
+                        "left",
+                        "right",
+                        "fade",
+                        "slide",
+                        "wipe",
+                        "zoom",
+                        "cut",
+                        "#123456",
+                        "#abc",
+                        "red",
+                        "logo.png",
+                        "a/b.jpg",
+                        "../etc/passwd.png",
+                        "/abs.png",
+                        "https://example.com/a.png",
+                        "file:///etc/passwd",
+                        "==hi=="
+                    ][r.u64(..36) as usize]
                 ),
-                5 => json!([0.0, 0.5, 1.0, 1.5, -1.0, 30.0, 24.0, 600.0][r.below(8) as usize]),
+                5 => json!([0.0, 0.5, 1.0, 1.5, -1.0, 30.0, 24.0, 600.0][r.u64(..8) as usize]),
                 6 | 7 => {
                     let mut m = Map::new();
-                    for _ in 0..r.below(6) {
+                    for _ in 0..r.u64(..6) {
                         m.insert(
-                            KEYS[r.below(KEYS.len() as u64) as usize].to_string(),
+                            KEYS[r.u64(..KEYS.len() as u64) as usize].to_string(),
                             value(r, depth + 1),
                         );
                     }
                     Value::Object(m)
                 }
-                _ => Value::Array((0..r.below(4)).map(|_| value(r, depth + 1)).collect()),
+                _ => Value::Array((0..r.u64(..4)).map(|_| value(r, depth + 1)).collect()),
             }
         }
         let ctx = ctx();
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
         let mut accepted = 0;
         for _ in 0..50_000 {
             let mut v = value(&mut rng, 0);
-            if rng.below(2) == 0 {
-                // Often start from a valid spec and break one part of it.
-                let mut base = contract_example();
-                base[KEYS[rng.below(KEYS.len() as u64) as usize]] = v;
-                v = base;
+            match rng.u64(..4) {
+                0 => {
+                    // Often start from a valid spec and break one part of it.
+                    let mut base = contract_example();
+                    base[KEYS[rng.u64(..KEYS.len() as u64) as usize]] = v;
+                    v = base;
+                }
+                1 | 2 => {
+                    // ... or one field of one scene (its content, or its look).
+                    let mut base = every_scene_type();
+                    let k = rng.u64(..SCENE_TYPES.len() as u64) as usize;
+                    let key = KEYS[rng.u64(..KEYS.len() as u64) as usize];
+                    if rng.u64(..2) == 0 {
+                        base["scenes"][k]["content"][key] = v;
+                    } else {
+                        base["scenes"][k][key] = v;
+                    }
+                    v = base;
+                }
+                _ => {}
             }
             if let Ok(spec) = validate_spec(&v, &ctx) {
+                for (_, src) in spec.images() {
+                    if let ImageSource::Asset(p) = src {
+                        assert!(
+                            !p.starts_with('/') && !p.split('/').any(|c| c == ".."),
+                            "{p}"
+                        );
+                    }
+                }
+                for scene in &spec.scenes {
+                    match &scene.content {
+                        SceneContent::BulletList { items, .. } => {
+                            assert!(!items.is_empty() && items.len() <= MAX_BULLETS)
+                        }
+                        SceneContent::Stats { stats, .. } => {
+                            assert!(!stats.is_empty() && stats.len() <= MAX_STATS);
+                            assert!(stats.iter().all(|s| s.value.is_finite() && s.decimals <= 3));
+                        }
+                        _ => {}
+                    }
+                    if let Some(t) = scene.transition {
+                        assert!(t.duration >= 0.0 && t.duration <= MAX_TRANSITION_SECONDS);
+                    }
+                    if let Some(Background::Gradient { colors, .. }) = &scene.background {
+                        assert!((2..=4).contains(&colors.len()));
+                    }
+                }
                 accepted += 1;
                 assert!(!spec.scenes.is_empty() && spec.scenes.len() <= ctx.limits.max_scenes);
                 assert!(spec.duration() <= ctx.limits.max_total_seconds);

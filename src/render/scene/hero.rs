@@ -1,113 +1,9 @@
-//! Scenes. Each scene type prepares its static layers once (text shaped and rasterised, shapes
-//! measured) for a given frame geometry, then draws any frame of itself cheaply. New scene types
-//! add a [`SceneContent`] arm to [`prepare`] and a type implementing [`SceneDraw`].
+//! `hero-title`: a big title with inline markdown, an optional subtitle and the theme's accent.
 
-use cosmic_text::{FontSystem, SwashCache};
-use vidbuilder_actors::spec::SceneContent;
-
-use super::frame::Canvas;
-use super::text::{fit, parse_inline, rasterize, Shadow, Span, TextLayer, TextStyle};
-use super::theme::{AccentStyle, Align, Easing, Theme};
-
-/// The frame a scene is laid out for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Frame {
-    pub width: u32,
-    pub height: u32,
-}
-
-impl Frame {
-    pub fn portrait(&self) -> bool {
-        self.height > self.width
-    }
-
-    /// One layout unit: 1% of the short side, so sizes look the same at every resolution.
-    pub fn unit(&self) -> f32 {
-        self.width.min(self.height) as f32 / 100.0
-    }
-
-    /// The title-safe box (x, y, w, h). Portrait leaves room for the reel UI at top and bottom.
-    pub fn safe_box(&self) -> (f32, f32, f32, f32) {
-        let (w, h) = (self.width as f32, self.height as f32);
-        if self.portrait() {
-            (0.08 * w, 0.17 * h, 0.84 * w, 0.60 * h)
-        } else {
-            (0.09 * w, 0.12 * h, 0.82 * w, 0.76 * h)
-        }
-    }
-}
-
-/// Everything a scene needs to prepare itself.
-pub struct SceneContext<'a> {
-    pub fonts: &'a mut FontSystem,
-    pub swash: &'a mut SwashCache,
-    pub theme: &'a Theme,
-    pub frame: Frame,
-    /// Scene length in seconds, and the frame rate.
-    pub duration: f32,
-    pub fps: u32,
-}
-
-/// A prepared scene: draws the frame `t` seconds into itself onto a frame that already holds the
-/// background.
-pub trait SceneDraw: Send {
-    fn draw(&self, canvas: &mut Canvas, t: f32);
-}
-
-/// Prepare a scene for drawing.
-pub fn prepare(content: &SceneContent, ctx: &mut SceneContext) -> Box<dyn SceneDraw> {
-    match content {
-        SceneContent::HeroTitle { title, subtitle } => {
-            Box::new(HeroTitle::new(ctx, title, subtitle.as_deref()))
-        }
-    }
-}
-
-/// Shared scene timing: entrance of staggered elements and the fade-out at the scene end.
-#[derive(Debug, Clone, Copy)]
-struct Timing {
-    /// Scales all entrance timings down for short scenes.
-    k: f32,
-    start: f32,
-    enter: f32,
-    fade_out: f32,
-    /// Time of the last frame.
-    last: f32,
-    easing: Easing,
-}
-
-impl Timing {
-    fn new(theme: &Theme, duration: f32, fps: u32) -> Timing {
-        let k = (duration / 2.4).min(1.0);
-        let fade_out = theme.motion.fade_out.min(duration * 0.25);
-        Timing {
-            k,
-            start: 0.12 * k,
-            enter: theme.motion.title_duration.max(0.01) * k,
-            fade_out,
-            last: (duration - 1.0 / fps as f32).max(0.0),
-            easing: theme.motion.easing,
-        }
-    }
-
-    /// (position progress 0..1 (may overshoot with back easing), opacity 0..1) of an element
-    /// entering `delay` seconds after the scene's start.
-    fn enter(&self, t: f32, delay: f32) -> (f32, f32) {
-        let x = (t - self.start - delay * self.k) / self.enter;
-        let pos = if x <= 0.0 { 0.0 } else { self.easing.apply(x) };
-        let op = Easing::EaseOutQuad.apply(x / 0.75);
-        (pos, op)
-    }
-
-    /// Scene-end fade: (opacity multiplier, progress 0..1).
-    fn exit(&self, t: f32) -> (f32, f32) {
-        if self.fade_out <= 0.0 {
-            return (1.0, 0.0);
-        }
-        let q = ((t - (self.last - self.fade_out)) / self.fade_out).clamp(0.0, 1.0);
-        (1.0 - q * q, q)
-    }
-}
+use super::{SceneContext, SceneDraw, Timing};
+use crate::render::frame::Canvas;
+use crate::render::text::{fit, parse_inline, rasterize, Shadow, Span, TextLayer, TextStyle};
+use crate::render::theme::{AccentStyle, Align, Entrance, Rgb};
 
 struct Placed {
     layer: TextLayer,
@@ -131,7 +27,8 @@ pub struct HeroTitle {
     title: Placed,
     subtitle: Option<Placed>,
     accent: Option<Accent>,
-    theme_accent: super::theme::Rgb,
+    theme_accent: Rgb,
+    entrance: Entrance,
     timing: Timing,
     offset: f32,
     subtitle_delay: f32,
@@ -214,7 +111,7 @@ impl HeroTitle {
                 ctx.fonts,
                 ctx.swash,
                 &fitted,
-                &[color, pal.emphasis.unwrap_or(color)],
+                &[color, pal.emphasis.unwrap_or(color), pal.accent],
                 shadow,
             )
         });
@@ -239,7 +136,7 @@ impl HeroTitle {
             ctx.fonts,
             ctx.swash,
             &fitted,
-            &[pal.text, pal.emphasis.unwrap_or(pal.text)],
+            &[pal.text, pal.emphasis.unwrap_or(pal.text), pal.accent],
             shadow,
         );
 
@@ -327,7 +224,8 @@ impl HeroTitle {
             subtitle,
             accent,
             theme_accent: pal.accent,
-            timing: Timing::new(theme, ctx.duration, ctx.fps),
+            entrance: theme.motion.entrance,
+            timing: ctx.timing(),
             offset: theme.motion.entrance_offset * u,
             subtitle_delay: theme.motion.subtitle_delay,
         }
@@ -341,7 +239,16 @@ impl SceneDraw for HeroTitle {
         if out_op <= 0.0 {
             return;
         }
-        let drift = -out_q * out_q * self.offset * 0.35;
+        let drift = match self.entrance {
+            Entrance::Fade => 0.0,
+            _ => -out_q * out_q * self.offset * 0.35,
+        };
+        // (dx, dy) of an element `travel` px from rest
+        let shift = |travel: f32| match self.entrance {
+            Entrance::Rise => (0.0, travel),
+            Entrance::Slide => (-1.4 * travel, 0.0),
+            Entrance::Fade => (0.0, 0.0),
+        };
 
         if let Some(a) = &self.accent {
             let (p, op) = tm.enter(t, 0.0);
@@ -368,20 +275,22 @@ impl SceneDraw for HeroTitle {
 
         let (p, op) = tm.enter(t, 0.1);
         let l = &self.title;
-        let y = l.y + (1.0 - p) * self.offset + drift;
+        let (dx, dy) = shift((1.0 - p) * self.offset);
+        let y = l.y + dy + drift;
         canvas.layer(
             &l.layer.pixmap,
-            l.x - l.layer.pad as f32,
+            l.x + dx - l.layer.pad as f32,
             y - l.layer.pad as f32,
             op * out_op,
         );
 
         if let Some(s) = &self.subtitle {
             let (p, op) = tm.enter(t, 0.1 + self.subtitle_delay);
-            let y = s.y + (1.0 - p) * self.offset * 0.8 + drift;
+            let (dx, dy) = shift((1.0 - p) * self.offset * 0.8);
+            let y = s.y + dy + drift;
             canvas.layer(
                 &s.layer.pixmap,
-                s.x - s.layer.pad as f32,
+                s.x + dx - s.layer.pad as f32,
                 y - s.layer.pad as f32,
                 op * out_op,
             );

@@ -1,0 +1,113 @@
+//! Renders the poster frames of `docs/scenes.md`: every scene type of `examples/all-scenes.json`
+//! in every theme (landscape), plus a few reel (portrait) layouts, as small JPEGs.
+//!
+//! ```text
+//! cargo run --release --example scene-gallery            # writes docs/img/
+//! cargo run --release --example scene-gallery -- /tmp/g  # somewhere else
+//! ```
+//!
+//! Images named in the spec are drawn in code (`render::image::demo_image`), so the output is
+//! the same on every machine and needs no network or assets directory.
+
+use std::path::PathBuf;
+
+use vidbuilder::render::image::demo_images;
+use vidbuilder::render::{render_still, Catalog};
+use vidbuilder_actors::spec::{validate_spec, Quality, SpecLimits, VideoSpec};
+use vidbuilder_actors::ValidationContext;
+
+/// Landscape posters are stored at this size (the frame is rendered at 720p, then shrunk).
+const THUMB: (u32, u32) = (384, 216);
+
+/// A moment when everything of the scene has entered and nothing has started to leave.
+fn poster_time(duration: f64, fade_out: f64) -> f64 {
+    (duration * 0.8).min(duration - fade_out - 0.15).max(0.0)
+}
+
+fn save_jpeg(
+    pixmap: &tiny_skia::Pixmap,
+    size: (u32, u32),
+    path: &PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // The frame is opaque, so premultiplied RGBA is plain RGBA.
+    let rgba = image::RgbaImage::from_raw(pixmap.width(), pixmap.height(), pixmap.data().to_vec())
+        .ok_or("bad frame buffer")?;
+    let small =
+        image::imageops::resize(&rgba, size.0, size.1, image::imageops::FilterType::Triangle);
+    let rgb = image::DynamicImage::ImageRgba8(small).into_rgb8();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut file, 82).encode_image(&rgb)?;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "docs/img".to_string()),
+    );
+    std::fs::create_dir_all(&out)?;
+    let catalog = Catalog::load(None)?;
+    let body: serde_json::Value = serde_json::from_str(include_str!("all-scenes.json"))?;
+    let ctx = ValidationContext {
+        themes: catalog.theme_names(),
+        tracks: catalog.track_ids(),
+        default_theme: "corporate".into(),
+        limits: SpecLimits::default(),
+    };
+    let spec = validate_spec(&body, &ctx)?;
+    let images = demo_images(&spec);
+    let single = |theme: &str, i: usize| VideoSpec {
+        theme: theme.to_string(),
+        music: None,
+        quality: Quality::P720,
+        fps: 30,
+        generate_reels: false,
+        scenes: vec![spec.scenes[i].clone()],
+    };
+    let mut written = 0;
+    for theme in catalog.theme_names() {
+        let fade = catalog
+            .theme(&theme)
+            .map_or(0.5, |t| t.motion.fade_out as f64);
+        for (i, scene) in spec.scenes.iter().enumerate() {
+            let s = single(&theme, i);
+            let frame = render_still(
+                &catalog,
+                &s,
+                &images,
+                poster_time(scene.duration, fade),
+                false,
+            )?;
+            let path = out.join(format!("{theme}-{}.jpg", scene.content.type_name()));
+            save_jpeg(&frame, THUMB, &path)?;
+            written += 1;
+        }
+    }
+    // Portrait layouts are reflowed, not cropped: show a few of them.
+    for (i, scene) in spec.scenes.iter().enumerate() {
+        let ty = scene.content.type_name();
+        if !matches!(
+            ty,
+            "hero-title" | "bullet-list" | "stats" | "split" | "quote" | "call-to-action"
+        ) {
+            continue;
+        }
+        let s = single("modern", i);
+        let frame = render_still(
+            &catalog,
+            &s,
+            &images,
+            poster_time(scene.duration, 0.4),
+            true,
+        )?;
+        save_jpeg(
+            &frame,
+            (THUMB.1, THUMB.1 * 16 / 9),
+            &out.join(format!("reel-{ty}.jpg")),
+        )?;
+        written += 1;
+    }
+    println!("wrote {written} images to {}", out.display());
+    Ok(())
+}
