@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Images named in the spec are drawn in code (`render::image::demo_image`), so the output is
-//! the same on every machine and needs no network or assets directory.
+//! the same on every machine and needs no network or assets directory. The same drawings are
+//! written as files to `examples/assets/`, so the example spec renders as it is:
+//! `VIDBUILDER_IMAGES_ASSETS_DIR=examples/assets cargo run --release -- render examples/all-scenes.json`.
 
 use std::path::PathBuf;
 
@@ -57,6 +59,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let spec = validate_spec(&body, &ctx)?;
     let images = demo_images(&spec);
+    let assets = PathBuf::from("examples/assets");
+    for (_, src) in spec.images() {
+        let path = assets.join(src.as_str());
+        std::fs::create_dir_all(path.parent().ok_or("asset path")?)?;
+        let pixmap = images.get(src)?;
+        if src.as_str().ends_with(".png") {
+            std::fs::write(&path, pixmap.encode_png()?)?;
+        } else {
+            save_jpeg(pixmap, (pixmap.width(), pixmap.height()), &path)?;
+        }
+    }
     let single = |theme: &str, i: usize| VideoSpec {
         theme: theme.to_string(),
         music: None,
