@@ -6,7 +6,7 @@
 //! frame's plus the last one's). Per-frame cost is proportional to the animated area, not the
 //! frame size, which is what makes 4K affordable.
 
-use tiny_skia::{FillRule, Paint, PathBuilder, Pixmap, PixmapMut, Transform};
+use tiny_skia::{FillRule, Paint, Pixmap, PixmapMut, Transform};
 
 use super::paint::{rgba_to_yuv420p_rect, yuv420p_len};
 use super::theme::Rgb;
@@ -384,20 +384,9 @@ impl Canvas<'_> {
         if w <= 0.05 || h <= 0.05 || opacity <= 0.002 {
             return;
         }
-        let r = radius.min(w / 2.0).min(h / 2.0).max(0.0);
-        let k = 0.5523 * r; // cubic approximation of a quarter circle
-        let mut pb = PathBuilder::new();
-        pb.move_to(x + r, y);
-        pb.line_to(x + w - r, y);
-        pb.cubic_to(x + w - r + k, y, x + w, y + r - k, x + w, y + r);
-        pb.line_to(x + w, y + h - r);
-        pb.cubic_to(x + w, y + h - r + k, x + w - r + k, y + h, x + w - r, y + h);
-        pb.line_to(x + r, y + h);
-        pb.cubic_to(x + r - k, y + h, x, y + h - r + k, x, y + h - r);
-        pb.line_to(x, y + r);
-        pb.cubic_to(x, y + r - k, x + r - k, y, x + r, y);
-        pb.close();
-        let Some(path) = pb.finish() else { return };
+        let Some(path) = super::paint::rounded_rect(x, y, w, h, radius) else {
+            return;
+        };
         let mut paint = Paint::default();
         paint.set_color_rgba8(
             color.0,

@@ -530,21 +530,8 @@ pub fn demo_image(name: &str, w: u32, h: u32) -> Pixmap {
     use tiny_skia::Transform;
     if name.contains("logo") {
         let s = wf.min(hf);
-        let r = s * 0.22;
         let (x, y) = ((wf - s) / 2.0, (hf - s) / 2.0);
-        let mut pb = PathBuilder::new();
-        let k = 0.5523 * r;
-        pb.move_to(x + r, y);
-        pb.line_to(x + s - r, y);
-        pb.cubic_to(x + s - r + k, y, x + s, y + r - k, x + s, y + r);
-        pb.line_to(x + s, y + s - r);
-        pb.cubic_to(x + s, y + s - r + k, x + s - r + k, y + s, x + s - r, y + s);
-        pb.line_to(x + r, y + s);
-        pb.cubic_to(x + r - k, y + s, x, y + s - r + k, x, y + s - r);
-        pb.line_to(x, y + r);
-        pb.cubic_to(x, y + r - k, x + r - k, y, x + r, y);
-        pb.close();
-        if let Some(path) = pb.finish() {
+        if let Some(path) = super::paint::rounded_rect(x, y, s, s, s * 0.22) {
             let paint = vertical(
                 Color::from_rgba8(0x8B, 0x5C, 0xF6, 255),
                 Color::from_rgba8(0x14, 0xB8, 0xA6, 255),

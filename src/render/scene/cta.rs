@@ -15,21 +15,7 @@ pub(crate) fn pill(label: &TextLayer, w: f32, h: f32, fill: Rgb) -> Option<Pixma
     let (pw, ph) = (w.ceil() as u32 + 2, h.ceil() as u32 + 2);
     let mut pm = Pixmap::new(pw, ph)?;
     let path = PathBuilder::from_rect(tiny_skia::Rect::from_xywh(1.0, 1.0, w, h)?);
-    let r = h / 2.0;
-    let rounded = {
-        let mut pb = PathBuilder::new();
-        let k = 0.5523 * r;
-        let (x, y) = (1.0, 1.0);
-        pb.move_to(x + r, y);
-        pb.line_to(x + w - r, y);
-        pb.cubic_to(x + w - r + k, y, x + w, y + r - k, x + w, y + r);
-        pb.cubic_to(x + w, y + r + k, x + w - r + k, y + h, x + w - r, y + h);
-        pb.line_to(x + r, y + h);
-        pb.cubic_to(x + r - k, y + h, x, y + r + k, x, y + r);
-        pb.cubic_to(x, y + r - k, x + r - k, y, x + r, y);
-        pb.close();
-        pb.finish()
-    };
+    let rounded = super::super::paint::rounded_rect(1.0, 1.0, w, h, h / 2.0);
     let mut paint = Paint::default();
     paint.set_color_rgba8(fill.0, fill.1, fill.2, 255);
     paint.anti_alias = true;
