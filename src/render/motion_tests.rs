@@ -2,31 +2,18 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 use serde_json::Value;
-use vidbuilder_actors::job::JobId;
-use vidbuilder_actors::ports::{CancellationToken, RenderProgress, RenderRequest};
+use vidbuilder_actors::ports::{CancellationToken, RenderProgress};
 use vidbuilder_actors::spec::{
     Background, Direction, MusicSpec, Quality, Scene, SceneContent, Transition, TransitionKind,
     VideoSpec,
 };
 
+use super::tests::{catalog, ffprobe, request, settings, stream};
 use super::transition::{composite, Timeline};
 use super::*;
-
-fn catalog() -> Arc<Catalog> {
-    static C: OnceLock<Arc<Catalog>> = OnceLock::new();
-    C.get_or_init(|| Arc::new(Catalog::load(None).expect("embedded catalog")))
-        .clone()
-}
-
-fn settings(work: &Path) -> RenderSettings {
-    RenderSettings {
-        work_dir: work.to_path_buf(),
-        ..RenderSettings::default()
-    }
-}
 
 fn scene(duration: f64, colour: &str, transition: Option<Transition>) -> Scene {
     let mut s = Scene::new(
@@ -294,15 +281,6 @@ fn composites_cover_every_pixel_exactly_at_the_ends() {
 // ---------------------------------------------------------------------------------------------
 // With ffmpeg.
 
-fn request(spec: VideoSpec, out: &Path) -> RenderRequest {
-    RenderRequest {
-        job_id: JobId::new(),
-        attempt: 1,
-        spec,
-        out_dir: out.to_path_buf(),
-    }
-}
-
 fn render(catalog: &Catalog, spec: VideoSpec, out: &Path) -> (RenderOutput, Vec<RenderProgress>) {
     let events = Mutex::new(Vec::new());
     let work = out.join("work");
@@ -316,33 +294,6 @@ fn render(catalog: &Catalog, spec: VideoSpec, out: &Path) -> (RenderOutput, Vec<
     )
     .unwrap();
     (res, events.into_inner().unwrap())
-}
-
-fn probe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,width,height,r_frame_rate,nb_frames,duration,sample_rate,channels",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn stream<'a>(p: &'a Value, kind: &str) -> Option<&'a Value> {
-    p["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["codec_type"] == kind)
 }
 
 fn num(v: &Value) -> f64 {
@@ -390,7 +341,7 @@ fn fps_24_and_60_give_the_right_rate_and_frame_count_with_transitions() {
         let out = dir.path().join(format!("fps{fps}"));
         let (res, events) = render(&c, spec, &out);
         assert_eq!(res.frames, want);
-        let p = probe(&res.video);
+        let p = ffprobe(&res.video);
         let v = stream(&p, "video").unwrap();
         assert_eq!(v["r_frame_rate"], format!("{fps}/1"), "{p}");
         assert_eq!(num(&v["nb_frames"]) as u64, want, "{p}");
@@ -429,7 +380,7 @@ fn music_level_follows_volume_and_lasts_as_long_as_the_video() {
             volume,
         });
         let (res, _) = render(&c, spec, &dir.path().join(format!("v{volume}")));
-        let p = probe(&res.video);
+        let p = ffprobe(&res.video);
         let a = stream(&p, "audio").expect("an audio stream");
         assert_eq!(a["sample_rate"], "48000");
         assert_eq!(a["channels"], 2);
@@ -488,7 +439,7 @@ fn short_tracks_loop_and_loudness_is_normalised() {
             volume: 0.8,
         });
         let (res, _) = render(&c, spec, &dir.path().join(id));
-        let p = probe(&res.video);
+        let p = ffprobe(&res.video);
         let a = stream(&p, "audio").unwrap();
         assert!(
             (num(&a["duration"]) - 5.0).abs() < 0.06,

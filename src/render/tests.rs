@@ -15,13 +15,14 @@ use super::*;
 
 mod golden;
 
-fn catalog() -> Arc<Catalog> {
+// Shared with the other render test modules (motion_tests, golden).
+pub(super) fn catalog() -> Arc<Catalog> {
     static C: OnceLock<Arc<Catalog>> = OnceLock::new();
     C.get_or_init(|| Arc::new(Catalog::load(None).expect("embedded catalog")))
         .clone()
 }
 
-fn settings(work: &Path) -> RenderSettings {
+pub(super) fn settings(work: &Path) -> RenderSettings {
     RenderSettings {
         work_dir: work.to_path_buf(),
         ..RenderSettings::default()
@@ -52,7 +53,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
     }
 }
 
-fn request(spec: VideoSpec, out: &Path) -> RenderRequest {
+pub(super) fn request(spec: VideoSpec, out: &Path) -> RenderRequest {
     RenderRequest {
         job_id: JobId::new(),
         attempt: 1,
@@ -61,13 +62,13 @@ fn request(spec: VideoSpec, out: &Path) -> RenderRequest {
     }
 }
 
-fn ffprobe(path: &Path) -> Value {
+pub(super) fn ffprobe(path: &Path) -> Value {
     let out = std::process::Command::new("ffprobe")
         .args([
             "-v",
             "error",
             "-show_entries",
-            "stream=codec_name,codec_type,width,height,pix_fmt,color_space,color_range",
+            "stream=codec_name,codec_type,width,height,pix_fmt,color_space,color_range,r_frame_rate,nb_frames,duration,sample_rate,channels",
             "-show_entries",
             "format=duration",
             "-of",
@@ -84,7 +85,7 @@ fn ffprobe(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
+pub(super) fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
     probe["streams"]
         .as_array()
         .unwrap()
