@@ -33,6 +33,12 @@ async fn log_of(t: &TestServer, job_id: &str) -> Vec<AttemptRecord> {
     ractor::call!(t.server.webhooks, |reply| WebhookMsg::Log { job_id, reply }).unwrap()
 }
 
+/// `POST /api/jobs/:job/webhooks/redeliver` without a key.
+async fn redeliver(t: &TestServer, job: &str) -> (StatusCode, HeaderMap, Value) {
+    let path = format!("/api/jobs/{job}/webhooks/redeliver");
+    t.call(reqwest::Method::POST, &path, None, None).await
+}
+
 /// Waits until the job's log has `n` settled attempts matching `f`.
 async fn wait_log(
     t: &TestServer,
@@ -622,14 +628,7 @@ async fn the_delivery_log_lists_attempts_and_redelivery_resends_the_last_event()
     }
 
     // Redeliver: the last event again, same id and bytes, fresh timestamp and signature.
-    let (status, _, v) = t
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/jobs/{job}/webhooks/redeliver"),
-            None,
-            None,
-        )
-        .await;
+    let (status, _, v) = redeliver(&t, &job).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["event"], "completed");
     assert_eq!(v["webhookId"], completed.headers["webhook-id"].as_str());
@@ -652,14 +651,7 @@ async fn the_delivery_log_lists_attempts_and_redelivery_resends_the_last_event()
 
     // A failing redelivery is logged and not retried.
     r.script("hook", vec![reply(503, &[])]);
-    let (status, _, _) = t
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/jobs/{job}/webhooks/redeliver"),
-            None,
-            None,
-        )
-        .await;
+    let (status, _, _) = redeliver(&t, &job).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let log = poll(LONG, "the failed redelivery in the log", || async {
         let (_, _, v) = t.call(reqwest::Method::GET, &log_path, None, None).await;
@@ -695,14 +687,7 @@ async fn the_delivery_log_lists_attempts_and_redelivery_resends_the_last_event()
         .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let blocking = v["jobId"].as_str().unwrap();
-    let (status, _, v) = t
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/jobs/{blocking}/webhooks/redeliver"),
-            None,
-            None,
-        )
-        .await;
+    let (status, _, v) = redeliver(&t, blocking).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["error"], "Nothing to redeliver.");
     t.server.stop().await;
@@ -719,14 +704,7 @@ async fn an_exhausted_delivery_can_be_redelivered_once_the_receiver_is_back() {
     })
     .await;
     r.always("down", reply(200, &[]));
-    let (status, _, v) = t
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/jobs/{job}/webhooks/redeliver"),
-            None,
-            None,
-        )
-        .await;
+    let (status, _, v) = redeliver(&t, &job).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["event"], "completed");
     assert_eq!(v["attempt"], 3);
@@ -857,12 +835,12 @@ async fn api_keys_guard_every_route_and_isolate_jobs() {
     }
     let video = format!("/api/download/{job}");
     let log = format!("/api/jobs/{job}/webhooks");
-    let redeliver = format!("/api/jobs/{job}/webhooks/redeliver");
+    let redeliver_path = format!("/api/jobs/{job}/webhooks/redeliver");
     for (method, path) in [
         (Method::GET, status_path.as_str()),
         (Method::GET, video.as_str()),
         (Method::GET, log.as_str()),
-        (Method::POST, redeliver.as_str()),
+        (Method::POST, redeliver_path.as_str()),
     ] {
         let (status, _, v) = t.call(method.clone(), path, None, Some("bob-key")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "bob: {method} {path}: {v}");
@@ -907,14 +885,7 @@ async fn redelivery_moves_a_waiting_retry_forward() {
     let job = submit(&t, &r.url("later")).await;
     wait_log(&t, &job, "the first attempt", |l| l.len() == 1).await;
     let asked = Instant::now();
-    let (status, _, v) = t
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/jobs/{job}/webhooks/redeliver"),
-            None,
-            None,
-        )
-        .await;
+    let (status, _, v) = redeliver(&t, &job).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["event"], "started");
     assert_eq!(v["attempt"], 2);
