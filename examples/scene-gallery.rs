@@ -13,10 +13,10 @@
 
 use std::path::PathBuf;
 
-use vidbuilder::render::image::demo_images;
-use vidbuilder::render::{render_still, Catalog};
-use vidbuilder_actors::spec::{validate_spec, Quality, SpecLimits, VideoSpec};
-use vidbuilder_actors::ValidationContext;
+use vidbuilder_domain::spec::{validate_spec, Quality, SpecLimits, VideoSpec};
+use vidbuilder_domain::ValidationContext;
+use vidbuilder_render::image::demo_images;
+use vidbuilder_render::{render_still, Catalog};
 
 /// Landscape posters are stored at this size (the frame is rendered at 720p, then shrunk).
 const THUMB: (u32, u32) = (384, 216);
@@ -27,7 +27,7 @@ fn poster_time(duration: f64, fade_out: f64) -> f64 {
 }
 
 fn save_jpeg(
-    pixmap: &tiny_skia::Pixmap,
+    pixmap: &vidbuilder_render::Pixmap,
     size: (u32, u32),
     path: &PathBuf,
 ) -> Result<(), Box<dyn std::error::Error>> {

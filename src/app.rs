@@ -13,21 +13,22 @@ use tracing::{info, warn};
 use vidbuilder_actors::manager::{
     JobManager, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings,
 };
-use vidbuilder_actors::spec::SpecLimits;
 use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookSettings};
-use vidbuilder_actors::ValidationContext;
+use vidbuilder_domain::spec::SpecLimits;
+use vidbuilder_domain::ValidationContext;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::limits::RateLimits;
 use crate::http::{router, AppState, RouterOptions};
-use crate::render::{check_ffmpeg, Catalog, FfmpegRenderer, RenderSettings};
+use crate::render_port::RenderPort;
 use crate::s3::S3Uploader;
 use crate::store::SqliteStore;
 use crate::webhook_client::HttpWebhookTransport;
 use vidbuilder_actors::ports::Uploader;
-use vidbuilder_actors::store::JobStore;
 use vidbuilder_actors::upload::UploadSettings;
+use vidbuilder_domain::store::JobStore;
+use vidbuilder_render::{check_ffmpeg, Catalog, FfmpegRenderer, RenderSettings};
 
 /// The validation context for a catalog and config.
 pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationContext {
@@ -51,14 +52,14 @@ pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationConte
     }
 }
 
-pub fn render_settings(config: &Config, ssrf: Arc<crate::ssrf::SsrfGuard>) -> RenderSettings {
+pub fn render_settings(config: &Config, ssrf: Arc<vidbuilder_net::SsrfGuard>) -> RenderSettings {
     let i = &config.images;
     RenderSettings {
         ffmpeg: config.render.ffmpeg.clone(),
         preset: config.render.preset.clone(),
         crf: config.render.crf,
         work_dir: config.data_dir.join("work"),
-        images: crate::render::image::ImageSettings {
+        images: vidbuilder_render::image::ImageSettings {
             assets_dir: Some(config.assets_dir()),
             max_bytes: i.max_bytes,
             timeout: Duration::from_secs(i.timeout_secs.max(1)),
@@ -108,7 +109,7 @@ impl Server {
             warn!("no API keys configured (auth.api_keys, auth.keys_file): the API is open to anyone who can reach it");
         }
 
-        let ssrf = Arc::new(crate::ssrf::SsrfGuard::from_config(&config)?);
+        let ssrf = Arc::new(config.ssrf_guard()?);
         let transport = HttpWebhookTransport::new(
             Duration::from_secs(config.webhook.timeout_secs),
             Duration::from_secs(config.webhook.connect_timeout_secs),
@@ -149,7 +150,10 @@ impl Server {
         .map_err(|e| Error::Actors(e.to_string()))?;
 
         let views: JobViews = Arc::new(DashMap::new());
-        let renderer = FfmpegRenderer::new(catalog.clone(), render_settings(&config, ssrf.clone()));
+        let renderer = RenderPort::new(FfmpegRenderer::new(
+            catalog.clone(),
+            render_settings(&config, ssrf.clone()),
+        ));
         let uploader: Option<(Arc<dyn Uploader>, UploadSettings)> = if config.s3.enabled() {
             let s3 = S3Uploader::new(&config.s3).await?;
             if let Err(e) = s3.check_bucket().await {

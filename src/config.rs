@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vidbuilder_net::parse_cidr;
 
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
@@ -192,6 +193,12 @@ pub struct LimitsConfig {
 }
 
 impl Config {
+    /// The SSRF guard of `webhook.allow_cidrs` (webhook deliveries and image fetches).
+    pub fn ssrf_guard(&self) -> Result<vidbuilder_net::SsrfGuard, Error> {
+        vidbuilder_net::SsrfGuard::new(&self.webhook.allow_cidrs)
+            .map_err(|e| Error::Config(format!("webhook.allow_cidrs: {e}")))
+    }
+
     /// The directory scenes' image files are read from.
     pub fn assets_dir(&self) -> PathBuf {
         match self.images.assets_dir.trim() {
@@ -353,15 +360,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
     }
-}
-
-/// `10.0.0.0/8` → (address, prefix length). Validated now; enforced by the SSRF guard.
-pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
-    let (addr, len) = s.trim().split_once('/')?;
-    let addr: std::net::IpAddr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((addr, len))
 }
 
 /// Extra environment names: (alias, the variable it stands for).

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use crate::render::RenderError;
+use vidbuilder_render::RenderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,7 +16,7 @@ pub enum Error {
     #[error("could not start the actor system: {0}")]
     Actors(String),
     #[error("invalid spec: {0}")]
-    Spec(#[from] vidbuilder_actors::SpecError),
+    Spec(#[from] vidbuilder_domain::SpecError),
 }
 
 impl Error {

@@ -1,17 +1,17 @@
 //! # vidbuilder
 //!
-//! The server and command-line side of vidbuilder: configuration, the HTTP API, the real renderer
-//! (frames drawn in Rust, encoded by an ffmpeg child process) and the webhook HTTP client, wired
-//! into the actor tree of [`vidbuilder_actors`]. See `ARCHITECTURE.md` for the map.
+//! The server and command-line side of vidbuilder: configuration, the HTTP API, the SQLite job store,
+//! S3, the webhook HTTP client and the CLI, wired with the renderer of [`vidbuilder_render`] into
+//! the actor tree of [`vidbuilder_actors`]. See `ARCHITECTURE.md` for the map.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod render;
+pub mod render_port;
 pub mod s3;
-pub mod ssrf;
 pub mod store;
 pub mod webhook_client;
 

@@ -8,10 +8,10 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use vidbuilder::app::{render_settings, validation_context};
-use vidbuilder::render::{check_ffmpeg, render_blocking, Catalog};
 use vidbuilder::{Config, Error, Server};
 use vidbuilder_actors::ports::{CancellationToken, RenderPhase, RenderRequest};
-use vidbuilder_actors::{validate_spec, JobId};
+use vidbuilder_domain::{validate_spec, JobId};
+use vidbuilder_render::{check_ffmpeg, render_blocking, Catalog};
 
 #[derive(Parser)]
 #[command(
@@ -108,9 +108,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             output,
             quiet,
         } => render(&config, &spec, &output, quiet),
-        Command::Bench { runs, json, editly } => vidbuilder::render::bench::run(
+        Command::Bench { runs, json, editly } => vidbuilder::bench::run(
             &config,
-            &vidbuilder::render::bench::BenchOptions { runs, json, editly },
+            &vidbuilder::bench::BenchOptions { runs, json, editly },
         ),
         Command::Validate { spec } => {
             let catalog = Catalog::load(config.config_dir())?;
@@ -175,7 +175,7 @@ fn read_spec(
     path: &Path,
     catalog: &Catalog,
     config: &Config,
-) -> Result<vidbuilder_actors::VideoSpec, Error> {
+) -> Result<vidbuilder_domain::VideoSpec, Error> {
     let text =
         std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
     let value: serde_json::Value = serde_json::from_str(&text)
@@ -188,7 +188,7 @@ fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Resu
     let catalog = Catalog::load(config.config_dir())?;
     let spec = read_spec(spec_path, &catalog, config)?;
     let out_dir = std::env::temp_dir().join(format!("vidbuilder-render-{}", std::process::id()));
-    let ssrf = std::sync::Arc::new(vidbuilder::ssrf::SsrfGuard::from_config(config)?);
+    let ssrf = std::sync::Arc::new(config.ssrf_guard()?);
     let mut settings = render_settings(config, ssrf);
     settings.work_dir = std::env::temp_dir().join("vidbuilder-work");
     let req = RenderRequest {
@@ -214,7 +214,7 @@ fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Resu
         .enable_all()
         .build()
         .map_err(Error::io("starting the runtime"))?
-        .block_on(vidbuilder::render::image::prefetch(
+        .block_on(vidbuilder_render::image::prefetch(
             &req.spec,
             &settings.images,
         ))?;

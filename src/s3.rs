@@ -32,8 +32,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
-use vidbuilder_actors::job::JobId;
 use vidbuilder_actors::ports::{UploadError, UploadFile, UploadProgressSink, Uploader};
+use vidbuilder_domain::job::JobId;
 
 use crate::config::S3Config;
 use crate::error::Error;

@@ -10,7 +10,7 @@ use vidbuilder_actors::signing::WebhookSecret;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::ssrf::{guarded_client, SsrfGuard};
+use vidbuilder_net::{guarded_client, SsrfGuard};
 
 /// Where the generated signing secret is kept, under the data dir.
 pub const SECRET_FILE: &str = "webhook-secret";
@@ -147,7 +147,7 @@ impl WebhookTransport for HttpWebhookTransport {
                 outcome(Some(status), None, retry_after)
             }
             Err(e) => {
-                if let Some(r) = crate::ssrf::refusal_in(&e) {
+                if let Some(r) = vidbuilder_net::refusal_in(&e) {
                     return refused(r, started);
                 }
                 let kind = if e.is_timeout() {

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use vidbuilder::config::S3Config;
 use vidbuilder::s3::{object_key, S3Uploader};
 use vidbuilder::Config;
-use vidbuilder_actors::job::JobId;
 use vidbuilder_actors::ports::{UploadFile, UploadProgressSink, Uploader};
+use vidbuilder_domain::job::JobId;
 
 const BUCKET: &str = "videos";
 

@@ -18,12 +18,13 @@ use axum::Router;
 use common::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vidbuilder::ssrf::SsrfGuard;
 use vidbuilder::webhook_client::HttpWebhookTransport;
 use vidbuilder_actors::ports::{WebhookRequest, WebhookTransport};
 use vidbuilder_actors::signing::WebhookSecret;
-use vidbuilder_actors::webhook::{AttemptRecord, WebhookMsg};
-use vidbuilder_actors::JobId;
+use vidbuilder_actors::webhook::WebhookMsg;
+use vidbuilder_domain::store::AttemptRecord;
+use vidbuilder_domain::JobId;
+use vidbuilder_net::SsrfGuard;
 
 const LONG: Duration = Duration::from_secs(240);
 

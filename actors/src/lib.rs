@@ -1,6 +1,7 @@
 //! # vidbuilder-actors
 //!
-//! The actor tree of vidbuilder and the domain types every other part speaks.
+//! The actor tree of vidbuilder. The domain types it speaks (spec, job ids and states, events,
+//! the job store's contract) live in `vidbuilder-domain`.
 //!
 //! - [`manager::JobManager`] owns every job's state machine (`queued → processing → completed |
 //!   failed`), the FIFO admission queue and the concurrency limit, and writes each change to the
@@ -17,16 +18,10 @@
 //! `ractor_cluster`.
 #![forbid(unsafe_code)]
 
-pub mod events;
-pub mod job;
 pub mod manager;
 pub mod ports;
 pub mod render;
 pub mod signing;
-pub mod spec;
-pub mod store;
 pub mod upload;
 pub mod webhook;
-
-pub use job::{JobId, JobStatus, JobView};
-pub use spec::{validate_spec, SpecError, ValidationContext, VideoSpec};
+pub mod wire;

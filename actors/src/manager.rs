@@ -31,16 +31,19 @@ use ractor_cluster::RactorMessage;
 use tokio::task::AbortHandle;
 use tracing::{error, info, warn};
 
-use crate::events::WebhookEvent;
-use crate::job::{timestamp, JobFiles, JobId, JobResult, JobStatus, JobView, S3Object, S3Upload};
 use crate::ports::{
-    RenderOutput, RenderPhase, RenderProgress, RenderRequest, Renderer, UploadFile, Uploader,
+    RenderFailure, RenderFailureKind, RenderOutput, RenderPhase, RenderProgress, RenderRequest,
+    Renderer, UploadError, UploadFile, Uploader,
 };
 use crate::render::{RenderActor, RenderArgs};
-use crate::spec::VideoSpec;
-use crate::store::{JobRecord, JobStore};
 use crate::upload::{UploadActor, UploadArgs, UploadMsg, UploadSettings};
 use crate::webhook::{now_ms, Delivery, WebhookMsg};
+use vidbuilder_domain::events::WebhookEvent;
+use vidbuilder_domain::job::{
+    timestamp, JobFailure, JobFiles, JobId, JobResult, JobStatus, JobView, S3Object, S3Upload,
+};
+use vidbuilder_domain::spec::VideoSpec;
+use vidbuilder_domain::store::{JobRecord, JobStore};
 
 /// The read view the JobManager writes and the HTTP layer reads.
 pub type JobViews = Arc<DashMap<JobId, JobView>>;
@@ -68,6 +71,17 @@ pub enum SubmitError {
     Store(String),
 }
 
+/// Why no signed URL could be had for a stored video.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresignError {
+    #[error("this job has no stored object")]
+    NoObject,
+    #[error("object storage is not available: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Storage(UploadError),
+}
+
 #[derive(RactorMessage)]
 pub enum JobManagerMsg {
     /// Admit a job; the reply (once the job is durable) carries its view (status `queued`).
@@ -90,7 +104,7 @@ pub enum JobManagerMsg {
     RenderDone {
         job_id: JobId,
         attempt: u32,
-        result: Result<RenderOutput, String>,
+        result: Result<RenderOutput, RenderFailure>,
     },
     /// A restart's backoff elapsed: run the job again.
     Restart { job_id: JobId },
@@ -116,7 +130,7 @@ pub enum JobManagerMsg {
     UploadDone {
         job_id: JobId,
         attempt: u32,
-        result: Result<Vec<S3Object>, String>,
+        result: Result<Vec<S3Object>, UploadError>,
     },
     /// A request for the WebhookActor (delivery log, redelivery): the HTTP layer speaks only to
     /// the JobManager, which forwards it.
@@ -125,7 +139,7 @@ pub enum JobManagerMsg {
     PresignDownload {
         job_id: JobId,
         reel: bool,
-        reply: RpcReplyPort<Result<String, String>>,
+        reply: RpcReplyPort<Result<String, PresignError>>,
     },
 }
 
@@ -210,7 +224,7 @@ struct Job {
     last_progress: Instant,
     actor: Option<ActorCell>,
     /// Why the running actor was killed, when we killed it.
-    killed_for: Option<String>,
+    killed_for: Option<RenderFailure>,
     restarts: Vec<Instant>,
     restart_timer: Option<AbortHandle>,
     waiters: Vec<RpcReplyPort<JobView>>,
@@ -411,6 +425,8 @@ impl JobManagerState {
         }
         let args = RenderArgs {
             request,
+            // A few reports a second, and always several within the stall timeout.
+            progress_interval: (self.settings.stall_timeout / 4).min(Duration::from_millis(250)),
             renderer: self.renderer.clone(),
             manager: myself.clone(),
         };
@@ -423,12 +439,17 @@ impl JobManagerState {
                 }
                 self.publish(&id);
             }
-            Err(e) => self.finish(&id, Err(format!("Failed to start render worker: {e}"))),
+            Err(e) => self.finish(&id, Err(JobFailure::NotStarted(e.to_string()))),
         }
     }
 
     /// A render attempt ended without a result: retry within the restart intensity, else fail.
-    fn attempt_failed(&mut self, myself: &ActorRef<JobManagerMsg>, id: &JobId, reason: String) {
+    fn attempt_failed(
+        &mut self,
+        myself: &ActorRef<JobManagerMsg>,
+        id: &JobId,
+        reason: RenderFailure,
+    ) {
         let settings = self.settings.clone();
         let Some(job) = self.jobs.get_mut(id) else {
             return;
@@ -441,7 +462,7 @@ impl JobManagerState {
             .retain(|t| now.duration_since(*t) < settings.restart_window);
         if job.restarts.len() as u32 >= settings.max_restarts {
             warn!(job_id = %id, attempt = job.record.attempt, "giving up after {} restarts: {reason}", job.restarts.len());
-            self.finish(id, Err(reason));
+            self.finish(id, Err(JobFailure::Render(reason)));
             return;
         }
         job.restarts.push(now);
@@ -449,8 +470,9 @@ impl JobManagerState {
         let backoff = settings.restart_backoff * 2u32.saturating_pow(n - 1);
         warn!(job_id = %id, attempt = job.record.attempt, backoff_ms = backoff.as_millis() as u64, "render attempt failed, restarting: {reason}");
         job.view.message = format!(
-            "Render failed, retrying in {}s: {reason}",
-            backoff.as_secs_f32().ceil()
+            "Render failed, retrying in {}s: {}",
+            backoff.as_secs_f32().ceil(),
+            JobFailure::Render(reason)
         );
         let job_id = id.clone();
         job.restart_timer = Some(
@@ -515,9 +537,9 @@ impl JobManagerState {
         if let Err(e) = upload.cast(msg) {
             self.finish(
                 id,
-                Err(format!(
-                    "Failed to upload to S3: the upload worker is unavailable ({e})"
-                )),
+                Err(JobFailure::Upload(format!(
+                    "the upload worker is unavailable ({e})"
+                ))),
             );
         }
     }
@@ -544,7 +566,7 @@ impl JobManagerState {
     }
 
     /// Move a job to its terminal state, persist it with its terminal webhook, wake its waiters.
-    fn finish(&mut self, id: &JobId, result: Result<RenderOutput, String>) {
+    fn finish(&mut self, id: &JobId, result: Result<RenderOutput, JobFailure>) {
         let prefix = self.settings.download_prefix.clone();
         let Some(job) = self.jobs.get_mut(id) else {
             return;
@@ -626,7 +648,8 @@ impl JobManagerState {
                 job.view.result = Some(result.clone());
                 WebhookEvent::completed(id, result, now)
             }
-            Err(e) => {
+            Err(failure) => {
+                let e = failure.to_string();
                 warn!(job_id = %id, error = %e, "job failed");
                 job.record.status = JobStatus::Failed;
                 job.record.error = Some(e.clone());
@@ -688,9 +711,9 @@ impl JobManagerState {
         for job in self.jobs.values_mut() {
             if let Some(actor) = &job.actor {
                 if job.killed_for.is_none() && job.last_progress.elapsed() > limit {
-                    let why = format!(
-                        "Failed to render video: render stalled (no progress for {}s)",
-                        limit.as_secs()
+                    let why = RenderFailure::new(
+                        RenderFailureKind::Stalled,
+                        format!("render stalled (no progress for {}s)", limit.as_secs()),
                     );
                     warn!(job_id = %job.record.id, "{why}; killing it");
                     job.killed_for = Some(why);
@@ -712,7 +735,7 @@ impl JobManagerState {
         };
         for record in expired {
             let videos = [&record.video, &record.reel].into_iter().flatten();
-            for f in videos.flat_map(|v| [v.clone(), crate::job::poster_of(v)]) {
+            for f in videos.flat_map(|v| [v.clone(), vidbuilder_domain::job::poster_of(v)]) {
                 if let Err(e) = std::fs::remove_file(&f) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         warn!(job_id = %record.id, file = %f.display(), "retention: could not remove: {e}");
@@ -756,7 +779,10 @@ impl JobManagerState {
             for job in self.jobs.values_mut() {
                 if let Some(actor) = job.actor.take() {
                     warn!(job_id = %job.record.id, "grace period over: stopping the render; it resumes on the next start");
-                    job.killed_for = Some("shutdown".into());
+                    job.killed_for = Some(RenderFailure::new(
+                        RenderFailureKind::Cancelled,
+                        "stopped for shutdown",
+                    ));
                     actor.kill();
                 }
             }
@@ -1020,12 +1046,10 @@ impl Actor for JobManager {
                         job.stored = Some(objects);
                         state.finish(&job_id, Ok(out));
                     }
-                    (Err(e), _) => {
-                        state.finish(&job_id, Err(format!("Failed to upload to S3: {e}")))
-                    }
+                    (Err(e), _) => state.finish(&job_id, Err(JobFailure::Upload(e.message))),
                     (Ok(_), None) => state.finish(
                         &job_id,
-                        Err("Failed to upload to S3: the rendered files were lost".into()),
+                        Err(JobFailure::Upload("the rendered files were lost".into())),
                     ),
                 }
             }
@@ -1053,16 +1077,18 @@ impl Actor for JobManager {
                                 ractor::call!(upload, |r| UploadMsg::Presign { key, reply: r });
                             let _ = reply.send(match url {
                                 Ok(Ok(url)) => Ok(url),
-                                Ok(Err(e)) => Err(e.message),
-                                Err(e) => Err(e.to_string()),
+                                Ok(Err(e)) => Err(PresignError::Storage(e)),
+                                Err(e) => Err(PresignError::Unavailable(e.to_string())),
                             });
                         });
                     }
                     (None, _) => {
-                        let _ = reply.send(Err("this job has no stored object".into()));
+                        let _ = reply.send(Err(PresignError::NoObject));
                     }
                     (_, None) => {
-                        let _ = reply.send(Err("object storage is not available".into()));
+                        let _ = reply.send(Err(PresignError::Unavailable(
+                            "object storage is not configured".into(),
+                        )));
                     }
                 }
             }
@@ -1092,16 +1118,22 @@ impl Actor for JobManager {
         state: &mut JobManagerState,
     ) -> Result<(), ActorProcessingErr> {
         // Never stop the manager because a child ended: decide per job instead.
-        let (cell, reason): (ActorCell, String) = match evt {
+        let (cell, reason): (ActorCell, RenderFailure) = match evt {
             SupervisionEvent::ActorFailed(cell, err) => (
                 cell,
-                format!("Failed to render video: render worker crashed: {err}"),
+                RenderFailure::new(
+                    RenderFailureKind::Crashed,
+                    format!("render worker crashed: {err}"),
+                ),
             ),
             SupervisionEvent::ActorTerminated(cell, _, reason) => (
                 cell,
-                format!(
-                    "Failed to render video: render worker stopped ({})",
-                    reason.unwrap_or_else(|| "no reason given".into())
+                RenderFailure::new(
+                    RenderFailureKind::Crashed,
+                    format!(
+                        "render worker stopped ({})",
+                        reason.unwrap_or_else(|| "no reason given".into())
+                    ),
                 ),
             ),
             _ => return Ok(()),

@@ -5,8 +5,13 @@
 //! truth, so a crash here loses nothing but the attempt. A panic in the renderer becomes a
 //! supervision event at the JobManager. If the actor is killed mid-render the render future is
 //! dropped, and the drop guard cancels the renderer's token so the encoder process dies too.
+//!
+//! Progress is throttled at the source ([`ProgressThrottle`]): a renderer may report every frame,
+//! but the JobManager hears at most one report per `progress_interval`, every phase change, and
+//! the last report before `RenderDone`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
@@ -14,7 +19,48 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
 
 use crate::manager::JobManagerMsg;
-use crate::ports::{ProgressSink, RenderRequest, Renderer};
+use crate::ports::{ProgressSink, RenderPhase, RenderProgress, RenderRequest, Renderer};
+
+/// Which progress reports go out: the first, each phase change, and otherwise at most one per
+/// `interval`; the newest report held back is released by [`ProgressThrottle::flush`]. Pure:
+/// the caller supplies the clock.
+#[derive(Debug)]
+pub struct ProgressThrottle {
+    interval: Duration,
+    last_sent: Option<(Instant, RenderPhase)>,
+    held: Option<RenderProgress>,
+}
+
+impl ProgressThrottle {
+    pub fn new(interval: Duration) -> Self {
+        ProgressThrottle {
+            interval,
+            last_sent: None,
+            held: None,
+        }
+    }
+
+    /// `Some(report)` when `p`, offered at `now`, should be sent now; otherwise it is held.
+    pub fn offer(&mut self, p: RenderProgress, now: Instant) -> Option<RenderProgress> {
+        let due = match self.last_sent {
+            None => true,
+            Some((at, phase)) => phase != p.phase || now.duration_since(at) >= self.interval,
+        };
+        if due {
+            self.last_sent = Some((now, p.phase));
+            self.held = None;
+            Some(p)
+        } else {
+            self.held = Some(p);
+            None
+        }
+    }
+
+    /// The newest report that was held back, if any: sent before the render's result.
+    pub fn flush(&mut self) -> Option<RenderProgress> {
+        self.held.take()
+    }
+}
 
 #[derive(RactorMessage)]
 pub enum RenderMsg {
@@ -26,6 +72,8 @@ pub struct RenderActor;
 
 pub struct RenderArgs {
     pub request: RenderRequest,
+    /// At most one progress report per this interval reaches the manager.
+    pub progress_interval: Duration,
     pub renderer: Arc<dyn Renderer>,
     pub manager: ActorRef<JobManagerMsg>,
 }
@@ -73,14 +121,31 @@ impl Actor for RenderActor {
                 let (job_id, attempt) = (req.job_id.clone(), req.attempt);
                 let span = info_span!("render", job_id = %job_id, attempt);
                 let manager = state.args.manager.clone();
-                let (job, progress_manager) = (job_id.clone(), manager.clone());
-                let sink: ProgressSink = Arc::new(move |progress| {
-                    let _ = progress_manager.cast(JobManagerMsg::Progress {
-                        job_id: job.clone(),
-                        attempt,
-                        progress,
-                    });
-                });
+                let throttle = Arc::new(Mutex::new(ProgressThrottle::new(
+                    state.args.progress_interval,
+                )));
+                let send = {
+                    let (job_id, manager) = (job_id.clone(), manager.clone());
+                    move |progress| {
+                        let _ = manager.cast(JobManagerMsg::Progress {
+                            job_id: job_id.clone(),
+                            attempt,
+                            progress,
+                        });
+                    }
+                };
+                let sink: ProgressSink = {
+                    let (throttle, send) = (throttle.clone(), send.clone());
+                    Arc::new(move |progress| {
+                        let due = throttle
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .offer(progress, Instant::now());
+                        if let Some(p) = due {
+                            send(p);
+                        }
+                    })
+                };
                 // Cancels the renderer if this future is dropped (actor killed mid-render).
                 let _guard = state.cancel.clone().drop_guard();
                 let result = state
@@ -89,6 +154,10 @@ impl Actor for RenderActor {
                     .render(req, sink, state.cancel.clone())
                     .instrument(span)
                     .await;
+                let last = throttle.lock().unwrap_or_else(|e| e.into_inner()).flush();
+                if let Some(p) = last {
+                    send(p);
+                }
                 manager.cast(JobManagerMsg::RenderDone {
                     job_id,
                     attempt,
@@ -97,5 +166,60 @@ impl Actor for RenderActor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(phase: RenderPhase, frames_done: u64) -> RenderProgress {
+        RenderProgress {
+            phase,
+            frames_done,
+            frames_total: 100,
+        }
+    }
+
+    #[test]
+    fn throttle_sends_the_first_each_phase_change_and_one_per_interval() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut t = ProgressThrottle::new(Duration::from_millis(250));
+        let r = RenderPhase::Rendering;
+        assert_eq!(t.offer(at(r, 0), ms(0)), Some(at(r, 0)));
+        assert_eq!(t.offer(at(r, 1), ms(10)), None);
+        assert_eq!(t.offer(at(r, 2), ms(249)), None);
+        assert_eq!(t.offer(at(r, 3), ms(250)), Some(at(r, 3)));
+        assert_eq!(t.flush(), None, "nothing held after a send");
+        assert_eq!(t.offer(at(r, 4), ms(300)), None);
+        // A phase change goes out at once.
+        let e = RenderPhase::Encoding;
+        assert_eq!(t.offer(at(e, 100), ms(301)), Some(at(e, 100)));
+        assert_eq!(t.offer(at(e, 100), ms(302)), None);
+        assert_eq!(t.flush(), Some(at(e, 100)), "the last report is never lost");
+        assert_eq!(t.flush(), None);
+    }
+
+    #[test]
+    fn every_frame_of_a_long_render_becomes_a_few_reports_a_second() {
+        // 10 minutes at 60 fps with a reel, reported every frame, drawn at 120 frames/s.
+        let t0 = Instant::now();
+        let mut t = ProgressThrottle::new(Duration::from_millis(250));
+        let frames = 10 * 60 * 60 * 2u64;
+        let mut sent = 0u64;
+        for f in 0..frames {
+            let now = t0 + Duration::from_micros(f * 1_000_000 / 120);
+            if t.offer(at(RenderPhase::Rendering, f), now).is_some() {
+                sent += 1;
+            }
+        }
+        sent += u64::from(t.flush().is_some());
+        let secs = frames / 120;
+        assert!(sent <= secs * 4 + 2, "{sent} reports in {secs} s");
+        assert!(
+            sent >= secs * 3,
+            "{sent} reports in {secs} s: too few to show progress"
+        );
     }
 }

@@ -15,9 +15,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::job::{JobId, S3Object};
 use crate::manager::JobManagerMsg;
 use crate::ports::{UploadError, UploadFile, Uploader};
+use vidbuilder_domain::job::{JobId, S3Object};
 
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
@@ -132,7 +132,7 @@ async fn upload_job(
             let _ = manager.cast(JobManagerMsg::UploadDone {
                 job_id,
                 attempt,
-                result: Err(e.message),
+                result: Err(e),
             });
             return;
         }
@@ -151,7 +151,7 @@ async fn upload_job(
                 let _ = manager.cast(JobManagerMsg::UploadDone {
                     job_id,
                     attempt,
-                    result: Err(e.message),
+                    result: Err(e),
                 });
                 return;
             }

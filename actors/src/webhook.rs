@@ -20,15 +20,15 @@ use bytes::Bytes;
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::events::{EventKind, WebhookEvent};
-use crate::job::{timestamp, JobId};
 use crate::ports::{AttemptOutcome, WebhookRequest, WebhookTransport};
-use crate::store::{DeliveryState, JobStore, OutboxRow};
+use vidbuilder_domain::events::{EventKind, WebhookEvent};
+use vidbuilder_domain::job::{timestamp, JobId};
+use vidbuilder_domain::store::{AttemptRecord, DeliveryState, JobStore, OutboxRow};
 
 mod redeliver;
 pub use redeliver::Redelivery;
@@ -89,22 +89,6 @@ impl Delivery {
             owner,
         }
     }
-}
-
-/// How one attempt ended, for the delivery log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AttemptRecord {
-    pub webhook_id: String,
-    pub event: EventKind,
-    pub attempt: u32,
-    pub at: String,
-    pub status_code: Option<u16>,
-    pub error: Option<String>,
-    pub latency_ms: u64,
-    /// `delivered`, `retrying`, `exhausted` or `gave-up` (410 / permanent error); for a manual
-    /// redelivery of a settled event `redelivered` or `redelivery-failed`.
-    pub result: String,
 }
 
 #[derive(Debug, Clone)]

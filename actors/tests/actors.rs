@@ -8,17 +8,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef};
-use vidbuilder_actors::events::EventKind;
-use vidbuilder_actors::job::{JobStatus, JobView};
 use vidbuilder_actors::manager::{
     JobManager, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings, SubmitError,
     SubmitRequest,
 };
 use vidbuilder_actors::ports::*;
-use vidbuilder_actors::spec::{Quality, Scene, SceneContent, VideoSpec};
-use vidbuilder_actors::store::{JobStore, MemoryStore};
 use vidbuilder_actors::upload::UploadSettings;
 use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookSettings};
+use vidbuilder_domain::events::EventKind;
+use vidbuilder_domain::job::{JobStatus, JobView};
+use vidbuilder_domain::spec::{Quality, Scene, SceneContent, VideoSpec};
+use vidbuilder_domain::store::{JobStore, MemoryStore};
 
 /// Behaviour is chosen by the first scene's title: `panic`, `fail`, `hang`, else render for
 /// `duration` seconds of (tokio) time.
@@ -33,7 +33,7 @@ struct FakeRenderer {
 impl FakeRenderer {
     /// Never progresses. The actor may drop this future (kill), so a separate task watches the
     /// token, like the real renderer's blocking thread does.
-    async fn hang(&self, cancel: CancellationToken) -> Result<RenderOutput, String> {
+    async fn hang(&self, cancel: CancellationToken) -> Result<RenderOutput, RenderFailure> {
         let counter = self.cancelled.clone();
         let token = cancel.clone();
         tokio::spawn(async move {
@@ -41,7 +41,10 @@ impl FakeRenderer {
             counter.fetch_add(1, Ordering::SeqCst);
         });
         cancel.cancelled().await;
-        Err("cancelled".into())
+        Err(RenderFailure::new(
+            RenderFailureKind::Cancelled,
+            "cancelled",
+        ))
     }
 }
 
@@ -52,7 +55,7 @@ impl Renderer for FakeRenderer {
         req: RenderRequest,
         progress: ProgressSink,
         cancel: CancellationToken,
-    ) -> Result<RenderOutput, String> {
+    ) -> Result<RenderOutput, RenderFailure> {
         let SceneContent::HeroTitle { title, .. } = &req.spec.scenes[0].content else {
             panic!("these tests only submit hero-title scenes");
         };
@@ -68,10 +71,17 @@ impl Renderer for FakeRenderer {
         let _dec = Dec(&self.running);
         match title.as_str() {
             "panic" => panic!("renderer exploded"),
-            "fail" => return Err("Failed to render video: encoder said no".into()),
+            "fail" => {
+                return Err(RenderFailure::new(
+                    RenderFailureKind::Encoder,
+                    "encoder said no",
+                ))
+            }
             "hang" => return self.hang(cancel).await,
             "hang-once" if req.attempt == 1 => return self.hang(cancel).await,
-            "flaky" if req.attempt == 1 => return Err("Failed to render video: transient".into()),
+            "flaky" if req.attempt == 1 => {
+                return Err(RenderFailure::new(RenderFailureKind::Encoder, "transient"))
+            }
             _ => {}
         }
         let total = req.spec.frame_count();
@@ -686,7 +696,7 @@ impl Uploader for FakeUploader {
     async fn upload(
         &self,
         file: &UploadFile,
-        job_id: &vidbuilder_actors::JobId,
+        job_id: &vidbuilder_domain::JobId,
         progress: UploadProgressSink,
     ) -> Result<(), UploadError> {
         self.calls.fetch_add(1, Ordering::SeqCst);

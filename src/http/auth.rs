@@ -24,8 +24,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use vidbuilder_actors::job::JobView;
 use vidbuilder_actors::signing::{to_hex, SigningKeys, WebhookSecret};
+use vidbuilder_domain::job::JobView;
 
 use super::error::ApiError;
 

@@ -11,8 +11,8 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
-use vidbuilder_actors::job::{poster_of, JobStatus, JobView};
 use vidbuilder_actors::manager::JobManagerMsg;
+use vidbuilder_domain::job::{poster_of, JobStatus, JobView};
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -108,7 +108,7 @@ async fn video(
             reply
         })
         .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        .and_then(|r| r.map_err(|e| e.to_string()));
         return match url {
             Ok(url) => Ok(Redirect::temporary(&url).into_response()),
             Err(e) => {

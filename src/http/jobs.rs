@@ -8,16 +8,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
-use vidbuilder_actors::events::WebhookEvent;
-use vidbuilder_actors::job::{JobStatus, JobView};
 use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
-use vidbuilder_actors::spec::{ImageSource, VideoSpec};
-use vidbuilder_actors::validate_spec;
+use vidbuilder_domain::events::WebhookEvent;
+use vidbuilder_domain::job::{JobStatus, JobView};
+use vidbuilder_domain::spec::{ImageSource, VideoSpec};
+use vidbuilder_domain::validate_spec;
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
-use crate::ssrf::SsrfGuard;
+use vidbuilder_net::SsrfGuard;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -16,10 +16,11 @@ use axum::Router;
 use ractor::ActorRef;
 use tower_http::trace::TraceLayer;
 use vidbuilder_actors::manager::{JobManagerMsg, JobViews};
-use vidbuilder_actors::{JobId, JobView, ValidationContext};
+use vidbuilder_domain::job::JobView;
+use vidbuilder_domain::{JobId, ValidationContext};
 
-use crate::render::{ThemeInfo, TrackInfo};
 use error::ApiError;
+use vidbuilder_render::{ThemeInfo, TrackInfo};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -31,7 +32,7 @@ pub struct AppState {
     pub tracks: Arc<Vec<TrackInfo>>,
     pub ffmpeg_version: Arc<String>,
     /// Checks webhook URLs at submission.
-    pub ssrf: Arc<crate::ssrf::SsrfGuard>,
+    pub ssrf: Arc<vidbuilder_net::SsrfGuard>,
 
     /// API keys (empty: open).
     pub auth: Arc<auth::ApiKeys>,

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use vidbuilder_actors::job::{JobId, JobStatus};
-use vidbuilder_actors::store::{DeliveryState, JobRecord, JobStore, OutboxRow, StoreError};
-use vidbuilder_actors::webhook::AttemptRecord;
+use vidbuilder_domain::job::{JobId, JobStatus};
+use vidbuilder_domain::store::AttemptRecord;
+use vidbuilder_domain::store::{DeliveryState, JobRecord, JobStore, OutboxRow, StoreError};
 
 /// Migrations, in order. The schema version is the number applied.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
@@ -285,8 +285,8 @@ impl JobStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vidbuilder_actors::events::EventKind;
-    use vidbuilder_actors::spec::{Quality, Scene, SceneContent, VideoSpec};
+    use vidbuilder_domain::events::EventKind;
+    use vidbuilder_domain::spec::{Quality, Scene, SceneContent, VideoSpec};
 
     fn record() -> JobRecord {
         JobRecord {

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, info, info_span, warn};
 
 use super::{AttemptRecord, Delivery, WebhookMsg, WebhookState};
-use crate::events::EventKind;
-use crate::job::{timestamp, JobId};
 use crate::ports::AttemptOutcome;
-use crate::store::{DeliveryState, OutboxRow};
+use vidbuilder_domain::events::EventKind;
+use vidbuilder_domain::job::{timestamp, JobId};
+use vidbuilder_domain::store::{DeliveryState, OutboxRow};
 
 /// What a redelivery request set going.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,212 @@
+//! The frame loop's drawing side for one output geometry: which scenes are on screen at a
+//! frame, preparing them as they come into view (and dropping them after), their backgrounds,
+//! and transitions.
+//!
+//! A frame showing one scene is its background restored where the last frame drew, plus the
+//! scene's layers (the dirty-rect path, see `frame.rs`). A frame inside a transition window draws
+//! both scenes into two scratch buffers, each over its own background, and composites them into
+//! the output frame, which is then converted to yuv in full.
+
+use std::sync::Arc;
+
+use cosmic_text::{FontSystem, SwashCache};
+use tiny_skia::Pixmap;
+use vidbuilder_domain::spec::VideoSpec;
+
+use super::frame::FrameBuf;
+use super::image::Images;
+use super::scene::{self, Frame, SceneContext, SceneDraw};
+use super::theme::Theme;
+use super::transition::{composite, Timeline};
+use super::{paint, RenderError};
+
+/// Draws any frame of a video for one output (landscape or reel). Frames are meant to be asked
+/// for in order (scenes are prepared once, when first needed, and dropped once passed), but any
+/// order works.
+pub struct Composer<'a> {
+    spec: &'a VideoSpec,
+    theme: &'a Theme,
+    images: &'a Images,
+    timeline: &'a Timeline,
+    frame: Frame,
+    /// Scene index → index of its (deduplicated) background.
+    bg_of: Vec<usize>,
+    /// Per distinct background: the last scene using it, and the pixmap while needed.
+    bgs: Vec<(usize, Option<Arc<Pixmap>>)>,
+    drawers: Vec<Option<Box<dyn SceneDraw>>>,
+    /// The two scenes of a transition are drawn here, allocated at the first transition.
+    scratch: Option<[FrameBuf; 2]>,
+}
+
+impl<'a> Composer<'a> {
+    pub fn new(
+        spec: &'a VideoSpec,
+        theme: &'a Theme,
+        images: &'a Images,
+        timeline: &'a Timeline,
+        frame: Frame,
+    ) -> Composer<'a> {
+        let mut keys: Vec<usize> = Vec::new(); // first scene of each distinct background
+        let mut bg_of = Vec::with_capacity(spec.scenes.len());
+        let mut bgs: Vec<(usize, Option<Arc<Pixmap>>)> = Vec::new();
+        for (i, s) in spec.scenes.iter().enumerate() {
+            let k = match keys
+                .iter()
+                .position(|&j| spec.scenes[j].background == s.background)
+            {
+                Some(k) => k,
+                None => {
+                    keys.push(i);
+                    bgs.push((i, None));
+                    keys.len() - 1
+                }
+            };
+            bgs[k].0 = i;
+            bg_of.push(k);
+        }
+        Composer {
+            spec,
+            theme,
+            images,
+            timeline,
+            frame,
+            bg_of,
+            bgs,
+            drawers: (0..spec.scenes.len()).map(|_| None).collect(),
+            scratch: None,
+        }
+    }
+
+    pub fn frame(&self) -> Frame {
+        self.frame
+    }
+
+    /// Draw frame `f` into `out` (a buffer of this output's size, possibly recycled).
+    pub fn draw(
+        &mut self,
+        f: u64,
+        out: &mut FrameBuf,
+        fonts: &mut FontSystem,
+        swash: &mut SwashCache,
+    ) -> Result<(), RenderError> {
+        let tl = self.timeline;
+        let n = tl.ranges.len();
+        let c = tl.ranges.partition_point(|r| r.1 <= f).min(n - 1);
+        let pair = match c
+            .checked_sub(1)
+            .and_then(|b| tl.cuts[b].progress(f).map(|p| (b, p)))
+        {
+            Some(x) => Some(x),
+            None => tl
+                .cuts
+                .get(c)
+                .and_then(|cut| cut.progress(f))
+                .map(|p| (c, p)),
+        };
+        self.release_before(pair.map(|(i, _)| i).unwrap_or(c));
+        match pair {
+            None => self.draw_scene(c, f, out, fonts, swash),
+            Some((i, p)) => {
+                let (w, h) = (self.frame.width, self.frame.height);
+                let mut scratch = self
+                    .scratch
+                    .take()
+                    .unwrap_or_else(|| [FrameBuf::new(w, h), FrameBuf::new(w, h)]);
+                let drawn = self
+                    .draw_scene(i, f, &mut scratch[0], fonts, swash)
+                    .and_then(|()| self.draw_scene(i + 1, f, &mut scratch[1], fonts, swash));
+                if drawn.is_ok() {
+                    let cut = &tl.cuts[i];
+                    composite(
+                        cut.kind,
+                        cut.direction,
+                        p,
+                        scratch[0].pixmap.data(),
+                        scratch[1].pixmap.data(),
+                        w as usize,
+                        h as usize,
+                        out.pixmap.data_mut(),
+                    );
+                    out.set_full();
+                }
+                self.scratch = Some(scratch);
+                drawn
+            }
+        }
+    }
+
+    /// Draw scene `i` as it is at frame `f` (its own clock starts where it comes into view).
+    fn draw_scene(
+        &mut self,
+        i: usize,
+        f: u64,
+        out: &mut FrameBuf,
+        fonts: &mut FontSystem,
+        swash: &mut SwashCache,
+    ) -> Result<(), RenderError> {
+        let (start, _) = self.timeline.span(i);
+        let fps = self.spec.fps;
+        let bg = self.background(i)?;
+        if self.drawers[i].is_none() {
+            self.drawers[i] = Some(self.prepare(i, fonts, swash)?);
+        }
+        let k = self.bg_of[i];
+        let t = f.saturating_sub(start) as f32 / fps as f32;
+        let drawer = self.drawers[i].as_ref().expect("prepared above");
+        // Skips all pixel work when the buffer already holds this very frame (a scene at rest).
+        out.redraw(&bg, k + 1, i as u64, &mut |c| drawer.draw(c, t));
+        Ok(())
+    }
+
+    fn prepare(
+        &self,
+        i: usize,
+        fonts: &mut FontSystem,
+        swash: &mut SwashCache,
+    ) -> Result<Box<dyn SceneDraw>, RenderError> {
+        let (start, end) = self.timeline.span(i);
+        let fps = self.spec.fps;
+        scene::prepare(
+            &self.spec.scenes[i].content,
+            &mut SceneContext {
+                fonts,
+                swash,
+                theme: self.theme,
+                frame: self.frame,
+                duration: (end - start) as f32 / fps as f32,
+                fps,
+                images: self.images,
+                exit_fade: self.timeline.exit_fade(i),
+                background: self.spec.scenes[i].background.as_ref(),
+            },
+        )
+    }
+
+    fn background(&mut self, i: usize) -> Result<Arc<Pixmap>, RenderError> {
+        let k = self.bg_of[i];
+        if let Some(bg) = &self.bgs[k].1 {
+            return Ok(bg.clone());
+        }
+        let bg = Arc::new(paint::scene_background(
+            self.theme,
+            self.spec.scenes[i].background.as_ref(),
+            self.images,
+            self.frame.width,
+            self.frame.height,
+        )?);
+        self.bgs[k].1 = Some(bg.clone());
+        Ok(bg)
+    }
+
+    /// Free what scenes before `first` held: they will not be drawn again in order.
+    fn release_before(&mut self, first: usize) {
+        for d in &mut self.drawers[..first] {
+            *d = None;
+        }
+        for (last, bg) in &mut self.bgs {
+            if *last < first {
+                *bg = None;
+            }
+        }
+    }
+}

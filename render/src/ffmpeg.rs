@@ -1,0 +1,505 @@
+//! The ffmpeg child: raw yuv420p frames in on stdin (written by a dedicated thread, fed through
+//! a bounded channel), H.264 (+ AAC music) MP4 out. The child dies with its [`Encoder`]: on
+//! cancel, on error and on panic (Drop kills and reaps it).
+//!
+//! Music is looped or trimmed to the video, faded in and out, and loudness-normalised by a
+//! static gain measured once per track ([`measure_loudness`], EBU R128 integrated loudness), so
+//! `volume` means the same on every track and the encode pays nothing for it (single-pass
+//! `loudnorm` runs at ~20× realtime on one core here: ~0.5 s of CPU per 10 s of video).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{FrameBuf, YuvState};
+use super::paint::yuv420p_len;
+use super::RenderError;
+
+/// How many frames may wait between the drawing thread and the writer.
+const QUEUE: usize = 4;
+/// Extra libx264 settings (see [`ffmpeg_args`]).
+pub const X264_PARAMS: &str = "aq-mode=3:aq-strength=1.4";
+/// How many stderr lines are kept for error messages.
+const STDERR_LINES: usize = 20;
+
+fn not_found(ffmpeg: &Path) -> RenderError {
+    RenderError::FfmpegNotFound(ffmpeg.display().to_string())
+}
+
+fn spawn_error(ffmpeg: &Path, e: std::io::Error) -> RenderError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => not_found(ffmpeg),
+        _ => RenderError::Io(format!("starting {}", ffmpeg.display()), e),
+    }
+}
+
+/// Checks that ffmpeg runs and has the libx264 and aac encoders; returns its version line.
+pub fn check_ffmpeg(ffmpeg: &Path) -> Result<String, RenderError> {
+    let out = Command::new(ffmpeg)
+        .args(["-hide_banner", "-version"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(ffmpeg, e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default().trim().to_string();
+    if !out.status.success() || !first.starts_with("ffmpeg version") {
+        return Err(RenderError::FfmpegUnusable(
+            ffmpeg.display().to_string(),
+            format!("`-version` did not answer like ffmpeg ({})", out.status),
+        ));
+    }
+    let version = first
+        .split(" Copyright")
+        .next()
+        .unwrap_or(&first)
+        .to_string();
+    let enc = Command::new(ffmpeg)
+        .args(["-hide_banner", "-encoders"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(ffmpeg, e))?;
+    let list = String::from_utf8_lossy(&enc.stdout);
+    let has = |name: &str| {
+        list.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(name))
+    };
+    for (name, what) in [
+        ("libx264", "the libx264 H.264 encoder"),
+        ("aac", "the aac audio encoder"),
+    ] {
+        if !has(name) {
+            return Err(RenderError::FfmpegUnusable(
+                ffmpeg.display().to_string(),
+                format!("{version} lacks {what}; install a full build (Debian/Ubuntu: apt-get install ffmpeg)"),
+            ));
+        }
+    }
+    Ok(version)
+}
+
+/// Background music for one encode.
+#[derive(Debug, Clone)]
+pub struct AudioInput {
+    pub path: PathBuf,
+    /// Linear gain, applied after loudness normalisation.
+    pub volume: f32,
+    /// Gain in dB that brings the track to [`TARGET_LUFS`] (see [`normalising_gain_db`]).
+    pub gain_db: f32,
+}
+
+/// Integrated loudness every track is brought to before `volume` applies.
+pub const TARGET_LUFS: f64 = -16.0;
+/// Music fade-in and fade-out lengths (shortened for very short videos).
+pub const MUSIC_FADE_IN: f64 = 1.0;
+pub const MUSIC_FADE_OUT: f64 = 1.5;
+
+/// The EBU R128 integrated loudness of an audio file, in LUFS (ffmpeg's `ebur128` filter;
+/// ~250× realtime). `None` for silence.
+pub fn measure_loudness(ffmpeg: &Path, file: &Path) -> Result<Option<f64>, RenderError> {
+    let out = Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostats", "-nostdin", "-i"])
+        .arg(file)
+        .args([
+            "-map",
+            "0:a:0",
+            "-af",
+            "aformat=sample_fmts=fltp:channel_layouts=stereo,ebur128",
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(ffmpeg, e))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = text.lines().rev().take(4).collect();
+        return Err(RenderError::Ffmpeg {
+            status: out.status.code().map(|c| c.to_string()).unwrap_or_default(),
+            stderr: format!(
+                "measuring the loudness of {}: {}",
+                file.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ),
+        });
+    }
+    // The summary's "Integrated loudness:" block is followed by "I: <value> LUFS".
+    let summary = text.rsplit("Integrated loudness:").next().unwrap_or("");
+    let value = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("I:"))
+        .and_then(|v| v.trim().trim_end_matches("LUFS").trim().parse::<f64>().ok());
+    Ok(value.filter(|v| v.is_finite() && *v > -70.0))
+}
+
+/// The gain that brings a track measured at `lufs` to [`TARGET_LUFS`], bounded so a nearly
+/// silent track is not blown up into noise.
+pub fn normalising_gain_db(lufs: Option<f64>) -> f32 {
+    match lufs {
+        Some(l) => (TARGET_LUFS - l).clamp(-30.0, 24.0) as f32,
+        None => 0.0,
+    }
+}
+
+/// The audio filter graph for `audio` under a video of `secs` seconds: a stereo 48 kHz stream
+/// exactly `secs` long (the input is looped upstream), normalised, scaled by `volume`, faded.
+pub fn music_filter(audio: &AudioInput, secs: f64) -> String {
+    let fade_in = MUSIC_FADE_IN.min(secs / 4.0);
+    let fade_out = MUSIC_FADE_OUT.min(secs / 3.0);
+    let gain = 10f64.powf(audio.gain_db as f64 / 20.0) * audio.volume.clamp(0.0, 4.0) as f64;
+    // A track brought up a lot could clip; a limiter only where that can happen (it costs).
+    let limiter = if gain > 1.0 {
+        ",alimiter=limit=0.97:level=disabled"
+    } else {
+        ""
+    };
+    format!(
+        "[1:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,\
+         atrim=duration={secs:.6},asetpts=PTS-STARTPTS,volume={gain:.5}{limiter},\
+         afade=t=in:st=0:d={fade_in:.3},afade=t=out:st={st:.6}:d={fade_out:.3}[aout]",
+        st = (secs - fade_out).max(0.0),
+    )
+}
+
+/// What to encode.
+#[derive(Debug, Clone)]
+pub struct EncodeParams<'a> {
+    pub ffmpeg: &'a Path,
+    pub preset: &'a str,
+    pub crf: u8,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub frames: u64,
+    pub audio: Option<AudioInput>,
+    pub out: &'a Path,
+}
+
+/// The ffmpeg command line for `p`.
+pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
+    let secs = p.frames as f64 / p.fps as f64;
+    let mut a: Vec<String> = [
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend([
+        "-s".into(),
+        format!("{}x{}", p.width, p.height),
+        "-r".into(),
+        p.fps.to_string(),
+    ]);
+    a.extend(["-i".into(), "pipe:0".into()]);
+    if let Some(audio) = &p.audio {
+        a.extend([
+            "-stream_loop".into(),
+            "-1".into(),
+            "-t".into(),
+            format!("{:.3}", secs + 1.0),
+            "-i".into(),
+        ]);
+        a.push(audio.path.display().to_string());
+        a.extend(["-filter_complex".into(), music_filter(audio, secs)]);
+        a.extend(["-map".into(), "0:v".into(), "-map".into(), "[aout]".into()]);
+    } else {
+        a.extend(["-map".into(), "0:v".into()]);
+    }
+    for s in ["-c:v", "libx264", "-preset", p.preset, "-crf"] {
+        a.push(s.into());
+    }
+    a.push(p.crf.to_string());
+    // Auto-variance AQ biased to dark, flat areas keeps the dithered gradients from banding
+    // (measured: visibly smoother backgrounds for the same speed, ~+50% bytes on static frames).
+    a.extend(["-x264-params".into(), X264_PARAMS.into()]);
+    for s in [
+        "-pix_fmt",
+        "yuv420p",
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-color_range",
+        "tv",
+    ] {
+        a.push(s.into());
+    }
+    // No `-frames:v`: the pipe carries exactly `frames` frames, and in ffmpeg ≤ 6 reaching a
+    // stream's frame limit closes every stream of the file, cutting the music short.
+    if p.audio.is_some() {
+        for s in ["-c:a", "aac", "-b:a", "160k", "-ar", "48000"] {
+            a.push(s.into());
+        }
+    }
+    for s in ["-movflags", "+faststart", "-f", "mp4"] {
+        a.push(s.into());
+    }
+    a.push(p.out.display().to_string());
+    a
+}
+
+/// A running ffmpeg encode. Dropping it without [`Encoder::finish`] kills the child.
+///
+/// [`Encoder::capture`] makes one without ffmpeg that keeps the converted frames in memory (the
+/// benchmark's pre-rendered input).
+pub struct Encoder {
+    child: Option<Child>,
+    reaped: bool,
+    tx: Option<SyncSender<FrameBuf>>,
+    recycle: Receiver<FrameBuf>,
+    writer: Option<JoinHandle<std::io::Result<Vec<u8>>>>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr_thread: Option<JoinHandle<()>>,
+    width: u32,
+    height: u32,
+}
+
+impl Encoder {
+    pub fn spawn(p: &EncodeParams) -> Result<Encoder, RenderError> {
+        let mut child = Command::new(p.ffmpeg)
+            .args(ffmpeg_args(p))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| spawn_error(p.ffmpeg, e))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+
+        let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
+        let ring = stderr.clone();
+        let stderr_thread = std::thread::Builder::new()
+            .name("ffmpeg-stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr_pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let mut r = ring.lock().unwrap_or_else(|e| e.into_inner());
+                    if r.len() == STDERR_LINES {
+                        r.pop_front();
+                    }
+                    r.push_back(line.chars().take(400).collect());
+                }
+            })
+            .map_err(|e| RenderError::Io("starting the ffmpeg stderr reader".into(), e));
+        let stderr_thread = match stderr_thread {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+
+        let (tx, rx) = sync_channel::<FrameBuf>(QUEUE);
+        let (recycle_tx, recycle) = std::sync::mpsc::channel::<FrameBuf>();
+        let (w, h) = (p.width as usize, p.height as usize);
+        let writer = std::thread::Builder::new()
+            .name("ffmpeg-writer".into())
+            .spawn(move || {
+                write_frames(stdin, rx, recycle_tx, w, h)?;
+                Ok(Vec::new())
+            });
+        let writer = match writer {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RenderError::Io("starting the ffmpeg writer".into(), e));
+            }
+        };
+        Ok(Encoder {
+            child: Some(child),
+            reaped: false,
+            tx: Some(tx),
+            recycle,
+            writer: Some(writer),
+            stderr,
+            stderr_thread: Some(stderr_thread),
+            width: p.width,
+            height: p.height,
+        })
+    }
+
+    /// An encoder that converts frames to yuv420p like the real one but appends them to memory;
+    /// [`Encoder::finish_captured`] returns them (`frames` sizes the allocation).
+    pub fn capture(width: u32, height: u32, frames: u64) -> Result<Encoder, RenderError> {
+        let (tx, rx) = sync_channel::<FrameBuf>(QUEUE);
+        let (recycle_tx, recycle) = std::sync::mpsc::channel::<FrameBuf>();
+        let (w, h) = (width as usize, height as usize);
+        let writer = std::thread::Builder::new()
+            .name("frame-capture".into())
+            .spawn(move || {
+                let mut mem = Vec::with_capacity(yuv420p_len(w, h) * frames as usize);
+                write_frames(&mut mem, rx, recycle_tx, w, h)?;
+                Ok(mem)
+            })
+            .map_err(|e| RenderError::Io("starting the capture thread".into(), e))?;
+        Ok(Encoder {
+            child: None,
+            reaped: true,
+            tx: Some(tx),
+            recycle,
+            writer: Some(writer),
+            stderr: Arc::new(Mutex::new(VecDeque::new())),
+            stderr_thread: None,
+            width,
+            height,
+        })
+    }
+
+    /// A frame buffer to draw into (recycled from the writer when possible).
+    pub fn buffer(&self) -> FrameBuf {
+        self.recycle
+            .try_recv()
+            .unwrap_or_else(|_| FrameBuf::new(self.width, self.height))
+    }
+
+    /// Queue a frame; blocks while the queue is full. `false` when the writer has stopped
+    /// (ffmpeg died): call [`Encoder::finish`] to learn why.
+    pub fn send(&self, frame: FrameBuf) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(frame).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The child's process id (for tests and logs); 0 for a capture.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    fn stderr_tail(&self) -> String {
+        let r = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    fn kill(&mut self) {
+        if !self.reaped {
+            if let Some(child) = &mut self.child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            self.reaped = true;
+        }
+    }
+
+    /// Close stdin, let ffmpeg finish, and report how it went. Polls `cancel` throughout and
+    /// kills ffmpeg when it fires.
+    pub fn finish(self, cancel: &CancellationToken) -> Result<(), RenderError> {
+        self.finish_captured(cancel).map(drop)
+    }
+
+    /// [`Encoder::finish`], returning the captured yuv420p frames of a [`Encoder::capture`]
+    /// (empty for a real encode).
+    pub fn finish_captured(mut self, cancel: &CancellationToken) -> Result<Vec<u8>, RenderError> {
+        self.tx = None; // the writer drains the queue, then closes ffmpeg's stdin
+        let writer = self.writer.take().expect("writer");
+        while !writer.is_finished() {
+            if cancel.is_cancelled() {
+                self.kill();
+                let _ = writer.join();
+                return Err(RenderError::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let written = match writer.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        if self.child.is_none() {
+            return written.map_err(|e| RenderError::Io("capturing frames".into(), e));
+        }
+        let status = loop {
+            let polled = self
+                .child
+                .as_mut()
+                .map(Child::try_wait)
+                .expect("checked above");
+            match polled {
+                Ok(Some(status)) => break status,
+                Ok(None) => {
+                    if cancel.is_cancelled() {
+                        self.kill();
+                        return Err(RenderError::Cancelled);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    self.kill();
+                    return Err(RenderError::Io("waiting for ffmpeg".into(), e));
+                }
+            }
+        };
+        self.reaped = true;
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+        if !status.success() {
+            let code = status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| status.to_string());
+            let mut stderr = self.stderr_tail();
+            if stderr.is_empty() {
+                stderr = "(no error output)".into();
+            }
+            return Err(RenderError::Ffmpeg {
+                status: code,
+                stderr,
+            });
+        }
+        written.map_err(|e| RenderError::Io("writing frames to ffmpeg".into(), e))
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        self.tx = None;
+        self.kill();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_frames(
+    mut stdin: impl Write,
+    rx: Receiver<FrameBuf>,
+    recycle: std::sync::mpsc::Sender<FrameBuf>,
+    w: usize,
+    h: usize,
+) -> std::io::Result<()> {
+    let mut yuv = YuvState::new(w, h);
+    for frame in rx {
+        let data = yuv.convert(&frame);
+        let _ = recycle.send(frame);
+        stdin.write_all(data)?;
+    }
+    stdin.flush()?;
+    drop(stdin);
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! Image loading against a real HTTP server on loopback and real files.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use vidbuilder_domain::spec::{Scene, SceneContent};
+
+use super::*;
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut img = image::RgbaImage::new(w, h);
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        *p = image::Rgba([
+            (x * 40) as u8,
+            (y * 40) as u8,
+            200,
+            if x == 0 { 128 } else { 255 },
+        ]);
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn encoded(format: image::ImageFormat) -> Vec<u8> {
+    let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        6,
+        4,
+        image::Rgb([10, 200, 30]),
+    ));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// One canned answer: status line, headers, body, and a delay before it.
+struct Answer {
+    status: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    body: Vec<u8>,
+    delay: Duration,
+}
+
+fn typed(ctype: &'static str, body: Vec<u8>) -> Answer {
+    Answer {
+        status: "200 OK",
+        headers: vec![("content-type", ctype)],
+        body,
+        delay: Duration::ZERO,
+    }
+}
+
+fn redirect(to: &'static str) -> Answer {
+    Answer {
+        status: "302 Found",
+        headers: vec![("location", to)],
+        body: Vec::new(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// The answer to each path the tests ask for.
+fn route(path: &str) -> Answer {
+    match path {
+        "/ok.png" => typed("image/png", png(4, 3)),
+        "/ok.jpg" => typed("image/jpeg", encoded(image::ImageFormat::Jpeg)),
+        "/ok.gif" => typed("image/gif", encoded(image::ImageFormat::Gif)),
+        // a PNG served with a JPEG type still decodes: the bytes decide
+        "/mislabelled" => typed("image/jpeg", png(4, 3)),
+        "/page" => typed("text/html", b"<html></html>".to_vec()),
+        // bytes with no image type (what a server sends for an untyped body)
+        "/no-type" => typed("application/octet-stream", png(2, 2)),
+        "/fake.png" => typed("image/png", b"GIF? no, text".to_vec()),
+        "/big.png" => typed("image/png", vec![0u8; 300_000]),
+        "/huge-dims.png" => typed("image/png", png(200, 10)),
+        "/slow.png" => Answer {
+            delay: Duration::from_secs(5),
+            ..typed("image/png", png(2, 2))
+        },
+        "/redirect" => redirect("/ok.png"),
+        "/redirect-private" => redirect("http://10.1.2.3/x.png"),
+        "/loop" => redirect("/loop"),
+        _ => Answer {
+            status: "404 Not Found",
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay: Duration::ZERO,
+        },
+    }
+}
+
+/// A plain HTTP/1.1 server on loopback answering [`route`], one request per connection;
+/// returns its address.
+async fn server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&req);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let answer = route(&path);
+                tokio::time::sleep(answer.delay).await;
+                let mut out = format!("HTTP/1.1 {}\r\n", answer.status);
+                for (k, v) in &answer.headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str(&format!(
+                    "content-length: {}\r\nconnection: close\r\n\r\n",
+                    answer.body.len()
+                ));
+                let _ = sock.write_all(out.as_bytes()).await;
+                let _ = sock.write_all(&answer.body).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A raw HTTP/1.1 server that answers with an image type, no Content-Length, and streams
+/// zeros until the client gives up: the byte limit must hold while streaming.
+async fn endless_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut req = [0u8; 1024];
+                let _ = sock.read(&mut req).await;
+                let head =
+                    "HTTP/1.1 200 OK\r\ncontent-type: image/png\r\nconnection: close\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![0u8; 16 * 1024];
+                for _ in 0..1000 {
+                    if sock.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn loopback_allowed() -> ImageSettings {
+    ImageSettings {
+        max_bytes: 200_000,
+        timeout: Duration::from_millis(800),
+        max_side: 100,
+        max_pixels: 5_000,
+        ssrf: Arc::new(SsrfGuard::new(&["127.0.0.0/8"]).unwrap()),
+        ..ImageSettings::default()
+    }
+}
+
+async fn get_image(settings: &ImageSettings, url: &str) -> Result<Pixmap, ImageError> {
+    let c = client(settings).unwrap();
+    let bytes = fetch(&c, settings, url).await?;
+    decode(&bytes, settings)
+}
+
+#[tokio::test]
+async fn urls_are_fetched_within_their_limits() {
+    let addr = server().await;
+    let s = loopback_allowed();
+    let url = |p: &str| format!("http://{addr}{p}");
+
+    let pm = get_image(&s, &url("/ok.png")).await.unwrap();
+    assert_eq!((pm.width(), pm.height()), (4, 3));
+    // premultiplied: the half-transparent first column has its colour scaled by its alpha
+    let p = pm.pixel(0, 2).unwrap();
+    assert_eq!((p.alpha(), p.green()), (128, 40));
+    for ok in ["/ok.jpg", "/ok.gif", "/mislabelled", "/redirect"] {
+        let pm = get_image(&s, &url(ok))
+            .await
+            .unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+        assert!(pm.width() >= 4, "{ok}");
+    }
+
+    let fails: [(&str, &str, &str); 9] = [
+        ("/missing.png", "fetched", "HTTP 404"),
+        ("/page", "fetched", "content type 'text/html'"),
+        (
+            "/no-type",
+            "fetched",
+            "content type 'application/octet-stream'",
+        ),
+        ("/fake.png", "decoded", "not a PNG, JPEG, WebP or GIF"),
+        ("/big.png", "fetched", "larger than 200000 bytes"),
+        ("/huge-dims.png", "decoded", "too large"),
+        ("/slow.png", "fetched", "timed out"),
+        ("/redirect-private", "fetched", "10.1.2.3"),
+        ("/loop", "fetched", "more than 3 redirects"),
+    ];
+    for (path, step, why) in fails {
+        let e = get_image(&s, &url(path)).await.unwrap_err();
+        assert_eq!(e.step, step, "{path}: {e:?}");
+        assert!(e.reason.contains(why), "{path}: {e:?}");
+    }
+    let endless = endless_server().await;
+    let e = get_image(&s, &format!("http://{endless}/stream.png"))
+        .await
+        .unwrap_err();
+    assert!(e.reason.contains("larger than 200000 bytes"), "{e:?}");
+    let e = get_image(&s, "ftp://example.com/a.png").await.unwrap_err();
+    assert!(e.reason.contains("http"), "{e:?}");
+}
+
+#[tokio::test]
+async fn loopback_is_refused_unless_allowlisted() {
+    let addr = server().await;
+    let s = ImageSettings::default();
+    for u in [
+        format!("http://{addr}/ok.png"),
+        format!("http://localhost:{}/ok.png", addr.port()),
+    ] {
+        let e = get_image(&s, &u).await.unwrap_err();
+        assert!(e.reason.contains("SSRF"), "{u}: {e:?}");
+        assert!(e.reason.contains("loopback"), "{u}: {e:?}");
+    }
+    // the metadata address is refused before any connection is tried
+    let e = get_image(&s, "http://169.254.169.254/latest/x.png")
+        .await
+        .unwrap_err();
+    assert!(e.reason.contains("metadata"), "{e:?}");
+}
+
+#[test]
+fn assets_stay_inside_their_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let assets = root.path().join("assets");
+    std::fs::create_dir_all(assets.join("brand")).unwrap();
+    std::fs::write(assets.join("brand/logo.png"), png(3, 3)).unwrap();
+    std::fs::write(root.path().join("secret.png"), png(3, 3)).unwrap();
+    std::fs::write(assets.join("big.png"), vec![0u8; 300_000]).unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(root.path().join("secret.png"), assets.join("out.png")).unwrap();
+        std::os::unix::fs::symlink(root.path(), assets.join("up")).unwrap();
+        // a symlink that stays inside is fine
+        std::os::unix::fs::symlink(assets.join("brand/logo.png"), assets.join("alias.png"))
+            .unwrap();
+    }
+    let s = ImageSettings {
+        assets_dir: Some(assets.clone()),
+        ..loopback_allowed()
+    };
+    let pm = decode(&read_asset(&s, "brand/logo.png").unwrap(), &s).unwrap();
+    assert_eq!(pm.width(), 3);
+    #[cfg(unix)]
+    assert!(read_asset(&s, "alias.png").is_ok());
+    let refused = [
+        ("../secret.png", "relative"),
+        ("brand/../../secret.png", "relative"),
+        ("/etc/passwd", "relative"),
+        ("nope.png", "no such file"),
+        ("big.png", "larger than"),
+        ("brand", "not a file"),
+        #[cfg(unix)]
+        ("out.png", "outside the assets directory"),
+        #[cfg(unix)]
+        ("up/secret.png", "outside the assets directory"),
+    ];
+    for (rel, why) in refused {
+        let e = read_asset(&s, rel).unwrap_err();
+        assert_eq!(e.step, "read");
+        assert!(e.reason.contains(why), "{rel}: {e:?}");
+    }
+    let none = ImageSettings::default();
+    let e = read_asset(&none, "brand/logo.png").unwrap_err();
+    assert!(e.reason.contains("no assets directory"), "{e:?}");
+}
+
+#[tokio::test]
+async fn prefetch_names_the_field_of_a_failing_image() {
+    let addr = server().await;
+    let assets = tempfile::tempdir().unwrap();
+    std::fs::write(assets.path().join("logo.png"), png(5, 5)).unwrap();
+    let s = ImageSettings {
+        assets_dir: Some(assets.path().to_path_buf()),
+        ..loopback_allowed()
+    };
+    let image_scene = |src: ImageSource| {
+        Scene::new(
+            2.0,
+            SceneContent::Image {
+                src,
+                fit: Fit::Cover,
+                caption: None,
+                ken_burns: true,
+            },
+        )
+    };
+    let ok = ImageSource::Url(format!("http://{addr}/ok.png"));
+    let logo = ImageSource::Asset("logo.png".into());
+    let mut spec = VideoSpec {
+        theme: "corporate".into(),
+        music: None,
+        quality: vidbuilder_domain::spec::Quality::Draft,
+        fps: 30,
+        generate_reels: false,
+        scenes: vec![
+            image_scene(ok.clone()),
+            image_scene(logo.clone()),
+            image_scene(ok.clone()),
+        ],
+    };
+    let images = prefetch(&spec, &s).await.unwrap();
+    assert_eq!(images.len(), 2, "each distinct source once");
+    assert_eq!(images.get(&logo).unwrap().width(), 5);
+    assert!(images.get(&ImageSource::Asset("other.png".into())).is_err());
+
+    let missing = format!("http://{addr}/missing.png");
+    spec.scenes
+        .push(image_scene(ImageSource::Url(missing.clone())));
+    let e = prefetch(&spec, &s).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("scenes[3].content.src: image {missing} could not be fetched: HTTP 404")
+    );
+}
+
+#[test]
+fn fitting_covers_or_contains() {
+    let s = ImageSettings::default();
+    let src = decode(&png(40, 20), &s).unwrap();
+    let cover = fitted(&src, 30.0, 30.0, Fit::Cover, 1.0);
+    assert_eq!((cover.width(), cover.height()), (30, 30));
+    let contain = fitted(&src, 30.0, 30.0, Fit::Contain, 1.0);
+    assert_eq!((contain.width(), contain.height()), (30, 15));
+    let zoomed = fitted(&src, 30.0, 30.0, Fit::Cover, 1.1);
+    assert_eq!((zoomed.width(), zoomed.height()), (33, 33));
+    // resampled premultiplied pixels stay valid (colour ≤ alpha)
+    assert!(contain
+        .pixels()
+        .iter()
+        .all(|p| p.red() <= p.alpha() && p.green() <= p.alpha() && p.blue() <= p.alpha()));
+}

@@ -1,0 +1,498 @@
+//! # vidbuilder-render
+//!
+//! The video renderer: frames drawn in Rust (tiny-skia + cosmic-text), converted to yuv420p
+//! BT.709 in Rust, and piped raw into an ffmpeg child (libx264, plus AAC music).
+//!
+//! Per render: each output (the landscape video, and the 1080×1920 reel when asked for) gets a
+//! [`compose::Composer`] and its own ffmpeg child fed by a writer thread through a bounded
+//! channel, so drawing, conversion and encoding overlap. Each scene shapes and rasterises its
+//! text once into cached layers; a frame is its scene's cached background restored where the
+//! last frame drew, plus a few composited layers, and a frame identical to what a pooled buffer
+//! already holds is not drawn at all. Transitions ([`transition`]) are centred on the cut: inside
+//! their window both scenes are drawn into scratch buffers and composited. The first scene's
+//! middle frame becomes the poster JPEG ([`poster`]).
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod compose;
+pub mod ffmpeg;
+pub mod frame;
+pub mod image;
+pub mod paint;
+pub mod poster;
+pub mod scene;
+pub mod text;
+pub mod theme;
+pub mod transition;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cosmic_text::SwashCache;
+pub use tiny_skia::Pixmap;
+pub use tokio_util::sync::CancellationToken;
+use vidbuilder_domain::ports::{
+    ProgressSink, RenderOutput, RenderPhase, RenderProgress, RenderRequest,
+};
+use vidbuilder_domain::spec::VideoSpec;
+
+pub use catalog::{Catalog, TrackInfo};
+pub use ffmpeg::check_ffmpeg;
+pub use theme::{Theme, ThemeColors, ThemeInfo};
+
+use compose::Composer;
+use ffmpeg::{EncodeParams, Encoder};
+use poster::PosterJob;
+use scene::Frame;
+use transition::Timeline;
+
+/// The vertical reel format.
+pub const REEL_SIZE: (u32, u32) = (1080, 1920);
+
+/// Why a render (or loading the catalog) failed. `Display` is a human message.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("ffmpeg not found at '{0}': install it (Debian/Ubuntu: apt-get install ffmpeg)")]
+    FfmpegNotFound(String),
+    #[error("ffmpeg at '{0}' cannot be used: {1}")]
+    FfmpegUnusable(String, String),
+    #[error("ffmpeg exited with status {status}: {stderr}")]
+    Ffmpeg { status: String, stderr: String },
+    #[error("unknown theme '{0}'")]
+    UnknownTheme(String),
+    #[error("unknown music track '{0}'")]
+    UnknownTrack(String),
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// An image of the spec could not be loaded; the message names the field.
+    #[error("{0}")]
+    Image(String),
+    #[error("render cancelled")]
+    Cancelled,
+}
+
+/// How to run the encoder.
+#[derive(Clone, Debug)]
+pub struct RenderSettings {
+    /// The ffmpeg binary ("ffmpeg": found on PATH).
+    pub ffmpeg: PathBuf,
+    /// libx264 preset.
+    pub preset: String,
+    /// libx264 constant rate factor.
+    pub crf: u8,
+    /// Scratch space (e.g. embedded music extracted for ffmpeg).
+    pub work_dir: PathBuf,
+    /// Where scene images may come from, and their limits.
+    pub images: image::ImageSettings,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            ffmpeg: PathBuf::from("ffmpeg"),
+            preset: "veryfast".into(),
+            crf: 20,
+            work_dir: std::env::temp_dir().join("vidbuilder"),
+            images: image::ImageSettings::default(),
+        }
+    }
+}
+
+/// First and one-past-last frame of each scene. Boundaries are rounded from the cumulative
+/// durations, so the total is exactly `spec.frame_count()`.
+pub fn scene_frame_ranges(spec: &VideoSpec) -> Vec<(u64, u64)> {
+    let fps = spec.fps as f64;
+    let mut cum = 0.0;
+    let mut start = 0u64;
+    spec.scenes
+        .iter()
+        .map(|s| {
+            cum += s.duration;
+            let end = (cum * fps).round() as u64;
+            let r = (start, end.max(start));
+            start = r.1;
+            r
+        })
+        .collect()
+}
+
+/// One output being made: what draws it, what encodes it, and where its poster goes.
+struct Lane<'a> {
+    composer: Composer<'a>,
+    enc: Encoder,
+    poster: Option<PathBuf>,
+}
+
+/// Removes its files on drop unless disarmed.
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
+    if spec.fps == 0 || spec.fps > 120 {
+        return Err(RenderError::InvalidSpec(format!(
+            "fps {} is out of range",
+            spec.fps
+        )));
+    }
+    if spec.scenes.is_empty() {
+        return Err(RenderError::InvalidSpec("no scenes".into()));
+    }
+    if spec
+        .scenes
+        .iter()
+        .any(|s| !s.duration.is_finite() || s.duration <= 0.0)
+    {
+        return Err(RenderError::InvalidSpec(
+            "scene durations must be positive".into(),
+        ));
+    }
+    let frames = spec.frame_count();
+    if frames == 0 {
+        return Err(RenderError::InvalidSpec(
+            "the video is shorter than one frame".into(),
+        ));
+    }
+    Ok(frames)
+}
+
+/// Draw every frame of every lane in order and hand each to its encoder; start each lane's
+/// poster on the poster frame. Returns the poster jobs, or `None` if an encoder stopped reading
+/// early (its `finish` says why). `on_frame` gets the number of frames handed over so far.
+fn drive(
+    catalog: &Catalog,
+    lanes: &mut [Lane],
+    frames: u64,
+    poster_frame: u64,
+    on_frame: &mut dyn FnMut(u64),
+    cancel: &CancellationToken,
+) -> Result<Option<Vec<PosterJob>>, RenderError> {
+    let mut fonts = catalog.font_system();
+    let mut swash = SwashCache::new();
+    let mut posters = Vec::new();
+    let mut done = 0u64;
+    for f in 0..frames {
+        if cancel.is_cancelled() {
+            return Err(RenderError::Cancelled);
+        }
+        for lane in lanes.iter_mut() {
+            let mut buf = lane.enc.buffer();
+            lane.composer.draw(f, &mut buf, &mut fonts, &mut swash)?;
+            if f == poster_frame {
+                if let Some(path) = &lane.poster {
+                    let fr = lane.composer.frame();
+                    posters.push(PosterJob::start(
+                        buf.pixmap.data(),
+                        fr.width as usize,
+                        fr.height as usize,
+                        path,
+                    )?);
+                }
+            }
+            if !lane.enc.send(buf) {
+                return Ok(None);
+            }
+            done += 1;
+        }
+        on_frame(done);
+    }
+    Ok(Some(posters))
+}
+
+/// The synchronous render pipeline. See the module docs; writes `<out_dir>/<jobId>.mp4` (and
+/// `<jobId>-reel.mp4`), each with a poster `<jobId>.jpg` (`<jobId>-reel.jpg`), via temporary
+/// names renamed only when complete.
+///
+/// `images` holds the spec's images, fetched and decoded beforehand ([`image::prefetch`]).
+pub fn render_blocking(
+    catalog: &Catalog,
+    settings: &RenderSettings,
+    req: &RenderRequest,
+    images: &image::Images,
+    progress: &dyn Fn(RenderProgress),
+    cancel: &CancellationToken,
+) -> Result<RenderOutput, RenderError> {
+    let spec = &req.spec;
+    let theme = catalog
+        .theme(&spec.theme)
+        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let frames = check_spec(spec)?;
+    let fps = spec.fps;
+    let audio = match &spec.music {
+        Some(m) => Some(catalog.track_audio(
+            &m.track_id,
+            m.volume,
+            &settings.ffmpeg,
+            &settings.work_dir,
+        )?),
+        None => None,
+    };
+    std::fs::create_dir_all(&req.out_dir).map_err(|e| {
+        RenderError::Io(
+            format!("creating output directory {}", req.out_dir.display()),
+            e,
+        )
+    })?;
+
+    let job = req.job_id.as_str();
+    let (w, h) = spec.quality.dimensions();
+    let mut plans = vec![(
+        Frame {
+            width: w,
+            height: h,
+        },
+        job.to_string(),
+    )];
+    if spec.generate_reels {
+        plans.push((
+            Frame {
+                width: REEL_SIZE.0,
+                height: REEL_SIZE.1,
+            },
+            format!("{job}-reel"),
+        ));
+    }
+    let partial = |stem: &str, ext: &str| {
+        req.out_dir
+            .join(format!(".{stem}.{}.partial.{ext}", req.attempt))
+    };
+    let mut temp_guard = TempFiles(Vec::new());
+    for (_, stem) in &plans {
+        temp_guard.0.push(partial(stem, "mp4"));
+        temp_guard.0.push(partial(stem, "jpg"));
+    }
+
+    let timeline = Timeline::new(spec, theme);
+    let mut lanes = Vec::with_capacity(plans.len());
+    for (frame, stem) in &plans {
+        let enc = Encoder::spawn(&EncodeParams {
+            ffmpeg: &settings.ffmpeg,
+            preset: &settings.preset,
+            crf: settings.crf,
+            width: frame.width,
+            height: frame.height,
+            fps,
+            frames,
+            audio: audio.clone(),
+            out: &partial(stem, "mp4"),
+        })?;
+        lanes.push(Lane {
+            composer: Composer::new(spec, theme, images, &timeline, *frame),
+            enc,
+            poster: Some(partial(stem, "jpg")),
+        });
+    }
+
+    let total = frames * lanes.len() as u64;
+    let report = |phase, frames_done| {
+        progress(RenderProgress {
+            phase,
+            frames_done,
+            frames_total: total,
+        })
+    };
+    report(RenderPhase::Rendering, 0);
+    let posters = drive(
+        catalog,
+        &mut lanes,
+        frames,
+        timeline.poster_frame(),
+        &mut |done| report(RenderPhase::Rendering, done),
+        cancel,
+    )?;
+    if posters.is_some() {
+        report(RenderPhase::Encoding, total);
+    }
+    for lane in lanes {
+        lane.enc.finish(cancel)?;
+    }
+    let Some(posters) = posters else {
+        // ffmpeg stopped reading yet exited cleanly: should not happen, but never report success.
+        return Err(RenderError::Ffmpeg {
+            status: "0".into(),
+            stderr: "ffmpeg stopped reading frames early".into(),
+        });
+    };
+    let posters = posters
+        .into_iter()
+        .map(PosterJob::finish)
+        .collect::<Result<Vec<_>, _>>()?;
+    report(RenderPhase::Finalising, total);
+    let mut finals = Vec::new();
+    for (_, stem) in &plans {
+        let video = req.out_dir.join(format!("{stem}.mp4"));
+        let poster = req.out_dir.join(format!("{stem}.jpg"));
+        // The poster first: the video's appearance is what marks the output complete.
+        for (tmp, fin) in [
+            (partial(stem, "jpg"), &poster),
+            (partial(stem, "mp4"), &video),
+        ] {
+            std::fs::rename(&tmp, fin)
+                .map_err(|e| RenderError::Io(format!("moving {}", fin.display()), e))?;
+        }
+        finals.push((video, poster));
+    }
+    debug_assert_eq!(posters.len(), finals.len());
+    temp_guard.0.clear(); // all renamed: nothing left to clean up
+    let mut finals = finals.into_iter();
+    let (video, poster) = finals.next().expect("the landscape output");
+    let reel = finals.next();
+    Ok(RenderOutput {
+        video,
+        reel: reel.as_ref().map(|r| r.0.clone()),
+        duration_secs: frames as f64 / fps as f64,
+        width: w,
+        height: h,
+        frames,
+        poster: Some(poster),
+        reel_poster: reel.map(|r| r.1),
+    })
+}
+
+/// Every frame of `spec`'s landscape video, drawn and converted exactly as
+/// [`render_blocking`] does, as concatenated yuv420p frames in memory (the benchmark's
+/// encoder-only input). No files, no music, no posters.
+pub fn render_yuv_frames(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    images: &image::Images,
+) -> Result<Vec<u8>, RenderError> {
+    let theme = catalog
+        .theme(&spec.theme)
+        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let frames = check_spec(spec)?;
+    let (w, h) = spec.quality.dimensions();
+    let timeline = Timeline::new(spec, theme);
+    let frame = Frame {
+        width: w,
+        height: h,
+    };
+    let mut lanes = [Lane {
+        composer: Composer::new(spec, theme, images, &timeline, frame),
+        enc: Encoder::capture(w, h, frames)?,
+        poster: None,
+    }];
+    let cancel = CancellationToken::new();
+    drive(catalog, &mut lanes, frames, u64::MAX, &mut |_| {}, &cancel)?;
+    let [lane] = lanes;
+    lane.enc.finish_captured(&cancel)
+}
+
+/// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout) and return it as
+/// PNG bytes. Useful for previews and thumbnails.
+pub fn render_still_png(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    images: &image::Images,
+    at_secs: f64,
+    reel: bool,
+) -> Result<Vec<u8>, RenderError> {
+    let pixmap = render_still(catalog, spec, images, at_secs, reel)?;
+    pixmap
+        .encode_png()
+        .map_err(|e| RenderError::Io("encoding PNG".into(), std::io::Error::other(e.to_string())))
+}
+
+/// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout), with the scene's
+/// own background.
+pub fn render_still(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    images: &image::Images,
+    at_secs: f64,
+    reel: bool,
+) -> Result<Pixmap, RenderError> {
+    let theme = catalog
+        .theme(&spec.theme)
+        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let frames = check_spec(spec)?;
+    let fps = spec.fps;
+    let (w, h) = if reel {
+        REEL_SIZE
+    } else {
+        spec.quality.dimensions()
+    };
+    let frame = Frame {
+        width: w,
+        height: h,
+    };
+    let f = ((at_secs * fps as f64).round().max(0.0) as u64).min(frames - 1);
+    // Drawn exactly as in a render: the scene's own clock and background, transitions included.
+    let timeline = Timeline::new(spec, theme);
+    let mut composer = Composer::new(spec, theme, images, &timeline, frame);
+    let mut fonts = catalog.font_system();
+    let mut swash = SwashCache::new();
+    let mut buf = frame::FrameBuf::new(w, h);
+    composer.draw(f, &mut buf, &mut fonts, &mut swash)?;
+    Ok(buf.pixmap)
+}
+
+/// The renderer the actors drive (through the server's `Renderer` port): runs
+/// [`render_blocking`] on tokio's blocking pool.
+pub struct FfmpegRenderer {
+    catalog: Arc<Catalog>,
+    settings: RenderSettings,
+}
+
+impl FfmpegRenderer {
+    pub fn new(catalog: Arc<Catalog>, settings: RenderSettings) -> Self {
+        FfmpegRenderer { catalog, settings }
+    }
+
+    pub fn settings(&self) -> &RenderSettings {
+        &self.settings
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+}
+
+impl FfmpegRenderer {
+    /// Renders `req`: fetches its images, then draws and encodes on a blocking thread. Returns
+    /// promptly (ffmpeg killed) once `cancel` fires or this future is dropped; a panic of the
+    /// render thread is re-raised here.
+    pub async fn render(
+        &self,
+        req: RenderRequest,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> Result<RenderOutput, RenderError> {
+        let catalog = self.catalog.clone();
+        let settings = self.settings.clone();
+        // Every image once, concurrently, before any frame: a missing one fails the job early.
+        let images = tokio::select! {
+            r = image::prefetch(&req.spec, &settings.images) => match r {
+                Ok(images) => images,
+                Err(e) => return Err(e),
+            },
+            _ = cancel.cancelled() => return Err(RenderError::Cancelled),
+        };
+        // If this future is dropped (the caller gave up), stop the blocking render too.
+        let token = cancel.child_token();
+        let _stop_on_drop = token.clone().drop_guard();
+        let job = tokio::task::spawn_blocking(move || {
+            render_blocking(&catalog, &settings, &req, &images, &|p| progress(p), &token)
+        });
+        match job.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(RenderError::Cancelled),
+        }
+    }
+}
+
+#[cfg(test)]
+mod motion_tests;
+#[cfg(test)]
+mod tests;
