@@ -172,6 +172,8 @@ impl Server {
         };
         let manager_args = JobManagerArgs {
             renderer: Arc::new(renderer),
+            links: Arc::new(crate::http::present::DownloadLinks),
+            artifacts: Arc::new(crate::artifacts::LocalArtifacts::new(&videos)),
             webhooks: webhooks.clone(),
             views: views.clone(),
             store,
@@ -180,7 +182,6 @@ impl Server {
                 max_concurrent: config.concurrency(),
                 max_queued: config.max_queued_jobs,
                 out_dir: videos,
-                download_prefix: "/api/download/".into(),
                 max_restarts: config.render.max_restarts,
                 restart_window: Duration::from_secs(config.render.restart_window_secs),
                 restart_backoff: Duration::from_secs_f64(

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod artifacts;
 pub mod bench;
 pub mod config;
 pub mod error;

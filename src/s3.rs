@@ -29,7 +29,6 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 use vidbuilder_actors::ports::{UploadError, UploadFile, UploadProgressSink, Uploader};
@@ -44,28 +43,7 @@ pub const MAX_PRESIGN: Duration = Duration::from_secs(S3Config::MAX_PRESIGN_SECS
 const MAX_PARTS: u64 = 10_000;
 const MB: u64 = 1024 * 1024;
 
-/// The object key of one of a job's files, as the contract shows:
-/// `{prefix/}videos/YYYY-MM-DD/{variant}/{jobId}.{ext}` (the date is `created_at`'s, in UTC;
-/// `variant` is `"standard"` or `"reels"`). A non-empty prefix is joined with exactly one `/`.
-pub fn object_key(
-    prefix: &str,
-    created_at: &DateTime<Utc>,
-    variant: &str,
-    job_id: &JobId,
-    ext: &str,
-) -> String {
-    let prefix = prefix.trim().trim_matches('/');
-    let ext = ext.trim_start_matches('.');
-    let rest = format!(
-        "videos/{}/{variant}/{job_id}.{ext}",
-        created_at.format("%Y-%m-%d")
-    );
-    if prefix.is_empty() {
-        rest
-    } else {
-        format!("{prefix}/{rest}")
-    }
-}
+pub use vidbuilder_domain::job::{object_key, ObjectKind};
 
 /// What one upload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -587,41 +565,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    fn id() -> JobId {
-        JobId::parse("abc123def4567890").expect("a valid job id")
-    }
-
-    #[test]
-    fn object_keys_match_the_contract() {
-        let at = Utc.with_ymd_and_hms(2025, 11, 12, 23, 59, 59).unwrap();
-        assert_eq!(
-            object_key("", &at, "standard", &id(), "mp4"),
-            "videos/2025-11-12/standard/abc123def4567890.mp4"
-        );
-        assert_eq!(
-            object_key("", &at, "reels", &id(), ".mp4"),
-            "videos/2025-11-12/reels/abc123def4567890.mp4"
-        );
-        for prefix in ["prod", "prod/", "/prod/", " prod "] {
-            assert_eq!(
-                object_key(prefix, &at, "standard", &id(), "mp4"),
-                "prod/videos/2025-11-12/standard/abc123def4567890.mp4",
-                "{prefix:?}"
-            );
-        }
-        assert_eq!(
-            object_key("a/b", &at, "standard", &id(), "jpg"),
-            "a/b/videos/2025-11-12/standard/abc123def4567890.jpg"
-        );
-        // Single-digit months and days are zero-padded.
-        let at = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
-        assert_eq!(
-            object_key("", &at, "standard", &id(), "mp4"),
-            "videos/2026-01-02/standard/abc123def4567890.mp4"
-        );
-    }
 
     fn s3_env(pairs: &[(&str, &str)]) -> Result<crate::Config, Error> {
         crate::Config::load_with_env(

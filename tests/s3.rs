@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 use sha2::{Digest, Sha256};
 use vidbuilder::config::S3Config;
-use vidbuilder::s3::{object_key, S3Uploader};
+use vidbuilder::s3::{object_key, ObjectKind, S3Uploader};
 use vidbuilder::Config;
 use vidbuilder_actors::ports::{UploadFile, UploadProgressSink, Uploader};
 use vidbuilder_domain::job::JobId;
@@ -69,7 +69,12 @@ fn recording() -> (UploadProgressSink, Reports) {
 fn mp4(dir: &Path, name: &str, job: &JobId, len: usize, seed: u64) -> (UploadFile, Vec<u8>) {
     let path = dir.join(name);
     let data = write_file(&path, len, seed);
-    let key = object_key("", &chrono::Utc::now(), "standard", job, "mp4");
+    let key = object_key(
+        "",
+        &vidbuilder_domain::job::timestamp(chrono::Utc::now()),
+        ObjectKind::Standard,
+        job,
+    );
     let file = UploadFile {
         path,
         key,
@@ -104,7 +109,12 @@ async fn a_small_file_uploads_and_its_presigned_url_serves_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let job = JobId::new();
     let (mut file, data) = mp4(tmp.path(), "v.mp4", &job, 300_000, 1);
-    file.key = object_key("prod/", &chrono::Utc::now(), "standard", &job, "mp4");
+    file.key = object_key(
+        "prod/",
+        &vidbuilder_domain::job::timestamp(chrono::Utc::now()),
+        ObjectKind::Standard,
+        &job,
+    );
     assert!(file.key.starts_with("prod/videos/"), "{}", file.key);
 
     let (progress, seen) = recording();

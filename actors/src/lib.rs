@@ -21,6 +21,7 @@
 pub mod manager;
 pub mod ports;
 pub mod render;
+pub mod retry;
 pub mod signing;
 pub mod upload;
 pub mod webhook;

@@ -4,6 +4,7 @@
 //! tests implement them with fakes. The plain data that crosses them lives in
 //! [`vidbuilder_domain::ports`] and is re-exported here.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ pub use tokio_util::sync::CancellationToken;
 pub use vidbuilder_domain::ports::*;
 
 use vidbuilder_domain::job::JobId;
+pub use vidbuilder_domain::job::{object_key, ObjectKind};
 
 /// Turns a spec into files.
 #[async_trait]
@@ -45,4 +47,26 @@ pub trait Uploader: Send + Sync + 'static {
     ) -> Result<(), UploadError>;
     /// A presigned GET URL for `key`, valid for `expires` (at most 7 days).
     async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, UploadError>;
+}
+
+/// Where clients download a job's files. The HTTP layer owns its routes; the JobManager asks it
+/// for the URLs that the contract's result fields carry.
+pub trait Links: Send + Sync + 'static {
+    /// `videoUrl`.
+    fn video(&self, job: &JobId) -> String;
+    /// `reelsUrl`.
+    fn reel(&self, job: &JobId) -> String;
+    /// `posterUrl`.
+    fn poster(&self, job: &JobId) -> String;
+}
+
+/// The finished files of jobs on this node, as the JobManager and the UploadActor may touch them:
+/// the actors never call the filesystem themselves.
+pub trait Artifacts: Send + Sync + 'static {
+    /// The size of a finished file, or `None` when it is not there.
+    fn size(&self, path: &Path) -> Option<u64>;
+    /// Removes files; a missing one is fine. Returns those that could not be removed, with why.
+    fn remove(&self, files: &[PathBuf]) -> Vec<(PathBuf, String)>;
+    /// Removes the partial files of renders that a crash interrupted.
+    fn discard_partials(&self);
 }

@@ -16,7 +16,7 @@ use ractor_cluster::RactorMessage;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::manager::JobManagerMsg;
-use crate::ports::{UploadError, UploadFile, Uploader};
+use crate::ports::{Artifacts, UploadError, UploadFile, Uploader};
 use vidbuilder_domain::job::{JobId, S3Object};
 
 #[derive(Debug, Clone)]
@@ -25,16 +25,6 @@ pub struct UploadSettings {
     pub retry_base: Duration,
     /// Lifetime of the signed URLs handed to clients (at most 7 days).
     pub presign_expiry: Duration,
-}
-
-impl Default for UploadSettings {
-    fn default() -> Self {
-        UploadSettings {
-            max_retries: 4,
-            retry_base: Duration::from_millis(500),
-            presign_expiry: Duration::from_secs(604_800),
-        }
-    }
 }
 
 /// How a presign expiry reads in the contract (`"7 days"`).
@@ -68,11 +58,14 @@ pub struct UploadActor;
 pub struct UploadArgs {
     pub uploader: Arc<dyn Uploader>,
     pub settings: UploadSettings,
+    /// The files to upload, as this node has them.
+    pub artifacts: Arc<dyn Artifacts>,
 }
 
 pub struct UploadState {
     uploader: Arc<dyn Uploader>,
     settings: UploadSettings,
+    artifacts: Arc<dyn Artifacts>,
 }
 
 async fn with_retries<T, F, Fut>(
@@ -89,7 +82,7 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if e.transient && tries < settings.max_retries => {
-                let delay = settings.retry_base * 2u32.saturating_pow(tries);
+                let delay = crate::retry::exponential(settings.retry_base, tries);
                 tries += 1;
                 warn!(error = %e.message, retry = tries, delay_ms = delay.as_millis() as u64, "{what} failed, retrying");
                 tokio::time::sleep(delay).await;
@@ -102,19 +95,20 @@ where
 async fn upload_job(
     uploader: Arc<dyn Uploader>,
     settings: UploadSettings,
+    artifacts: Arc<dyn Artifacts>,
     job_id: JobId,
     attempt: u32,
     files: Vec<UploadFile>,
     manager: ActorRef<JobManagerMsg>,
 ) {
-    let total: u64 = files
+    let sizes: Vec<u64> = files
         .iter()
-        .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
-        .sum();
+        .map(|f| artifacts.size(&f.path).unwrap_or(0))
+        .collect();
+    let total: u64 = sizes.iter().sum();
     let mut before = 0u64;
     let mut objects = Vec::new();
-    for file in &files {
-        let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+    for (file, size) in files.iter().zip(sizes) {
         let (m, job, base) = (manager.clone(), job_id.clone(), before);
         let sink: crate::ports::UploadProgressSink = Arc::new(move |done, _| {
             let _ = m.cast(JobManagerMsg::UploadProgress {
@@ -178,6 +172,7 @@ impl Actor for UploadActor {
         Ok(UploadState {
             uploader: args.uploader,
             settings: args.settings,
+            artifacts: args.artifacts,
         })
     }
 
@@ -199,6 +194,7 @@ impl Actor for UploadActor {
                     upload_job(
                         state.uploader.clone(),
                         state.settings.clone(),
+                        state.artifacts.clone(),
                         job_id,
                         attempt,
                         files,

@@ -106,22 +106,6 @@ pub struct WebhookSettings {
     pub secrets: crate::signing::SigningKeys,
 }
 
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        WebhookSettings {
-            retry_schedule: vec![
-                Duration::from_secs(30),
-                Duration::from_secs(120),
-                Duration::from_secs(300),
-            ],
-            max_in_flight: 64,
-            max_per_host: 8,
-            max_retry_after: Duration::from_secs(3600),
-            secrets: Default::default(),
-        }
-    }
-}
-
 #[derive(RactorMessage)]
 pub enum WebhookMsg {
     /// Queue an event for delivery (from the JobManager).

@@ -16,7 +16,7 @@ use vidbuilder_actors::ports::*;
 use vidbuilder_actors::upload::UploadSettings;
 use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookSettings};
 use vidbuilder_domain::events::EventKind;
-use vidbuilder_domain::job::{JobStatus, JobView};
+use vidbuilder_domain::job::{JobId, JobPhase, JobSnapshot as JobView, JobStatus};
 use vidbuilder_domain::spec::{Quality, Scene, SceneContent, VideoSpec};
 use vidbuilder_domain::store::{JobStore, MemoryStore};
 
@@ -177,6 +177,77 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
     }
 }
 
+/// The settings of `config/default.toml` that these tests start from.
+fn manager_settings() -> ManagerSettings {
+    ManagerSettings {
+        max_concurrent: 1,
+        max_queued: 1000,
+        out_dir: "videos".into(),
+        max_restarts: 2,
+        restart_window: Duration::from_secs(600),
+        restart_backoff: Duration::from_secs(2),
+        stall_timeout: Duration::from_secs(120),
+        retention: Some(Duration::from_secs(7 * 24 * 3600)),
+        tick: Duration::from_secs(1),
+        s3_prefix: String::new(),
+        delete_local_after_upload: false,
+    }
+}
+
+fn webhook_settings() -> WebhookSettings {
+    WebhookSettings {
+        retry_schedule: [30, 120, 300].map(Duration::from_secs).to_vec(),
+        max_in_flight: 64,
+        max_per_host: 8,
+        max_retry_after: Duration::from_secs(3600),
+        secrets: Default::default(),
+    }
+}
+
+struct TestLinks;
+
+impl Links for TestLinks {
+    fn video(&self, job: &JobId) -> String {
+        format!("/api/download/{job}")
+    }
+    fn reel(&self, job: &JobId) -> String {
+        format!("/api/download/{job}/reel")
+    }
+    fn poster(&self, job: &JobId) -> String {
+        format!("/api/download/{job}/poster")
+    }
+}
+
+/// The files the fake renderer "wrote": real files when a test gives a real directory.
+struct TestArtifacts;
+
+impl Artifacts for TestArtifacts {
+    fn size(&self, path: &std::path::Path) -> Option<u64> {
+        std::fs::metadata(path).ok().map(|m| m.len())
+    }
+    fn remove(&self, files: &[std::path::PathBuf]) -> Vec<(std::path::PathBuf, String)> {
+        for f in files {
+            let _ = std::fs::remove_file(f);
+        }
+        Vec::new()
+    }
+    fn discard_partials(&self) {}
+}
+
+/// How far a job has come: never goes back within an attempt.
+fn rank(phase: &JobPhase) -> (u8, u64) {
+    match phase {
+        JobPhase::Queued | JobPhase::Resuming => (0, 0),
+        JobPhase::Starting => (1, 0),
+        JobPhase::Rendering { frames_done, .. } => (2, *frames_done),
+        JobPhase::Encoding => (3, 0),
+        JobPhase::Finalising => (4, 0),
+        JobPhase::Uploading { bytes_done, .. } => (5, *bytes_done),
+        JobPhase::Retrying { .. } => (6, 0),
+        JobPhase::Completed | JobPhase::Failed => (7, 0),
+    }
+}
+
 struct Tree {
     manager: ActorRef<JobManagerMsg>,
     webhooks: ActorRef<WebhookMsg>,
@@ -190,7 +261,7 @@ async fn tree(max_concurrent: usize, max_queued: usize, schedule: &[u64]) -> Tre
         max_concurrent,
         max_queued,
         out_dir: "/tmp/none".into(),
-        ..ManagerSettings::default()
+        ..manager_settings()
     };
     tree_with(settings, schedule, Arc::new(MemoryStore::default())).await
 }
@@ -206,7 +277,7 @@ async fn tree_with(
 fn schedule_of(schedule: &[u64]) -> WebhookSettings {
     WebhookSettings {
         retry_schedule: schedule.iter().map(|s| Duration::from_secs(*s)).collect(),
-        ..WebhookSettings::default()
+        ..webhook_settings()
     }
 }
 
@@ -236,12 +307,15 @@ async fn tree_full(
         views: views.clone(),
         store,
         settings: manager_settings,
+        links: Arc::new(TestLinks),
+        artifacts: Arc::new(TestArtifacts),
         uploader: uploader.map(|u| {
             (
                 u as Arc<dyn Uploader>,
                 UploadSettings {
+                    max_retries: 4,
                     retry_base: Duration::from_millis(100),
-                    ..UploadSettings::default()
+                    presign_expiry: Duration::from_secs(604_800),
                 },
             )
         }),
@@ -306,7 +380,7 @@ async fn jobs_run_in_fifo_order_within_the_concurrency_limit() {
     for j in &jobs {
         let done = wait(&t, j).await;
         assert_eq!(done.status, JobStatus::Completed, "{done:?}");
-        assert_eq!(done.progress, 100);
+        assert_eq!(done.phase, JobPhase::Completed);
         assert_eq!(
             done.result.as_ref().unwrap().video_url,
             format!("/api/download/{}", j.job_id)
@@ -321,24 +395,27 @@ async fn jobs_run_in_fifo_order_within_the_concurrency_limit() {
 async fn progress_is_visible_and_never_goes_backwards() {
     let t = tree(1, 10, &[30]).await;
     let job = submit(&t, "slow", 10.0, None).await.unwrap();
-    let mut last = 0u8;
+    let mut last = (0u8, 0u64);
     let mut saw_frames = false;
     loop {
         let v = t.views.get(&job.job_id).unwrap().clone();
-        assert!(
-            v.progress >= last,
-            "progress went back from {last} to {}",
-            v.progress
+        let now = rank(&v.phase);
+        assert!(now >= last, "progress went back from {last:?} to {now:?}");
+        last = now;
+        saw_frames |= matches!(
+            v.phase,
+            JobPhase::Rendering {
+                frames_total: 300,
+                ..
+            }
         );
-        last = v.progress;
-        saw_frames |= v.message.starts_with("Rendering frames: ") && v.message.ends_with("/300");
         if v.status.is_terminal() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(97)).await;
     }
     assert!(saw_frames);
-    assert_eq!(last, 100);
+    assert_eq!(last, rank(&JobPhase::Completed));
 }
 
 #[tokio::test(start_paused = true)]
@@ -549,7 +626,7 @@ async fn a_silent_render_is_killed_and_its_renderer_cancelled() {
     let settings = ManagerSettings {
         stall_timeout: Duration::from_secs(5),
         max_restarts: 1,
-        ..ManagerSettings::default()
+        ..manager_settings()
     };
     let t = tree_with(settings, &[1], Arc::new(MemoryStore::default())).await;
     let h = submit(&t, "hang", 1.0, None).await.unwrap();
@@ -577,7 +654,7 @@ async fn a_restarted_tree_resumes_jobs_and_pending_deliveries_from_the_store() {
     let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
     let settings = ManagerSettings {
         max_concurrent: 1,
-        ..ManagerSettings::default()
+        ..manager_settings()
     };
     let t1 = tree_with(settings.clone(), &[30, 120], store.clone()).await;
     *t1.transport.script.lock().unwrap() = vec![500];
@@ -738,7 +815,7 @@ async fn finished_renders_are_uploaded_and_presigned_with_retries() {
     let settings = ManagerSettings {
         out_dir: dir.clone(),
         s3_prefix: "tenant-a/".into(),
-        ..ManagerSettings::default()
+        ..manager_settings()
     };
     let t = tree_full(
         settings,
@@ -802,7 +879,7 @@ async fn a_permanent_upload_failure_fails_the_job_and_keeps_the_local_file() {
         false,
     )];
     let t = tree_full(
-        ManagerSettings::default(),
+        manager_settings(),
         schedule_of(&[1]),
         Arc::new(MemoryStore::default()),
         Some(uploader.clone()),
@@ -827,11 +904,11 @@ async fn one_slow_host_gets_at_most_its_share_of_delivery_slots() {
     let settings = WebhookSettings {
         max_per_host: 1,
         max_in_flight: 2,
-        ..WebhookSettings::default()
+        ..webhook_settings()
     };
     let manager_settings = ManagerSettings {
         max_concurrent: 4,
-        ..ManagerSettings::default()
+        ..manager_settings()
     };
     let t = tree_full(
         manager_settings,

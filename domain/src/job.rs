@@ -125,40 +125,135 @@ pub struct JobFiles {
     pub reel: Option<PathBuf>,
 }
 
+/// Which of a job's videos an object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// The landscape video.
+    Standard,
+    /// The vertical reel.
+    Reels,
+}
+
+/// The object key of one of a job's videos, as the contract shows:
+/// `{prefix/}videos/YYYY-MM-DD/{standard|reels}/{jobId}.mp4`, the date being the day of
+/// `created_at` (a contract timestamp, UTC). A non-empty prefix is joined with exactly one `/`.
+pub fn object_key(prefix: &str, created_at: &str, kind: ObjectKind, job_id: &JobId) -> String {
+    let prefix = prefix.trim().trim_matches('/');
+    let day = created_at.get(..10).unwrap_or("unknown");
+    let variant = match kind {
+        ObjectKind::Standard => "standard",
+        ObjectKind::Reels => "reels",
+    };
+    let rest = format!("videos/{day}/{variant}/{job_id}.mp4");
+    if prefix.is_empty() {
+        rest
+    } else {
+        format!("{prefix}/{rest}")
+    }
+}
+
 /// The poster JPEG the renderer writes beside a video (`<jobId>.jpg` beside `<jobId>.mp4`).
 pub fn poster_of(video: &std::path::Path) -> PathBuf {
     video.with_extension("jpg")
 }
 
-/// The read view of one job that the JobManager writes and the HTTP layer reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobView {
+/// Where a job is, as facts: the HTTP layer words them as `message` and `progress`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobPhase {
+    /// Waiting for a render slot.
+    Queued,
+    /// Interrupted by a restart of the server; waiting to run again.
+    Resuming,
+    /// A render attempt was started.
+    Starting,
+    /// Drawing frames (over every output: a reel doubles `frames_total`).
+    Rendering {
+        frames_done: u64,
+        frames_total: u64,
+    },
+    /// All frames written; the encoder is finishing.
+    Encoding,
+    /// Muxing, posters, moving files into place.
+    Finalising,
+    /// Putting the files in object storage.
+    Uploading {
+        bytes_done: u64,
+        bytes_total: u64,
+    },
+    /// The attempt failed; the next one starts after `after`.
+    Retrying {
+        after: std::time::Duration,
+        failure: crate::ports::RenderFailure,
+    },
+    Completed,
+    Failed,
+}
+
+/// What the JobManager knows of one job, published after every change for the HTTP layer to
+/// read (and word: this type holds no message texts and no URLs of its own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSnapshot {
     pub job_id: JobId,
     pub status: JobStatus,
-    pub progress: u8,
-    pub message: String,
+    pub phase: JobPhase,
     pub created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// 1-based position in the admission queue while queued.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The current (or last) render attempt, once one started.
     pub attempt: Option<u32>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    /// The contract's result fields, once completed.
     pub result: Option<JobResult>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The contract's error text, once failed.
     pub error: Option<String>,
-    /// The API key id that created the job; never serialised.
-    #[serde(skip)]
+    /// The API key id that created the job.
     pub owner: Option<String>,
     /// Removed by retention: status answers 410 Gone.
-    #[serde(skip)]
     pub expired: bool,
-    /// The job's files on this node (also after a failed upload); never serialised.
-    #[serde(skip)]
+    /// The job's files on this node (also after a failed upload).
     pub files: JobFiles,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> JobId {
+        JobId::parse("abc123def4567890").expect("a valid job id")
+    }
+
+    #[test]
+    fn object_keys_match_the_contract() {
+        let at = "2025-11-12T23:59:59.000Z";
+        assert_eq!(
+            object_key("", at, ObjectKind::Standard, &id()),
+            "videos/2025-11-12/standard/abc123def4567890.mp4"
+        );
+        assert_eq!(
+            object_key("", at, ObjectKind::Reels, &id()),
+            "videos/2025-11-12/reels/abc123def4567890.mp4"
+        );
+        for prefix in ["prod", "prod/", "/prod/", " prod "] {
+            assert_eq!(
+                object_key(prefix, at, ObjectKind::Standard, &id()),
+                "prod/videos/2025-11-12/standard/abc123def4567890.mp4",
+                "{prefix:?}"
+            );
+        }
+        assert_eq!(
+            object_key("a/b", at, ObjectKind::Standard, &id()),
+            "a/b/videos/2025-11-12/standard/abc123def4567890.mp4"
+        );
+        // The day is the timestamp's, as the contract writes it (zero-padded).
+        let at = timestamp(
+            DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        );
+        assert_eq!(
+            object_key("", &at, ObjectKind::Standard, &id()),
+            "videos/2026-01-02/standard/abc123def4567890.mp4"
+        );
+    }
 }

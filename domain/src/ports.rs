@@ -11,7 +11,7 @@ use crate::job::JobId;
 use crate::spec::VideoSpec;
 
 /// What a RenderActor asks its renderer to make.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderRequest {
     pub job_id: JobId,
     /// 1 for the first try; grows when a render is retried.

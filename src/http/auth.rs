@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vidbuilder_actors::signing::{to_hex, SigningKeys, WebhookSecret};
-use vidbuilder_domain::job::JobView;
+use vidbuilder_domain::job::JobSnapshot;
 
 use super::error::ApiError;
 
@@ -49,7 +49,7 @@ pub struct Caller {
 impl Caller {
     /// Whether this caller may see `view`: everyone when the server is open, otherwise only the
     /// key that created the job.
-    pub fn may_see(&self, view: &JobView) -> bool {
+    pub fn may_see(&self, view: &JobSnapshot) -> bool {
         match &self.key_id {
             None => true,
             Some(id) => view.owner.as_deref() == Some(id.as_str()),
@@ -329,11 +329,21 @@ mod tests {
 
     #[test]
     fn a_job_is_visible_to_its_owner_only() {
-        let view: JobView = serde_json::from_value(serde_json::json!({
-            "jobId": "0123456789abcdef", "status": "queued", "progress": 0,
-            "message": "", "createdAt": "x"
-        }))
-        .unwrap();
+        let view = JobSnapshot {
+            job_id: vidbuilder_domain::JobId::parse("0123456789abcdef").unwrap(),
+            status: vidbuilder_domain::JobStatus::Queued,
+            phase: vidbuilder_domain::job::JobPhase::Queued,
+            created_at: "x".into(),
+            started_at: None,
+            finished_at: None,
+            queue_position: None,
+            attempt: None,
+            result: None,
+            error: None,
+            owner: None,
+            expired: false,
+            files: Default::default(),
+        };
         let mut owned = view.clone();
         owned.owner = Some("alice".into());
         let alice = Caller {

@@ -12,7 +12,7 @@ use axum::{Extension, Router};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use vidbuilder_actors::manager::JobManagerMsg;
-use vidbuilder_domain::job::{poster_of, JobStatus, JobView};
+use vidbuilder_domain::job::{poster_of, JobSnapshot, JobStatus};
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -47,7 +47,7 @@ async fn download<const REEL: bool, const POSTER: bool>(
     }
 }
 
-async fn poster(view: &JobView, reel: bool, req: Request<Body>) -> Result<Response, ApiError> {
+async fn poster(view: &JobSnapshot, reel: bool, req: Request<Body>) -> Result<Response, ApiError> {
     let video = if reel {
         view.files.reel.as_ref()
     } else {
@@ -80,7 +80,7 @@ async fn poster(view: &JobView, reel: bool, req: Request<Body>) -> Result<Respon
 
 async fn video(
     state: &AppState,
-    view: JobView,
+    view: JobSnapshot,
     reel: bool,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {

@@ -10,7 +10,9 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
 use vidbuilder_domain::events::WebhookEvent;
-use vidbuilder_domain::job::{JobStatus, JobView};
+use vidbuilder_domain::job::{JobSnapshot, JobStatus};
+
+use super::present::JobStatusBody;
 use vidbuilder_domain::spec::{ImageSource, VideoSpec};
 use vidbuilder_domain::validate_spec;
 
@@ -164,7 +166,7 @@ async fn submit(
     body: &Value,
     webhook_url: Option<String>,
     caller: &Caller,
-) -> Result<JobView, ApiError> {
+) -> Result<JobSnapshot, ApiError> {
     let spec = validate_spec(body, &state.validation).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -302,6 +304,8 @@ async fn job_status(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
-) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(state.job_view(&caller, &job_id)?))
+) -> Result<Json<JobStatusBody>, ApiError> {
+    Ok(Json(JobStatusBody::from(
+        &state.job_view(&caller, &job_id)?,
+    )))
 }

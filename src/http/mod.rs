@@ -7,6 +7,7 @@ mod download;
 pub mod error;
 mod jobs;
 pub mod limits;
+pub mod present;
 mod webhooks;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use axum::Router;
 use ractor::ActorRef;
 use tower_http::trace::TraceLayer;
 use vidbuilder_actors::manager::{JobManagerMsg, JobViews};
-use vidbuilder_domain::job::JobView;
+use vidbuilder_domain::job::JobSnapshot;
 use vidbuilder_domain::{JobId, ValidationContext};
 
 use error::ApiError;
@@ -55,7 +56,7 @@ pub struct RouterOptions {
 impl AppState {
     /// The view of a job the caller may see: 404 for unknown ids and for other keys' jobs, 410
     /// once retention removed it.
-    pub fn job_view(&self, caller: &auth::Caller, job_id: &str) -> Result<JobView, ApiError> {
+    pub fn job_view(&self, caller: &auth::Caller, job_id: &str) -> Result<JobSnapshot, ApiError> {
         let id = JobId::parse(job_id).ok_or_else(|| ApiError::not_found_job(job_id))?;
         let view = self
             .views

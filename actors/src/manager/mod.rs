@@ -1,0 +1,651 @@
+//! The JobManager: owner of every job's state machine, the FIFO admission queue and the
+//! concurrency limit.
+//!
+//! ```text
+//! Submit ─► queued ──(slot free)──► processing ──RenderDone(Ok)──► completed
+//!                                     │   ▲
+//!        render error / crash / stall │   │ restart with backoff (at most N in a window)
+//!                                     ▼   │
+//!                                   (retrying) ──limit reached──► failed
+//! ```
+//! The decisions live in [`core::Core`], plain code that returns [`Effect`]s; this file is the
+//! actor that feeds it events and carries the effects out: store writes (a 202 is sent only once
+//! the job is durable; a webhook's outbox row is written in the same transaction as the change it
+//! reports), RenderActors spawned linked to the manager, restart timers, uploads, and file
+//! removal through the [`Artifacts`] port. After every event the changed jobs' snapshots are
+//! written to the [`JobViews`] map that the HTTP layer reads and words.
+//!
+//! The manager overrides `handle_supervisor_evt`, so a child's exit never stops it. A RenderActor
+//! that reports no progress for `stall_timeout` is killed (its drop guard cancels the renderer,
+//! which kills ffmpeg) and handled like a crash.
+
+pub mod core;
+pub mod effects;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+use ractor_cluster::RactorMessage;
+use tokio::task::AbortHandle;
+use tracing::{error, warn};
+use vidbuilder_domain::job::{JobId, JobSnapshot, S3Object};
+use vidbuilder_domain::spec::VideoSpec;
+use vidbuilder_domain::store::JobStore;
+
+pub use self::core::{Core, Now};
+pub use effects::Effect;
+
+use crate::ports::{
+    Artifacts, Links, RenderFailure, RenderFailureKind, RenderOutput, RenderProgress, Renderer,
+    UploadError, Uploader,
+};
+use crate::render::{RenderActor, RenderArgs};
+use crate::upload::{UploadActor, UploadArgs, UploadMsg, UploadSettings};
+use crate::webhook::{Delivery, WebhookMsg};
+
+/// The read view the JobManager writes and the HTTP layer reads.
+pub type JobViews = Arc<DashMap<JobId, JobSnapshot>>;
+
+/// A job to admit.
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    pub spec: VideoSpec,
+    pub webhook_url: Option<String>,
+    /// The API key id of the caller, if keys are configured.
+    pub owner: Option<String>,
+}
+
+/// Why a job was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the queue is full ({queued} jobs waiting); try again later")]
+    QueueFull {
+        queued: usize,
+        retry_after_secs: u64,
+    },
+    #[error("the server is shutting down; try again shortly")]
+    ShuttingDown,
+    #[error("the job could not be stored: {0}")]
+    Store(String),
+}
+
+/// Why no signed URL could be had for a stored video.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresignError {
+    #[error("this job has no stored object")]
+    NoObject,
+    #[error("object storage is not available: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Storage(UploadError),
+}
+
+/// The JobManager's messages. Local-only: in cluster mode the wire messages of
+/// [`crate::wire`] reach it through the dispatcher, never these.
+#[derive(RactorMessage)]
+pub enum JobManagerMsg {
+    /// Admit a job; the reply (once the job is durable) carries its snapshot (status `queued`).
+    Submit {
+        request: SubmitRequest,
+        reply: RpcReplyPort<Result<JobSnapshot, SubmitError>>,
+    },
+    /// Reply once the job is completed or failed (at once if it already is).
+    WaitFinished {
+        job_id: JobId,
+        reply: RpcReplyPort<JobSnapshot>,
+    },
+    /// From a RenderActor.
+    Progress {
+        job_id: JobId,
+        attempt: u32,
+        progress: RenderProgress,
+    },
+    /// From a RenderActor: its render returned.
+    RenderDone {
+        job_id: JobId,
+        attempt: u32,
+        result: Result<RenderOutput, RenderFailure>,
+    },
+    /// A restart's backoff elapsed: run the job again.
+    Restart { job_id: JobId },
+    /// Periodic: liveness of renders, retention sweep, drain deadline.
+    Tick,
+    /// Stop starting jobs and refuse new ones; reply when no render runs, or at `grace`'s end after
+    /// stopping the renders that remain (their jobs stay `processing` in the store and resume on
+    /// the next start).
+    Drain {
+        grace: Duration,
+        reply: RpcReplyPort<DrainReport>,
+    },
+    /// Counts for health checks.
+    Stats(RpcReplyPort<ManagerStats>),
+    /// From the UploadActor: bytes uploaded so far of a job's files.
+    UploadProgress {
+        job_id: JobId,
+        attempt: u32,
+        done: u64,
+        total: u64,
+    },
+    /// From the UploadActor: the job's files are stored (with signed URLs), or not.
+    UploadDone {
+        job_id: JobId,
+        attempt: u32,
+        result: Result<Vec<S3Object>, UploadError>,
+    },
+    /// A request for the WebhookActor (delivery log, redelivery): the HTTP layer speaks only to
+    /// the JobManager, which forwards it.
+    ToWebhooks(WebhookMsg),
+    /// A fresh signed URL for a completed job's stored video (`reel` for the vertical one).
+    PresignDownload {
+        job_id: JobId,
+        reel: bool,
+        reply: RpcReplyPort<Result<String, PresignError>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagerStats {
+    /// Jobs known (any status).
+    pub total: usize,
+    pub queued: usize,
+    pub running: usize,
+    pub max_concurrent: usize,
+    pub max_queued: usize,
+    pub draining: bool,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Renders that finished during the grace period.
+    pub finished: usize,
+    /// Renders stopped at the deadline, left to resume on the next start.
+    pub interrupted: usize,
+}
+
+/// How the JobManager runs. The server builds it from `config/default.toml` (plus overrides):
+/// that file is the one source of the defaults.
+#[derive(Debug, Clone)]
+pub struct ManagerSettings {
+    pub max_concurrent: usize,
+    pub max_queued: usize,
+    /// Where renders put their files.
+    pub out_dir: PathBuf,
+    /// Restarts of one job's render allowed within `restart_window` before the job fails.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    /// Backoff before the first restart; doubles each time.
+    pub restart_backoff: Duration,
+    /// A render silent for this long is killed.
+    pub stall_timeout: Duration,
+    /// Finished jobs are removed this long after they finish (None: kept forever).
+    pub retention: Option<Duration>,
+    /// How often the liveness check and the retention sweep run.
+    pub tick: Duration,
+    /// Prepended to object keys (`prefix/videos/YYYY-MM-DD/standard/<jobId>.mp4`).
+    pub s3_prefix: String,
+    /// Remove the local files once they are in object storage.
+    pub delete_local_after_upload: bool,
+}
+
+pub struct JobManagerArgs {
+    pub renderer: Arc<dyn Renderer>,
+    pub webhooks: ActorRef<WebhookMsg>,
+    pub views: JobViews,
+    pub store: Arc<dyn JobStore>,
+    pub settings: ManagerSettings,
+    /// Download URLs for the contract's result fields.
+    pub links: Arc<dyn Links>,
+    /// The finished files on this node.
+    pub artifacts: Arc<dyn Artifacts>,
+    /// Object storage; `None` keeps videos on local disk only.
+    pub uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
+}
+
+pub struct JobManagerState {
+    core: Core,
+    renderer: Arc<dyn Renderer>,
+    webhooks: ActorRef<WebhookMsg>,
+    views: JobViews,
+    store: Arc<dyn JobStore>,
+    artifacts: Arc<dyn Artifacts>,
+    /// Render actors by actor id, and their cells by job.
+    renders: HashMap<ActorId, JobId>,
+    cells: HashMap<JobId, ActorCell>,
+    restart_timers: HashMap<JobId, AbortHandle>,
+    waiters: HashMap<JobId, Vec<RpcReplyPort<JobSnapshot>>>,
+    drain_reply: Option<RpcReplyPort<DrainReport>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+    last_sweep: std::time::Instant,
+    uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
+    upload: Option<ActorRef<UploadMsg>>,
+}
+
+pub struct JobManager;
+
+impl JobManagerState {
+    /// Carries out `effects` in order (an effect may produce more), then publishes every job
+    /// whose snapshot changed.
+    async fn run(&mut self, myself: &ActorRef<JobManagerMsg>, effects: Vec<Effect>) {
+        let mut todo: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = todo.pop_front() {
+            let more = self.apply(myself, effect).await;
+            for e in more.into_iter().rev() {
+                todo.push_front(e);
+            }
+        }
+        for snapshot in self.core.take_dirty() {
+            self.views.insert(snapshot.job_id.clone(), snapshot);
+        }
+    }
+
+    async fn apply(&mut self, myself: &ActorRef<JobManagerMsg>, effect: Effect) -> Vec<Effect> {
+        let now = Now::system();
+        match effect {
+            Effect::Persist { job, event } => self.persist(&job, event),
+            Effect::SpawnRender(request) => {
+                let id = request.job_id.clone();
+                let attempt = request.attempt;
+                let args = RenderArgs {
+                    request,
+                    // A few reports a second, and always several within the stall timeout.
+                    progress_interval: (self.core.settings().stall_timeout / 4)
+                        .min(Duration::from_millis(250)),
+                    renderer: self.renderer.clone(),
+                    manager: myself.clone(),
+                };
+                match Actor::spawn_linked(None, RenderActor, args, myself.get_cell()).await {
+                    Ok((actor, _)) => {
+                        tracing::info!(job_id = %id, attempt, "render started");
+                        self.renders.insert(actor.get_id(), id.clone());
+                        self.cells.insert(id, actor.get_cell());
+                    }
+                    Err(e) => return self.core.spawn_failed(&id, e.to_string(), now),
+                }
+            }
+            Effect::StopRender(id) => {
+                if let Some(cell) = self.cells.remove(&id) {
+                    self.renders.remove(&cell.get_id());
+                    cell.stop(Some("render finished".into()));
+                }
+            }
+            Effect::KillRender(id) => {
+                if let Some(cell) = self.cells.get(&id) {
+                    cell.kill();
+                }
+            }
+            Effect::ScheduleRestart { job, after } => {
+                let job_id = job.clone();
+                let timer = myself.send_after(after, move || JobManagerMsg::Restart { job_id });
+                if let Some(old) = self.restart_timers.insert(job, timer.abort_handle()) {
+                    old.abort();
+                }
+            }
+            Effect::ResumeUpload { job, video, reel } => {
+                let there = |p: PathBuf| self.artifacts.size(&p).map(|_| p);
+                let (video, reel) = (there(video), reel.and_then(there));
+                return self.core.resume_upload(&job, video, reel);
+            }
+            Effect::Upload {
+                job,
+                attempt,
+                files,
+            } => {
+                let msg = UploadMsg::Upload {
+                    job_id: job.clone(),
+                    attempt,
+                    files,
+                    manager: myself.clone(),
+                };
+                let sent = match &self.upload {
+                    Some(upload) => upload.cast(msg).map_err(|e| e.to_string()),
+                    None => Err("it is not running".into()),
+                };
+                if let Err(e) = sent {
+                    let why = format!("the upload worker is unavailable ({e})");
+                    return self.core.upload_done(&job, attempt, Err(why), now);
+                }
+            }
+            Effect::RemoveFiles { job, files } => {
+                for (file, why) in self.artifacts.remove(&files) {
+                    warn!(job_id = %job, file = %file.display(), "could not remove: {why}");
+                }
+            }
+            Effect::Expire(id) => match self.store.expire(&id) {
+                Ok(()) => {
+                    tracing::info!(job_id = %id, "retention: job expired");
+                    self.core.expired(&id);
+                }
+                Err(e) => error!(job_id = %id, "retention: {e}"),
+            },
+            Effect::DiscardPartials => self.artifacts.discard_partials(),
+            Effect::Finished(id) => {
+                if let Some(snapshot) = self.core.snapshot(&id) {
+                    for w in self.waiters.remove(&id).unwrap_or_default() {
+                        let _ = w.send(snapshot.clone());
+                    }
+                }
+            }
+            Effect::DrainDone(report) => {
+                if let Some(reply) = self.drain_reply.take() {
+                    let _ = reply.send(report);
+                }
+                // Nothing more finishes in this process: release blocking callers.
+                self.waiters.clear();
+            }
+        }
+        Vec::new()
+    }
+
+    /// Saves the job and, atomically with it, the webhook `event`'s outbox row; then hands the
+    /// delivery to the WebhookActor. A store failure is logged: the in-memory state goes on, and
+    /// the job may rerun after a restart, which is better than losing it.
+    fn persist(&self, id: &JobId, event: Option<Box<vidbuilder_domain::events::WebhookEvent>>) {
+        let Some(record) = self.core.record(id) else {
+            return;
+        };
+        let delivery = event.and_then(|ev| {
+            record
+                .webhook_url
+                .as_ref()
+                .map(|url| Delivery::new(url, &ev, record.owner.clone()))
+        });
+        if let Err(e) = self
+            .store
+            .update_job(record, delivery.as_ref().map(|d| d.to_row()).as_ref())
+        {
+            error!(job_id = %id, "could not save the job: {e}");
+        }
+        if let Some(d) = delivery {
+            if let Err(e) = self.webhooks.cast(WebhookMsg::Enqueue(d)) {
+                error!(job_id = %id, "webhook actor unavailable (the outbox keeps the delivery): {e}");
+            }
+        }
+    }
+
+    /// (Re)starts the UploadActor, linked to the manager.
+    async fn spawn_upload_actor(&mut self, myself: &ActorRef<JobManagerMsg>) {
+        let Some((uploader, settings)) = self.uploader.clone() else {
+            return;
+        };
+        let args = UploadArgs {
+            uploader,
+            settings,
+            artifacts: self.artifacts.clone(),
+        };
+        match Actor::spawn_linked(None, UploadActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => self.upload = Some(actor),
+            Err(e) => {
+                error!("could not start the upload worker: {e}");
+                self.upload = None;
+            }
+        }
+    }
+
+    fn submit(&mut self, request: SubmitRequest) -> Result<JobSnapshot, SubmitError> {
+        self.core.admission()?;
+        let now = Now::system();
+        let mut record = Core::new_record(request.spec, request.webhook_url, request.owner, now);
+        if let Err(e) = self.store.insert_job(&mut record) {
+            error!("could not store a new job: {e}");
+            return Err(SubmitError::Store(e.to_string()));
+        }
+        let id = record.id.clone();
+        let effects = self.core.admit(record, now);
+        debug_assert!(effects.is_empty());
+        Ok(self.core.snapshot(&id).expect("just admitted"))
+    }
+
+    fn presign(
+        &self,
+        job_id: JobId,
+        reel: bool,
+        reply: RpcReplyPort<Result<String, PresignError>>,
+    ) {
+        let Some(key) = self.core.stored_key(&job_id, reel) else {
+            let _ = reply.send(Err(PresignError::NoObject));
+            return;
+        };
+        let Some(upload) = self.upload.clone() else {
+            let _ = reply.send(Err(PresignError::Unavailable(
+                "object storage is not configured".into(),
+            )));
+            return;
+        };
+        tokio::spawn(async move {
+            let url = ractor::call!(upload, |r| UploadMsg::Presign { key, reply: r });
+            let _ = reply.send(match url {
+                Ok(Ok(url)) => Ok(url),
+                Ok(Err(e)) => Err(PresignError::Storage(e)),
+                Err(e) => Err(PresignError::Unavailable(e.to_string())),
+            });
+        });
+    }
+
+    /// Liveness, drain deadline, and the retention sweep when it is due.
+    fn tick(&mut self, now: Now) -> Vec<Effect> {
+        let mut effects = self.core.check_liveness(now);
+        effects.extend(self.core.check_drain(now));
+        let retention = self.core.settings().retention;
+        let every = Duration::from_secs(60).min(retention.unwrap_or(Duration::MAX) / 4);
+        if let Some(retention) = retention.filter(|_| self.last_sweep.elapsed() >= every) {
+            self.last_sweep = std::time::Instant::now();
+            let before = now.wall.timestamp_millis() - retention.as_millis() as i64;
+            match self.store.finished_before(before) {
+                Ok(records) => effects.extend(self.core.expire(records)),
+                Err(e) => error!("retention sweep: {e}"),
+            }
+        }
+        effects
+    }
+}
+
+impl Actor for JobManager {
+    type Msg = JobManagerMsg;
+    type State = JobManagerState;
+    type Arguments = JobManagerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<JobManagerMsg>,
+        args: JobManagerArgs,
+    ) -> Result<JobManagerState, ActorProcessingErr> {
+        let uploads = args.uploader.is_some();
+        let tick = args.settings.tick;
+        let mut state = JobManagerState {
+            core: Core::new(args.settings, args.links, uploads),
+            renderer: args.renderer,
+            webhooks: args.webhooks,
+            views: args.views,
+            store: args.store,
+            artifacts: args.artifacts,
+            renders: HashMap::new(),
+            cells: HashMap::new(),
+            restart_timers: HashMap::new(),
+            waiters: HashMap::new(),
+            drain_reply: None,
+            ticker: None,
+            last_sweep: std::time::Instant::now(),
+            uploader: args.uploader,
+            upload: None,
+        };
+        // Recover: finished jobs are served again; queued and interrupted ones run again, in
+        // admission order; partial files of interrupted renders are discarded.
+        let records = state.store.load_jobs()?;
+        let effects = state.core.recover(records, Now::system());
+        state.run(&myself, effects).await;
+        state.ticker = Some(myself.send_interval(tick, || JobManagerMsg::Tick));
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<JobManagerMsg>,
+        state: &mut JobManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.spawn_upload_actor(&myself).await;
+        let effects = state.core.pump(Now::system());
+        state.run(&myself, effects).await;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<JobManagerMsg>,
+        state: &mut JobManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = state.ticker.take() {
+            t.abort();
+        }
+        for (_, t) in state.restart_timers.drain() {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<JobManagerMsg>,
+        msg: JobManagerMsg,
+        state: &mut JobManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = Now::system();
+        let effects = match msg {
+            JobManagerMsg::Submit { request, reply } => {
+                let admitted = state.submit(request);
+                let ok = admitted.is_ok();
+                // The snapshot is published before the caller can ask for it.
+                state.run(&myself, Vec::new()).await;
+                let _ = reply.send(admitted);
+                if ok {
+                    state.core.pump(now)
+                } else {
+                    Vec::new()
+                }
+            }
+            JobManagerMsg::WaitFinished { job_id, reply } => {
+                match state.core.is_terminal(&job_id) {
+                    Some(true) => {
+                        let _ = reply.send(state.core.snapshot(&job_id).expect("known"));
+                    }
+                    Some(false) => state.waiters.entry(job_id).or_default().push(reply),
+                    None => drop(reply),
+                }
+                Vec::new()
+            }
+            JobManagerMsg::Progress {
+                job_id,
+                attempt,
+                progress,
+            } => {
+                state.core.progress(&job_id, attempt, progress, now);
+                Vec::new()
+            }
+            JobManagerMsg::RenderDone {
+                job_id,
+                attempt,
+                result,
+            } => state.core.render_done(&job_id, attempt, result, now),
+            JobManagerMsg::Restart { job_id } => {
+                state.restart_timers.remove(&job_id);
+                state.core.restart_due(&job_id, now)
+            }
+            JobManagerMsg::Tick => state.tick(now),
+            JobManagerMsg::Drain { grace, reply } => {
+                state.drain_reply = Some(reply);
+                state.core.drain(grace, now)
+            }
+            JobManagerMsg::UploadProgress {
+                job_id,
+                attempt,
+                done,
+                total,
+            } => {
+                state.core.upload_progress(&job_id, attempt, done, total);
+                Vec::new()
+            }
+            JobManagerMsg::UploadDone {
+                job_id,
+                attempt,
+                result,
+            } => {
+                let result = result.map_err(|e| e.message);
+                state.core.upload_done(&job_id, attempt, result, now)
+            }
+            JobManagerMsg::PresignDownload {
+                job_id,
+                reel,
+                reply,
+            } => {
+                state.presign(job_id, reel, reply);
+                Vec::new()
+            }
+            JobManagerMsg::ToWebhooks(msg) => {
+                if let Err(e) = state.webhooks.cast(msg) {
+                    error!("webhook actor unavailable: {e}");
+                }
+                Vec::new()
+            }
+            JobManagerMsg::Stats(reply) => {
+                let _ = reply.send(state.core.stats());
+                Vec::new()
+            }
+        };
+        state.run(&myself, effects).await;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<JobManagerMsg>,
+        evt: SupervisionEvent,
+        state: &mut JobManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Never stop the manager because a child ended: decide per job instead.
+        let (cell, reason): (ActorCell, RenderFailure) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (
+                cell,
+                RenderFailure::new(
+                    RenderFailureKind::Crashed,
+                    format!("render worker crashed: {err}"),
+                ),
+            ),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell,
+                RenderFailure::new(
+                    RenderFailureKind::Crashed,
+                    format!(
+                        "render worker stopped ({})",
+                        reason.unwrap_or_else(|| "no reason given".into())
+                    ),
+                ),
+            ),
+            _ => return Ok(()),
+        };
+        if state
+            .upload
+            .as_ref()
+            .is_some_and(|u| u.get_id() == cell.get_id())
+        {
+            error!("the upload worker stopped ({reason}); restarting it");
+            state.spawn_upload_actor(&myself).await;
+            return Ok(());
+        }
+        let Some(job_id) = state.renders.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        state.cells.remove(&job_id);
+        let effects = state.core.render_exited(&job_id, reason, Now::system());
+        state.run(&myself, effects).await;
+        Ok(())
+    }
+}

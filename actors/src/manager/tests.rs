@@ -1,0 +1,502 @@
+//! The JobManager's decisions, driven without actors: events in, effects and snapshots out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vidbuilder_domain::events::EventKind;
+use vidbuilder_domain::job::{JobId, JobPhase, JobStatus, S3Object};
+use vidbuilder_domain::ports::{
+    RenderFailure, RenderFailureKind, RenderOutput, RenderPhase, RenderProgress,
+};
+use vidbuilder_domain::spec::{validate_spec, ValidationContext, VideoSpec};
+use vidbuilder_domain::store::JobRecord;
+
+use super::core::{Core, Now};
+use super::effects::Effect;
+use super::{ManagerSettings, SubmitError};
+use crate::ports::Links;
+
+struct TestLinks;
+
+impl Links for TestLinks {
+    fn video(&self, job: &JobId) -> String {
+        format!("/dl/{job}")
+    }
+    fn reel(&self, job: &JobId) -> String {
+        format!("/dl/{job}/reel")
+    }
+    fn poster(&self, job: &JobId) -> String {
+        format!("/dl/{job}/poster")
+    }
+}
+
+fn settings() -> ManagerSettings {
+    ManagerSettings {
+        max_concurrent: 1,
+        max_queued: 3,
+        out_dir: PathBuf::from("/videos"),
+        max_restarts: 2,
+        restart_window: Duration::from_secs(600),
+        restart_backoff: Duration::from_secs(2),
+        stall_timeout: Duration::from_secs(10),
+        retention: None,
+        tick: Duration::from_secs(1),
+        s3_prefix: "pre".into(),
+        delete_local_after_upload: false,
+    }
+}
+
+fn spec() -> VideoSpec {
+    let mut ctx = ValidationContext::default();
+    ctx.themes.insert("corporate".into());
+    ctx.default_theme = "corporate".into();
+    let body = serde_json::json!({"quality": "draft", "scenes": [
+        {"type": "hero-title", "duration": 2, "content": {"title": "Hi"}},
+        {"type": "text", "duration": 1, "content": {"body": "there"}}
+    ]});
+    validate_spec(&body, &ctx).expect("a valid spec")
+}
+
+fn core(uploads: bool, s: ManagerSettings) -> Core {
+    Core::new(s, Arc::new(TestLinks), uploads)
+}
+
+/// Admits a job (the store's part: a seq) and returns its id.
+fn admit(c: &mut Core, seq: i64, now: Now) -> JobId {
+    c.admission().expect("admitted");
+    let mut record = Core::new_record(spec(), Some("https://hook.example/x".into()), None, now);
+    record.seq = seq;
+    let id = record.id.clone();
+    assert!(c.admit(record, now).is_empty());
+    id
+}
+
+fn later(now: Now, secs: u64) -> Now {
+    Now {
+        at: now.at + Duration::from_secs(secs),
+        wall: now.wall + chrono::Duration::seconds(secs as i64),
+    }
+}
+
+fn output(id: &JobId, reel: bool) -> RenderOutput {
+    RenderOutput {
+        video: PathBuf::from(format!("/videos/{id}.mp4")),
+        reel: reel.then(|| PathBuf::from(format!("/videos/{id}-reel.mp4"))),
+        duration_secs: 3.0,
+        width: 640,
+        height: 360,
+        frames: 90,
+        poster: Some(PathBuf::from(format!("/videos/{id}.jpg"))),
+        reel_poster: None,
+    }
+}
+
+fn spawned(effects: &[Effect]) -> Vec<(JobId, u32)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SpawnRender(r) => Some((r.job_id.clone(), r.attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(effects: &[Effect]) -> Vec<EventKind> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist {
+                event: Some(ev), ..
+            } => Some(ev.status),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failure(detail: &str) -> RenderFailure {
+    RenderFailure::new(RenderFailureKind::Encoder, detail)
+}
+
+#[test]
+fn admission_refuses_a_full_queue_and_a_drain() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let ids: Vec<_> = (1..=3).map(|seq| admit(&mut c, seq, now)).collect();
+    assert_eq!(
+        c.admission(),
+        Err(SubmitError::QueueFull {
+            queued: 3,
+            retry_after_secs: 20
+        })
+    );
+    assert_eq!(c.take_dirty().len(), 3);
+    let positions: Vec<_> = ids
+        .iter()
+        .map(|id| c.snapshot(id).unwrap().queue_position)
+        .collect();
+    assert_eq!(positions, vec![Some(1), Some(2), Some(3)]);
+    let mut c = core(false, settings());
+    let effects = c.drain(Duration::from_secs(5), now);
+    assert!(
+        matches!(effects.as_slice(), [Effect::DrainDone(r)] if r.finished == 0 && r.interrupted == 0)
+    );
+    assert_eq!(c.admission(), Err(SubmitError::ShuttingDown));
+}
+
+#[test]
+fn fifo_within_the_concurrency_limit_and_started_once() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let a = admit(&mut c, 1, now);
+    let b = admit(&mut c, 2, now);
+    let effects = c.pump(now);
+    assert_eq!(spawned(&effects), vec![(a.clone(), 1)]);
+    assert_eq!(events(&effects), vec![EventKind::Started]);
+    assert_eq!(c.pump(now), vec![], "one slot: nothing more starts");
+    let snap = c.snapshot(&b).unwrap();
+    assert_eq!(
+        (snap.status, snap.queue_position),
+        (JobStatus::Queued, Some(1))
+    );
+    let snap = c.snapshot(&a).unwrap();
+    assert_eq!(
+        (snap.status, snap.phase, snap.attempt),
+        (JobStatus::Processing, JobPhase::Starting, Some(1))
+    );
+
+    // Done: completed with its webhook, waiters answered, the next job starts.
+    let effects = c.render_done(&a, 1, Ok(output(&a, false)), later(now, 7));
+    assert_eq!(
+        events(&effects),
+        vec![EventKind::Completed, EventKind::Started]
+    );
+    assert!(effects.contains(&Effect::Finished(a.clone())));
+    assert!(effects.contains(&Effect::StopRender(a.clone())));
+    assert_eq!(spawned(&effects), vec![(b.clone(), 1)]);
+    let done = c.snapshot(&a).unwrap();
+    let result = done.result.expect("a result");
+    assert_eq!(result.video_url, format!("/dl/{a}"));
+    assert_eq!(result.poster_url, Some(format!("/dl/{a}/poster")));
+    assert_eq!(result.render_time, "7s");
+    assert_eq!(result.scenes, 2);
+    assert!(!result.s3_upload.enabled);
+    assert_eq!(
+        done.files.video,
+        Some(PathBuf::from(format!("/videos/{a}.mp4")))
+    );
+    // A second result for the same attempt changes nothing.
+    assert_eq!(c.render_done(&a, 1, Err(failure("late")), now), vec![]);
+}
+
+#[test]
+fn stale_progress_is_ignored_and_phases_are_facts() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    let p = |phase, frames_done| RenderProgress {
+        phase,
+        frames_done,
+        frames_total: 90,
+    };
+    c.progress(&a, 2, p(RenderPhase::Rendering, 50), now);
+    assert_eq!(c.snapshot(&a).unwrap().phase, JobPhase::Starting);
+    c.progress(&a, 1, p(RenderPhase::Rendering, 45), now);
+    assert_eq!(
+        c.snapshot(&a).unwrap().phase,
+        JobPhase::Rendering {
+            frames_done: 45,
+            frames_total: 90
+        }
+    );
+    c.progress(&a, 1, p(RenderPhase::Encoding, 90), now);
+    assert_eq!(c.snapshot(&a).unwrap().phase, JobPhase::Encoding);
+}
+
+#[test]
+fn failed_attempts_back_off_exponentially_then_fail_the_job() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    let effects = c.render_done(&a, 1, Err(failure("first")), now);
+    assert!(effects.contains(&Effect::ScheduleRestart {
+        job: a.clone(),
+        after: Duration::from_secs(2)
+    }));
+    assert!(
+        matches!(c.snapshot(&a).unwrap().phase, JobPhase::Retrying { after, .. } if after == Duration::from_secs(2))
+    );
+    // The restart is attempt 2, without a second `started`.
+    let effects = c.restart_due(&a, later(now, 2));
+    assert_eq!(spawned(&effects), vec![(a.clone(), 2)]);
+    assert_eq!(events(&effects), vec![]);
+    let effects = c.render_done(&a, 2, Err(failure("second")), later(now, 3));
+    assert!(effects.contains(&Effect::ScheduleRestart {
+        job: a.clone(),
+        after: Duration::from_secs(4)
+    }));
+    // A job admitted meanwhile waits behind the restart, which jumps the queue.
+    let b = admit(&mut c, 2, now);
+    let effects = c.restart_due(&a, later(now, 7));
+    assert_eq!(spawned(&effects), vec![(a.clone(), 3)]);
+    let effects = c.render_done(&a, 3, Err(failure("third")), later(now, 8));
+    assert_eq!(
+        events(&effects),
+        vec![EventKind::Failed, EventKind::Started]
+    );
+    assert_eq!(spawned(&effects), vec![(b, 1)]);
+    let snap = c.snapshot(&a).unwrap();
+    assert_eq!(snap.status, JobStatus::Failed);
+    assert_eq!(snap.error.as_deref(), Some("Failed to render video: third"));
+    // Restarts outside the window do not count.
+    let mut c = core(
+        false,
+        ManagerSettings {
+            restart_window: Duration::from_secs(5),
+            ..settings()
+        },
+    );
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    for (n, t) in [(1, 0), (2, 10), (3, 20), (4, 30)] {
+        let effects = c.render_done(&a, n, Err(failure("again")), later(now, t));
+        assert!(
+            matches!(effects.as_slice(), [Effect::StopRender(_), Effect::ScheduleRestart { after, .. }] if *after == Duration::from_secs(2)),
+            "attempt {n}: {effects:?}"
+        );
+        c.restart_due(&a, later(now, t + 2));
+    }
+}
+
+#[test]
+fn a_stalled_render_is_killed_and_fails_as_stalled() {
+    let now = Now::system();
+    let mut c = core(
+        false,
+        ManagerSettings {
+            max_restarts: 0,
+            ..settings()
+        },
+    );
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    assert_eq!(c.check_liveness(later(now, 10)), vec![]);
+    assert_eq!(
+        c.check_liveness(later(now, 11)),
+        vec![Effect::KillRender(a.clone())]
+    );
+    assert_eq!(c.check_liveness(later(now, 12)), vec![], "killed once");
+    let crash = RenderFailure::new(RenderFailureKind::Crashed, "render worker stopped (killed)");
+    let effects = c.render_exited(&a, crash, later(now, 12));
+    assert_eq!(events(&effects), vec![EventKind::Failed]);
+    assert_eq!(
+        c.snapshot(&a).unwrap().error.as_deref(),
+        Some("Failed to render video: render stalled (no progress for 10s)")
+    );
+}
+
+#[test]
+fn drain_waits_for_renders_then_stops_them_at_the_deadline() {
+    let now = Now::system();
+    let mut c = core(
+        false,
+        ManagerSettings {
+            max_concurrent: 2,
+            ..settings()
+        },
+    );
+    let a = admit(&mut c, 1, now);
+    let b = admit(&mut c, 2, now);
+    let q = admit(&mut c, 3, now);
+    c.pump(now);
+    assert_eq!(c.drain(Duration::from_secs(30), now), vec![]);
+    // One finishes during the grace period; nothing new starts.
+    let effects = c.render_done(&a, 1, Ok(output(&a, false)), later(now, 5));
+    assert!(spawned(&effects).is_empty());
+    assert_eq!(c.check_drain(later(now, 29)), vec![]);
+    let effects = c.check_drain(later(now, 30));
+    assert_eq!(effects[0], Effect::KillRender(b.clone()));
+    assert!(matches!(effects[1], Effect::DrainDone(r) if r.finished == 1 && r.interrupted == 1));
+    // The killed render's exit is not a failure: it stays `processing` to resume.
+    let exit = RenderFailure::new(RenderFailureKind::Crashed, "killed");
+    assert_eq!(c.render_exited(&b, exit, later(now, 31)), vec![]);
+    assert_eq!(c.record(&b).unwrap().status, JobStatus::Processing);
+    assert_eq!(c.record(&q).unwrap().status, JobStatus::Queued);
+}
+
+#[test]
+fn recovery_requeues_unfinished_jobs_in_admission_order() {
+    let now = Now::system();
+    let record = |seq: i64, status| {
+        let mut r = Core::new_record(spec(), None, None, now);
+        r.seq = seq;
+        r.status = status;
+        r
+    };
+    let records = vec![
+        record(1, JobStatus::Completed),
+        record(2, JobStatus::Processing),
+        record(3, JobStatus::Queued),
+        record(4, JobStatus::Failed),
+    ];
+    let ids: Vec<_> = records.iter().map(|r| r.id.clone()).collect();
+    let mut c = core(false, settings());
+    assert_eq!(c.recover(records, now), vec![Effect::DiscardPartials]);
+    let interrupted = c.snapshot(&ids[1]).unwrap();
+    assert_eq!(
+        (
+            interrupted.status,
+            interrupted.phase,
+            interrupted.queue_position
+        ),
+        (JobStatus::Queued, JobPhase::Resuming, Some(1))
+    );
+    assert_eq!(c.snapshot(&ids[2]).unwrap().queue_position, Some(2));
+    assert_eq!(c.snapshot(&ids[0]).unwrap().status, JobStatus::Completed);
+    let effects = c.pump(now);
+    assert_eq!(spawned(&effects), vec![(ids[1].clone(), 1)]);
+    assert_eq!(events(&effects), vec![EventKind::Started]);
+}
+
+#[test]
+fn uploads_come_before_completion_with_contract_keys() {
+    let now = Now::system();
+    let mut c = core(
+        true,
+        ManagerSettings {
+            delete_local_after_upload: true,
+            ..settings()
+        },
+    );
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    let effects = c.render_done(&a, 1, Ok(output(&a, true)), now);
+    let day = &c.record(&a).unwrap().created_at[..10];
+    let Some(Effect::Upload { files, attempt, .. }) =
+        effects.iter().find(|e| matches!(e, Effect::Upload { .. }))
+    else {
+        panic!("no upload: {effects:?}");
+    };
+    assert_eq!(*attempt, 1);
+    let keys: Vec<_> = files.iter().map(|f| f.key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            format!("pre/videos/{day}/standard/{a}.mp4"),
+            format!("pre/videos/{day}/reels/{a}.mp4")
+        ]
+    );
+    assert_eq!(events(&effects), vec![], "not completed before the upload");
+    assert_eq!(
+        c.record(&a).unwrap().video,
+        Some(PathBuf::from(format!("/videos/{a}.mp4")))
+    );
+    c.upload_progress(&a, 1, 50, 200);
+    assert_eq!(
+        c.snapshot(&a).unwrap().phase,
+        JobPhase::Uploading {
+            bytes_done: 50,
+            bytes_total: 200
+        }
+    );
+    let object = |k: &str| S3Object {
+        s3_key: k.into(),
+        signed_url: format!("https://s3/{k}"),
+        expires_in: "7 days".into(),
+    };
+    let effects = c.upload_done(&a, 1, Ok(vec![object(&keys[0]), object(&keys[1])]), now);
+    assert_eq!(events(&effects), vec![EventKind::Completed]);
+    let removed = effects.iter().find_map(|e| match e {
+        Effect::RemoveFiles { files, .. } => Some(files.len()),
+        _ => None,
+    });
+    assert_eq!(removed, Some(3), "both videos and the poster go");
+    let snap = c.snapshot(&a).unwrap();
+    let result = snap.result.unwrap();
+    assert!(result.s3_upload.enabled);
+    assert_eq!(result.s3_upload.reels.unwrap().s3_key, keys[1]);
+    assert_eq!(result.poster_url, None, "no local poster to serve");
+    assert_eq!(snap.files.video, None);
+    assert_eq!(c.stored_key(&a, true), Some(keys[1].clone()));
+
+    // A failed upload fails the job; the render stays downloadable here.
+    let b = admit(&mut c, 2, now);
+    c.pump(now);
+    c.render_done(&b, 1, Ok(output(&b, false)), now);
+    let effects = c.upload_done(&b, 1, Err("S3 said no".into()), now);
+    assert_eq!(events(&effects), vec![EventKind::Failed]);
+    let snap = c.snapshot(&b).unwrap();
+    assert_eq!(
+        snap.error.as_deref(),
+        Some("Failed to upload to S3: S3 said no")
+    );
+    assert!(snap.files.video.is_some());
+}
+
+#[test]
+fn a_restart_uploads_what_was_rendered_or_renders_again() {
+    let now = Now::system();
+    let mut record = Core::new_record(spec(), None, None, now);
+    record.status = JobStatus::Processing;
+    record.attempt = 1;
+    record.started_at = Some("2026-01-01T00:00:00.000Z".into());
+    record.video = Some(PathBuf::from("/videos/x.mp4"));
+    let id = record.id.clone();
+    let mut c = core(true, settings());
+    c.recover(vec![record.clone()], now);
+    let effects = c.pump(now);
+    assert_eq!(
+        events(&effects),
+        vec![],
+        "started was sent before the restart"
+    );
+    assert!(effects.contains(&Effect::ResumeUpload {
+        job: id.clone(),
+        video: PathBuf::from("/videos/x.mp4"),
+        reel: None
+    }));
+    let effects = c.resume_upload(&id, Some(PathBuf::from("/videos/x.mp4")), None);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Upload { attempt: 2, .. })));
+
+    let mut c = core(true, settings());
+    c.recover(vec![record], now);
+    c.pump(now);
+    let effects = c.resume_upload(&id, None, None);
+    assert_eq!(spawned(&effects), vec![(id.clone(), 2)]);
+    assert_eq!(c.record(&id).unwrap().video, None);
+}
+
+#[test]
+fn expiry_removes_files_and_keeps_a_tombstone() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    c.render_done(&a, 1, Ok(output(&a, true)), now);
+    let record: JobRecord = c.record(&a).unwrap().clone();
+    let effects = c.expire(vec![record]);
+    let Effect::RemoveFiles { files, .. } = &effects[0] else {
+        panic!("{effects:?}");
+    };
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            format!("{a}.mp4"),
+            format!("{a}.jpg"),
+            format!("{a}-reel.mp4"),
+            format!("{a}-reel.jpg")
+        ]
+    );
+    assert_eq!(effects[1], Effect::Expire(a.clone()));
+    c.expired(&a);
+    let snap = c.snapshot(&a).unwrap();
+    assert!(snap.expired && snap.result.is_none() && snap.files.video.is_none());
+}
