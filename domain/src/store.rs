@@ -3,8 +3,9 @@
 //!
 //! Writes that move a job and queue its webhook happen in one call (one transaction in the SQLite
 //! implementation): an event is never committed without its delivery row, nor a delivery without
-//! its event. The root crate implements this with SQLite (`src/store.rs`); [`MemoryStore`] serves
-//! the actor tests and the `render` command.
+//! its event. The root crate implements this with SQLite (`SqliteStore`, `src/store/mod.rs`),
+//! which is the reference behaviour; [`MemoryStore`] serves the actor tests and behaves the same
+//! way. The `conformance` feature adds the `conformance` module: the checks both stores pass.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::events::EventKind;
 use crate::job::{JobId, JobResult, JobStatus};
 use crate::spec::VideoSpec;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 
 #[derive(Debug, thiserror::Error)]
 #[error("job store: {0}")]
@@ -57,7 +61,7 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// Unix ms when the job finished (for retention).
     pub finished_ms: Option<i64>,
-    /// Removed by retention: only the id is kept, to answer 410.
+    /// Removed by retention: result, files and webhook url are gone; the tombstone answers 410.
     pub expired: bool,
 }
 
@@ -99,30 +103,36 @@ pub struct OutboxRow {
     pub event: EventKind,
     pub url: String,
     pub body: Vec<u8>,
-    /// Attempts made so far.
+    /// Attempts made so far (the highest attempt number recorded).
     pub attempts: u32,
     /// Unix ms of the next attempt (when pending).
     pub next_attempt_ms: i64,
     pub state: DeliveryState,
-    /// Insertion order: a job's events are delivered in this order.
+    /// Insertion order, assigned by the store: a job's events are delivered in this order.
     pub seq: i64,
     /// The API key that created the job (its secret signs the deliveries); `None` when open.
+    /// Read from the job when the row is loaded: the value written is not stored.
     pub owner: Option<String>,
 }
 
 /// What the actors need from durable storage.
 pub trait JobStore: Send + Sync + 'static {
-    /// Stores a new queued job; fills in `seq`. Called before the client gets its 202.
+    /// Stores a new job; fills in `seq` (increasing). Only the admission fields are stored (id,
+    /// spec, webhook url, owner, status, attempt, created_at); an id already stored is refused.
+    /// Called before the client gets its 202.
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError>;
-    /// Saves the job's state and, in the same transaction, queues `outbox` if given.
+    /// Saves the job's progress (status, attempt, start/finish times, finished_ms, result, files,
+    /// error; nothing else) and, in the same transaction, queues `outbox` if given. The store
+    /// assigns the row's `seq`; a row whose `webhook_id` is already queued is left as it was.
     fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError>;
-    /// Every job, in admission order.
+    /// Every job, expired ones included, in admission order.
     fn load_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
-    /// Deliveries not settled yet, in insertion order.
+    /// Deliveries not settled yet, in insertion order; each row's `owner` is its job's.
     fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError>;
-    /// The last delivery queued for a job (for redelivery).
+    /// The last delivery queued for a job, whatever its state (for redelivery).
     fn last_delivery(&self, job_id: &JobId) -> Result<Option<OutboxRow>, StoreError>;
-    /// Logs an attempt and moves the delivery on (next attempt time or settled state).
+    /// Logs an attempt and moves the delivery on: `state`, `next_attempt_ms`, and `attempts` to
+    /// the highest attempt number seen. The attempt is logged even without an outbox row.
     fn record_attempt(
         &self,
         record: &AttemptRecord,
@@ -132,13 +142,14 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The attempt log of one job, oldest first.
     fn attempts(&self, job_id: &JobId) -> Result<Vec<AttemptRecord>, StoreError>;
-    /// Jobs finished before `before_ms` that are not expired yet.
+    /// Jobs with `finished_ms < before_ms` that are not expired yet, in admission order.
     fn finished_before(&self, before_ms: i64) -> Result<Vec<JobRecord>, StoreError>;
-    /// Drops a job's data and deliveries, keeping a tombstone so status can answer 410.
+    /// Drops a job's result, file paths and webhook url, its deliveries and its attempt log,
+    /// keeping a tombstone (`expired`) so status can answer 410.
     fn expire(&self, job_id: &JobId) -> Result<(), StoreError>;
 }
 
-/// An in-memory [`JobStore`] for tests and one-shot use. Not durable.
+/// An in-memory [`JobStore`] for tests, with the SQLite store's behaviour. Not durable.
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
@@ -146,56 +157,107 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct MemoryInner {
-    seq: i64,
+    /// Last `seq` given to a job and to an outbox row (two sequences, like SQLite's tables).
+    job_seq: i64,
+    outbox_seq: i64,
+    /// In admission order (`seq` never changes once assigned).
     jobs: Vec<JobRecord>,
+    /// In insertion order. `owner` is not kept here: rows report their job's owner.
     outbox: Vec<OutboxRow>,
     attempts: HashMap<JobId, Vec<AttemptRecord>>,
 }
 
+impl MemoryInner {
+    /// The row as the store reports it: with its job's owner (`None` when the job is unknown).
+    fn reported(&self, row: &OutboxRow) -> OutboxRow {
+        OutboxRow {
+            owner: self
+                .jobs
+                .iter()
+                .find(|j| j.id == row.job_id)
+                .and_then(|j| j.owner.clone()),
+            ..row.clone()
+        }
+    }
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        // Every write below completes before anything can panic: a poisoned lock holds no
+        // half-done change (the SQLite store recovers its lock the same way).
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl JobStore for MemoryStore {
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
-        let mut m = self.inner.lock().expect("store lock");
-        m.seq += 1;
-        job.seq = m.seq;
-        m.jobs.push(job.clone());
+        let mut m = self.lock();
+        if m.jobs.iter().any(|j| j.id == job.id) {
+            return Err(StoreError(format!("job {} is already stored", job.id)));
+        }
+        m.job_seq += 1;
+        job.seq = m.job_seq;
+        m.jobs.push(JobRecord {
+            started_at: None,
+            finished_at: None,
+            result: None,
+            video: None,
+            reel: None,
+            error: None,
+            finished_ms: None,
+            expired: false,
+            ..job.clone()
+        });
         Ok(())
     }
 
     fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError> {
-        let mut m = self.inner.lock().expect("store lock");
+        let mut m = self.lock();
         if let Some(j) = m.jobs.iter_mut().find(|j| j.id == job.id) {
-            *j = job.clone();
+            j.status = job.status;
+            j.attempt = job.attempt;
+            j.started_at.clone_from(&job.started_at);
+            j.finished_at.clone_from(&job.finished_at);
+            j.finished_ms = job.finished_ms;
+            j.result.clone_from(&job.result);
+            j.video.clone_from(&job.video);
+            j.reel.clone_from(&job.reel);
+            j.error.clone_from(&job.error);
         }
         if let Some(o) = outbox {
-            m.seq += 1;
-            let mut o = o.clone();
-            o.seq = m.seq;
-            m.outbox.retain(|x| x.webhook_id != o.webhook_id);
-            m.outbox.push(o);
+            if !m.outbox.iter().any(|x| x.webhook_id == o.webhook_id) {
+                m.outbox_seq += 1;
+                let seq = m.outbox_seq;
+                m.outbox.push(OutboxRow {
+                    seq,
+                    owner: None,
+                    ..o.clone()
+                });
+            }
         }
         Ok(())
     }
 
     fn load_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        Ok(self.inner.lock().expect("store lock").jobs.clone())
+        Ok(self.lock().jobs.clone())
     }
 
     fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError> {
-        let m = self.inner.lock().expect("store lock");
+        let m = self.lock();
         Ok(m.outbox
             .iter()
             .filter(|o| o.state == DeliveryState::Pending)
-            .cloned()
+            .map(|o| m.reported(o))
             .collect())
     }
 
     fn last_delivery(&self, job_id: &JobId) -> Result<Option<OutboxRow>, StoreError> {
-        let m = self.inner.lock().expect("store lock");
+        let m = self.lock();
         Ok(m.outbox
             .iter()
             .filter(|o| &o.job_id == job_id)
             .max_by_key(|o| o.seq)
-            .cloned())
+            .map(|o| m.reported(o)))
     }
 
     fn record_attempt(
@@ -205,7 +267,7 @@ impl JobStore for MemoryStore {
         state: DeliveryState,
         next_attempt_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut m = self.inner.lock().expect("store lock");
+        let mut m = self.lock();
         if let Some(o) = m
             .outbox
             .iter_mut()
@@ -224,9 +286,7 @@ impl JobStore for MemoryStore {
 
     fn attempts(&self, job_id: &JobId) -> Result<Vec<AttemptRecord>, StoreError> {
         Ok(self
-            .inner
             .lock()
-            .expect("store lock")
             .attempts
             .get(job_id)
             .cloned()
@@ -234,7 +294,7 @@ impl JobStore for MemoryStore {
     }
 
     fn finished_before(&self, before_ms: i64) -> Result<Vec<JobRecord>, StoreError> {
-        let m = self.inner.lock().expect("store lock");
+        let m = self.lock();
         Ok(m.jobs
             .iter()
             .filter(|j| !j.expired && j.finished_ms.is_some_and(|f| f < before_ms))
@@ -243,13 +303,26 @@ impl JobStore for MemoryStore {
     }
 
     fn expire(&self, job_id: &JobId) -> Result<(), StoreError> {
-        let mut m = self.inner.lock().expect("store lock");
+        let mut m = self.lock();
         if let Some(j) = m.jobs.iter_mut().find(|j| &j.id == job_id) {
             j.expired = true;
             j.result = None;
+            j.video = None;
+            j.reel = None;
+            j.webhook_url = None;
         }
         m.outbox.retain(|o| &o.job_id != job_id);
         m.attempts.remove(job_id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_passes_the_conformance_suite() {
+        conformance::run_all(|| Box::new(MemoryStore::default()));
     }
 }

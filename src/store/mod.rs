@@ -392,6 +392,17 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::cell::Cell::new(0);
+        vidbuilder_domain::store::conformance::run_all(|| {
+            n.set(n.get() + 1);
+            let path = dir.path().join(format!("jobs-{}.db", n.get()));
+            Box::new(SqliteStore::open(&path).unwrap())
+        });
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jobs.db");

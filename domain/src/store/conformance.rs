@@ -1,0 +1,901 @@
+//! The [`JobStore`] contract as executable checks, written against the production implementation
+//! (the root crate's `SqliteStore`, `src/store/mod.rs`) so that every store behaves like it.
+//!
+//! Each check takes a fresh, empty store and panics with a message naming the broken rule.
+//! [`run_all`] runs every check in [`CHECKS`], each on a store of its own, and reports all the
+//! failures at once. Behind the `conformance` feature (and this crate's own tests): production
+//! builds do not carry it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use super::{AttemptRecord, DeliveryState, JobRecord, JobStore, OutboxRow, StoreError};
+use crate::events::{webhook_id, EventKind};
+use crate::job::{JobId, JobResult, JobStatus, S3Upload};
+use crate::spec::{Quality, Scene, SceneContent, VideoSpec};
+
+/// One check of the contract: it gets a fresh, empty store.
+pub type Check = fn(&dyn JobStore);
+
+/// Every check, by name.
+pub const CHECKS: &[(&str, Check)] = &[
+    (
+        "insert_assigns_increasing_seq",
+        insert_assigns_increasing_seq,
+    ),
+    (
+        "insert_refuses_a_duplicate_id",
+        insert_refuses_a_duplicate_id,
+    ),
+    (
+        "insert_keeps_only_the_admission_fields",
+        insert_keeps_only_the_admission_fields,
+    ),
+    (
+        "update_job_saves_the_progress_fields_only",
+        update_job_saves_the_progress_fields_only,
+    ),
+    (
+        "update_job_queues_the_outbox_row_with_the_job",
+        update_job_queues_the_outbox_row_with_the_job,
+    ),
+    (
+        "outbox_insert_never_overwrites_an_existing_webhook_id",
+        outbox_insert_never_overwrites_an_existing_webhook_id,
+    ),
+    ("load_jobs_in_admission_order", load_jobs_in_admission_order),
+    (
+        "pending_deliveries_in_insertion_order_and_only_pending",
+        pending_deliveries_in_insertion_order_and_only_pending,
+    ),
+    (
+        "record_attempt_moves_the_delivery_and_logs_the_attempt",
+        record_attempt_moves_the_delivery_and_logs_the_attempt,
+    ),
+    (
+        "attempts_are_listed_oldest_first_per_job",
+        attempts_are_listed_oldest_first_per_job,
+    ),
+    (
+        "last_delivery_is_the_latest_queued_row",
+        last_delivery_is_the_latest_queued_row,
+    ),
+    (
+        "finished_before_lists_finished_unexpired_jobs_before_the_bound",
+        finished_before_lists_finished_unexpired_jobs_before_the_bound,
+    ),
+    ("expire_keeps_a_tombstone", expire_keeps_a_tombstone),
+    (
+        "expire_drops_the_deliveries_and_the_attempt_log",
+        expire_drops_the_deliveries_and_the_attempt_log,
+    ),
+    (
+        "unfinished_jobs_come_back_in_admission_order",
+        unfinished_jobs_come_back_in_admission_order,
+    ),
+];
+
+/// Runs every check in [`CHECKS`] on a fresh store from `new_store`; panics listing each failure.
+pub fn run_all(new_store: impl Fn() -> Box<dyn JobStore>) {
+    let mut failures = Vec::new();
+    for (name, check) in CHECKS {
+        let store = new_store();
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| check(&*store))) {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".into());
+            failures.push(format!("- {name}: {message}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} JobStore conformance checks failed:\n{}",
+        failures.len(),
+        CHECKS.len(),
+        failures.join("\n")
+    );
+}
+
+// ---- fixtures ----
+
+fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("JobStore contract: {what} failed: {e}"))
+}
+
+/// A new queued job, as the JobManager admits one.
+fn new_job(n: u32) -> JobRecord {
+    JobRecord {
+        id: JobId::new(),
+        seq: 0,
+        spec: VideoSpec {
+            theme: "corporate".into(),
+            music: None,
+            quality: Quality::Draft,
+            fps: 30,
+            generate_reels: false,
+            scenes: vec![Scene::new(
+                1.5,
+                SceneContent::HeroTitle {
+                    title: format!("job {n}"),
+                    subtitle: None,
+                },
+            )],
+        },
+        webhook_url: Some(format!("http://hooks.test/{n}")),
+        owner: Some(format!("key-{n}")),
+        status: JobStatus::Queued,
+        attempt: 0,
+        created_at: format!("2026-01-01T00:00:{:02}.000Z", n % 60),
+        started_at: None,
+        finished_at: None,
+        result: None,
+        video: None,
+        reel: None,
+        error: None,
+        finished_ms: None,
+        expired: false,
+    }
+}
+
+fn insert(store: &dyn JobStore, n: u32) -> JobRecord {
+    let mut job = new_job(n);
+    ok(store.insert_job(&mut job), "insert_job");
+    job
+}
+
+fn result() -> JobResult {
+    JobResult {
+        video_url: "/api/download/x".into(),
+        reels_url: Some("/api/download/x/reel".into()),
+        duration: 1.5,
+        scenes: 1,
+        reels_generated: true,
+        s3_upload: S3Upload {
+            enabled: false,
+            standard: None,
+            reels: None,
+        },
+        render_time: "2s".into(),
+        poster_url: Some("/api/download/x/poster".into()),
+    }
+}
+
+fn start(job: &mut JobRecord) {
+    job.status = JobStatus::Processing;
+    job.attempt += 1;
+    job.started_at = Some("2026-01-01T00:01:00.000Z".into());
+}
+
+/// Moves `job` to completed at `finished_ms`, with a result and files.
+fn complete(job: &mut JobRecord, finished_ms: i64) {
+    job.status = JobStatus::Completed;
+    if job.attempt == 0 {
+        job.attempt = 1;
+    }
+    job.started_at = Some("2026-01-01T00:01:00.000Z".into());
+    job.finished_at = Some("2026-01-01T00:02:00.000Z".into());
+    job.finished_ms = Some(finished_ms);
+    job.result = Some(result());
+    job.video = Some(PathBuf::from(format!("/data/videos/{}.mp4", job.id)));
+    job.reel = Some(PathBuf::from(format!("/data/videos/{}_reel.mp4", job.id)));
+}
+
+fn row(job: &JobRecord, event: EventKind) -> OutboxRow {
+    OutboxRow {
+        webhook_id: webhook_id(&job.id, event),
+        job_id: job.id.clone(),
+        event,
+        url: job.webhook_url.clone().unwrap_or_default(),
+        body: format!(
+            "{{\"jobId\":\"{}\",\"status\":\"{}\"}}",
+            job.id,
+            event.as_str()
+        )
+        .into_bytes(),
+        attempts: 0,
+        next_attempt_ms: 1_000,
+        state: DeliveryState::Pending,
+        seq: 0,
+        owner: job.owner.clone(),
+    }
+}
+
+/// Saves `job` with `event`'s outbox row; returns the row as the store reports it.
+fn queue(store: &dyn JobStore, job: &JobRecord, event: EventKind) -> OutboxRow {
+    ok(
+        store.update_job(job, Some(&row(job, event))),
+        "update_job with an outbox row",
+    );
+    last(store, &job.id).unwrap_or_else(|| {
+        panic!(
+            "JobStore contract: the outbox row {} queued by update_job is not the job's last delivery",
+            webhook_id(&job.id, event)
+        )
+    })
+}
+
+fn attempt(row: &OutboxRow, n: u32, result: &str) -> AttemptRecord {
+    AttemptRecord {
+        webhook_id: row.webhook_id.clone(),
+        event: row.event,
+        attempt: n,
+        at: format!("2026-01-01T00:03:{:02}.000Z", n % 60),
+        status_code: if result == "delivered" {
+            Some(200)
+        } else {
+            Some(500)
+        },
+        error: (result != "delivered").then(|| format!("HTTP 500 on attempt {n}")),
+        latency_ms: 10 + n as u64,
+        result: result.into(),
+    }
+}
+
+fn record(
+    store: &dyn JobStore,
+    row: &OutboxRow,
+    rec: &AttemptRecord,
+    state: DeliveryState,
+    next_ms: i64,
+) {
+    ok(
+        store.record_attempt(rec, &row.job_id, state, next_ms),
+        "record_attempt",
+    );
+}
+
+fn load(store: &dyn JobStore) -> Vec<JobRecord> {
+    ok(store.load_jobs(), "load_jobs")
+}
+
+fn loaded(store: &dyn JobStore, id: &JobId) -> JobRecord {
+    let jobs = load(store);
+    let mut found = jobs.iter().filter(|j| &j.id == id);
+    let job = found
+        .next()
+        .unwrap_or_else(|| panic!("JobStore contract: job {id} is missing from load_jobs"))
+        .clone();
+    assert!(
+        found.next().is_none(),
+        "JobStore contract: job {id} appears more than once in load_jobs"
+    );
+    job
+}
+
+fn pending(store: &dyn JobStore) -> Vec<OutboxRow> {
+    ok(store.pending_deliveries(), "pending_deliveries")
+}
+
+fn last(store: &dyn JobStore, id: &JobId) -> Option<OutboxRow> {
+    ok(store.last_delivery(id), "last_delivery")
+}
+
+fn log(store: &dyn JobStore, id: &JobId) -> Vec<AttemptRecord> {
+    ok(store.attempts(id), "attempts")
+}
+
+fn ids(jobs: &[JobRecord]) -> Vec<&JobId> {
+    jobs.iter().map(|j| &j.id).collect()
+}
+
+fn webhook_ids(rows: &[OutboxRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.webhook_id.as_str()).collect()
+}
+
+// ---- the checks ----
+
+/// `insert_job` assigns each new job a positive `seq`, strictly greater than the previous job's,
+/// writes it into the caller's record, and `load_jobs` reports the same `seq`.
+pub fn insert_assigns_increasing_seq(store: &dyn JobStore) {
+    let jobs: Vec<JobRecord> = (1..=3).map(|n| insert(store, n)).collect();
+    let seqs: Vec<i64> = jobs.iter().map(|j| j.seq).collect();
+    assert!(
+        seqs[0] > 0 && seqs.windows(2).all(|w| w[0] < w[1]),
+        "JobStore contract: insert_job must assign positive, increasing seq; got {seqs:?}"
+    );
+    for job in &jobs {
+        assert_eq!(
+            loaded(store, &job.id).seq,
+            job.seq,
+            "JobStore contract: load_jobs must report the seq insert_job assigned to {}",
+            job.id
+        );
+    }
+}
+
+/// `insert_job` with the id of a stored job fails and leaves the stored job as it was (job ids
+/// are unique).
+pub fn insert_refuses_a_duplicate_id(store: &dyn JobStore) {
+    let first = insert(store, 1);
+    let mut again = new_job(2);
+    again.id = first.id.clone();
+    assert!(
+        store.insert_job(&mut again).is_err(),
+        "JobStore contract: insert_job must refuse an id that is already stored"
+    );
+    assert_eq!(
+        load(store),
+        vec![first],
+        "JobStore contract: a refused insert_job must leave the store as it was"
+    );
+}
+
+/// `insert_job` stores the admission fields only (id, spec, webhook url, owner, status, attempt,
+/// created_at): start/finish times, result, files, error and `expired` start empty whatever the
+/// record says, and the store's `seq` replaces the caller's.
+pub fn insert_keeps_only_the_admission_fields(store: &dyn JobStore) {
+    let mut job = new_job(1);
+    complete(&mut job, 100);
+    job.status = JobStatus::Queued;
+    job.error = Some("stale".into());
+    job.expired = true;
+    job.seq = 9_999;
+    let given = job.clone();
+    ok(store.insert_job(&mut job), "insert_job");
+    let expected = JobRecord {
+        seq: job.seq,
+        started_at: None,
+        finished_at: None,
+        finished_ms: None,
+        result: None,
+        video: None,
+        reel: None,
+        error: None,
+        expired: false,
+        ..given
+    };
+    assert_eq!(
+        loaded(store, &job.id),
+        expected,
+        "JobStore contract: insert_job keeps only the admission fields"
+    );
+}
+
+/// `update_job` saves the fields that move while a job runs (status, attempt, start/finish times,
+/// finished_ms, result, files, error) and nothing else: spec, webhook url, owner, created_at, seq
+/// and `expired` stay as stored. Updating a job the store does not have changes nothing.
+pub fn update_job_saves_the_progress_fields_only(store: &dyn JobStore) {
+    let stored = insert(store, 1);
+    let mut job = stored.clone();
+    complete(&mut job, 500);
+    job.attempt = 2;
+    job.error = Some("first attempt failed".into());
+    job.spec.theme = "changed".into();
+    job.webhook_url = Some("http://elsewhere.test/".into());
+    job.owner = Some("someone-else".into());
+    job.created_at = "changed".into();
+    job.seq = stored.seq + 100;
+    job.expired = true;
+    ok(store.update_job(&job, None), "update_job");
+    let expected = JobRecord {
+        spec: stored.spec.clone(),
+        webhook_url: stored.webhook_url.clone(),
+        owner: stored.owner.clone(),
+        created_at: stored.created_at.clone(),
+        seq: stored.seq,
+        expired: false,
+        ..job
+    };
+    assert_eq!(
+        loaded(store, &stored.id),
+        expected,
+        "JobStore contract: update_job saves status, attempt, times, result, files and error only"
+    );
+
+    let mut stranger = new_job(2);
+    start(&mut stranger);
+    ok(
+        store.update_job(&stranger, None),
+        "update_job of an unknown job",
+    );
+    assert_eq!(
+        load(store),
+        vec![expected],
+        "JobStore contract: update_job of a job the store does not have must not add it"
+    );
+}
+
+/// `update_job` with an outbox row saves the job and queues the row in the same call: the row
+/// comes back as given except that the store assigns its `seq` and its `owner` is the stored job's
+/// owner (`None` when the store has no such job).
+pub fn update_job_queues_the_outbox_row_with_the_job(store: &dyn JobStore) {
+    let mut job = insert(store, 1);
+    start(&mut job);
+    let mut given = row(&job, EventKind::Started);
+    given.seq = 777;
+    given.owner = Some("someone-else".into());
+    given.next_attempt_ms = 42;
+    ok(
+        store.update_job(&job, Some(&given)),
+        "update_job with an outbox row",
+    );
+    assert_eq!(
+        loaded(store, &job.id).status,
+        JobStatus::Processing,
+        "JobStore contract: update_job with an outbox row must also save the job"
+    );
+    let rows = pending(store);
+    assert_eq!(
+        rows.len(),
+        1,
+        "JobStore contract: update_job must queue its outbox row; pending: {rows:?}"
+    );
+    let expected = OutboxRow {
+        seq: rows[0].seq,
+        owner: job.owner.clone(),
+        ..given.clone()
+    };
+    assert_eq!(
+        rows[0], expected,
+        "JobStore contract: the queued row is the given one, with the store's seq and the job's owner"
+    );
+    assert_eq!(
+        last(store, &job.id).as_ref(),
+        Some(&expected),
+        "JobStore contract: last_delivery must report the row just queued"
+    );
+
+    let stranger = new_job(2);
+    let orphan = row(&stranger, EventKind::Failed);
+    ok(
+        store.update_job(&stranger, Some(&orphan)),
+        "update_job of an unknown job with an outbox row",
+    );
+    let rows = pending(store);
+    assert_eq!(
+        webhook_ids(&rows),
+        vec![given.webhook_id.as_str(), orphan.webhook_id.as_str()],
+        "JobStore contract: a row for a job the store does not have is queued all the same"
+    );
+    assert_eq!(
+        rows[1].owner, None,
+        "JobStore contract: a row whose job is not stored has no owner"
+    );
+    assert!(
+        rows[1].seq > rows[0].seq,
+        "JobStore contract: outbox seq must increase; got {} then {}",
+        rows[0].seq,
+        rows[1].seq
+    );
+}
+
+/// An outbox row whose `webhook_id` is already queued leaves the stored row untouched (same body,
+/// url, attempts, due time, state and seq; a settled row is not revived), while the job change
+/// that came with it is still saved.
+pub fn outbox_insert_never_overwrites_an_existing_webhook_id(store: &dyn JobStore) {
+    let mut job = insert(store, 1);
+    start(&mut job);
+    let first = queue(store, &job, EventKind::Started);
+
+    let mut retry = job.clone();
+    retry.attempt = 2;
+    let mut other = row(&retry, EventKind::Started);
+    other.url = "http://elsewhere.test/".into();
+    other.body = b"{\"other\":true}".to_vec();
+    other.attempts = 3;
+    other.next_attempt_ms = 99_999;
+    other.state = DeliveryState::GaveUp;
+    ok(
+        store.update_job(&retry, Some(&other)),
+        "update_job with a conflicting outbox row",
+    );
+    assert_eq!(
+        loaded(store, &job.id).attempt,
+        2,
+        "JobStore contract: the job change must be saved even when its outbox row already exists"
+    );
+    assert_eq!(
+        pending(store),
+        vec![first.clone()],
+        "JobStore contract: an outbox row with an existing webhook_id must not overwrite the stored one"
+    );
+
+    record(
+        store,
+        &first,
+        &attempt(&first, 1, "delivered"),
+        DeliveryState::Delivered,
+        0,
+    );
+    ok(
+        store.update_job(&retry, Some(&row(&retry, EventKind::Started))),
+        "update_job re-queuing a delivered row",
+    );
+    assert!(
+        pending(store).is_empty(),
+        "JobStore contract: re-queuing a settled webhook_id must not make it pending again"
+    );
+    let settled = last(store, &job.id).expect("the delivered row");
+    assert_eq!(
+        (settled.seq, settled.state, settled.attempts),
+        (first.seq, DeliveryState::Delivered, 1),
+        "JobStore contract: the settled row stays as it was"
+    );
+}
+
+/// `load_jobs` returns every job, in admission (`seq`) order, whatever order they were updated in
+/// and whatever `seq` the updating records carried.
+pub fn load_jobs_in_admission_order(store: &dyn JobStore) {
+    let jobs: Vec<JobRecord> = (1..=4).map(|n| insert(store, n)).collect();
+    for job in jobs.iter().rev() {
+        let mut j = job.clone();
+        start(&mut j);
+        j.seq = 0;
+        ok(store.update_job(&j, None), "update_job");
+    }
+    let all = load(store);
+    assert_eq!(
+        ids(&all),
+        ids(&jobs),
+        "JobStore contract: load_jobs must list jobs in admission order"
+    );
+    assert_eq!(
+        all.iter().map(|j| j.seq).collect::<Vec<_>>(),
+        jobs.iter().map(|j| j.seq).collect::<Vec<_>>(),
+        "JobStore contract: update_job must not change a job's seq"
+    );
+    assert!(
+        all.iter().all(|j| j.status == JobStatus::Processing),
+        "JobStore contract: every update must be saved"
+    );
+}
+
+/// `pending_deliveries` lists the pending rows only (not delivered, exhausted or gave-up ones),
+/// across jobs, in the order they were queued (increasing `seq`).
+pub fn pending_deliveries_in_insertion_order_and_only_pending(store: &dyn JobStore) {
+    let (mut a, mut b, mut c) = (insert(store, 1), insert(store, 2), insert(store, 3));
+    start(&mut a);
+    start(&mut b);
+    start(&mut c);
+    let a_started = queue(store, &a, EventKind::Started);
+    let b_started = queue(store, &b, EventKind::Started);
+    let c_started = queue(store, &c, EventKind::Started);
+    complete(&mut a, 100);
+    let a_completed = queue(store, &a, EventKind::Completed);
+    b.status = JobStatus::Failed;
+    let b_failed = queue(store, &b, EventKind::Failed);
+    complete(&mut c, 100);
+    let c_completed = queue(store, &c, EventKind::Completed);
+    let all = [
+        &a_started,
+        &b_started,
+        &c_started,
+        &a_completed,
+        &b_failed,
+        &c_completed,
+    ];
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "JobStore contract: outbox seq must increase in queuing order; got {:?}",
+        all.iter().map(|r| r.seq).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pending(store),
+        all.iter().map(|r| (*r).clone()).collect::<Vec<_>>(),
+        "JobStore contract: pending_deliveries must list every pending row in queuing order"
+    );
+
+    let settle = [
+        (&b_started, DeliveryState::Delivered, "delivered"),
+        (&a_completed, DeliveryState::Exhausted, "exhausted"),
+        (&c_started, DeliveryState::GaveUp, "gave-up"),
+    ];
+    for (r, state, result) in settle {
+        record(store, r, &attempt(r, 1, result), state, 0);
+    }
+    assert_eq!(
+        webhook_ids(&pending(store)),
+        webhook_ids(&[a_started, b_failed, c_completed]),
+        "JobStore contract: pending_deliveries must leave out delivered, exhausted and gave-up rows"
+    );
+}
+
+/// `record_attempt` appends the attempt to the job's log and moves the delivery: its state and
+/// next attempt time become the given ones and its attempt count the highest attempt number seen.
+/// An attempt for a webhook_id with no outbox row is still logged.
+pub fn record_attempt_moves_the_delivery_and_logs_the_attempt(store: &dyn JobStore) {
+    let mut job = insert(store, 1);
+    start(&mut job);
+    let queued = queue(store, &job, EventKind::Started);
+
+    let first = attempt(&queued, 1, "retrying");
+    record(store, &queued, &first, DeliveryState::Pending, 5_000);
+    let row = pending(store).pop().expect("the row is still pending");
+    assert_eq!(
+        (row.attempts, row.state, row.next_attempt_ms),
+        (1, DeliveryState::Pending, 5_000),
+        "JobStore contract: record_attempt must set attempts, state and next_attempt_ms"
+    );
+
+    let third = attempt(&queued, 3, "retrying");
+    record(store, &queued, &third, DeliveryState::Pending, 9_000);
+    let redelivery = attempt(&queued, 2, "delivered");
+    record(store, &queued, &redelivery, DeliveryState::Delivered, 0);
+    let row = last(store, &job.id).expect("the row");
+    assert_eq!(
+        (row.attempts, row.state, row.next_attempt_ms),
+        (3, DeliveryState::Delivered, 0),
+        "JobStore contract: attempts keeps the highest attempt number; state and next time move"
+    );
+    assert!(
+        pending(store).is_empty(),
+        "JobStore contract: a delivered row is no longer pending"
+    );
+    assert_eq!(
+        OutboxRow {
+            attempts: queued.attempts,
+            state: queued.state,
+            next_attempt_ms: queued.next_attempt_ms,
+            ..row
+        },
+        queued,
+        "JobStore contract: record_attempt changes only attempts, state and next_attempt_ms"
+    );
+
+    let mut ghost = queued.clone();
+    ghost.webhook_id = "msg_ghost".into();
+    let lost = attempt(&ghost, 1, "redelivered");
+    record(store, &ghost, &lost, DeliveryState::Delivered, 0);
+    assert_eq!(
+        log(store, &job.id),
+        vec![first, third, redelivery, lost],
+        "JobStore contract: every attempt is logged, also one without an outbox row"
+    );
+    assert_eq!(
+        last(store, &job.id).map(|r| r.webhook_id),
+        Some(queued.webhook_id),
+        "JobStore contract: record_attempt must not create an outbox row"
+    );
+}
+
+/// `attempts` lists one job's attempts only, oldest first, exactly as recorded; a job without
+/// attempts has an empty log.
+pub fn attempts_are_listed_oldest_first_per_job(store: &dyn JobStore) {
+    let (mut a, mut b) = (insert(store, 1), insert(store, 2));
+    start(&mut a);
+    start(&mut b);
+    let ra = queue(store, &a, EventKind::Started);
+    let rb = queue(store, &b, EventKind::Started);
+    let mut a_log = Vec::new();
+    let mut b_log = Vec::new();
+    for n in 1..=3 {
+        let rec = attempt(&ra, n, "retrying");
+        record(store, &ra, &rec, DeliveryState::Pending, 1_000 * n as i64);
+        a_log.push(rec);
+        if n < 3 {
+            let rec = attempt(&rb, n, if n == 2 { "delivered" } else { "retrying" });
+            let state = if n == 2 {
+                DeliveryState::Delivered
+            } else {
+                DeliveryState::Pending
+            };
+            record(store, &rb, &rec, state, 0);
+            b_log.push(rec);
+        }
+    }
+    assert_eq!(
+        log(store, &a.id),
+        a_log,
+        "JobStore contract: attempts must list the job's attempts oldest first"
+    );
+    assert_eq!(
+        log(store, &b.id),
+        b_log,
+        "JobStore contract: attempts must list only that job's attempts, oldest first"
+    );
+    assert_eq!(
+        log(store, &JobId::new()),
+        vec![],
+        "JobStore contract: a job without attempts has an empty log"
+    );
+}
+
+/// `last_delivery` is the job's most recently queued row (highest `seq`) whatever its state, with
+/// the job's owner; `None` when the job has none. Re-queuing an existing webhook_id does not make
+/// it the last.
+pub fn last_delivery_is_the_latest_queued_row(store: &dyn JobStore) {
+    let (mut a, mut b) = (insert(store, 1), insert(store, 2));
+    assert_eq!(
+        last(store, &a.id),
+        None,
+        "JobStore contract: a job with no outbox row has no last delivery"
+    );
+    start(&mut a);
+    start(&mut b);
+    let started = queue(store, &a, EventKind::Started);
+    queue(store, &b, EventKind::Started);
+    assert_eq!(
+        last(store, &a.id).as_ref(),
+        Some(&started),
+        "JobStore contract: last_delivery must be the job's own latest row"
+    );
+    complete(&mut a, 100);
+    let completed = queue(store, &a, EventKind::Completed);
+    queue(store, &b, EventKind::Failed);
+    record(
+        store,
+        &completed,
+        &attempt(&completed, 1, "delivered"),
+        DeliveryState::Delivered,
+        0,
+    );
+    ok(
+        store.update_job(&a, Some(&row(&a, EventKind::Started))),
+        "update_job re-queuing an existing webhook_id",
+    );
+    let got = last(store, &a.id).expect("a's last delivery");
+    assert_eq!(
+        (got.webhook_id.as_str(), got.seq, got.state),
+        (
+            completed.webhook_id.as_str(),
+            completed.seq,
+            DeliveryState::Delivered
+        ),
+        "JobStore contract: last_delivery is the latest queued row, settled or not"
+    );
+    assert_eq!(
+        got.owner, a.owner,
+        "JobStore contract: last_delivery carries the job's owner"
+    );
+}
+
+/// `finished_before(t)` lists the jobs with `finished_ms < t` (strictly) that are not expired, in
+/// admission order; unfinished jobs are never listed.
+pub fn finished_before_lists_finished_unexpired_jobs_before_the_bound(store: &dyn JobStore) {
+    let queued = insert(store, 1);
+    let mut late = insert(store, 2);
+    let mut running = insert(store, 3);
+    let mut early = insert(store, 4);
+    let mut gone = insert(store, 5);
+    late.status = JobStatus::Failed;
+    late.finished_ms = Some(200);
+    late.error = Some("boom".into());
+    start(&mut running);
+    complete(&mut early, 100);
+    complete(&mut gone, 50);
+    for j in [&late, &running, &early, &gone] {
+        ok(store.update_job(j, None), "update_job");
+    }
+    ok(store.expire(&gone.id), "expire");
+    let listed = |t: i64| ok(store.finished_before(t), "finished_before");
+    assert_eq!(
+        listed(100),
+        vec![],
+        "JobStore contract: finished_before(t) excludes jobs finished at t, expired and unfinished jobs"
+    );
+    assert_eq!(
+        ids(&listed(200)),
+        vec![&early.id],
+        "JobStore contract: finished_before(t) lists jobs finished before t only"
+    );
+    let all = listed(i64::MAX);
+    assert_eq!(
+        ids(&all),
+        vec![&late.id, &early.id],
+        "JobStore contract: finished_before lists finished, unexpired jobs in admission order \
+         (never queued {} or running {})",
+        queued.id,
+        running.id
+    );
+    assert_eq!(
+        all,
+        vec![loaded(store, &late.id), loaded(store, &early.id)],
+        "JobStore contract: finished_before returns the stored records"
+    );
+}
+
+/// `expire` keeps a tombstone: `expired` is set and the result, video and reel paths and webhook
+/// url are cleared; id, seq, spec, owner, status, attempt, times and error stay. Other jobs are
+/// untouched; expiring twice or expiring an unknown id is not an error.
+pub fn expire_keeps_a_tombstone(store: &dyn JobStore) {
+    let mut a = insert(store, 1);
+    let mut b = insert(store, 2);
+    complete(&mut a, 100);
+    a.error = Some("upload: retried".into());
+    complete(&mut b, 100);
+    ok(store.update_job(&a, None), "update_job");
+    ok(store.update_job(&b, None), "update_job");
+    let b_before = loaded(store, &b.id);
+    ok(store.expire(&a.id), "expire");
+    let tombstone = JobRecord {
+        expired: true,
+        result: None,
+        video: None,
+        reel: None,
+        webhook_url: None,
+        ..a.clone()
+    };
+    assert_eq!(
+        loaded(store, &a.id),
+        tombstone,
+        "JobStore contract: expire sets expired and clears result, video, reel and webhook_url only"
+    );
+    assert_eq!(
+        loaded(store, &b.id),
+        b_before,
+        "JobStore contract: expire must not touch other jobs"
+    );
+    ok(store.expire(&a.id), "expire of an expired job");
+    ok(store.expire(&JobId::new()), "expire of an unknown job");
+    assert_eq!(
+        load(store),
+        vec![tombstone, b_before],
+        "JobStore contract: expiring again or expiring an unknown id changes nothing"
+    );
+}
+
+/// `expire` deletes every outbox row of the job (pending or settled) and its attempt log, and
+/// leaves other jobs' rows and logs alone.
+pub fn expire_drops_the_deliveries_and_the_attempt_log(store: &dyn JobStore) {
+    let (mut a, mut b) = (insert(store, 1), insert(store, 2));
+    start(&mut a);
+    start(&mut b);
+    let a_started = queue(store, &a, EventKind::Started);
+    let b_started = queue(store, &b, EventKind::Started);
+    record(
+        store,
+        &a_started,
+        &attempt(&a_started, 1, "delivered"),
+        DeliveryState::Delivered,
+        0,
+    );
+    let b_attempt = attempt(&b_started, 1, "retrying");
+    record(store, &b_started, &b_attempt, DeliveryState::Pending, 7_000);
+    complete(&mut a, 100);
+    queue(store, &a, EventKind::Completed);
+    let b_row = last(store, &b.id);
+    ok(store.expire(&a.id), "expire");
+    assert_eq!(
+        webhook_ids(&pending(store)),
+        vec![b_started.webhook_id.as_str()],
+        "JobStore contract: expire drops the job's pending rows and only those"
+    );
+    assert_eq!(
+        last(store, &a.id),
+        None,
+        "JobStore contract: expire drops the job's settled rows too"
+    );
+    assert_eq!(
+        log(store, &a.id),
+        vec![],
+        "JobStore contract: expire drops the job's attempt log"
+    );
+    assert_eq!(
+        (last(store, &b.id), log(store, &b.id)),
+        (b_row, vec![b_attempt]),
+        "JobStore contract: expire must not touch other jobs' deliveries or attempts"
+    );
+}
+
+/// Recovery: of `load_jobs`, the queued and processing jobs (the ones a restart runs again) come
+/// back in admission order with their status, attempt and start time, whatever order they moved in.
+pub fn unfinished_jobs_come_back_in_admission_order(store: &dyn JobStore) {
+    let mut jobs: Vec<JobRecord> = (1..=6).map(|n| insert(store, n)).collect();
+    for i in [5, 1, 2, 4] {
+        start(&mut jobs[i]);
+    }
+    complete(&mut jobs[2], 100);
+    jobs[4].status = JobStatus::Failed;
+    jobs[4].finished_ms = Some(100);
+    for i in [5, 4, 2, 1, 0] {
+        ok(store.update_job(&jobs[i], None), "update_job");
+    }
+    let unfinished: Vec<(JobId, JobStatus, u32, Option<String>)> = load(store)
+        .into_iter()
+        .filter(|j| matches!(j.status, JobStatus::Queued | JobStatus::Processing))
+        .map(|j| (j.id, j.status, j.attempt, j.started_at))
+        .collect();
+    let expected: Vec<_> = [0, 1, 3, 5]
+        .iter()
+        .map(|&i| {
+            let j = &jobs[i];
+            (j.id.clone(), j.status, j.attempt, j.started_at.clone())
+        })
+        .collect();
+    assert_eq!(
+        unfinished, expected,
+        "JobStore contract: queued and processing jobs must come back in admission order"
+    );
+}
