@@ -307,7 +307,10 @@ async fn redirects_are_not_followed() {
     let t = start_server(&[("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1")]).await;
     let job = submit(&t, &r.url("redirect")).await;
     let log = wait_log(&t, &job, "both events settled", |l| {
-        l.iter().filter(|a| a.result == "exhausted").count() == 2
+        l.iter()
+            .filter(|a| a.result.as_str() == "exhausted")
+            .count()
+            == 2
     })
     .await;
     assert_eq!(log.len(), 4, "{log:#?}");
@@ -351,7 +354,7 @@ async fn gone_stops_and_retry_after_is_honoured_within_the_clamp() {
 
     // 410: one attempt per event, then given up.
     let log = wait_log(&t, &gone, "both events given up", |l| {
-        l.iter().filter(|a| a.result == "gave-up").count() == 2
+        l.iter().filter(|a| a.result.as_str() == "gave-up").count() == 2
     })
     .await;
     assert_eq!(log.len(), 2, "{log:#?}");
@@ -418,7 +421,10 @@ async fn a_huge_answer_is_not_read_to_the_end() {
     let t = start_server(&[("VIDBUILDER_WEBHOOK_TIMEOUT_SECS", "20")]).await;
     let job = submit(&t, &format!("http://{addr}/hook")).await;
     let log = wait_log(&t, &job, "both events delivered", |l| {
-        l.iter().filter(|a| a.result == "delivered").count() == 2
+        l.iter()
+            .filter(|a| a.result.as_str() == "delivered")
+            .count()
+            == 2
     })
     .await;
     assert_eq!(log.len(), 2, "{log:#?}");
@@ -560,7 +566,7 @@ async fn a_name_resolving_to_an_internal_address_fails_delivery_permanently() {
     let job = submit(&t, &url).await;
     // …and each delivery gives up at its first attempt with the reason logged.
     let log = wait_log(&t, &job, "both events given up", |l| {
-        l.iter().filter(|a| a.result == "gave-up").count() == 2
+        l.iter().filter(|a| a.result.as_str() == "gave-up").count() == 2
     })
     .await;
     assert_eq!(log.len(), 2, "{log:#?}");
@@ -701,7 +707,10 @@ async fn an_exhausted_delivery_can_be_redelivered_once_the_receiver_is_back() {
     let t = start_server(&[("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1")]).await;
     let job = submit(&t, &r.url("down")).await;
     wait_log(&t, &job, "both events exhausted", |l| {
-        l.iter().filter(|a| a.result == "exhausted").count() == 2
+        l.iter()
+            .filter(|a| a.result.as_str() == "exhausted")
+            .count()
+            == 2
     })
     .await;
     r.always("down", reply(200, &[]));
@@ -710,7 +719,7 @@ async fn an_exhausted_delivery_can_be_redelivered_once_the_receiver_is_back() {
     assert_eq!(v["event"], "completed");
     assert_eq!(v["attempt"], 3);
     let log = wait_log(&t, &job, "the redelivery", |l| l.len() == 5).await;
-    assert_eq!(log[4].result, "redelivered");
+    assert_eq!(log[4].result.as_str(), "redelivered");
     assert_eq!(log[4].status_code, Some(200));
     let got = r.got("down");
     assert_eq!(got.len(), 5);

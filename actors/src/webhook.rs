@@ -28,7 +28,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::ports::{AttemptOutcome, WebhookRequest, WebhookTransport};
 use vidbuilder_domain::events::{EventKind, WebhookEvent};
 use vidbuilder_domain::job::{timestamp, JobId};
-use vidbuilder_domain::store::{AttemptRecord, DeliveryState, JobStore, OutboxRow};
+use vidbuilder_domain::store::{AttemptRecord, AttemptResult, DeliveryState, JobStore, OutboxRow};
 
 mod redeliver;
 pub use redeliver::Redelivery;
@@ -259,16 +259,7 @@ impl WebhookState {
         head.in_flight = false;
         let attempt = head.attempts;
         let max_attempts = 1 + self.settings.retry_schedule.len() as u32;
-        let gone = outcome.status == Some(410) || outcome.permanent;
-        let result = if outcome.is_success() {
-            "delivered"
-        } else if gone {
-            "gave-up"
-        } else if attempt >= max_attempts {
-            "exhausted"
-        } else {
-            "retrying"
-        };
+        let result = AttemptResult::of(&outcome, attempt, max_attempts);
         let record = AttemptRecord {
             webhook_id: head.delivery.webhook_id.clone(),
             event: head.delivery.event,
@@ -277,28 +268,24 @@ impl WebhookState {
             status_code: outcome.status,
             error: outcome.error.clone(),
             latency_ms: outcome.latency_ms,
-            result: result.to_string(),
+            result,
         };
         let _span =
             info_span!("webhook", job_id = %job_id, event = head.delivery.event.as_str(), attempt)
                 .entered();
-        if result == "delivered" {
+        if result == AttemptResult::Delivered {
             info!(status = ?outcome.status, latency_ms = outcome.latency_ms, "webhook delivered");
         } else {
-            warn!(status = ?outcome.status, error = ?outcome.error, latency_ms = outcome.latency_ms, result, "webhook attempt failed");
+            warn!(status = ?outcome.status, error = ?outcome.error, latency_ms = outcome.latency_ms, result = result.as_str(), "webhook attempt failed");
         }
-        let (state, delay) = match result {
-            "delivered" => (DeliveryState::Delivered, None),
-            "gave-up" => (DeliveryState::GaveUp, None),
-            "exhausted" => (DeliveryState::Exhausted, None),
-            _ => {
-                let mut delay = self.settings.retry_schedule[(attempt - 1) as usize];
-                if let Some(asked) = outcome.retry_after {
-                    delay = delay.max(asked.min(self.settings.max_retry_after));
-                }
-                (DeliveryState::Pending, Some(delay))
+        let state = result.state();
+        let delay = (result == AttemptResult::Retrying).then(|| {
+            let delay = self.settings.retry_schedule[(attempt - 1) as usize];
+            match outcome.retry_after {
+                Some(asked) => delay.max(asked.min(self.settings.max_retry_after)),
+                None => delay,
             }
-        };
+        });
         let next_ms = now_ms() + delay.map(|d| d.as_millis() as i64).unwrap_or(0);
         if let Err(e) = self.store.record_attempt(&record, &job_id, state, next_ms) {
             error!("could not record the attempt in the outbox: {e}");

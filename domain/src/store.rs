@@ -24,6 +24,62 @@ pub mod conformance;
 #[error("job store: {0}")]
 pub struct StoreError(pub String);
 
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptResult {
+    /// A 2xx answer.
+    Delivered,
+    /// Failed; another attempt is scheduled.
+    Retrying,
+    /// Failed, and that was the last attempt of the schedule.
+    Exhausted,
+    /// `410 Gone`, or an error retrying cannot help (a target the SSRF guard refuses): no more
+    /// attempts.
+    GaveUp,
+    /// A manual redelivery of a settled event got a 2xx.
+    Redelivered,
+    /// A manual redelivery of a settled event failed (it is never retried).
+    RedeliveryFailed,
+}
+
+impl AttemptResult {
+    /// The scheduled attempt number `attempt` (1-based) of `max_attempts` got `outcome`.
+    pub fn of(outcome: &crate::ports::AttemptOutcome, attempt: u32, max_attempts: u32) -> Self {
+        if outcome.is_success() {
+            AttemptResult::Delivered
+        } else if outcome.status == Some(410) || outcome.permanent {
+            AttemptResult::GaveUp
+        } else if attempt >= max_attempts {
+            AttemptResult::Exhausted
+        } else {
+            AttemptResult::Retrying
+        }
+    }
+
+    /// Where the delivery stands after a scheduled attempt with this result.
+    pub fn state(self) -> DeliveryState {
+        match self {
+            AttemptResult::Delivered | AttemptResult::Redelivered => DeliveryState::Delivered,
+            AttemptResult::GaveUp => DeliveryState::GaveUp,
+            AttemptResult::Exhausted => DeliveryState::Exhausted,
+            AttemptResult::Retrying | AttemptResult::RedeliveryFailed => DeliveryState::Pending,
+        }
+    }
+
+    /// The name the delivery log shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Retrying => "retrying",
+            AttemptResult::Exhausted => "exhausted",
+            AttemptResult::GaveUp => "gave-up",
+            AttemptResult::Redelivered => "redelivered",
+            AttemptResult::RedeliveryFailed => "redelivery-failed",
+        }
+    }
+}
+
 /// How one attempt ended, for the delivery log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,9 +91,7 @@ pub struct AttemptRecord {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub latency_ms: u64,
-    /// `delivered`, `retrying`, `exhausted` or `gave-up` (410 / permanent error); for a manual
-    /// redelivery of a settled event `redelivered` or `redelivery-failed`.
-    pub result: String,
+    pub result: AttemptResult,
 }
 
 /// A job as stored.

@@ -373,7 +373,7 @@ mod tests {
             status_code: Some(200),
             error: None,
             latency_ms: 3,
-            result: "delivered".into(),
+            result: vidbuilder_domain::store::AttemptResult::Delivered,
         };
         store
             .record_attempt(&rec, &a.id, DeliveryState::Delivered, 0)

@@ -17,7 +17,7 @@ use super::{AttemptRecord, Delivery, WebhookMsg, WebhookState};
 use crate::ports::AttemptOutcome;
 use vidbuilder_domain::events::EventKind;
 use vidbuilder_domain::job::{timestamp, JobId};
-use vidbuilder_domain::store::{DeliveryState, OutboxRow};
+use vidbuilder_domain::store::{AttemptResult, DeliveryState, OutboxRow};
 
 /// What a redelivery request set going.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,11 +97,10 @@ impl WebhookState {
             error: outcome.error.clone(),
             latency_ms: outcome.latency_ms,
             result: if ok {
-                "redelivered"
+                AttemptResult::Redelivered
             } else {
-                "redelivery-failed"
-            }
-            .to_string(),
+                AttemptResult::RedeliveryFailed
+            },
         };
         let _span = info_span!("webhook", job_id = %row.job_id, event = row.event.as_str(), attempt, manual = true).entered();
         if ok {

@@ -9,7 +9,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use super::{AttemptRecord, DeliveryState, JobRecord, JobStore, OutboxRow, StoreError};
+use super::{
+    AttemptRecord, AttemptResult, DeliveryState, JobRecord, JobStore, OutboxRow, StoreError,
+};
 use crate::events::{webhook_id, EventKind};
 use crate::job::{JobId, JobResult, JobStatus, S3Upload};
 use crate::spec::{Quality, Scene, SceneContent, VideoSpec};
@@ -216,20 +218,20 @@ fn queue(store: &dyn JobStore, job: &JobRecord, event: EventKind) -> OutboxRow {
     })
 }
 
-fn attempt(row: &OutboxRow, n: u32, result: &str) -> AttemptRecord {
+fn attempt(row: &OutboxRow, n: u32, result: AttemptResult) -> AttemptRecord {
     AttemptRecord {
         webhook_id: row.webhook_id.clone(),
         event: row.event,
         attempt: n,
         at: format!("2026-01-01T00:03:{:02}.000Z", n % 60),
-        status_code: if result == "delivered" {
+        status_code: if result == AttemptResult::Delivered {
             Some(200)
         } else {
             Some(500)
         },
-        error: (result != "delivered").then(|| format!("HTTP 500 on attempt {n}")),
+        error: (result != AttemptResult::Delivered).then(|| format!("HTTP 500 on attempt {n}")),
         latency_ms: 10 + n as u64,
-        result: result.into(),
+        result,
     }
 }
 
@@ -495,7 +497,7 @@ pub fn outbox_insert_never_overwrites_an_existing_webhook_id(store: &dyn JobStor
     record(
         store,
         &first,
-        &attempt(&first, 1, "delivered"),
+        &attempt(&first, 1, AttemptResult::Delivered),
         DeliveryState::Delivered,
         0,
     );
@@ -578,9 +580,17 @@ pub fn pending_deliveries_in_insertion_order_and_only_pending(store: &dyn JobSto
     );
 
     let settle = [
-        (&b_started, DeliveryState::Delivered, "delivered"),
-        (&a_completed, DeliveryState::Exhausted, "exhausted"),
-        (&c_started, DeliveryState::GaveUp, "gave-up"),
+        (
+            &b_started,
+            DeliveryState::Delivered,
+            AttemptResult::Delivered,
+        ),
+        (
+            &a_completed,
+            DeliveryState::Exhausted,
+            AttemptResult::Exhausted,
+        ),
+        (&c_started, DeliveryState::GaveUp, AttemptResult::GaveUp),
     ];
     for (r, state, result) in settle {
         record(store, r, &attempt(r, 1, result), state, 0);
@@ -600,7 +610,7 @@ pub fn record_attempt_moves_the_delivery_and_logs_the_attempt(store: &dyn JobSto
     start(&mut job);
     let queued = queue(store, &job, EventKind::Started);
 
-    let first = attempt(&queued, 1, "retrying");
+    let first = attempt(&queued, 1, AttemptResult::Retrying);
     record(store, &queued, &first, DeliveryState::Pending, 5_000);
     let row = pending(store).pop().expect("the row is still pending");
     assert_eq!(
@@ -609,9 +619,9 @@ pub fn record_attempt_moves_the_delivery_and_logs_the_attempt(store: &dyn JobSto
         "JobStore contract: record_attempt must set attempts, state and next_attempt_ms"
     );
 
-    let third = attempt(&queued, 3, "retrying");
+    let third = attempt(&queued, 3, AttemptResult::Retrying);
     record(store, &queued, &third, DeliveryState::Pending, 9_000);
-    let redelivery = attempt(&queued, 2, "delivered");
+    let redelivery = attempt(&queued, 2, AttemptResult::Delivered);
     record(store, &queued, &redelivery, DeliveryState::Delivered, 0);
     let row = last(store, &job.id).expect("the row");
     assert_eq!(
@@ -636,7 +646,7 @@ pub fn record_attempt_moves_the_delivery_and_logs_the_attempt(store: &dyn JobSto
 
     let mut ghost = queued.clone();
     ghost.webhook_id = "msg_ghost".into();
-    let lost = attempt(&ghost, 1, "redelivered");
+    let lost = attempt(&ghost, 1, AttemptResult::Redelivered);
     record(store, &ghost, &lost, DeliveryState::Delivered, 0);
     assert_eq!(
         log(store, &job.id),
@@ -661,11 +671,19 @@ pub fn attempts_are_listed_oldest_first_per_job(store: &dyn JobStore) {
     let mut a_log = Vec::new();
     let mut b_log = Vec::new();
     for n in 1..=3 {
-        let rec = attempt(&ra, n, "retrying");
+        let rec = attempt(&ra, n, AttemptResult::Retrying);
         record(store, &ra, &rec, DeliveryState::Pending, 1_000 * n as i64);
         a_log.push(rec);
         if n < 3 {
-            let rec = attempt(&rb, n, if n == 2 { "delivered" } else { "retrying" });
+            let rec = attempt(
+                &rb,
+                n,
+                if n == 2 {
+                    AttemptResult::Delivered
+                } else {
+                    AttemptResult::Retrying
+                },
+            );
             let state = if n == 2 {
                 DeliveryState::Delivered
             } else {
@@ -717,7 +735,7 @@ pub fn last_delivery_is_the_latest_queued_row(store: &dyn JobStore) {
     record(
         store,
         &completed,
-        &attempt(&completed, 1, "delivered"),
+        &attempt(&completed, 1, AttemptResult::Delivered),
         DeliveryState::Delivered,
         0,
     );
@@ -837,11 +855,11 @@ pub fn expire_drops_the_deliveries_and_the_attempt_log(store: &dyn JobStore) {
     record(
         store,
         &a_started,
-        &attempt(&a_started, 1, "delivered"),
+        &attempt(&a_started, 1, AttemptResult::Delivered),
         DeliveryState::Delivered,
         0,
     );
-    let b_attempt = attempt(&b_started, 1, "retrying");
+    let b_attempt = attempt(&b_started, 1, AttemptResult::Retrying);
     record(store, &b_started, &b_attempt, DeliveryState::Pending, 7_000);
     complete(&mut a, 100);
     queue(store, &a, EventKind::Completed);
