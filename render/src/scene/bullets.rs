@@ -22,12 +22,7 @@ pub(crate) fn reveal_times(first: f32, n: usize, duration: f32, stagger: f32) ->
 
 impl BulletList {
     pub fn new(ctx: &mut SceneContext, heading: Option<&str>, items: &[String]) -> BulletList {
-        let theme = ctx.theme;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
-        let (_, sy, _, sh) = fr.safe_box();
-        let align = theme.layout.align;
+        let (theme, pal, fr, u, (_, sy, _, sh), align) = ctx.setup();
         let col = Column::new(ctx, align, fr.measure(theme));
         let above = col.accent.above;
 

@@ -46,12 +46,7 @@ impl CallToAction {
         button: &str,
         url: Option<&str>,
     ) -> CallToAction {
-        let theme = ctx.theme;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
-        let (_, sy, _, sh) = fr.safe_box();
-        let align = theme.layout.align;
+        let (theme, pal, fr, u, (_, sy, _, sh), align) = ctx.setup();
         let measure = fr.measure(theme);
         let mut col = Column::new(ctx, align, measure);
         // The button is this scene's accent: no bar beside the text.

@@ -36,13 +36,8 @@ pub struct HeroTitle {
 
 impl HeroTitle {
     pub fn new(ctx: &mut SceneContext, title: &str, subtitle: Option<&str>) -> HeroTitle {
-        let theme = ctx.theme;
+        let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();
         let ty = &theme.typography;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
-        let (sx, sy, sw, sh) = fr.safe_box();
-        let align = theme.layout.align;
         let accent_style = match (theme.layout.accent, align) {
             // a side bar beside centred text looks lost: use a bar above instead
             (AccentStyle::Side, Align::Center) => AccentStyle::Bar,

@@ -64,12 +64,7 @@ impl ImageScene {
 /// A caption on a rounded band of the theme's background colour, at the bottom of the safe
 /// area (aligned like the theme's text).
 pub(crate) fn caption_band(ctx: &mut SceneContext, layers: &mut Layers, text: &str) {
-    let theme = ctx.theme;
-    let pal = &theme.palette;
-    let fr = ctx.frame;
-    let u = fr.unit();
-    let (sx, sy, sw, sh) = fr.safe_box();
-    let align = theme.layout.align;
+    let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();
     let (px, py) = (2.2 * u, 1.3 * u);
     let max_w = if fr.portrait() { sw } else { fr.measure(theme) } - 2.0 * px;
     let layer = ctx.text(text, Role::Body, align, max_w, sh * 0.3, pal.text);

@@ -24,7 +24,7 @@ use vidbuilder_domain::spec::{Background, ImageSource, SceneContent};
 use super::frame::Canvas;
 use super::image::Images;
 use super::text::{fit, parse_inline, rasterize, Shadow, TextLayer, TextStyle};
-use super::theme::{AccentStyle, Align, Easing, Entrance, Rgb, Theme};
+use super::theme::{AccentStyle, Align, Easing, Entrance, Palette, Rgb, Theme};
 use super::RenderError;
 
 pub use bullets::BulletList;
@@ -385,6 +385,28 @@ impl SceneContext<'_> {
             t.fade_out = 0.0;
         }
         t
+    }
+}
+
+/// What every scene's layout starts from (see [`SceneContext::setup`]): the theme, its palette,
+/// the frame, its layout unit, its title-safe box `(x, y, w, h)` and the theme's alignment.
+pub(crate) type Setup<'a> = (
+    &'a Theme,
+    &'a Palette,
+    Frame,
+    f32,
+    (f32, f32, f32, f32),
+    Align,
+);
+
+impl<'a> SceneContext<'a> {
+    /// The layout setup every scene starts with:
+    /// `let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();`
+    pub(crate) fn setup(&self) -> Setup<'a> {
+        let theme = self.theme;
+        let fr = self.frame;
+        let align = theme.layout.align;
+        (theme, &theme.palette, fr, fr.unit(), fr.safe_box(), align)
     }
 }
 

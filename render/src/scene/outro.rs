@@ -17,11 +17,7 @@ impl LogoOutro {
         wordmark: Option<&str>,
         tagline: Option<&str>,
     ) -> LogoOutro {
-        let theme = ctx.theme;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
-        let (_, sy, sw, sh) = fr.safe_box();
+        let (theme, pal, fr, u, (_, sy, sw, sh), _) = ctx.setup();
         let w = fr.width as f32;
         let measure = fr.measure(theme);
         let align = Align::Center;

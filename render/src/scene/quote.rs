@@ -12,12 +12,7 @@ impl Quote {
         author: Option<&str>,
         role: Option<&str>,
     ) -> Quote {
-        let theme = ctx.theme;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
-        let (_, sy, _, sh) = fr.safe_box();
-        let align = theme.layout.align;
+        let (theme, pal, fr, u, (_, sy, _, sh), align) = ctx.setup();
         // The mark is the accent here: no bar or rule.
         let measure = fr.measure(theme);
         let mut col = Column::new(ctx, align, measure);

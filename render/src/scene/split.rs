@@ -19,17 +19,12 @@ impl Split {
         side: Side,
         fit: Fit,
     ) -> Split {
-        let theme = ctx.theme;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
+        let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();
         let (w, h) = (fr.width as f32, fr.height as f32);
-        let align = theme.layout.align;
 
         // (image box, text box) as (x, y, w, h)
         let (ibox, tbox) = if fr.portrait() {
             let ih = (0.46 * h).round();
-            let (sx, _, sw, _) = fr.safe_box();
             (
                 (0.0, 0.0, w, ih),
                 (sx, ih + 0.05 * h, sw, 0.78 * h - ih - 0.05 * h),
@@ -37,7 +32,6 @@ impl Split {
         } else {
             let half = (w / 2.0).round();
             let margin = 0.07 * w;
-            let (_, sy, _, sh) = fr.safe_box();
             match side {
                 Side::Left => (
                     (0.0, 0.0, half, h),

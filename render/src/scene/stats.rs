@@ -110,12 +110,7 @@ fn line_width(ctx: &mut SceneContext, text: &str, style: &TextStyle) -> f32 {
 
 impl Stats {
     pub fn new(ctx: &mut SceneContext, heading: Option<&str>, stats: &[Stat]) -> Stats {
-        let theme = ctx.theme;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
-        let (sx, sy, sw, sh) = fr.safe_box();
-        let align = theme.layout.align;
+        let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();
         let portrait = fr.portrait();
         let n = stats.len().max(1);
         let col = Column::new(ctx, align, fr.measure(theme));

@@ -7,12 +7,7 @@ pub struct TextScene(Layers);
 
 impl TextScene {
     pub fn new(ctx: &mut SceneContext, heading: Option<&str>, body: &str) -> TextScene {
-        let theme = ctx.theme;
-        let pal = &theme.palette;
-        let fr = ctx.frame;
-        let u = fr.unit();
-        let (_, sy, _, sh) = fr.safe_box();
-        let align = theme.layout.align;
+        let (theme, pal, fr, u, (_, sy, _, sh), align) = ctx.setup();
         let col = Column::new(ctx, align, fr.measure(theme));
         let above = col.accent.above;
 

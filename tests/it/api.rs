@@ -1,12 +1,11 @@
 //! The contract end to end: a real server, real ffmpeg, real HTTP webhook receivers.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::*;
 use serde_json::{json, Value};
+
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(240);
 

@@ -1,20 +1,19 @@
 //! The S3 uploader against a real S3-compatible server that verifies signatures (`s3s-fs`, see
-//! `tests/common/s3.rs`): uploads, presigned URLs fetched with a plain HTTP client, multipart,
+//! `tests/it/common/s3.rs`): uploads, presigned URLs fetched with a plain HTTP client, multipart,
 //! credentials, and an outage.
-
-mod common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 use sha2::{Digest, Sha256};
 use vidbuilder::config::S3Config;
 use vidbuilder::s3::{object_key, ObjectKind, S3Uploader};
 use vidbuilder::Config;
 use vidbuilder_actors::ports::{UploadFile, UploadProgressSink, Uploader};
 use vidbuilder_domain::job::JobId;
+
+use crate::common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 
 const BUCKET: &str = "videos";
 
@@ -322,11 +321,16 @@ async fn a_stopped_server_is_a_transient_error_and_a_restarted_one_works() {
     assert_eq!(sha256(&body), sha256(&data2));
 }
 
-/// Runs the test named `name` of this binary in a child process with `env` (the AWS credential
+/// Runs the test named `name` of this module in a child process with `env` (the AWS credential
 /// chain reads the process environment, which tests must not change under each other).
 fn run_child(name: &str, env: &[(&str, &str)]) {
+    // The test's full name in this binary: this module's path without the crate's name.
+    let full = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    };
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &full, "--nocapture", "--test-threads=1"])
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_SESSION_TOKEN")

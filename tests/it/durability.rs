@@ -2,8 +2,6 @@
 //! mid-retry-schedule, stopped with SIGTERM, restarted on the same data dir; a burst of jobs and
 //! admission control.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use serde_json::{json, Value};
+
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(300);
 

@@ -139,10 +139,6 @@ impl S3Server {
         }
     }
 
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("s3s-fs.log")).unwrap_or_default()

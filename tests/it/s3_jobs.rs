@@ -1,14 +1,13 @@
 //! Jobs with S3 on, end to end: real server, real ffmpeg, a real signature-checking S3 server
 //! (`s3s-fs`) on loopback, real webhook receivers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::s3::S3Server;
-use common::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+
+use crate::common::s3::S3Server;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(240);
 

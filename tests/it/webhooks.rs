@@ -2,8 +2,6 @@
 //! verifier, delivery rules (redirects, 410, 429 + Retry-After, huge answers), the SSRF guard at
 //! submission and at delivery, the delivery log and redelivery, API keys.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use common::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vidbuilder::webhook_client::HttpWebhookTransport;
@@ -25,6 +22,8 @@ use vidbuilder_actors::webhook::WebhookMsg;
 use vidbuilder_domain::store::AttemptRecord;
 use vidbuilder_domain::JobId;
 use vidbuilder_net::SsrfGuard;
+
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(240);
 

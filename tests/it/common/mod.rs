@@ -1,6 +1,5 @@
 //! Shared helpers of the integration tests: a real server on an ephemeral port with a temporary
 //! data dir, a real webhook receiver (axum on loopback), polling with deadlines, ffprobe.
-#![allow(dead_code)]
 
 pub mod s3;
 
