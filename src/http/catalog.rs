@@ -8,7 +8,7 @@ use vidbuilder_actors::manager::JobManagerMsg;
 
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/themes", get(themes))

@@ -18,7 +18,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/download/{job_id}", get(download::<false, false>))
         .route("/api/download/{job_id}/reel", get(download::<true, false>))

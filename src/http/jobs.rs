@@ -21,7 +21,7 @@ use super::error::ApiError;
 use super::AppState;
 use vidbuilder_net::SsrfGuard;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/generate-video-async", post(generate_async))
         .route("/api/generate-flexible-video", post(generate_blocking))

@@ -25,7 +25,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/jobs/{job_id}/webhooks", get(delivery_log))
         .route("/api/jobs/{job_id}/webhooks/redeliver", post(redeliver))

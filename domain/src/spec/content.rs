@@ -178,7 +178,7 @@ impl Fields<'_> {
 
     /// A text field: trimmed, non-empty when required, within the text limit. An empty optional
     /// field counts as absent.
-    pub fn text(&self, name: &str, required: bool) -> Result<Option<String>, SpecError> {
+    pub(super) fn text(&self, name: &str, required: bool) -> Result<Option<String>, SpecError> {
         text_value(
             self.obj.get(name),
             &self.path(name),
@@ -187,7 +187,7 @@ impl Fields<'_> {
         )
     }
 
-    pub fn required_text(&self, name: &str) -> Result<String, SpecError> {
+    pub(super) fn required_text(&self, name: &str) -> Result<String, SpecError> {
         Ok(self.text(name, true)?.unwrap_or_default())
     }
 

@@ -207,7 +207,7 @@ pub(crate) struct Timing {
 }
 
 impl Timing {
-    pub fn new(theme: &Theme, duration: f32, fps: u32) -> Timing {
+    pub(crate) fn new(theme: &Theme, duration: f32, fps: u32) -> Timing {
         let k = (duration / 2.4).min(1.0);
         let fade_out = theme.motion.fade_out.min(duration * 0.25);
         Timing {
@@ -222,18 +222,18 @@ impl Timing {
 
     /// The scene time at which an element `delay` theme-seconds after the first one starts to
     /// enter (delays shrink with short scenes).
-    pub fn at(&self, delay: f32) -> f32 {
+    pub(crate) fn at(&self, delay: f32) -> f32 {
         self.start + delay * self.k
     }
 
     /// (position progress 0..1 (may overshoot with back easing), opacity 0..1) of an element
     /// entering `delay` seconds after the scene's start.
-    pub fn enter(&self, t: f32, delay: f32) -> (f32, f32) {
+    pub(crate) fn enter(&self, t: f32, delay: f32) -> (f32, f32) {
         self.enter_at(t, self.at(delay))
     }
 
     /// Like [`Timing::enter`], for an element whose entrance starts at scene time `at`.
-    pub fn enter_at(&self, t: f32, at: f32) -> (f32, f32) {
+    pub(crate) fn enter_at(&self, t: f32, at: f32) -> (f32, f32) {
         let x = (t - at) / self.enter;
         let pos = if x <= 0.0 { 0.0 } else { self.easing.apply(x) };
         let op = Easing::EaseOutQuad.apply(x / 0.75);
@@ -241,7 +241,7 @@ impl Timing {
     }
 
     /// Scene-end fade: (opacity multiplier, progress 0..1).
-    pub fn exit(&self, t: f32) -> (f32, f32) {
+    pub(crate) fn exit(&self, t: f32) -> (f32, f32) {
         if self.fade_out <= 0.0 {
             return (1.0, 0.0);
         }
@@ -463,7 +463,7 @@ pub(crate) struct Item {
 
 impl Item {
     /// A text layer whose layout box has its top-left at (x, y).
-    pub fn text(layer: TextLayer, x: f32, y: f32, at: f32) -> Item {
+    pub(crate) fn text(layer: TextLayer, x: f32, y: f32, at: f32) -> Item {
         let pad = layer.pad as f32;
         let (pixmap, cx, cy) = trim(layer.pixmap);
         Item {
@@ -479,7 +479,7 @@ impl Item {
         }
     }
 
-    pub fn pixmap(pixmap: Pixmap, x: f32, y: f32, at: f32) -> Item {
+    pub(crate) fn pixmap(pixmap: Pixmap, x: f32, y: f32, at: f32) -> Item {
         let (pixmap, dx, dy) = trim(pixmap);
         Item {
             el: El::Layer { pixmap, dx, dy },
@@ -490,7 +490,7 @@ impl Item {
         }
     }
 
-    pub fn rect(rect: [f32; 4], radius: f32, color: Rgb, grow: Grow, at: f32) -> Item {
+    pub(crate) fn rect(rect: [f32; 4], radius: f32, color: Rgb, grow: Grow, at: f32) -> Item {
         let [x, y, w, h] = rect;
         Item {
             el: El::Rect {
@@ -508,7 +508,7 @@ impl Item {
         }
     }
 
-    pub fn travel(mut self, travel: f32) -> Item {
+    pub(crate) fn travel(mut self, travel: f32) -> Item {
         self.travel = travel;
         self
     }
@@ -524,7 +524,7 @@ pub(crate) struct Layers {
 }
 
 impl Layers {
-    pub fn new(ctx: &SceneContext) -> Layers {
+    pub(crate) fn new(ctx: &SceneContext) -> Layers {
         Layers {
             items: Vec::new(),
             timing: ctx.timing(),
@@ -533,12 +533,12 @@ impl Layers {
         }
     }
 
-    pub fn push(&mut self, item: Item) {
+    pub(crate) fn push(&mut self, item: Item) {
         self.items.push(item);
     }
 
     /// The exit state at `t`: (opacity multiplier, vertical drift in px).
-    pub fn exit(&self, t: f32) -> (f32, f32) {
+    pub(crate) fn exit(&self, t: f32) -> (f32, f32) {
         let (op, q) = self.timing.exit(t);
         let drift = match self.entrance {
             Entrance::Fade => 0.0,
@@ -549,7 +549,7 @@ impl Layers {
 
     /// Where an element entering at `at` (travel multiplier `travel`) is at `t` under the exit
     /// state: (dx, dy, opacity), or `None` while invisible.
-    pub fn placement(
+    pub(crate) fn placement(
         &self,
         t: f32,
         at: f32,
@@ -572,7 +572,7 @@ impl Layers {
     }
 
     /// Draws one element at `t` under the exit state.
-    pub fn draw_item(&self, canvas: &mut Canvas, item: &Item, t: f32, exit: (f32, f32)) {
+    pub(crate) fn draw_item(&self, canvas: &mut Canvas, item: &Item, t: f32, exit: (f32, f32)) {
         let Some((dx, dy, op, p)) = self.placement(t, item.at, item.travel, exit) else {
             return;
         };
@@ -625,7 +625,7 @@ pub(crate) struct AccentPlan {
 }
 
 impl AccentPlan {
-    pub fn new(ctx: &SceneContext, align: Align) -> AccentPlan {
+    pub(crate) fn new(ctx: &SceneContext, align: Align) -> AccentPlan {
         let u = ctx.unit();
         let style = match (ctx.theme.layout.accent, align) {
             (AccentStyle::Side, Align::Center) => AccentStyle::Bar,
@@ -662,7 +662,7 @@ impl AccentPlan {
     /// The accent element for a block whose heading spans `[head_top, head_bottom]` and whose
     /// content ends at `bottom`; `x0`/`col_w` is the text column (before the indent).
     #[allow(clippy::too_many_arguments)]
-    pub fn item(
+    pub(crate) fn item(
         &self,
         ctx: &SceneContext,
         align: Align,
@@ -754,7 +754,7 @@ pub(crate) struct Column {
 impl Column {
     /// A column `measure` wide (accent indent included), centred in the frame for centred
     /// themes, at the safe area's left edge otherwise.
-    pub fn new(ctx: &SceneContext, align: Align, measure: f32) -> Column {
+    pub(crate) fn new(ctx: &SceneContext, align: Align, measure: f32) -> Column {
         Column::within(
             ctx,
             align,
@@ -765,7 +765,13 @@ impl Column {
     }
 
     /// A column inside the horizontal span `[x0, x0 + span]` (e.g. one half of a split scene).
-    pub fn within(ctx: &SceneContext, align: Align, x0: f32, measure: f32, span: f32) -> Column {
+    pub(crate) fn within(
+        ctx: &SceneContext,
+        align: Align,
+        x0: f32,
+        measure: f32,
+        span: f32,
+    ) -> Column {
         let accent = AccentPlan::new(ctx, align);
         let w = measure - accent.indent;
         let (x, accent_x) = match align {
@@ -788,13 +794,13 @@ impl Column {
         }
     }
 
-    pub fn x_of(&self, w: f32) -> f32 {
+    pub(crate) fn x_of(&self, w: f32) -> f32 {
         align_x(self.align, self.x, self.w, w)
     }
 
     /// The accent element for a block from `top` to `bottom` whose first text ends at
     /// `head_bottom`.
-    pub fn accent_item(
+    pub(crate) fn accent_item(
         &self,
         ctx: &SceneContext,
         top: f32,

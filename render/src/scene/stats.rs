@@ -15,7 +15,7 @@ use crate::text::{fit, rasterize, Span, TextLayer, TextStyle};
 use crate::theme::{Align, Easing};
 
 /// `v` with `decimals` digits after the point and `,` between thousands; no `-0`.
-pub fn format_number(v: f64, decimals: u8) -> String {
+pub(super) fn format_number(v: f64, decimals: u8) -> String {
     let s = format!("{:.*}", decimals as usize, v.abs());
     let (int, frac) = match s.split_once('.') {
         Some((i, f)) => (i, Some(f)),

@@ -12,7 +12,7 @@
 //! To regenerate every reference after an intended change of the look:
 //!
 //! ```text
-//! VIDBUILDER_BLESS=1 cargo test -p vidbuilder --lib render::tests::golden
+//! VIDBUILDER_BLESS=1 cargo test -p vidbuilder-render --lib tests::golden
 //! ```
 //!
 //! Blessing is refused when `CI` is set, so CI can never pass by regenerating. On a mismatch
@@ -293,8 +293,8 @@ fn golden_frames_match_their_references() {
     assert!(
         written.is_empty(),
         "golden references were missing and have been written: {written:?} in {}. Review them, \
-         commit them and rerun (regenerate all: VIDBUILDER_BLESS=1 cargo test -p vidbuilder --lib \
-         render::tests::golden)",
+         commit them and rerun (regenerate all: VIDBUILDER_BLESS=1 cargo test -p vidbuilder-render --lib \
+         tests::golden)",
         dir.display()
     );
     assert!(

@@ -1,7 +1,7 @@
 //! Shared helpers of the integration tests: a real server on an ephemeral port with a temporary
 //! data dir, a real webhook receiver (axum on loopback), polling with deadlines, ffprobe.
 
-pub mod s3;
+pub(crate) mod s3;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use axum::Router;
 use serde_json::Value;
 use vidbuilder::{Config, Server};
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub server: Server,
     pub base: String,
     pub data: tempfile::TempDir,
@@ -25,7 +25,7 @@ pub struct TestServer {
 }
 
 /// Starts a server with the embedded defaults, a temp data dir and the given env-style overrides.
-pub async fn start_server(overrides: &[(&str, &str)]) -> TestServer {
+pub(crate) async fn start_server(overrides: &[(&str, &str)]) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     let mut env: Vec<(String, String)> = vec![
         ("VIDBUILDER_BIND".into(), "127.0.0.1:0".into()),
@@ -56,7 +56,7 @@ pub async fn start_server(overrides: &[(&str, &str)]) -> TestServer {
 }
 
 impl TestServer {
-    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
         let res = self
             .http
             .post(format!("{}{path}", self.base))
@@ -73,7 +73,7 @@ impl TestServer {
     }
 
     /// Downloads `path` (200 expected) into the data dir as `name` and probes it with ffprobe.
-    pub async fn download_probe(&self, path: &str, name: &str) -> Probe {
+    pub(crate) async fn download_probe(&self, path: &str, name: &str) -> Probe {
         let res = self
             .http
             .get(format!("{}{path}", self.base))
@@ -86,7 +86,7 @@ impl TestServer {
         ffprobe(&file)
     }
 
-    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get_json(&self, path: &str) -> (StatusCode, Value) {
         let res = self
             .http
             .get(format!("{}{path}", self.base))
@@ -103,7 +103,7 @@ impl TestServer {
 
     /// Any request, with an optional JSON body and an optional API key (`Authorization: Bearer`);
     /// the answer's status and JSON body (`Value::Null` if it is not JSON).
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -129,7 +129,7 @@ impl TestServer {
     }
 
     /// Polls job-status until the job is completed or failed.
-    pub async fn wait_terminal(&self, job_id: &str, limit: Duration) -> Value {
+    pub(crate) async fn wait_terminal(&self, job_id: &str, limit: Duration) -> Value {
         let path = format!("/api/job-status/{job_id}");
         poll(limit, &format!("job {job_id} to finish"), || async {
             let (_, v) = self.get_json(&path).await;
@@ -140,7 +140,7 @@ impl TestServer {
 }
 
 /// Calls `f` every 50 ms until it returns `Some`, panicking after `limit`.
-pub async fn poll<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+pub(crate) async fn poll<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -160,7 +160,7 @@ where
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Value,
@@ -181,13 +181,13 @@ struct ReceiverState {
 
 /// A real HTTP webhook receiver on loopback.
 #[derive(Clone)]
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub addr: SocketAddr,
     state: Arc<ReceiverState>,
 }
 
 impl Receiver {
-    pub async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let state = Arc::new(ReceiverState::default());
         let app = Router::new()
             .route("/{*path}", post(receive))
@@ -198,12 +198,12 @@ impl Receiver {
         Receiver { addr, state }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
     }
 
     /// Answer these statuses, in order, to requests on `path`; 200 afterwards.
-    pub fn script(&self, path: &str, statuses: &[u16]) {
+    pub(crate) fn script(&self, path: &str, statuses: &[u16]) {
         self.state
             .script
             .lock()
@@ -212,16 +212,16 @@ impl Receiver {
     }
 
     /// Requests on `path` hang until [`Receiver::release`].
-    pub fn hold(&self, path: &str) {
+    pub(crate) fn hold(&self, path: &str) {
         self.state.held.lock().unwrap().push(format!("/{path}"));
     }
 
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.state.held.lock().unwrap().clear();
         self.state.release.notify_waiters();
     }
 
-    pub fn got(&self, path: &str) -> Vec<Received> {
+    pub(crate) fn got(&self, path: &str) -> Vec<Received> {
         let p = format!("/{path}");
         self.state
             .got
@@ -234,7 +234,7 @@ impl Receiver {
     }
 
     /// Waits until `path` has received `n` requests.
-    pub async fn wait_for(&self, path: &str, n: usize, limit: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, path: &str, n: usize, limit: Duration) -> Vec<Received> {
         poll(limit, &format!("{n} webhook(s) on /{path}"), || async {
             let got = self.got(path);
             (got.len() >= n).then_some(got)
@@ -281,7 +281,7 @@ async fn receive(
 
 /// `ffprobe` facts about a video file.
 #[derive(Debug)]
-pub struct Probe {
+pub(crate) struct Probe {
     pub width: u32,
     pub height: u32,
     pub duration: f64,
@@ -291,7 +291,7 @@ pub struct Probe {
     pub fps: f64,
 }
 
-pub fn ffprobe(path: &Path) -> Probe {
+pub(crate) fn ffprobe(path: &Path) -> Probe {
     let out = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -332,7 +332,7 @@ pub fn ffprobe(path: &Path) -> Probe {
 }
 
 /// The contract's example request, pointed at `webhook`.
-pub fn contract_example(webhook: &str) -> Value {
+pub(crate) fn contract_example(webhook: &str) -> Value {
     serde_json::json!({
         "webhookUrl": webhook,
         "theme": "corporate",
@@ -348,7 +348,7 @@ pub fn contract_example(webhook: &str) -> Value {
 }
 
 /// A small, fast spec: one draft scene of `secs` seconds.
-pub fn quick_spec(webhook: Option<&str>, secs: f64) -> Value {
+pub(crate) fn quick_spec(webhook: Option<&str>, secs: f64) -> Value {
     let mut v = serde_json::json!({
         "theme": "modern",
         "quality": "draft",

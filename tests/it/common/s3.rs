@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ACCESS_KEY: &str = "vidbuilder-test-key";
-pub const SECRET_KEY: &str = "vidbuilder-test-secret-0123456789";
+pub(crate) const ACCESS_KEY: &str = "vidbuilder-test-key";
+pub(crate) const SECRET_KEY: &str = "vidbuilder-test-secret-0123456789";
 
-pub struct S3Server {
+pub(crate) struct S3Server {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
@@ -24,7 +24,7 @@ pub struct S3Server {
 
 /// The test S3 server's executable: `$S3_TEST_SERVER`, else `target/<profile>/examples/`, built
 /// there with cargo if missing.
-pub fn s3_server_bin() -> PathBuf {
+pub(crate) fn s3_server_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
@@ -60,7 +60,7 @@ fn free_port() -> u16 {
 
 impl S3Server {
     /// Starts the server with one (empty) bucket, `bucket`.
-    pub fn start(bucket: &str) -> S3Server {
+    pub(crate) fn start(bucket: &str) -> S3Server {
         let dir = tempfile::tempdir().unwrap();
         // s3s-fs maps each bucket to a directory of its root.
         std::fs::create_dir_all(dir.path().join("data").join(bucket)).unwrap();
@@ -77,12 +77,12 @@ impl S3Server {
     }
 
     /// The directory that holds the buckets.
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
     /// (Re)starts the process on the same port and root; waits until it accepts connections.
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         assert!(
             self.child.is_none(),
             "the test S3 server is already running"
@@ -126,7 +126,7 @@ impl S3Server {
     }
 
     /// Kills the process (the stored objects stay) and waits until the port refuses connections.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -140,12 +140,12 @@ impl S3Server {
     }
 
     /// What the server logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("s3s-fs.log")).unwrap_or_default()
     }
 
     /// `VIDBUILDER_S3_*` settings that point a server at this one (for `start_server`).
-    pub fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             ("VIDBUILDER_S3_BUCKET", self.bucket.as_str()),
             ("VIDBUILDER_S3_ENDPOINT", self.endpoint.as_str()),
