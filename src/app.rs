@@ -52,6 +52,7 @@ pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationConte
     }
 }
 
+/// The renderer's settings from `[render]`, `[images]` and `data_dir` (scratch files in `<data_dir>/work`).
 pub fn render_settings(config: &Config, ssrf: Arc<vidbuilder_net::SsrfGuard>) -> RenderSettings {
     let i = &config.images;
     RenderSettings {
@@ -74,9 +75,13 @@ pub fn render_settings(config: &Config, ssrf: Arc<vidbuilder_net::SsrfGuard>) ->
 
 /// A running server: its address, the actors, and a way to stop it.
 pub struct Server {
+    /// The address the HTTP API is bound to (the real port when `bind` asked for port 0).
     pub addr: SocketAddr,
+    /// The JobManager actor that admits, runs and tracks jobs.
     pub manager: ActorRef<JobManagerMsg>,
+    /// The webhook delivery actor.
     pub webhooks: ActorRef<WebhookMsg>,
+    /// The JobManager's live snapshots of every known job, by id.
     pub views: JobViews,
     shutdown: Option<oneshot::Sender<()>>,
     http: JoinHandle<()>,

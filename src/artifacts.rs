@@ -11,6 +11,7 @@ pub struct LocalArtifacts {
 }
 
 impl LocalArtifacts {
+    /// Serves the finished files under `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         LocalArtifacts { dir: dir.into() }
     }

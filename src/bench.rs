@@ -44,14 +44,23 @@ pub struct BenchOptions {
 /// One case's results (seconds are medians over the runs).
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
+    /// The case's name, e.g. `1080p30 10s`.
     pub name: String,
+    /// Frame width, in pixels.
     pub width: u32,
+    /// Frame height, in pixels.
     pub height: u32,
+    /// Frames per second.
     pub fps: u32,
+    /// Frames in the video.
     pub frames: u64,
+    /// Length of the video, in seconds (`frames / fps`).
     pub video_secs: f64,
+    /// The x264 preset used (`render.preset`).
     pub preset: String,
+    /// The x264 CRF used (`render.crf`).
     pub crf: u8,
+    /// Runs measured.
     pub runs: usize,
     /// Drawing the frames into memory once (not part of either measurement).
     pub prerender_secs: f64,
@@ -63,7 +72,9 @@ pub struct CaseResult {
     pub ratio: f64,
     /// Video seconds per wall second of (b).
     pub realtime: f64,
+    /// Every run's (a), in seconds.
     pub encoder_only_all: Vec<f64>,
+    /// Every run's (b), in seconds.
     pub end_to_end_all: Vec<f64>,
 }
 

@@ -15,25 +15,44 @@ use crate::error::Error;
 /// The shipped defaults, embedded so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// The whole server configuration, one field per key of `config/default.toml` (see [`Config::load`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `bind` (`VIDBUILDER_BIND`): address the HTTP API listens on.
     pub bind: SocketAddr,
+    /// `data_dir` (`VIDBUILDER_DATA_DIR`): where jobs' files and the job store live; created if missing.
     pub data_dir: PathBuf,
+    /// `config_dir`: extra or overriding themes (`themes/*.toml`) and music (`music/catalog.toml`);
+    /// empty: only the embedded ones (see [`Config::config_dir`]).
     pub config_dir: String,
+    /// `max_concurrent_renders`: renders running at once; 0: one per two CPU cores (see [`Config::concurrency`]).
     pub max_concurrent_renders: usize,
+    /// `max_queued_jobs`: jobs waiting beyond the running ones; more are refused with 429.
     pub max_queued_jobs: usize,
+    /// `max_body_bytes`: largest accepted request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
-    /// CORS: allowed origins (`*` for any); empty: off.
+    /// `cors_origins`: origins browsers may call the API from (`*` for any); empty: CORS off.
     pub cors_origins: Vec<String>,
+    /// `log_format`: `"text"` or `"json"`.
     pub log_format: String,
+    /// `retention_hours`: finished jobs (rows and files) are removed this many hours after they
+    /// finish (fractions allowed); 0 keeps them forever.
     pub retention_hours: f64,
+    /// `shutdown_grace_secs`: seconds running renders get to finish on SIGTERM/SIGINT before
+    /// they are stopped and left to resume on the next start.
     pub shutdown_grace_secs: u64,
+    /// `[render]`: ffmpeg, encoding and render supervision.
     pub render: RenderConfig,
+    /// `[images]`: scene image sources and size limits.
     pub images: ImagesConfig,
+    /// `[webhook]`: webhook delivery, retries, SSRF allowances and signing.
     pub webhook: WebhookConfig,
+    /// `[limits]`: limits on a job's spec.
     pub limits: LimitsConfig,
+    /// `[auth]`: API keys and rate limits.
     pub auth: AuthConfig,
+    /// `[s3]`: upload of finished videos to object storage.
     pub s3: S3Config,
 }
 
@@ -43,14 +62,21 @@ pub struct Config {
 pub struct ImagesConfig {
     /// Empty: `<data_dir>/assets`.
     pub assets_dir: String,
+    /// `images.max_bytes`: largest image file or download, in bytes.
     pub max_bytes: u64,
+    /// `images.timeout_secs`: an image URL fetch (connect, answer and body) must finish within this many seconds.
     pub timeout_secs: u64,
+    /// `images.connect_timeout_secs`: connect timeout of an image URL fetch, in seconds.
     pub connect_timeout_secs: u64,
+    /// `images.max_redirects`: redirects followed for an image URL (each target SSRF-checked); 0 refuses them.
     pub max_redirects: usize,
+    /// `images.max_pixels`: largest decoded image, in pixels in all (decompression-bomb guard).
     pub max_pixels: u64,
+    /// `images.max_side`: largest decoded image width or height, in pixels.
     pub max_side: u32,
 }
 
+/// `[auth]`: API keys (none configured: the API is open) and per-key rate limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
@@ -70,6 +96,7 @@ pub struct AuthConfig {
 pub struct S3Config {
     /// Empty: S3 is off.
     pub bucket: String,
+    /// `s3.region`: the bucket's region; required when a bucket is set.
     pub region: String,
     /// Empty: AWS itself; else an S3-compatible server (path-style addressing is then used).
     pub endpoint: String,
@@ -77,13 +104,22 @@ pub struct S3Config {
     pub prefix: String,
     /// Both empty: the standard AWS chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile, role).
     pub access_key_id: String,
+    /// `s3.secret_access_key`: the static secret going with `access_key_id`; give both or neither.
     pub secret_access_key: String,
+    /// `s3.presign_expiry_secs`: lifetime of presigned URLs, in seconds (1 to 604800).
     pub presign_expiry_secs: u64,
+    /// `s3.multipart_threshold_mb`: files larger than this many MB (MiB) are uploaded in parts.
     pub multipart_threshold_mb: u64,
+    /// `s3.part_size_mb`: size of one multipart part, in MB (MiB), 5 to 5120.
     pub part_size_mb: u64,
+    /// `s3.max_concurrent_parts`: parts of one multipart upload in flight at once.
     pub max_concurrent_parts: usize,
+    /// `s3.max_retries`: retries of a failed upload.
     pub max_retries: u32,
+    /// `s3.retry_base_ms`: wait before the first upload retry, in milliseconds, doubled each time.
     pub retry_base_ms: u64,
+    /// `s3.delete_local_after_upload`: remove the local file once it is in S3 (downloads then
+    /// redirect to a presigned URL).
     pub delete_local_after_upload: bool,
 }
 
@@ -98,10 +134,13 @@ impl S3Config {
         !self.bucket.trim().is_empty()
     }
 
+    /// `presign_expiry_secs` as a [`Duration`].
     pub fn presign_expiry(&self) -> Duration {
         Duration::from_secs(self.presign_expiry_secs)
     }
 
+    /// Refuses out-of-range values (expiry, part size, threshold, concurrency), half-given
+    /// credentials, a non-http(s) endpoint and a bucket without a region, with [`Error::Config`].
     pub fn check(&self) -> Result<(), Error> {
         if !(1..=Self::MAX_PRESIGN_SECS).contains(&self.presign_expiry_secs) {
             return Err(Error::Config(format!(
@@ -153,42 +192,63 @@ impl S3Config {
     }
 }
 
+/// `[render]`: the ffmpeg encoder and how failed or stalled renders are retried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenderConfig {
+    /// `render.ffmpeg`: the ffmpeg executable (a name looked up in `PATH`, or a path).
     pub ffmpeg: PathBuf,
+    /// `render.preset`: x264 preset, `ultrafast` … `veryslow`.
     pub preset: String,
+    /// `render.crf`: x264 constant rate factor, 0..=51 (lower: better quality, bigger files).
     pub crf: u8,
+    /// `render.stall_timeout_secs`: a render reporting no progress this many seconds is killed and retried.
     pub stall_timeout_secs: u64,
+    /// `render.max_restarts`: retries of a failed, crashed or stalled render within `restart_window_secs`.
     pub max_restarts: u32,
+    /// `render.restart_window_secs`: the window, in seconds, that `max_restarts` counts in.
     pub restart_window_secs: u64,
+    /// `render.restart_backoff_secs`: wait before the first retry, in seconds, doubled each time.
     pub restart_backoff_secs: f64,
 }
 
+/// `[webhook]`: webhook delivery, retries, the SSRF guard's allowances and signing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
+    /// `webhook.retry_schedule`: seconds to wait before each retry of a failed delivery (at most 20).
     pub retry_schedule: Vec<u64>,
+    /// `webhook.timeout_secs`: whole-request timeout of one delivery attempt, in seconds.
     pub timeout_secs: u64,
+    /// `webhook.connect_timeout_secs`: connect timeout of one delivery attempt, in seconds.
     pub connect_timeout_secs: u64,
+    /// `webhook.max_in_flight`: most deliveries in flight at once.
     pub max_in_flight: usize,
+    /// `webhook.max_per_host`: most deliveries in flight at once to one host.
     pub max_per_host: usize,
+    /// `webhook.max_retry_after_secs`: longest Retry-After a receiver may ask for, in seconds; longer asks are clamped.
     pub max_retry_after_secs: u64,
+    /// `webhook.allow_cidrs`: CIDRs webhook and image fetch targets may use even when private or loopback.
     pub allow_cidrs: Vec<String>,
     /// `whsec_…` signing secret; empty: generated once into `<data_dir>/webhook-secret`.
     pub secret: String,
 }
 
+/// `[limits]`: limits on what a job's spec may ask for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// `limits.max_scenes`: most scenes in one video.
     pub max_scenes: usize,
+    /// `limits.max_scene_seconds`: longest scene, in seconds.
     pub max_scene_seconds: f64,
+    /// `limits.max_total_seconds`: longest video, in seconds.
     pub max_total_seconds: f64,
+    /// `limits.max_text_chars`: most characters per text field.
     pub max_text_chars: usize,
     /// Longest URL a spec may carry (webhook, image sources), in bytes.
     pub max_url_chars: usize,
-    /// Deepest array/object nesting of a request body.
+    /// Deepest array/object nesting of a request body (400 beyond; at least 4).
     pub max_json_depth: usize,
 }
 
@@ -345,6 +405,7 @@ impl Config {
         (cores / 2).max(1)
     }
 
+    /// `webhook.retry_schedule` as durations: the wait before each delivery retry.
     pub fn retry_schedule(&self) -> Vec<Duration> {
         self.webhook
             .retry_schedule
@@ -353,10 +414,12 @@ impl Config {
             .collect()
     }
 
+    /// The `config_dir` of extra themes and music; `None` when the key is empty.
     pub fn config_dir(&self) -> Option<&Path> {
         (!self.config_dir.is_empty()).then(|| Path::new(&self.config_dir))
     }
 
+    /// The effective configuration as TOML (empty if it cannot be serialized).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
     }

@@ -11,6 +11,7 @@ use vidbuilder_render::{FfmpegRenderer, RenderError};
 pub struct RenderPort(FfmpegRenderer);
 
 impl RenderPort {
+    /// Wraps `renderer`.
     pub fn new(renderer: FfmpegRenderer) -> Self {
         RenderPort(renderer)
     }

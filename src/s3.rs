@@ -59,7 +59,9 @@ pub struct UploadStats {
 /// What `HEAD` says about a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// Size of the object, in bytes.
     pub content_length: u64,
+    /// Its `Content-Type`, when it has one.
     pub content_type: Option<String>,
     /// The `job-id` metadata.
     pub job_id: Option<String>,
@@ -129,6 +131,7 @@ impl S3Uploader {
         })
     }
 
+    /// The bucket uploaded to.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

@@ -62,6 +62,7 @@ pub fn webhook_secret(config: &Config) -> Result<(WebhookSecret, SecretSource), 
 /// At most this much of a receiver's answer is read.
 const MAX_RESPONSE_BYTES: usize = 4096;
 
+/// Delivers webhooks over HTTP(S) with reqwest, behind the SSRF guard.
 pub struct HttpWebhookTransport {
     client: reqwest::Client,
     guard: Arc<SsrfGuard>,

@@ -88,9 +88,13 @@ pub const DEFAULT_FAMILY: &str = "Inter";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackInfo {
+    /// The id a spec's `music.trackId` names.
     pub track_id: String,
+    /// Display title.
     pub title: String,
+    /// A mood tag, e.g. for picking a track.
     pub mood: String,
+    /// Length of the track, in seconds (as its catalog entry states).
     pub duration_secs: f64,
 }
 
@@ -267,22 +271,27 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The names of all themes.
     pub fn theme_names(&self) -> BTreeSet<String> {
         self.themes.keys().cloned().collect()
     }
 
+    /// The ids of all music tracks.
     pub fn track_ids(&self) -> BTreeSet<String> {
         self.tracks.keys().cloned().collect()
     }
 
+    /// Summaries of all themes, for `GET /api/themes`.
     pub fn themes(&self) -> Vec<ThemeInfo> {
         self.themes.values().map(Theme::info).collect()
     }
 
+    /// Summaries of all music tracks, for `GET /api/music`.
     pub fn tracks(&self) -> Vec<TrackInfo> {
         self.tracks.values().map(|t| t.info.clone()).collect()
     }
 
+    /// The theme called `name`; `None` when there is none.
     pub fn theme(&self, name: &str) -> Option<&Theme> {
         self.themes.get(name)
     }

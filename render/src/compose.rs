@@ -39,6 +39,7 @@ pub struct Composer<'a> {
 }
 
 impl<'a> Composer<'a> {
+    /// A composer for `spec` at the size of `frame`; scenes are prepared lazily as frames need them.
     pub fn new(
         spec: &'a VideoSpec,
         theme: &'a Theme,
@@ -77,6 +78,7 @@ impl<'a> Composer<'a> {
         }
     }
 
+    /// The geometry of this output.
     pub fn frame(&self) -> Frame {
         self.frame
     }

@@ -87,6 +87,7 @@ pub fn check_ffmpeg(ffmpeg: &Path) -> Result<String, RenderError> {
 /// Background music for one encode.
 #[derive(Debug, Clone)]
 pub struct AudioInput {
+    /// The music file (looped to the video's length).
     pub path: PathBuf,
     /// Linear gain, applied after loudness normalisation.
     pub volume: f32,
@@ -96,8 +97,9 @@ pub struct AudioInput {
 
 /// Integrated loudness every track is brought to before `volume` applies.
 pub const TARGET_LUFS: f64 = -16.0;
-/// Music fade-in and fade-out lengths (shortened for very short videos).
+/// Music fade-in length, in seconds (at most a quarter of the video).
 pub const MUSIC_FADE_IN: f64 = 1.0;
+/// Music fade-out length, in seconds (at most a third of the video).
 pub const MUSIC_FADE_OUT: f64 = 1.5;
 
 /// The EBU R128 integrated loudness of an audio file, in LUFS (ffmpeg's `ebur128` filter;
@@ -171,14 +173,23 @@ pub fn music_filter(audio: &AudioInput, secs: f64) -> String {
 /// What to encode.
 #[derive(Debug, Clone)]
 pub struct EncodeParams<'a> {
+    /// The ffmpeg executable.
     pub ffmpeg: &'a Path,
+    /// x264 preset (`ultrafast` … `veryslow`).
     pub preset: &'a str,
+    /// x264 constant rate factor, 0..=51.
     pub crf: u8,
+    /// Frame width, in pixels.
     pub width: u32,
+    /// Frame height, in pixels.
     pub height: u32,
+    /// Frames per second.
     pub fps: u32,
+    /// Frames that will be sent; the video lasts `frames / fps` seconds.
     pub frames: u64,
+    /// Background music; `None`: a silent video without an audio track.
     pub audio: Option<AudioInput>,
+    /// The MP4 file to write.
     pub out: &'a Path,
 }
 
@@ -272,6 +283,7 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// Starts ffmpeg with [`ffmpeg_args`] and the writer thread that feeds it frames.
     pub fn spawn(p: &EncodeParams) -> Result<Encoder, RenderError> {
         let mut child = Command::new(p.ffmpeg)
             .args(ffmpeg_args(p))

@@ -14,9 +14,13 @@ use super::theme::Rgb;
 /// A pixel rectangle `[x0, x1) × [y0, y1)`, always even-aligned (for 4:2:0 chroma).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IRect {
+    /// Left edge, in pixels (inclusive).
     pub x0: usize,
+    /// Top edge, in pixels (inclusive).
     pub y0: usize,
+    /// Right edge, in pixels (exclusive).
     pub x1: usize,
+    /// Bottom edge, in pixels (exclusive).
     pub y1: usize,
 }
 
@@ -35,6 +39,7 @@ impl IRect {
         })
     }
 
+    /// The whole `w × h` frame.
     pub fn full(w: usize, h: usize) -> IRect {
         IRect {
             x0: 0,
@@ -47,6 +52,7 @@ impl IRect {
 
 /// An RGBA frame plus what was drawn on it.
 pub struct FrameBuf {
+    /// The frame's premultiplied RGBA pixels.
     pub pixmap: Pixmap,
     /// Rectangles drawn since the last [`FrameBuf::reset`].
     pub dirty: Vec<IRect>,
@@ -63,6 +69,7 @@ pub struct FrameBuf {
 }
 
 impl FrameBuf {
+    /// A new `w × h` buffer, marked as fully drawn; panics on a size tiny-skia refuses (e.g. 0).
     pub fn new(w: u32, h: u32) -> FrameBuf {
         FrameBuf {
             pixmap: Pixmap::new(w, h).expect("frame size"),
@@ -113,6 +120,7 @@ impl FrameBuf {
         self.full = true;
     }
 
+    /// A canvas drawing into this buffer and recording what it touches.
     pub fn canvas(&mut self) -> Canvas<'_> {
         let (w, h) = (self.pixmap.width() as usize, self.pixmap.height() as usize);
         Canvas {
@@ -193,10 +201,12 @@ fn div255(x: u32) -> u32 {
 }
 
 impl Canvas<'_> {
+    /// Frame width, in pixels.
     pub fn width(&self) -> usize {
         self.w
     }
 
+    /// Frame height, in pixels.
     pub fn height(&self) -> usize {
         self.h
     }
@@ -535,6 +545,7 @@ fn merge(mut rects: Vec<IRect>) -> Vec<IRect> {
 }
 
 impl YuvState {
+    /// A state for `w × h` frames; the first frame is converted in full.
     pub fn new(w: usize, h: usize) -> YuvState {
         YuvState {
             w,

@@ -33,6 +33,7 @@ pub struct ImageSettings {
     pub max_bytes: u64,
     /// Whole fetch (connect, headers and body).
     pub timeout: Duration,
+    /// Connect timeout of a fetch.
     pub connect_timeout: Duration,
     /// Redirects followed (each target checked by the SSRF guard); 0 refuses every redirect.
     pub max_redirects: usize,
@@ -78,14 +79,17 @@ impl std::fmt::Debug for Images {
 }
 
 impl Images {
+    /// Adds (or replaces) the decoded image of `src`.
     pub fn insert(&mut self, src: ImageSource, pixmap: Pixmap) {
         self.map.insert(src, Arc::new(pixmap));
     }
 
+    /// The number of images.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// True when there are no images.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -106,6 +110,7 @@ impl Images {
 pub struct ImageError {
     /// "fetched", "read" or "decoded".
     pub step: &'static str,
+    /// What went wrong.
     pub reason: String,
 }
 

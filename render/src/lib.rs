@@ -52,25 +52,39 @@ pub const REEL_SIZE: (u32, u32) = (1080, 1920);
 /// Why a render (or loading the catalog) failed. `Display` is a human message.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// The ffmpeg executable (the path given) could not be found.
     #[error("ffmpeg not found at '{0}': install it (Debian/Ubuntu: apt-get install ffmpeg)")]
     FfmpegNotFound(String),
+    /// ffmpeg (path, reason) is not ffmpeg or lacks libx264 or the aac encoder.
     #[error("ffmpeg at '{0}' cannot be used: {1}")]
     FfmpegUnusable(String, String),
+    /// An ffmpeg run failed.
     #[error("ffmpeg exited with status {status}: {stderr}")]
-    Ffmpeg { status: String, stderr: String },
+    Ffmpeg {
+        /// Its exit code (or how it ended).
+        status: String,
+        /// The last lines of its error output.
+        stderr: String,
+    },
+    /// The spec names a theme the catalog lacks.
     #[error("unknown theme '{0}'")]
     UnknownTheme(String),
+    /// The spec names a music track the catalog lacks.
     #[error("unknown music track '{0}'")]
     UnknownTrack(String),
+    /// The spec cannot be rendered (e.g. no scenes, an fps out of range, a non-positive scene duration).
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// A bad theme, music catalog or font in the catalog (the message names the file).
     #[error("configuration error: {0}")]
     Config(String),
+    /// A file or thread operation failed: what was being done, and the error.
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
     /// An image of the spec could not be loaded; the message names the field.
     #[error("{0}")]
     Image(String),
+    /// The render was cancelled.
     #[error("render cancelled")]
     Cancelled,
 }
@@ -445,14 +459,17 @@ pub struct FfmpegRenderer {
 }
 
 impl FfmpegRenderer {
+    /// A renderer drawing with `catalog` and encoding with `settings`.
     pub fn new(catalog: Arc<Catalog>, settings: RenderSettings) -> Self {
         FfmpegRenderer { catalog, settings }
     }
 
+    /// The encoder and image settings it renders with.
     pub fn settings(&self) -> &RenderSettings {
         &self.settings
     }
 
+    /// The themes, tracks and fonts it renders with.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
     }

@@ -12,8 +12,11 @@ use super::theme::{Align, Rgb};
 /// A run of text with one style.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Span {
+    /// The characters, markup removed.
     pub text: String,
+    /// Inside `**bold**`.
     pub bold: bool,
+    /// Inside `*italic*` or `_italic_`.
     pub italic: bool,
     /// `==highlight==`: drawn in the theme's accent colour.
     pub highlight: bool,
@@ -138,14 +141,17 @@ pub fn parse_inline(s: &str) -> Vec<Span> {
 /// How a block of text should be set.
 #[derive(Debug, Clone)]
 pub struct TextStyle {
+    /// Font family name.
     pub family: String,
     /// Preferred font size in px (shrunk if the text does not fit).
     pub size: f32,
     /// Line height as a multiple of the size.
     pub line_height: f32,
+    /// Weight of regular spans (100–900).
     pub weight: u16,
     /// Weight of bold spans.
     pub bold_weight: u16,
+    /// Horizontal alignment of the lines.
     pub align: Align,
     /// Soft limit: shrink (down to 55% of `size`) to keep to this many lines.
     pub max_lines: usize,
@@ -153,11 +159,15 @@ pub struct TextStyle {
 
 /// A shaped, wrapped block of text that fits its box.
 pub struct FittedText {
+    /// The shaped, laid-out text.
     pub buffer: Buffer,
+    /// The font size chosen, in px (≤ the style's size).
     pub size: f32,
     /// The layout width (≤ the box width; narrower when lines were balanced).
     pub width: f32,
+    /// Height of the laid-out block, in px.
     pub height: f32,
+    /// Number of lines after wrapping.
     pub lines: usize,
     /// Widest line.
     pub max_line_w: f32,
@@ -284,7 +294,9 @@ pub fn fit(
 /// A soft drop shadow under text.
 #[derive(Debug, Clone, Copy)]
 pub struct Shadow {
+    /// Shadow colour.
     pub color: Rgb,
+    /// Shadow opacity, 0..1.
     pub opacity: f32,
     /// Blur radius in px (≈ Gaussian sigma).
     pub blur: f32,
@@ -294,10 +306,13 @@ pub struct Shadow {
 
 /// Rasterised text. Layout coordinate (0, 0) is at pixel (`pad`, `pad`) of `pixmap`.
 pub struct TextLayer {
+    /// The premultiplied RGBA text (and shadow), padded on every side.
     pub pixmap: Pixmap,
+    /// Padding around the layout box, in px (room for the shadow and overhanging glyphs).
     pub pad: i32,
-    /// Layout box size (without padding).
+    /// Layout box width, in px (without padding).
     pub width: f32,
+    /// Layout box height, in px (without padding).
     pub height: f32,
 }
 

@@ -12,6 +12,7 @@ use vidbuilder_domain::spec::{Direction, TransitionKind, MAX_TRANSITION_SECONDS}
 pub struct Rgb(pub u8, pub u8, pub u8);
 
 impl Rgb {
+    /// Parses `#RRGGBB` or `#RGB` (hex digits, either case); `None` otherwise.
     pub fn parse(s: &str) -> Option<Rgb> {
         let h = s.trim().strip_prefix('#')?;
         let h: String = if h.len() == 3 {
@@ -26,6 +27,7 @@ impl Rgb {
         Some(Rgb((v >> 16) as u8, (v >> 8) as u8, v as u8))
     }
 
+    /// The colour as `#RRGGBB` (upper-case hex).
     pub fn hex(self) -> String {
         format!("#{:02X}{:02X}{:02X}", self.0, self.1, self.2)
     }
@@ -59,16 +61,24 @@ impl Serialize for Rgb {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Easing {
+    /// Constant speed.
     Linear,
+    /// Decelerates: 1 − (1 − x)².
     EaseOutQuad,
+    /// Decelerates: 1 − (1 − x)³ (the default).
     #[default]
     EaseOutCubic,
+    /// Decelerates: 1 − (1 − x)⁴.
     EaseOutQuart,
+    /// Decelerates: 1 − (1 − x)⁵.
     EaseOutQuint,
+    /// Decelerates exponentially: 1 − 2^(−10x).
     EaseOutExpo,
     /// Overshoots slightly, then settles: playful.
     EaseOutBack,
+    /// Accelerates then decelerates along a half cosine.
     EaseInOutSine,
+    /// Accelerates then decelerates, cubic.
     EaseInOutCubic,
 }
 
@@ -108,9 +118,12 @@ impl Easing {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
+/// Horizontal alignment of a theme's text and layout.
 pub enum Align {
+    /// Left-aligned (the default).
     #[default]
     Left,
+    /// Centred.
     Center,
 }
 
@@ -125,6 +138,7 @@ pub enum AccentStyle {
     Side,
     /// A thin rule between title and subtitle; grows from its anchor.
     Underline,
+    /// No accent.
     None,
 }
 
@@ -132,6 +146,7 @@ pub enum AccentStyle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pattern {
+    /// No pattern (the default).
     #[default]
     None,
     /// A dot grid fading out from the top-right corner.
@@ -144,6 +159,7 @@ pub enum Pattern {
     Bubbles,
 }
 
+/// `[palette]`: a theme's colours, background and text shadow.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Palette {
@@ -165,11 +181,15 @@ pub struct Palette {
     pub text: Rgb,
     /// `**bold**` title spans (defaults to `text`).
     pub emphasis: Option<Rgb>,
+    /// Subtitle text.
     pub subtitle: Rgb,
+    /// Accent elements (bars, bullet dots, buttons) and `==highlight==` spans.
     pub accent: Rgb,
     /// Opacity of the soft text shadow, 0 for none.
     pub shadow: f32,
+    /// Colour of the text shadow.
     pub shadow_color: Rgb,
+    /// Decoration drawn into the background.
     pub pattern: Pattern,
     /// Peak opacity of the pattern, 0..1.
     pub pattern_opacity: f32,
@@ -200,21 +220,27 @@ impl Default for Palette {
     }
 }
 
+/// `[typography]`: a theme's font, weights and sizes.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Typography {
-    /// Font family (one of the shipped fonts, or one added in `config/fonts/`).
+    /// Font family (one of the shipped fonts, or one added in the config directory's `fonts/`).
     pub family: String,
+    /// Weight of title text (100–900).
     pub title_weight: u16,
     /// Weight of `**bold**` spans.
     pub emphasis_weight: u16,
+    /// Weight of subtitle text (100–900).
     pub subtitle_weight: u16,
     /// Title size, in percent of the frame's short side.
     pub title_size: f32,
+    /// Subtitle size, in percent of the frame's short side.
     pub subtitle_size: f32,
     /// Line height as a multiple of the font size.
     pub title_line_height: f32,
+    /// Subtitle line height as a multiple of its font size.
     pub subtitle_line_height: f32,
+    /// Set subtitles in upper case.
     pub subtitle_uppercase: bool,
     /// The title shrinks until it fits in this many lines (or fewer).
     pub title_max_lines: u32,
@@ -237,10 +263,13 @@ impl Default for Typography {
     }
 }
 
+/// `[layout]`: a theme's alignment, accent and text measure.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Layout {
+    /// Text alignment.
     pub align: Align,
+    /// The accent element of title scenes.
     pub accent: AccentStyle,
     /// Widest text line, as a fraction of a landscape frame's width.
     pub max_width: f32,
@@ -269,9 +298,11 @@ pub enum Entrance {
     Fade,
 }
 
+/// `[motion]`: a theme's entrance animation, scene-end fade and default transition.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Motion {
+    /// Easing of entrances (and of counting stats).
     pub easing: Easing,
     /// How far text travels on entrance, in percent of the frame's short side.
     pub entrance_offset: f32,
@@ -315,11 +346,17 @@ impl Default for Motion {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Theme {
+    /// The theme's name: its file stem, which specs name.
     pub name: String,
+    /// A one-line description, listed by `GET /api/themes`.
     pub description: String,
+    /// Colours and background.
     pub palette: Palette,
+    /// Font, weights and sizes.
     pub typography: Typography,
+    /// Alignment, accent and measure.
     pub layout: Layout,
+    /// Entrances, fades and the default transition.
     pub motion: Motion,
 }
 
@@ -420,6 +457,7 @@ impl Theme {
         Ok(())
     }
 
+    /// Its summary for `GET /api/themes`.
     pub fn info(&self) -> ThemeInfo {
         ThemeInfo {
             name: self.name.clone(),
@@ -439,18 +477,27 @@ impl Theme {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThemeInfo {
+    /// The theme's name.
     pub name: String,
+    /// Its description.
     pub description: String,
+    /// Its main colours.
     pub colors: ThemeColors,
+    /// Its font family.
     pub font: String,
+    /// Its entrance easing.
     pub easing: Easing,
 }
 
+/// A theme's main colours, as `#RRGGBB`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThemeColors {
+    /// The background gradient stops.
     pub background: Vec<String>,
+    /// The title text colour.
     pub text: String,
+    /// The accent colour.
     pub accent: String,
 }
 

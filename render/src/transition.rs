@@ -19,7 +19,9 @@ pub struct Cut {
     pub before: u64,
     /// Frames of the window from the boundary on (inside the incoming scene).
     pub after: u64,
+    /// The effect (`Cut` when the window is empty).
     pub kind: TransitionKind,
+    /// Where the incoming scene comes from (`slide` and `wipe`).
     pub direction: Direction,
 }
 
@@ -30,7 +32,8 @@ impl Cut {
     }
 
     /// Progress 0..1 (exclusive) of frame `f` through the window; frames outside give `None`.
-    /// The frame on the boundary of a symmetric window is the midpoint.
+    /// The boundary frame is the midpoint (0.5) when `after` is `before + 1`, as in an odd window
+    /// split as evenly as possible.
     pub fn progress(&self, f: u64) -> Option<f32> {
         let (s, e) = self.window();
         (s..e)

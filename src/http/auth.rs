@@ -33,7 +33,9 @@ use super::error::ApiError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEntry {
     hash: [u8; 32],
+    /// The key's name: from the keys file, or `key-<12 hex of its hash>` for a plain key; jobs record it as owner.
     pub id: String,
+    /// Marked `revoked` in the keys file: requests with it get 403.
     pub revoked: bool,
     /// Its own webhook signing secret, when the keys file gives one.
     pub secret: Option<WebhookSecret>,
@@ -60,8 +62,11 @@ impl Caller {
 /// How a presented key fared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyCheck {
+    /// A known, usable key, with its id.
     Valid(String),
+    /// A known key marked revoked, with its id.
     Revoked(String),
+    /// No configured key matches.
     Unknown,
 }
 
@@ -71,6 +76,7 @@ pub struct ApiKeys {
     entries: Vec<KeyEntry>,
 }
 
+/// The SHA-256 digest of `bytes` (keys files hold the keys' digests).
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -179,14 +185,17 @@ impl ApiKeys {
         }
     }
 
+    /// True when any key is configured, so `/api/` routes need one.
     pub fn is_enabled(&self) -> bool {
         !self.entries.is_empty()
     }
 
+    /// The number of configured keys (revoked ones included).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True when no key is configured (the API is open).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

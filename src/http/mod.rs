@@ -26,11 +26,17 @@ use vidbuilder_render::{ThemeInfo, TrackInfo};
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The JobManager that jobs are submitted to.
     pub manager: ActorRef<JobManagerMsg>,
+    /// The JobManager's live job snapshots, read by the status routes.
     pub views: JobViews,
+    /// Themes, tracks and limits that submitted specs are validated against.
     pub validation: Arc<ValidationContext>,
+    /// The themes listed by `GET /api/themes`.
     pub themes: Arc<Vec<ThemeInfo>>,
+    /// The music tracks listed by `GET /api/music`.
     pub tracks: Arc<Vec<TrackInfo>>,
+    /// ffmpeg's version, reported by `GET /api/health`.
     pub ffmpeg_version: Arc<String>,
     /// Checks webhook URLs at submission.
     pub ssrf: Arc<vidbuilder_net::SsrfGuard>,
@@ -46,6 +52,7 @@ pub struct AppState {
 /// How the router guards itself.
 #[derive(Clone, Default)]
 pub struct RouterOptions {
+    /// Largest accepted request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
     /// CORS origins (`*`: any); empty: no CORS.
     pub cors_origins: Vec<String>,
@@ -71,6 +78,7 @@ impl AppState {
     }
 }
 
+/// The whole API: every route, with the body limit, API-key check, rate limit, CORS and tracing layers.
 pub fn router(state: AppState, opts: RouterOptions) -> Router {
     let mut app = Router::new()
         .merge(jobs::router())

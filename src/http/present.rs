@@ -28,22 +28,32 @@ impl Links for DownloadLinks {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobStatusBody {
+    /// The job's id.
     pub job_id: JobId,
+    /// `queued`, `processing`, `completed` or `failed`.
     pub status: JobStatus,
+    /// Percent done, 0–100 (see [`progress_and_message`]).
     pub progress: u8,
+    /// A human-readable line on what the job is doing.
     pub message: String,
+    /// When the job was submitted (RFC 3339, UTC).
     pub created_at: String,
+    /// When its first render started; `None` before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// When it completed or failed; `None` before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// 1-based position in the admission queue while queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<usize>,
+    /// The current (or last) render attempt, 1-based; `None` before the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// The result fields (download URLs and the like), flattened in once completed.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResult>,
+    /// The error text, once failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -12,6 +12,7 @@ use vidbuilder_domain::store::{DeliveryState, JobRecord, JobStore, OutboxRow, St
 /// Migrations, in order. The schema version is the number applied.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
+/// The [`JobStore`] on one SQLite database file (`<data_dir>/vidbuilder.db`).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -72,6 +73,7 @@ impl SqliteStore {
         })
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }

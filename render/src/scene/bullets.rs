@@ -5,6 +5,7 @@ use super::{centre_top, Column, Grow, Item, Layers, Role, SceneContext, SceneDra
 use crate::frame::Canvas;
 use crate::theme::Align;
 
+/// A prepared `bullet-list` scene.
 pub struct BulletList(Layers);
 
 /// When each of `n` items starts to enter: after the heading, spread over the first ~60% of
@@ -21,6 +22,7 @@ pub(crate) fn reveal_times(first: f32, n: usize, duration: f32, stagger: f32) ->
 }
 
 impl BulletList {
+    /// Lays out the heading and `items` for `ctx`'s frame.
     pub fn new(ctx: &mut SceneContext, heading: Option<&str>, items: &[String]) -> BulletList {
         let (theme, pal, fr, u, (_, sy, _, sh), align) = ctx.setup();
         let col = Column::new(ctx, align, fr.measure(theme));

@@ -8,6 +8,7 @@ use crate::frame::Canvas;
 use crate::text::TextLayer;
 use crate::theme::Rgb;
 
+/// A prepared `call-to-action` scene.
 pub struct CallToAction(Layers);
 
 /// A pill `w` × `h` filled with `fill`, the label layer centred on it.
@@ -40,6 +41,7 @@ pub(crate) fn pill(label: &TextLayer, w: f32, h: f32, fill: Rgb) -> Option<Pixma
 }
 
 impl CallToAction {
+    /// Lays out the headline, the `button` label on its pill and the `url` for `ctx`'s frame.
     pub fn new(
         ctx: &mut SceneContext,
         headline: &str,

@@ -35,6 +35,7 @@ pub struct HeroTitle {
 }
 
 impl HeroTitle {
+    /// Lays out `title` (inline markdown), the subtitle and the accent for `ctx`'s frame.
     pub fn new(ctx: &mut SceneContext, title: &str, subtitle: Option<&str>) -> HeroTitle {
         let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();
         let ty = &theme.typography;

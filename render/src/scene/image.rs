@@ -13,6 +13,7 @@ use crate::theme::{Align, Easing};
 const ZOOM_COVER: f32 = 1.08;
 const ZOOM_CONTAIN: f32 = 1.05;
 
+/// A prepared `image` scene.
 pub struct ImageScene {
     /// Scaled once: to the frame (× the zoom reached at the end, so it is never upscaled).
     img: Pixmap,
@@ -27,6 +28,7 @@ pub struct ImageScene {
 }
 
 impl ImageScene {
+    /// Scales `src` once for `ctx`'s frame (`fit`, plus the Ken Burns zoom when `ken_burns`) and lays out the caption.
     pub fn new(
         ctx: &mut SceneContext,
         src: &Pixmap,

@@ -4,7 +4,7 @@
 //! and a type implementing [`SceneDraw`], in a file of their own.
 //!
 //! Shared here: [`Frame`] (geometry, units, safe area), [`SceneContext`], the theme-driven text
-//! roles ([`Role`]), entrance/exit [`Timing`], and [`Layers`]: a list of placed elements that
+//! roles (`Role`), entrance/exit `Timing`, and `Layers`: a list of placed elements that
 //! enter with the theme's motion, which most scenes are made of.
 
 mod bullets;
@@ -40,11 +40,14 @@ pub use text::TextScene;
 /// The frame a scene is laid out for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Frame {
+    /// Width, in pixels.
     pub width: u32,
+    /// Height, in pixels.
     pub height: u32,
 }
 
 impl Frame {
+    /// True when taller than wide (the reel).
     pub fn portrait(&self) -> bool {
         self.height > self.width
     }
@@ -78,12 +81,17 @@ impl Frame {
 
 /// Everything a scene needs to prepare itself.
 pub struct SceneContext<'a> {
+    /// The catalog's fonts, for shaping text.
     pub fonts: &'a mut FontSystem,
+    /// The glyph cache, for rasterising text.
     pub swash: &'a mut SwashCache,
+    /// The video's theme.
     pub theme: &'a Theme,
+    /// The geometry laid out for.
     pub frame: Frame,
-    /// Scene length in seconds, and the frame rate.
+    /// Scene length, in seconds.
     pub duration: f32,
+    /// Frames per second.
     pub fps: u32,
     /// The spec's images, fetched and decoded before rendering.
     pub images: &'a Images,
@@ -97,6 +105,7 @@ pub struct SceneContext<'a> {
 /// A prepared scene: draws the frame `t` seconds into itself onto a frame that already holds the
 /// scene's background.
 pub trait SceneDraw: Send {
+    /// Draws the frame `t` seconds into the scene onto `canvas`.
     fn draw(&self, canvas: &mut Canvas, t: f32);
 }
 

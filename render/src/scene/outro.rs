@@ -8,9 +8,11 @@ use crate::frame::Canvas;
 use crate::image::fitted;
 use crate::theme::Align;
 
+/// A prepared `logo-outro` scene.
 pub struct LogoOutro(Layers);
 
 impl LogoOutro {
+    /// Lays out the logo and/or wordmark and the tagline for `ctx`'s frame.
     pub fn new(
         ctx: &mut SceneContext,
         logo: Option<&Pixmap>,

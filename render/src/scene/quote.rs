@@ -3,9 +3,11 @@
 use super::{centre_top, Column, Item, Layers, Role, SceneContext, SceneDraw};
 use crate::frame::Canvas;
 
+/// A prepared `quote` scene.
 pub struct Quote(Layers);
 
 impl Quote {
+    /// Lays out the quotation mark, `quote`, `author` and `role` for `ctx`'s frame.
     pub fn new(
         ctx: &mut SceneContext,
         quote: &str,

@@ -8,9 +8,11 @@ use super::{centre_top, Column, Item, Layers, Role, SceneContext, SceneDraw};
 use crate::frame::Canvas;
 use crate::image::fitted;
 
+/// A prepared `split` scene.
 pub struct Split(Layers);
 
 impl Split {
+    /// Lays out the text and the image `src` (on `side`, scaled by `fit`) for `ctx`'s frame.
     pub fn new(
         ctx: &mut SceneContext,
         heading: Option<&str>,

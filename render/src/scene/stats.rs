@@ -60,6 +60,7 @@ struct Counter {
     count: f32,
 }
 
+/// A prepared `stats` scene.
 pub struct Stats {
     layers: Layers,
     glyphs: HashMap<char, Glyph>,
@@ -109,6 +110,7 @@ fn line_width(ctx: &mut SceneContext, text: &str, style: &TextStyle) -> f32 {
 }
 
 impl Stats {
+    /// Lays out the heading and `stats`, rasterising the glyphs the counters need, for `ctx`'s frame.
     pub fn new(ctx: &mut SceneContext, heading: Option<&str>, stats: &[Stat]) -> Stats {
         let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();
         let portrait = fr.portrait();

@@ -3,9 +3,11 @@
 use super::{centre_top, Column, Item, Layers, Role, SceneContext, SceneDraw};
 use crate::frame::Canvas;
 
+/// A prepared `text` scene.
 pub struct TextScene(Layers);
 
 impl TextScene {
+    /// Lays out the heading and `body` for `ctx`'s frame.
     pub fn new(ctx: &mut SceneContext, heading: Option<&str>, body: &str) -> TextScene {
         let (theme, pal, fr, u, (_, sy, _, sh), align) = ctx.setup();
         let col = Column::new(ctx, align, fr.measure(theme));
