@@ -168,7 +168,7 @@ impl Server {
             let settings = UploadSettings {
                 max_retries: config.s3.max_retries,
                 retry_base: Duration::from_millis(config.s3.retry_base_ms),
-                presign_expiry: Duration::from_secs(config.s3.presign_expiry_secs),
+                presign_expiry: config.s3.presign_expiry(),
             };
             Some((Arc::new(s3), settings))
         } else {

@@ -76,7 +76,6 @@ pub struct S3Uploader {
     multipart_threshold: u64,
     part_size: u64,
     max_concurrent_parts: usize,
-    presign_expiry: Duration,
 }
 
 impl S3Uploader {
@@ -127,23 +126,7 @@ impl S3Uploader {
             multipart_threshold: cfg.multipart_threshold_mb.max(1) * MB,
             part_size: cfg.part_size_mb.max(S3Config::MIN_PART_MB) * MB,
             max_concurrent_parts: cfg.max_concurrent_parts.max(1),
-            presign_expiry: cfg.presign_expiry().min(MAX_PRESIGN),
         })
-    }
-
-    /// The bucket uploaded to.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    /// The configured presign lifetime (already clamped to 7 days).
-    pub fn presign_expiry(&self) -> Duration {
-        self.presign_expiry
-    }
-
-    /// The SDK client, for anything this type does not wrap.
-    pub fn client(&self) -> &aws_sdk_s3::Client {
-        &self.client
     }
 
     /// `HEAD` on the bucket: a cheap start-up check of endpoint, credentials and bucket.

@@ -45,21 +45,6 @@ pub struct ImageSettings {
     pub ssrf: Arc<SsrfGuard>,
 }
 
-impl Default for ImageSettings {
-    fn default() -> Self {
-        ImageSettings {
-            assets_dir: None,
-            max_bytes: 20 * 1024 * 1024,
-            timeout: Duration::from_secs(20),
-            connect_timeout: Duration::from_secs(5),
-            max_redirects: 3,
-            max_pixels: 40_000_000,
-            max_side: 8192,
-            ssrf: Arc::new(SsrfGuard::default()),
-        }
-    }
-}
-
 /// The decoded images of one spec, by source.
 #[derive(Clone, Default)]
 pub struct Images {

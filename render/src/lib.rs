@@ -104,18 +104,6 @@ pub struct RenderSettings {
     pub images: image::ImageSettings,
 }
 
-impl Default for RenderSettings {
-    fn default() -> Self {
-        RenderSettings {
-            ffmpeg: PathBuf::from("ffmpeg"),
-            preset: "veryfast".into(),
-            crf: 20,
-            work_dir: std::env::temp_dir().join("vidbuilder"),
-            images: image::ImageSettings::default(),
-        }
-    }
-}
-
 /// First and one-past-last frame of each scene. Boundaries are rounded from the cumulative
 /// durations, so the total is exactly `spec.frame_count()`.
 pub fn scene_frame_ranges(spec: &VideoSpec) -> Vec<(u64, u64)> {

@@ -20,10 +20,40 @@ pub(super) fn catalog() -> Arc<Catalog> {
         .clone()
 }
 
+/// `config/default.toml`, the one source of every default (the server loads the same file).
+fn default_toml() -> toml::Table {
+    include_str!("../../config/default.toml")
+        .parse()
+        .expect("config/default.toml parses")
+}
+
+/// The render settings of `config/default.toml`, with `work` as scratch space.
 pub(super) fn settings(work: &Path) -> RenderSettings {
+    let t = default_toml();
+    let r = &t["render"];
     RenderSettings {
+        ffmpeg: r["ffmpeg"].as_str().expect("render.ffmpeg").into(),
+        preset: r["preset"].as_str().expect("render.preset").into(),
+        crf: r["crf"].as_integer().expect("render.crf") as u8,
         work_dir: work.to_path_buf(),
-        ..RenderSettings::default()
+        images: image_settings(),
+    }
+}
+
+/// The image settings of `config/default.toml`: no assets directory, no SSRF allowlist.
+pub(super) fn image_settings() -> image::ImageSettings {
+    let t = default_toml();
+    let i = &t["images"];
+    let int = |k: &str| i[k].as_integer().unwrap_or_else(|| panic!("images.{k}")) as u64;
+    image::ImageSettings {
+        assets_dir: None,
+        max_bytes: int("max_bytes"),
+        timeout: std::time::Duration::from_secs(int("timeout_secs")),
+        connect_timeout: std::time::Duration::from_secs(int("connect_timeout_secs")),
+        max_redirects: int("max_redirects") as usize,
+        max_pixels: int("max_pixels"),
+        max_side: int("max_side") as u32,
+        ssrf: Arc::new(vidbuilder_net::SsrfGuard::default()),
     }
 }
 
@@ -376,7 +406,7 @@ fn ffmpeg_failure_is_reported_with_its_stderr_and_cleans_up() {
 
     let missing = RenderSettings {
         ffmpeg: "/nonexistent/ffmpeg".into(),
-        ..RenderSettings::default()
+        ..settings
     };
     let s = spec(
         "minimal",

@@ -161,7 +161,7 @@ fn loopback_allowed() -> ImageSettings {
         max_side: 100,
         max_pixels: 5_000,
         ssrf: Arc::new(SsrfGuard::new(&["127.0.0.0/8"]).unwrap()),
-        ..ImageSettings::default()
+        ..crate::tests::image_settings()
     }
 }
 
@@ -221,7 +221,7 @@ async fn urls_are_fetched_within_their_limits() {
 #[tokio::test]
 async fn loopback_is_refused_unless_allowlisted() {
     let addr = server().await;
-    let s = ImageSettings::default();
+    let s = crate::tests::image_settings();
     for u in [
         format!("http://{addr}/ok.png"),
         format!("http://localhost:{}/ok.png", addr.port()),
@@ -278,7 +278,7 @@ fn assets_stay_inside_their_directory() {
         assert_eq!(e.step, "read");
         assert!(e.reason.contains(why), "{rel}: {e:?}");
     }
-    let none = ImageSettings::default();
+    let none = crate::tests::image_settings();
     let e = read_asset(&none, "brand/logo.png").unwrap_err();
     assert!(e.reason.contains("no assets directory"), "{e:?}");
 }
@@ -334,7 +334,7 @@ async fn prefetch_names_the_field_of_a_failing_image() {
 
 #[test]
 fn fitting_covers_or_contains() {
-    let s = ImageSettings::default();
+    let s = crate::tests::image_settings();
     let src = decode(&png(40, 20), &s).unwrap();
     let cover = fitted(&src, 30.0, 30.0, Fit::Cover, 1.0);
     assert_eq!((cover.width(), cover.height()), (30, 30));
