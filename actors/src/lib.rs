@@ -7,8 +7,8 @@
 //!   failed`), the FIFO admission queue and the concurrency limit, and writes each change to the
 //!   read view ([`manager::JobViews`]) that the HTTP layer serves.
 //! - [`render::RenderActor`], one per running job, spawned linked to the JobManager, drives a
-//!   [`ports::Renderer`] and reports progress; its panic or error reaches the JobManager as a
-//!   supervision event and fails only its job.
+//!   [`ports::Renderer`] and reports progress; its panic (a supervision event) or error fails only
+//!   that attempt of its job, which the JobManager restarts within the restart limit.
 //! - [`webhook::WebhookActor`] delivers webhook events on a retry schedule with timers; each
 //!   attempt runs in its own task, so one slow receiver delays nobody else.
 //!

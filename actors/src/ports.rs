@@ -19,7 +19,8 @@ pub use vidbuilder_domain::job::{object_key, ObjectKind};
 #[async_trait]
 pub trait Renderer: Send + Sync + 'static {
     /// Render `req`. Must return promptly (and kill any child process) once `cancel` fires.
-    /// A panic here is caught by the actor system and fails the job through supervision.
+    /// A panic here is caught by the actor system and reaches the JobManager through supervision:
+    /// like an error, it fails the attempt, which is restarted within the restart limit.
     async fn render(
         &self,
         req: RenderRequest,
@@ -31,6 +32,7 @@ pub trait Renderer: Send + Sync + 'static {
 /// Sends webhook POSTs.
 #[async_trait]
 pub trait WebhookTransport: Send + Sync + 'static {
+    /// Sends one POST and reports how it went; transport errors are part of the outcome.
     async fn post(&self, req: WebhookRequest) -> AttemptOutcome;
 }
 

@@ -32,6 +32,7 @@ pub struct ProgressThrottle {
 }
 
 impl ProgressThrottle {
+    /// A throttle letting through at most one report per `interval`, besides phase changes.
     pub fn new(interval: Duration) -> Self {
         ProgressThrottle {
             interval,
@@ -62,22 +63,29 @@ impl ProgressThrottle {
     }
 }
 
+/// The RenderActor's messages.
 #[derive(RactorMessage)]
 pub enum RenderMsg {
     /// Start rendering (sent to itself once started).
     Run,
 }
 
+/// Renders one attempt of one job (see the module docs); spawned linked to the JobManager.
 pub struct RenderActor;
 
+/// What a RenderActor is spawned with.
 pub struct RenderArgs {
+    /// The attempt to render.
     pub request: RenderRequest,
     /// At most one progress report per this interval reaches the manager.
     pub progress_interval: Duration,
+    /// Makes the files.
     pub renderer: Arc<dyn Renderer>,
+    /// The JobManager, which gets `Progress` and `RenderDone`.
     pub manager: ActorRef<JobManagerMsg>,
 }
 
+/// A RenderActor's state: its arguments and the token that cancels the render when it stops.
 pub struct RenderState {
     args: RenderArgs,
     cancel: CancellationToken,

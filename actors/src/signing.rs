@@ -112,7 +112,9 @@ impl WebhookSecret {
 /// the server's secret otherwise (open server, or a key with no secret of its own).
 #[derive(Debug, Clone, Default)]
 pub struct SigningKeys {
+    /// The server's secret, for jobs without an owner or whose key has none; `None`: unsigned.
     pub default: Option<WebhookSecret>,
+    /// Secrets of API keys, by key id.
     pub per_key: HashMap<String, WebhookSecret>,
 }
 

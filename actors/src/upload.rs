@@ -19,9 +19,12 @@ use crate::manager::JobManagerMsg;
 use crate::ports::{Artifacts, UploadError, UploadFile, Uploader};
 use vidbuilder_domain::job::{JobId, S3Object};
 
+/// How the UploadActor retries and how long its signed URLs last.
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
+    /// Retries of a transiently failed upload or presign, after the first try.
     pub max_retries: u32,
+    /// Delay before the first retry; doubles with each retry.
     pub retry_base: Duration,
     /// Lifetime of the signed URLs handed to clients (at most 7 days).
     pub presign_expiry: Duration,
@@ -37,31 +40,43 @@ pub fn expires_in_text(d: Duration) -> String {
     }
 }
 
+/// The UploadActor's messages, from the JobManager.
 #[derive(RactorMessage)]
 pub enum UploadMsg {
     /// Upload these files of a job (standard first, then reels), then presign them.
     Upload {
+        /// The job whose files these are.
         job_id: JobId,
+        /// The attempt they belong to, carried back in `UploadProgress` and `UploadDone`.
         attempt: u32,
+        /// The files to upload, the landscape video first.
         files: Vec<UploadFile>,
+        /// Where `UploadProgress` and `UploadDone` go.
         manager: ActorRef<JobManagerMsg>,
     },
     /// A fresh signed URL for a stored object.
     Presign {
+        /// The object key to sign.
         key: String,
+        /// Gets the signed URL (valid for `presign_expiry`), or why there is none.
         reply: RpcReplyPort<Result<String, UploadError>>,
     },
 }
 
+/// Puts finished videos in object storage (see the module docs).
 pub struct UploadActor;
 
+/// What the UploadActor is spawned with.
 pub struct UploadArgs {
+    /// Object storage.
     pub uploader: Arc<dyn Uploader>,
+    /// How it retries and signs.
     pub settings: UploadSettings,
     /// The files to upload, as this node has them.
     pub artifacts: Arc<dyn Artifacts>,
 }
 
+/// The UploadActor's state: its arguments.
 pub struct UploadState {
     uploader: Arc<dyn Uploader>,
     settings: UploadSettings,

@@ -36,9 +36,13 @@ pub use redeliver::Redelivery;
 /// One event to deliver to one URL.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The job the event is about.
     pub job_id: JobId,
+    /// Which event it carries.
     pub event: EventKind,
+    /// The receiver's URL (the job's `webhookUrl`).
     pub url: String,
+    /// The `webhook-id` header: one per job and event, the same on every attempt.
     pub webhook_id: String,
     /// The serialised event: the exact bytes every attempt sends.
     pub body: Bytes,
@@ -52,6 +56,7 @@ pub fn now_ms() -> i64 {
 }
 
 impl Delivery {
+    /// A delivery loaded back from its outbox row (at start, or for a redelivery).
     pub fn from_row(row: OutboxRow) -> Delivery {
         Delivery {
             job_id: row.job_id,
@@ -79,6 +84,7 @@ impl Delivery {
         }
     }
 
+    /// The delivery of `event` to `url`; its body is serialised here, once.
     pub fn new(url: &str, event: &WebhookEvent, owner: Option<String>) -> Delivery {
         Delivery {
             job_id: event.job_id.clone(),
@@ -91,6 +97,7 @@ impl Delivery {
     }
 }
 
+/// How the WebhookActor retries, limits and signs its deliveries.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
     /// Delays before the 2nd, 3rd, … attempt.
@@ -106,6 +113,7 @@ pub struct WebhookSettings {
     pub secrets: crate::signing::SigningKeys,
 }
 
+/// The WebhookActor's messages.
 #[derive(RactorMessage)]
 pub enum WebhookMsg {
     /// Queue an event for delivery (from the JobManager).
@@ -114,12 +122,16 @@ pub enum WebhookMsg {
     Attempt(JobId),
     /// An attempt's task finished.
     AttemptDone {
+        /// The job whose head delivery was attempted.
         job_id: JobId,
+        /// How the attempt went.
         outcome: AttemptOutcome,
     },
     /// The delivery log of one job.
     Log {
+        /// The job whose log is wanted.
         job_id: JobId,
+        /// Gets its attempts, oldest first (none when the store fails).
         reply: RpcReplyPort<Vec<AttemptRecord>>,
     },
     /// How many deliveries are not settled yet (in flight or waiting for a retry).
@@ -127,21 +139,30 @@ pub enum WebhookMsg {
     /// Send the job's last event again now, outside the retry schedule, with the same
     /// `webhook-id` and body (see [`Redelivery`]). `Ok(None)`: the job has no event.
     Redeliver {
+        /// The job whose last event is sent again.
         job_id: JobId,
+        /// Gets what was set going, or the store's error.
         reply: RpcReplyPort<Result<Option<Redelivery>, String>>,
     },
     /// A manual redelivery's task finished.
     RedeliveryDone {
+        /// The outbox row that was sent again.
         row: OutboxRow,
+        /// The attempt's number: the row's attempts plus one.
         attempt: u32,
+        /// How the attempt went.
         outcome: AttemptOutcome,
     },
 }
 
+/// Delivers webhook events (see the module docs).
 pub struct WebhookActor;
 
+/// What the WebhookActor is spawned with.
 pub struct WebhookArgs {
+    /// Sends the POSTs.
     pub transport: Arc<dyn WebhookTransport>,
+    /// How it retries, limits and signs.
     pub settings: WebhookSettings,
     /// The outbox: pending deliveries are loaded from it at start, and every attempt is logged
     /// in it, so retries survive a restart.
@@ -154,6 +175,7 @@ struct Pending {
     in_flight: bool,
 }
 
+/// The WebhookActor's state: per-job delivery queues, retry timers and concurrency limits.
 pub struct WebhookState {
     transport: Arc<dyn WebhookTransport>,
     settings: WebhookSettings,

@@ -53,6 +53,7 @@ macro_rules! wire_payload {
 /// One attempt of one job: the fence every message carries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AttemptId {
+    /// The job the attempt belongs to.
     pub job_id: JobId,
     /// 1 for the first attempt; a message of any other attempt than the job's current one is stale.
     pub attempt: u32,
@@ -70,6 +71,7 @@ pub struct UploadTarget {
 /// Render one attempt of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderAssignment {
+    /// The attempt to render.
     pub attempt: AttemptId,
     /// The validated spec: the worker renders exactly this.
     pub spec: VideoSpec,
@@ -84,7 +86,9 @@ pub struct RenderAssignment {
 /// Progress of a remote attempt, throttled at the source like a local one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptProgress {
+    /// The attempt that reports.
     pub attempt: AttemptId,
+    /// Its latest progress.
     pub progress: RenderProgress,
 }
 
@@ -92,9 +96,13 @@ pub struct AttemptProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArtifactKind {
+    /// The landscape MP4.
     Video,
+    /// The vertical reel MP4.
     Reel,
+    /// The video's JPEG poster frame.
     Poster,
+    /// The reel's JPEG poster frame.
     ReelPoster,
 }
 
@@ -103,46 +111,64 @@ pub enum ArtifactKind {
 #[serde(tag = "at", rename_all = "kebab-case")]
 pub enum ArtifactLocation {
     /// On the worker that rendered it: fetch it with [`WorkerMsg::FetchChunk`].
-    Worker { node: String },
+    Worker {
+        /// The worker's node name.
+        node: String,
+    },
     /// In object storage under this key.
-    Object { key: String },
+    Object {
+        /// The object key.
+        key: String,
+    },
 }
 
 /// One finished file of a render, as the coordinator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {
+    /// Which file of the render it is.
     pub kind: ArtifactKind,
+    /// Size of the file, in bytes.
     pub bytes: u64,
     /// Hex SHA-256 of the whole file: checked before the job may complete.
     pub sha256: String,
+    /// Where the coordinator gets it.
     pub location: ArtifactLocation,
 }
 
 /// What a remote render made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderedAttempt {
+    /// The files the render made.
     pub artifacts: Vec<Artifact>,
     /// Length in seconds of the video.
     pub duration_secs: f64,
+    /// Width of the landscape video, in pixels.
     pub width: u32,
+    /// Height of the landscape video, in pixels.
     pub height: u32,
+    /// Frames in the landscape video.
     pub frames: u64,
 }
 
 /// A remote attempt ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptFinished {
+    /// The attempt that ended.
     pub attempt: AttemptId,
     /// The node that rendered it.
     pub node: String,
+    /// What it made, or why it made nothing.
     pub result: Result<RenderedAttempt, RenderFailure>,
 }
 
 /// A worker's state: sent as a heartbeat and as the answer to [`WorkerMsg::Status`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStatus {
+    /// The worker's node name.
     pub node: String,
+    /// The wire version it speaks ([`WIRE_VERSION`]).
     pub wire_version: u32,
+    /// Its catalog version (themes, tracks, fonts); see [`RenderAssignment::catalog_version`].
     pub catalog_version: String,
     /// Renders it runs at once.
     pub capacity: u32,
@@ -153,14 +179,18 @@ pub struct WorkerStatus {
 /// A status request; `seq` lets the coordinator match late answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusRequest {
+    /// The request's sequence number.
     pub seq: u64,
 }
 
 /// Ask for `len` bytes of an artifact from `offset`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRequest {
+    /// The attempt whose file is wanted.
     pub attempt: AttemptId,
+    /// Which of its files.
     pub kind: ArtifactKind,
+    /// The byte offset to read from.
     pub offset: u64,
     /// At most [`MAX_CHUNK_BYTES`].
     pub len: u32,
@@ -169,10 +199,14 @@ pub struct ChunkRequest {
 /// Bytes of an artifact; an empty `data` with `eof` ends the file, an `error` refuses the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chunk {
+    /// The byte offset of `data` in the file.
     pub offset: u64,
+    /// The bytes read (at most [`MAX_CHUNK_BYTES`]).
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+    /// True when the file ends with this chunk.
     pub eof: bool,
+    /// Why the request was refused; `None` when it was served.
     pub error: Option<String>,
 }
 

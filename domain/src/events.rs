@@ -9,12 +9,16 @@ use crate::job::{timestamp, JobId, JobResult};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
+    /// The job's first render attempt started (sent once per job).
     Started,
+    /// The job completed; the event carries the result fields.
     Completed,
+    /// The job failed; the event carries `error`.
     Failed,
 }
 
 impl EventKind {
+    /// The name the contract uses (the event's `status`, and the end of its webhook id).
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Started => "started",
@@ -28,19 +32,27 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEvent {
+    /// `jobId`: the job the event is about.
     pub job_id: JobId,
+    /// `status`: which event this is.
     pub status: EventKind,
+    /// `progress`: 100 on `completed`; absent on the other events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<u8>,
+    /// `message`: the contract's fixed human text for this event.
     pub message: String,
+    /// The result fields (`videoUrl`, …), flattened into the body; on `completed` only.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResult>,
+    /// `error`: the job's error text, on `failed` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `timestamp`: when the event happened (contract timestamp), the same on every attempt.
     pub timestamp: String,
 }
 
 impl WebhookEvent {
+    /// The `started` event of a job, dated `at`.
     pub fn started(job_id: &JobId, at: DateTime<Utc>) -> Self {
         WebhookEvent {
             job_id: job_id.clone(),
@@ -53,6 +65,7 @@ impl WebhookEvent {
         }
     }
 
+    /// The `completed` event of a job with its result, dated `at`.
     pub fn completed(job_id: &JobId, result: JobResult, at: DateTime<Utc>) -> Self {
         WebhookEvent {
             job_id: job_id.clone(),
@@ -65,6 +78,7 @@ impl WebhookEvent {
         }
     }
 
+    /// The `failed` event of a job with its error text, dated `at`.
     pub fn failed(job_id: &JobId, error: &str, at: DateTime<Utc>) -> Self {
         WebhookEvent {
             job_id: job_id.clone(),
@@ -83,6 +97,7 @@ impl WebhookEvent {
     }
 }
 
+/// The `webhook-id` of one event of a job: `msg_<jobId>_<event>`.
 pub fn webhook_id(job_id: &JobId, kind: EventKind) -> String {
     format!("msg_{}_{}", job_id, kind.as_str())
 }

@@ -6,18 +6,20 @@ use std::path::PathBuf;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A job id: 12 lowercase hex characters like the contract's `abc123def456`, drawn from a v4 UUID.
+/// A job id: lowercase hex like the contract's `abc123def456`. New ids are 16 characters drawn
+/// from a v4 UUID; [`JobId::parse`] accepts 8 to 64.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JobId(String);
 
 impl JobId {
+    /// A fresh random id: the first 16 hex characters of a v4 UUID.
     pub fn new() -> JobId {
         let u = uuid::Uuid::new_v4().simple().to_string();
         JobId(u[..16].to_string())
     }
 
-    /// Accepts only ids of the shape we generate, so an id can be used safely in file names.
+    /// Accepts only lowercase hex of 8 to 64 characters, so an id can be used safely in file names.
     pub fn parse(s: &str) -> Option<JobId> {
         let ok = (8..=64).contains(&s.len())
             && s.bytes()
@@ -25,6 +27,7 @@ impl JobId {
         ok.then(|| JobId(s.to_string()))
     }
 
+    /// The id as text, as it appears in URLs, object keys and file names.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -46,13 +49,18 @@ impl fmt::Display for JobId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Admitted and waiting for a render slot.
     Queued,
+    /// A render attempt or its upload is under way, or a retry is waiting for its backoff.
     Processing,
+    /// Finished with a video (terminal).
     Completed,
+    /// Finished without a video; the job's `error` says why (terminal).
     Failed,
 }
 
 impl JobStatus {
+    /// True for `completed` and `failed`: the job will not change again.
     pub fn is_terminal(self) -> bool {
         matches!(self, JobStatus::Completed | JobStatus::Failed)
     }
@@ -82,18 +90,25 @@ pub enum JobFailure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Upload {
+    /// True when the job's videos were put in object storage.
     pub enabled: bool,
+    /// The landscape video's object, when uploaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standard: Option<S3Object>,
+    /// The reel's object, when a reel was uploaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reels: Option<S3Object>,
 }
 
+/// One uploaded video, as `s3Upload.standard` or `s3Upload.reels` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Object {
+    /// `s3Key`: the object key (see [`object_key`]).
     pub s3_key: String,
+    /// `signedUrl`: a presigned GET URL to the object, valid for `expiresIn`.
     pub signed_url: String,
+    /// `expiresIn`: how long the signed URL stays valid, in words (`"7 days"`).
     pub expires_in: String,
 }
 
@@ -102,15 +117,20 @@ pub struct S3Object {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobResult {
+    /// `videoUrl`: where clients download the landscape video.
     pub video_url: String,
+    /// `reelsUrl`: where clients download the vertical reel; `None` when no reel was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reels_url: Option<String>,
     /// Seconds, as the contract shows (`13`); fractional when the scenes are.
     pub duration: f64,
+    /// `scenes`: how many scenes the video has.
     pub scenes: usize,
+    /// `reelsGenerated`: whether a vertical reel was made.
     pub reels_generated: bool,
+    /// `s3Upload`: where the videos are in object storage (`enabled: false` when they are not).
     pub s3_upload: S3Upload,
-    /// `"180s"`.
+    /// `renderTime`: from the start of the last attempt to completion, in whole seconds (`"180s"`).
     pub render_time: String,
     /// A JPEG poster frame of the video (`/api/download/:jobId/poster`; the reel's is at
     /// `/api/download/:jobId/reel/poster`). Not in the contract; additive.
@@ -121,7 +141,9 @@ pub struct JobResult {
 /// Local files of a finished job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobFiles {
+    /// The landscape MP4 on this node; `None` before it is rendered or once removed.
     pub video: Option<PathBuf>,
+    /// The vertical reel MP4 on this node, when one was rendered and is still here.
     pub reel: Option<PathBuf>,
 }
 
@@ -168,7 +190,9 @@ pub enum JobPhase {
     Starting,
     /// Drawing frames (over every output: a reel doubles `frames_total`).
     Rendering {
+        /// Frames drawn so far.
         frames_done: u64,
+        /// Frames to draw in all.
         frames_total: u64,
     },
     /// All frames written; the encoder is finishing.
@@ -177,15 +201,21 @@ pub enum JobPhase {
     Finalising,
     /// Putting the files in object storage.
     Uploading {
+        /// Bytes uploaded so far, over all of the job's files.
         bytes_done: u64,
+        /// Bytes of all of the job's files.
         bytes_total: u64,
     },
     /// The attempt failed; the next one starts after `after`.
     Retrying {
+        /// The backoff before the next attempt starts.
         after: std::time::Duration,
+        /// Why the last attempt failed.
         failure: crate::ports::RenderFailure,
     },
+    /// The job completed.
     Completed,
+    /// The job failed.
     Failed,
 }
 
@@ -193,11 +223,17 @@ pub enum JobPhase {
 /// read (and word: this type holds no message texts and no URLs of its own).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobSnapshot {
+    /// The job this snapshot describes.
     pub job_id: JobId,
+    /// The public status (a job waiting to resume after a restart shows `queued`).
     pub status: JobStatus,
+    /// Where the job is, in more detail than `status`.
     pub phase: JobPhase,
+    /// When the job was admitted (contract timestamp).
     pub created_at: String,
+    /// When its first render attempt started; `None` until then.
     pub started_at: Option<String>,
+    /// When it completed or failed; `None` until then.
     pub finished_at: Option<String>,
     /// 1-based position in the admission queue while queued.
     pub queue_position: Option<usize>,

@@ -13,9 +13,11 @@ use crate::spec::VideoSpec;
 /// What a RenderActor asks its renderer to make.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderRequest {
+    /// The job to render.
     pub job_id: JobId,
     /// 1 for the first try; grows when a render is retried.
     pub attempt: u32,
+    /// The validated spec to render.
     pub spec: VideoSpec,
     /// Directory where the finished files go (created by the renderer if missing).
     /// Files must appear there only when complete (write to a temporary name, then rename).
@@ -31,8 +33,11 @@ pub struct RenderOutput {
     pub reel: Option<PathBuf>,
     /// Length in seconds of the video.
     pub duration_secs: f64,
+    /// Width of the landscape video, in pixels.
     pub width: u32,
+    /// Height of the landscape video, in pixels.
     pub height: u32,
+    /// Frames in the landscape video.
     pub frames: u64,
     /// A JPEG poster frame of the video (`<jobId>.jpg`, next to it).
     #[serde(default)]
@@ -56,8 +61,11 @@ pub enum RenderPhase {
 /// A progress report from a renderer. `frames_done` never decreases within one render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenderProgress {
+    /// The render's current phase.
     pub phase: RenderPhase,
+    /// Frames drawn so far, over every output.
     pub frames_done: u64,
+    /// Frames to draw in all, over every output (a reel doubles it).
     pub frames_total: u64,
 }
 
@@ -87,11 +95,14 @@ pub enum RenderFailureKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{detail}")]
 pub struct RenderFailure {
+    /// What kind of failure it was.
     pub kind: RenderFailureKind,
+    /// The human detail (what `Display` shows).
     pub detail: String,
 }
 
 impl RenderFailure {
+    /// A failure of `kind` with its human detail.
     pub fn new(kind: RenderFailureKind, detail: impl Into<String>) -> Self {
         RenderFailure {
             kind,
@@ -106,8 +117,11 @@ pub type ProgressSink = Arc<dyn Fn(RenderProgress) + Send + Sync>;
 /// One HTTP POST of a webhook body.
 #[derive(Debug, Clone)]
 pub struct WebhookRequest {
+    /// The receiver's URL (the job's `webhookUrl`).
     pub url: String,
+    /// `content-type`, `webhook-id`, `webhook-timestamp` and, with a secret, the signatures.
     pub headers: Vec<(String, String)>,
+    /// The serialised event: exactly the bytes that were signed.
     pub body: bytes::Bytes,
 }
 
@@ -122,6 +136,7 @@ pub struct AttemptOutcome {
     pub retry_after: Option<Duration>,
     /// True when retrying can never help (e.g. a URL refused by policy).
     pub permanent: bool,
+    /// Milliseconds from sending the POST to its answer or error.
     pub latency_ms: u64,
 }
 
@@ -135,9 +150,11 @@ impl AttemptOutcome {
 /// One file to put in object storage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadFile {
+    /// The local file to upload.
     pub path: PathBuf,
     /// The object key, e.g. `videos/2025-11-12/standard/abc123def456.mp4`.
     pub key: String,
+    /// The object's MIME type (`video/mp4` for the videos).
     pub content_type: String,
 }
 
@@ -145,6 +162,7 @@ pub struct UploadFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct UploadError {
+    /// What went wrong (quoted in the job's `error` when an upload fails).
     pub message: String,
     /// True when trying again may help (network, 5xx, throttling); false for e.g. bad credentials
     /// or a missing bucket.

@@ -20,9 +20,13 @@ use crate::spec::VideoSpec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+/// A job store failure, with the underlying error as text.
 #[derive(Debug, thiserror::Error)]
 #[error("job store: {0}")]
-pub struct StoreError(pub String);
+pub struct StoreError(
+    /// The underlying error, as text.
+    pub String,
+);
 
 /// How one delivery attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,34 +88,54 @@ impl AttemptResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptRecord {
+    /// The delivery's `webhook-id` (`msg_<jobId>_<event>`).
     pub webhook_id: String,
+    /// Which event was sent.
     pub event: EventKind,
+    /// 1-based attempt number; a manual redelivery counts on from the scheduled attempts.
     pub attempt: u32,
+    /// When the attempt ended (contract timestamp).
     pub at: String,
+    /// The HTTP status of the receiver's answer; `None` when no answer came.
     pub status_code: Option<u16>,
+    /// The transport error (timeout, refused, reset, refused by policy…), if any.
     pub error: Option<String>,
+    /// Milliseconds from sending the POST to its answer or error.
     pub latency_ms: u64,
+    /// How the attempt ended.
     pub result: AttemptResult,
 }
 
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
+    /// The job's id.
     pub id: JobId,
     /// Admission order (FIFO); assigned by the store on insert.
     pub seq: i64,
+    /// The validated spec the job renders.
     pub spec: VideoSpec,
+    /// The contract's `webhookUrl`; `None` when the client gave none, and after retention.
     pub webhook_url: Option<String>,
     /// The API key (its id, never the key) that created the job.
     pub owner: Option<String>,
+    /// The stored status (a job interrupted by a restart stays `processing` here).
     pub status: JobStatus,
+    /// Render attempts started so far; 0 until the first one starts.
     pub attempt: u32,
+    /// When the job was admitted (contract timestamp).
     pub created_at: String,
+    /// When its first render attempt started; `None` until then.
     pub started_at: Option<String>,
+    /// When it completed or failed; `None` until then.
     pub finished_at: Option<String>,
+    /// The contract's result fields, once completed; dropped by retention.
     pub result: Option<JobResult>,
+    /// The local landscape video, once rendered; `None` once removed (after upload or retention).
     pub video: Option<PathBuf>,
+    /// The local reel, when one was rendered and is still on disk.
     pub reel: Option<PathBuf>,
+    /// The contract's `error` text, once failed.
     pub error: Option<String>,
     /// Unix ms when the job finished (for retention).
     pub finished_ms: Option<i64>,
@@ -123,13 +147,18 @@ pub struct JobRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeliveryState {
+    /// Not settled: an attempt is due, in flight, or waiting for its retry.
     Pending,
+    /// A 2xx answer came back (to a scheduled attempt or a manual redelivery).
     Delivered,
+    /// Every attempt of the retry schedule failed.
     Exhausted,
+    /// Stopped early: `410 Gone`, or an error retrying cannot help.
     GaveUp,
 }
 
 impl DeliveryState {
+    /// The name the store and the delivery log use (`"gave-up"`).
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Pending => "pending",
@@ -139,6 +168,7 @@ impl DeliveryState {
         }
     }
 
+    /// Reads a stored name; an unknown one reads as `Pending`.
     pub fn parse(s: &str) -> DeliveryState {
         match s {
             "delivered" => DeliveryState::Delivered,
@@ -152,15 +182,21 @@ impl DeliveryState {
 /// One row of the webhook outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxRow {
+    /// The delivery's `webhook-id`: one per job and event, the same on every attempt.
     pub webhook_id: String,
+    /// The job the event is about.
     pub job_id: JobId,
+    /// Which event it carries.
     pub event: EventKind,
+    /// The receiver's URL (the job's `webhookUrl`).
     pub url: String,
+    /// The serialised event: the exact bytes every attempt sends.
     pub body: Vec<u8>,
     /// Attempts made so far (the highest attempt number recorded).
     pub attempts: u32,
     /// Unix ms of the next attempt (when pending).
     pub next_attempt_ms: i64,
+    /// Where the delivery stands.
     pub state: DeliveryState,
     /// Insertion order, assigned by the store: a job's events are delivered in this order.
     pub seq: i64,

@@ -62,10 +62,12 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Reads `"addr/len"` (see [`parse_cidr`]); `None` when it is not a valid CIDR.
     pub fn parse(s: &str) -> Option<Cidr> {
         parse_cidr(s).map(|(addr, len)| Cidr { addr, len })
     }
 
+    /// Whether `ip` is inside the block; an address of the other family never is.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => in_v4(ip, net, self.len),
@@ -282,6 +284,7 @@ pub struct GuardedResolver {
 }
 
 impl GuardedResolver {
+    /// A resolver that lets through only the addresses `guard` accepts.
     pub fn new(guard: Arc<SsrfGuard>) -> GuardedResolver {
         GuardedResolver { guard }
     }

@@ -32,11 +32,14 @@ use crate::retry;
 /// The clock of one event: a monotonic instant for deadlines, wall time for timestamps.
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
+    /// Monotonic time, for deadlines, backoffs and liveness.
     pub at: Instant,
+    /// Wall-clock time, for the job's timestamps and retention.
     pub wall: DateTime<Utc>,
 }
 
 impl Now {
+    /// The system's clocks, read now.
     pub fn system() -> Now {
         Now {
             at: Instant::now(),
@@ -143,6 +146,7 @@ pub struct Core {
 }
 
 impl Core {
+    /// A core with no jobs; `uploads` says whether object storage is configured.
     pub fn new(settings: ManagerSettings, links: std::sync::Arc<dyn Links>, uploads: bool) -> Core {
         Core {
             settings: ManagerSettings {
@@ -159,6 +163,7 @@ impl Core {
         }
     }
 
+    /// The settings in force (`max_concurrent` at least 1).
     pub fn settings(&self) -> &ManagerSettings {
         &self.settings
     }
@@ -172,6 +177,7 @@ impl Core {
             .collect()
     }
 
+    /// The job's snapshot now; `None` for an unknown job.
     pub fn snapshot(&self, id: &JobId) -> Option<JobSnapshot> {
         self.jobs.get(id).map(Job::snapshot)
     }
@@ -181,14 +187,17 @@ impl Core {
         self.jobs.get(id).map(|j| &j.record)
     }
 
+    /// Whether the job is completed or failed; `None` for an unknown job.
     pub fn is_terminal(&self, id: &JobId) -> Option<bool> {
         self.jobs.get(id).map(Job::is_terminal)
     }
 
+    /// True once a drain began: no job starts and new ones are refused.
     pub fn is_draining(&self) -> bool {
         self.draining.is_some()
     }
 
+    /// The counts health checks report.
     pub fn stats(&self) -> ManagerStats {
         ManagerStats {
             total: self.jobs.len(),
@@ -382,6 +391,7 @@ impl Core {
             .filter(|j| j.record.attempt == attempt && j.running && !j.is_terminal())
     }
 
+    /// A render reported progress; reports of another attempt or a stopped render are ignored.
     pub fn progress(&mut self, id: &JobId, attempt: u32, p: RenderProgress, now: Now) {
         let Some(job) = self.live_render(id, attempt) else {
             return;
@@ -598,6 +608,7 @@ impl Core {
             .filter(|j| j.record.attempt == attempt && !j.is_terminal())
     }
 
+    /// The upload reported `done` of `total` bytes; reports of another attempt are ignored.
     pub fn upload_progress(&mut self, id: &JobId, attempt: u32, done: u64, total: u64) {
         if let Some(job) = self.live_job(id, attempt) {
             job.phase = JobPhase::Uploading {
@@ -608,6 +619,7 @@ impl Core {
         }
     }
 
+    /// The upload ended: the job completes, or fails with its error; stale results are ignored.
     pub fn upload_done(
         &mut self,
         id: &JobId,
@@ -790,6 +802,7 @@ impl Core {
         self.check_drain(now)
     }
 
+    /// Answers a drain once no render runs, or at its deadline after killing the renders left.
     pub fn check_drain(&mut self, now: Now) -> Vec<Effect> {
         let running = self.running.len();
         let Some(d) = self.draining.as_mut() else {

@@ -15,7 +15,9 @@ pub enum Effect {
     /// Save the job's record and, in the same transaction, the outbox row of `event` (when the
     /// job has a webhook URL); then hand the delivery to the WebhookActor.
     Persist {
+        /// The job whose record is saved.
         job: JobId,
+        /// The webhook event the change queues, if any.
         event: Option<Box<WebhookEvent>>,
     },
     /// Spawn a RenderActor for this attempt, linked to the manager.
@@ -26,22 +28,38 @@ pub enum Effect {
     /// as a supervision event.
     KillRender(JobId),
     /// Send `Restart` for the job after `after` (the timer is kept so it can be aborted).
-    ScheduleRestart { job: JobId, after: Duration },
+    ScheduleRestart {
+        /// The job to run again.
+        job: JobId,
+        /// The backoff to wait first.
+        after: Duration,
+    },
     /// The job had rendered before a restart: check which of these files are still there, then
     /// call `Core::resume_upload`.
     ResumeUpload {
+        /// The job to resume.
         job: JobId,
+        /// Where its landscape video was rendered.
         video: PathBuf,
+        /// Where its reel was rendered, if it has one.
         reel: Option<PathBuf>,
     },
     /// Hand the files to the UploadActor.
     Upload {
+        /// The job whose files these are.
         job: JobId,
+        /// The attempt they belong to (the upload's reports carry it back).
         attempt: u32,
+        /// The files to upload, the landscape video first.
         files: Vec<UploadFile>,
     },
     /// Remove these files of a job (missing ones are fine).
-    RemoveFiles { job: JobId, files: Vec<PathBuf> },
+    RemoveFiles {
+        /// The job whose files these are (for the logs).
+        job: JobId,
+        /// The files to remove.
+        files: Vec<PathBuf>,
+    },
     /// Expire the job in the store (a tombstone stays), then call `Core::expired`.
     Expire(JobId),
     /// Remove partial files that renders a crash interrupted left behind.

@@ -23,7 +23,9 @@ use vidbuilder_domain::store::{AttemptResult, DeliveryState, OutboxRow};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Redelivery {
+    /// The `webhook-id` of the delivery being sent.
     pub webhook_id: String,
+    /// Which event it carries.
     pub event: EventKind,
     /// 1-based number of the attempt being made.
     pub attempt: u32,

@@ -61,7 +61,9 @@ pub enum Fit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Side {
+    /// The image on the left, the text on the right.
     Left,
+    /// The image on the right, the text on the left (default).
     #[default]
     Right,
 }
@@ -69,7 +71,9 @@ pub enum Side {
 /// One number of a `stats` scene: counts up from 0 to `value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stat {
+    /// `value`: the number counted up to (below 10¹⁵ in size; may be negative).
     pub value: f64,
+    /// `label`: the text shown below the number.
     pub label: String,
     /// Shown before the number, e.g. "$".
     pub prefix: Option<String>,
@@ -85,60 +89,87 @@ pub struct Stat {
 pub enum SceneContent {
     /// A big title (inline markdown) with an optional subtitle.
     HeroTitle {
+        /// `title`: the title, with inline markdown.
         title: String,
+        /// `subtitle`: shown under the title.
         subtitle: Option<String>,
     },
     /// A heading and a paragraph.
     Text {
+        /// `heading`: without it the body is set larger, in the title colour.
         heading: Option<String>,
+        /// `body`: the paragraph.
         body: String,
     },
     /// Items revealed one by one under an optional heading.
     BulletList {
+        /// `heading`: shown above the items.
         heading: Option<String>,
+        /// `items`: 1 to [`MAX_BULLETS`] non-empty items, in order.
         items: Vec<String>,
     },
     /// Numbers that count up, with labels.
     Stats {
+        /// `heading`: shown above the numbers.
         heading: Option<String>,
+        /// `stats`: 1 to [`MAX_STATS`] numbers.
         stats: Vec<Stat>,
     },
     /// A quotation with its author and the author's role.
     Quote {
+        /// `quote`: the quotation.
         quote: String,
+        /// `author`: shown as `— author`.
         author: Option<String>,
+        /// `role`: the author's role.
         role: Option<String>,
     },
     /// A full-frame image with slow Ken Burns motion and an optional caption.
     Image {
+        /// `src`: the image.
         src: ImageSource,
+        /// `fit`: how the image fills the frame (default cover).
         fit: Fit,
+        /// `caption`: text on a band at the bottom of the frame.
         caption: Option<String>,
+        /// `kenBurns`: the slow zoom (default true).
         ken_burns: bool,
     },
     /// Text beside an image (above it in portrait).
     Split {
+        /// `heading`: at least one of `heading` and `body` is given.
         heading: Option<String>,
+        /// `body`: at least one of `heading` and `body` is given.
         body: Option<String>,
+        /// `image`: the image covering one half of the frame.
         image: ImageSource,
+        /// `imageSide`: which half the image takes, in landscape only (default right).
         image_side: Side,
+        /// `fit`: how the image fills its half (default cover).
         fit: Fit,
     },
     /// A headline, a button-like label and the URL to visit, as text.
     CallToAction {
+        /// `headline`: the headline.
         headline: String,
+        /// `button`: the button's label, one line of at most [`MAX_BUTTON_CHARS`] characters.
         button: String,
+        /// `url`: shown as written; never fetched.
         url: Option<String>,
     },
     /// A logo image or a wordmark, and a tagline.
     LogoOutro {
+        /// `logo`: the logo image; at least one of `logo` and `wordmark` is given.
         logo: Option<ImageSource>,
+        /// `wordmark`: the name set in bold; at least one of `logo` and `wordmark` is given.
         wordmark: Option<String>,
+        /// `tagline`: shown under the logo or wordmark.
         tagline: Option<String>,
     },
 }
 
 impl SceneContent {
+    /// The scene's `type` as the spec writes it (`"hero-title"`).
     pub fn type_name(&self) -> &'static str {
         match self {
             SceneContent::HeroTitle { .. } => "hero-title",

@@ -24,19 +24,25 @@ pub use style::{
 /// Output resolution preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Quality {
+    /// 640×360.
     #[serde(rename = "draft")]
     Draft,
+    /// 1280×720.
     #[serde(rename = "720p")]
     P720,
+    /// 1920×1080 (the default).
     #[serde(rename = "1080p")]
     P1080,
+    /// 3840×2160 (`"4k"`, also read from `"2160p"`).
     #[serde(rename = "4k")]
     K4,
 }
 
 impl Quality {
+    /// Every preset, smallest first.
     pub const ALL: [Quality; 4] = [Quality::Draft, Quality::P720, Quality::P1080, Quality::K4];
 
+    /// The name the spec uses for it (`"720p"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Quality::Draft => "draft",
@@ -56,6 +62,7 @@ impl Quality {
         }
     }
 
+    /// Reads a spec's `quality` (trimmed, any case; `"2160p"` is 4k).
     pub fn parse(s: &str) -> Option<Quality> {
         let s = s.trim().to_ascii_lowercase();
         Quality::ALL
@@ -68,6 +75,7 @@ impl Quality {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MusicSpec {
+    /// `trackId`: an installed music track.
     pub track_id: String,
     /// Linear gain, 0.0–1.0.
     pub volume: f32,
@@ -78,6 +86,7 @@ pub struct MusicSpec {
 pub struct Scene {
     /// Seconds on screen.
     pub duration: f64,
+    /// What the scene shows: its `type` and `content`.
     pub content: SceneContent,
     /// This scene's own background; `None`: the theme's.
     #[serde(default)]
@@ -103,11 +112,17 @@ impl Scene {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoSpec {
+    /// `theme`: an installed theme (the default theme when the spec names none).
     pub theme: String,
+    /// `music`: the background music; `None`: no music.
     pub music: Option<MusicSpec>,
+    /// `quality`: the output resolution (1080p when not given).
     pub quality: Quality,
+    /// `fps`: frames per second, one of [`FPS_CHOICES`] (30 when not given).
     pub fps: u32,
+    /// `generateReels`: also render a vertical 1080×1920 reel.
     pub generate_reels: bool,
+    /// `scenes`: the scenes in order (at least one).
     pub scenes: Vec<Scene>,
 }
 
@@ -140,9 +155,13 @@ impl VideoSpec {
 /// Limits applied during validation (from config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpecLimits {
+    /// Most scenes in one spec.
     pub max_scenes: usize,
+    /// Longest scene, in seconds.
     pub max_scene_seconds: f64,
+    /// Longest video (the sum of the scene durations), in seconds.
     pub max_total_seconds: f64,
+    /// Longest text field, in characters.
     pub max_text_chars: usize,
     /// Longest URL (image sources, call-to-action URLs), in bytes.
     #[serde(default = "default_max_url_chars")]
@@ -168,9 +187,13 @@ impl Default for SpecLimits {
 /// What validation checks names against: the installed themes and music tracks, and limits.
 #[derive(Debug, Clone, Default)]
 pub struct ValidationContext {
+    /// The installed theme names: `theme` must be one of them.
     pub themes: BTreeSet<String>,
+    /// The installed music track ids: `music.trackId` must be one of them.
     pub tracks: BTreeSet<String>,
+    /// The theme of a spec that names none.
     pub default_theme: String,
+    /// The size limits a spec must keep to.
     pub limits: SpecLimits,
 }
 
@@ -180,6 +203,7 @@ pub struct ValidationContext {
 pub struct SpecError {
     /// JSON path of the field at fault, e.g. `scenes[0].content.title`.
     pub field: String,
+    /// What is wrong with the field, worded for the client.
     pub message: String,
 }
 
@@ -190,6 +214,7 @@ fn err<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, Spe
     })
 }
 
+/// The frame rates a spec may ask for (`fps`).
 pub const FPS_CHOICES: [u32; 4] = [24, 25, 30, 60];
 
 fn list(set: &BTreeSet<String>) -> String {

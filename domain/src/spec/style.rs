@@ -11,26 +11,46 @@ use super::{err, SpecError, ValidationContext};
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Background {
     /// One colour, `#RRGGBB`.
-    Color { color: String },
+    Color {
+        /// Lower-case `#rrggbb`.
+        color: String,
+    },
     /// A linear gradient through 2–4 colours at `angle` degrees (0 = left to right, 90 = top to
     /// bottom).
-    Gradient { colors: Vec<String>, angle: f32 },
-    /// An image covering the frame, darkened by `dim` (0–1) so text stays readable.
-    Image { src: ImageSource, dim: f32 },
+    Gradient {
+        /// The colours in order, each lower-case `#rrggbb`.
+        colors: Vec<String>,
+        /// Degrees, from -360 to 360 (default 135).
+        angle: f32,
+    },
+    /// An image covering the frame, blended towards the theme's first background colour by `dim`
+    /// (0–1) so text stays readable: darker on dark themes, lighter on light ones.
+    Image {
+        /// The image.
+        src: ImageSource,
+        /// How far it is blended towards the theme's background colour, 0–1 (default 0.35).
+        dim: f32,
+    },
 }
 
 /// How one scene gives way to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransitionKind {
+    /// No transition: the next scene starts at once.
     Cut,
+    /// A cross-fade.
     Fade,
+    /// The new scene pushes the old one out.
     Slide,
+    /// The new scene is revealed behind a moving edge.
     Wipe,
+    /// The old scene grows and fades out while the new one grows into place.
     Zoom,
 }
 
 impl TransitionKind {
+    /// Every kind with the name the spec uses for it.
     pub const ALL: [(&'static str, TransitionKind); 5] = [
         ("cut", TransitionKind::Cut),
         ("fade", TransitionKind::Fade),
@@ -39,6 +59,7 @@ impl TransitionKind {
         ("zoom", TransitionKind::Zoom),
     ];
 
+    /// The name the spec uses for it (`"fade"`).
     pub fn as_str(self) -> &'static str {
         Self::ALL
             .iter()
@@ -47,6 +68,7 @@ impl TransitionKind {
             .0
     }
 
+    /// Reads a transition name (trimmed, any case).
     pub fn parse(s: &str) -> Option<TransitionKind> {
         Self::ALL
             .iter()
@@ -55,15 +77,18 @@ impl TransitionKind {
     }
 }
 
-/// Direction of a `slide` or `wipe`: where the incoming scene comes from moving towards.
+/// Direction of a `slide` or `wipe`: the way the movement goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// The new scene enters from the right, moving left (default).
     #[default]
     Left,
+    /// The new scene enters from the left, moving right.
     Right,
+    /// The new scene enters from the bottom, moving up.
     Up,
+    /// The new scene enters from the top, moving down.
     Down,
 }
 
@@ -72,9 +97,11 @@ pub enum Direction {
 /// has nothing to lead into and is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
+    /// `type`: the kind of transition.
     pub kind: TransitionKind,
     /// Seconds; 0 for `cut`.
     pub duration: f64,
+    /// `direction`: for `slide` and `wipe` (default left); the other kinds ignore it.
     pub direction: Direction,
 }
 
