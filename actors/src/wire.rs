@@ -174,9 +174,12 @@ pub struct WorkerStatus {
     pub capacity: u32,
     /// The attempts it is rendering now.
     pub running: Vec<AttemptId>,
+    /// The `seq` of the [`StatusRequest`] this answers; 0 in a heartbeat nobody asked for.
+    pub seq: u64,
 }
 
-/// A status request; `seq` lets the coordinator match late answers.
+/// A status request; its `seq` comes back in the [`WorkerStatus`], so the coordinator can tell a
+/// late answer from the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusRequest {
     /// The request's sequence number.
@@ -331,6 +334,7 @@ mod tests {
             catalog_version: "sha256:0011".into(),
             capacity: 2,
             running: vec![attempt()],
+            seq: 9,
         }
     }
 

@@ -1,0 +1,337 @@
+//! The end of a job: uploads, the terminal state with its webhook, retention, drain.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::{info, warn};
+use vidbuilder_domain::events::WebhookEvent;
+use vidbuilder_domain::job::{
+    poster_of, timestamp, JobFailure, JobId, JobPhase, JobResult, JobStatus, S3Object, S3Upload,
+};
+use vidbuilder_domain::ports::{RenderOutput, RenderRequest, UploadFile};
+
+use super::{Core, Draining, Job, Now};
+use crate::manager::effects::Effect;
+use crate::manager::DrainReport;
+use crate::ports::{object_key, ObjectKind};
+use vidbuilder_domain::store::JobRecord;
+
+impl Core {
+    // ---- uploads ----
+
+    /// A restarted job had rendered before: upload its files (those still there) instead of
+    /// rendering again; otherwise render.
+    pub fn resume_upload(
+        &mut self,
+        id: &JobId,
+        video: Option<PathBuf>,
+        reel: Option<PathBuf>,
+    ) -> Vec<Effect> {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Vec::new();
+        };
+        let Some(video) = video else {
+            // The files are gone: render again, in the slot this attempt has.
+            job.record.video = None;
+            job.record.reel = None;
+            job.running = true;
+            self.running.insert(id.clone());
+            return vec![Effect::SpawnRender(RenderRequest {
+                job_id: id.clone(),
+                attempt: job.record.attempt,
+                spec: job.record.spec.clone(),
+                out_dir: self.settings.out_dir.clone(),
+            })];
+        };
+        let spec = &job.record.spec;
+        let (width, height) = spec.quality.dimensions();
+        let out = RenderOutput {
+            video,
+            reel,
+            duration_secs: spec.frame_count() as f64 / spec.fps as f64,
+            width,
+            height,
+            frames: spec.frame_count(),
+            poster: None,
+            reel_poster: None,
+        };
+        info!(job_id = %id, "the video was rendered before the restart: uploading it");
+        self.begin_upload(id, out)
+    }
+
+    /// A render is done and object storage is configured: store the files, then finish.
+    pub(super) fn begin_upload(&mut self, id: &JobId, out: RenderOutput) -> Vec<Effect> {
+        let prefix = self.settings.s3_prefix.clone();
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Vec::new();
+        };
+        let day = &job.record.created_at;
+        let mut files = vec![UploadFile {
+            path: out.video.clone(),
+            key: object_key(&prefix, day, ObjectKind::Standard, id),
+            content_type: "video/mp4".into(),
+        }];
+        if let Some(reel) = &out.reel {
+            files.push(UploadFile {
+                path: reel.clone(),
+                key: object_key(&prefix, day, ObjectKind::Reels, id),
+                content_type: "video/mp4".into(),
+            });
+        }
+        // Remember the render in the store: a restart uploads it instead of rendering again.
+        job.record.video = Some(out.video.clone());
+        job.record.reel = out.reel.clone();
+        job.rendered = Some(out);
+        job.phase = JobPhase::Uploading {
+            bytes_done: 0,
+            bytes_total: 0,
+        };
+        self.dirty.insert(id.clone());
+        vec![
+            Effect::Persist {
+                job: id.clone(),
+                event: None,
+            },
+            Effect::Upload {
+                job: id.clone(),
+                attempt: job.record.attempt,
+                files,
+            },
+        ]
+    }
+
+    /// The job, if it is unfinished and on `attempt` (messages of older attempts are stale).
+    fn live_job(&mut self, id: &JobId, attempt: u32) -> Option<&mut Job> {
+        self.jobs
+            .get_mut(id)
+            .filter(|j| j.record.attempt == attempt && !j.is_terminal())
+    }
+
+    /// The upload reported `done` of `total` bytes; reports of another attempt are ignored.
+    pub fn upload_progress(&mut self, id: &JobId, attempt: u32, done: u64, total: u64) {
+        if let Some(job) = self.live_job(id, attempt) {
+            job.phase = JobPhase::Uploading {
+                bytes_done: done,
+                bytes_total: total,
+            };
+            self.dirty.insert(id.clone());
+        }
+    }
+
+    /// The upload ended: the job completes, or fails with its error; stale results are ignored.
+    pub fn upload_done(
+        &mut self,
+        id: &JobId,
+        attempt: u32,
+        result: Result<Vec<S3Object>, String>,
+        now: Now,
+    ) -> Vec<Effect> {
+        let Some(job) = self.live_job(id, attempt) else {
+            return Vec::new();
+        };
+        match (result, job.rendered.clone()) {
+            (Ok(objects), Some(out)) => {
+                job.stored = Some(objects);
+                self.finish(id, Ok(out), now)
+            }
+            (Err(e), _) => self.finish(id, Err(JobFailure::Upload(e)), now),
+            (Ok(_), None) => self.finish(
+                id,
+                Err(JobFailure::Upload("the rendered files were lost".into())),
+                now,
+            ),
+        }
+    }
+
+    // ---- the end ----
+
+    /// Moves a job to its terminal state with its terminal webhook; wakes its waiters.
+    pub(super) fn finish(
+        &mut self,
+        id: &JobId,
+        result: Result<RenderOutput, JobFailure>,
+        now: Now,
+    ) -> Vec<Effect> {
+        let delete_after_upload = self.settings.delete_local_after_upload;
+        let links = self.links.clone();
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Vec::new();
+        };
+        if job.is_terminal() {
+            return Vec::new();
+        }
+        let mut effects = Vec::new();
+        if job.running {
+            job.running = false;
+            self.running.remove(id);
+            effects.push(Effect::StopRender(id.clone()));
+        }
+        let elapsed = job
+            .started
+            .map(|s| now.at.duration_since(s).as_secs_f64())
+            .unwrap_or(0.0);
+        job.record.finished_at = Some(timestamp(now.wall));
+        job.record.finished_ms = Some(now.wall.timestamp_millis());
+        job.queue_position = None;
+        let stored = job.stored.take();
+        let event = match result {
+            Ok(out) => {
+                let delete_local = delete_after_upload && stored.is_some();
+                if delete_local {
+                    // Posters go with their videos: they are served only beside a local copy.
+                    let files = [Some(&out.video), out.reel.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .chain(out.poster.iter().chain(out.reel_poster.as_ref()))
+                        .cloned()
+                        .collect();
+                    effects.push(Effect::RemoveFiles {
+                        job: id.clone(),
+                        files,
+                    });
+                }
+                let s3_upload = match &stored {
+                    None => S3Upload {
+                        enabled: false,
+                        standard: None,
+                        reels: None,
+                    },
+                    Some(objects) => S3Upload {
+                        enabled: true,
+                        standard: objects.first().cloned(),
+                        reels: objects.get(1).cloned(),
+                    },
+                };
+                let result = JobResult {
+                    video_url: links.video(id),
+                    reels_url: out.reel.as_ref().map(|_| links.reel(id)),
+                    duration: out.duration_secs,
+                    scenes: job.record.spec.scenes.len(),
+                    reels_generated: out.reel.is_some(),
+                    s3_upload,
+                    render_time: format!("{}s", elapsed.round() as u64),
+                    poster_url: out
+                        .poster
+                        .as_ref()
+                        .filter(|_| !delete_local)
+                        .map(|_| links.poster(id)),
+                };
+                info!(job_id = %id, render_secs = elapsed, "job completed");
+                job.record.status = JobStatus::Completed;
+                job.record.result = Some(result);
+                (job.record.video, job.record.reel) = if delete_local {
+                    (None, None)
+                } else {
+                    (Some(out.video), out.reel)
+                };
+                job.phase = JobPhase::Completed;
+                WebhookEvent::completed(id, job.record.result.clone().expect("just set"), now.wall)
+            }
+            Err(failure) => {
+                let e = failure.to_string();
+                warn!(job_id = %id, error = %e, "job failed");
+                job.record.status = JobStatus::Failed;
+                job.record.error = Some(e.clone());
+                // A render that finished but could not be stored stays downloadable from here.
+                if let Some(out) = job.rendered.take() {
+                    job.record.video = Some(out.video);
+                    job.record.reel = out.reel;
+                }
+                job.phase = JobPhase::Failed;
+                WebhookEvent::failed(id, &e, now.wall)
+            }
+        };
+        self.dirty.insert(id.clone());
+        effects.push(Effect::Persist {
+            job: id.clone(),
+            event: Some(Box::new(event)),
+        });
+        effects.push(Effect::Finished(id.clone()));
+        effects
+    }
+
+    // ---- retention ----
+
+    /// Jobs found past retention by the store: remove their files, expire their rows, keep a
+    /// tombstone so status answers 410.
+    pub fn expire(&mut self, records: Vec<JobRecord>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for record in records {
+            let files = [&record.video, &record.reel]
+                .into_iter()
+                .flatten()
+                .flat_map(|v| [v.clone(), poster_of(v)])
+                .collect();
+            effects.push(Effect::RemoveFiles {
+                job: record.id.clone(),
+                files,
+            });
+            effects.push(Effect::Expire(record.id.clone()));
+        }
+        effects
+    }
+
+    /// The store expired a job: it keeps only its tombstone.
+    pub fn expired(&mut self, id: &JobId) {
+        if let Some(job) = self.jobs.get_mut(id) {
+            job.record.expired = true;
+            job.record.result = None;
+            job.record.video = None;
+            job.record.reel = None;
+            self.dirty.insert(id.clone());
+        }
+    }
+
+    // ---- drain ----
+
+    /// Stop starting jobs and refuse new ones; the drain is answered when no render runs, or at
+    /// `grace`'s end after the renders that remain are stopped.
+    pub fn drain(&mut self, grace: Duration, now: Now) -> Vec<Effect> {
+        info!(
+            running = self.running.len(),
+            queued = self.queue.len(),
+            grace_secs = grace.as_secs(),
+            "draining"
+        );
+        self.draining = Some(Draining {
+            deadline: now.at + grace,
+            answered: false,
+            running_at_start: self.running.len(),
+        });
+        self.check_drain(now)
+    }
+
+    /// Answers a drain once no render runs, or at its deadline after killing the renders left.
+    pub fn check_drain(&mut self, now: Now) -> Vec<Effect> {
+        let running = self.running.len();
+        let Some(d) = self.draining.as_mut() else {
+            return Vec::new();
+        };
+        if d.answered {
+            return Vec::new();
+        }
+        let mut effects = Vec::new();
+        if running == 0 {
+            d.answered = true;
+            effects.push(Effect::DrainDone(DrainReport {
+                finished: d.running_at_start,
+                interrupted: 0,
+            }));
+        } else if now.at >= d.deadline {
+            d.answered = true;
+            let report = DrainReport {
+                finished: d.running_at_start.saturating_sub(running),
+                interrupted: running,
+            };
+            for id in self.running.drain() {
+                warn!(job_id = %id, "grace period over: stopping the render; it resumes on the next start");
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.running = false;
+                }
+                effects.push(Effect::KillRender(id));
+            }
+            effects.push(Effect::DrainDone(report));
+        }
+        effects
+    }
+}

@@ -1,0 +1,381 @@
+//! The JobManager's decisions as plain code: every job's state machine, the admission queue, the
+//! concurrency limit, restart intensity, liveness, uploads, drain and recovery.
+//!
+//! [`Core`] owns no actor, no timer and no file. Each method takes the facts of one event (and the
+//! clock, as [`Now`]) and returns the [`Effect`]s the actor must carry out, in order: store writes
+//! with their webhook rows, spawning and killing renders, timers, uploads, file removal. Jobs whose
+//! snapshot changed are collected in a dirty set the actor publishes after every event. This is
+//! what the unit tests in `tests.rs` drive, without actors.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tracing::info;
+use vidbuilder_domain::events::WebhookEvent;
+use vidbuilder_domain::job::{
+    timestamp, JobFailure, JobFiles, JobId, JobPhase, JobSnapshot, JobStatus, S3Object,
+};
+use vidbuilder_domain::ports::{RenderFailure, RenderOutput, RenderRequest};
+use vidbuilder_domain::store::JobRecord;
+
+use super::effects::Effect;
+use super::{ManagerSettings, ManagerStats, SubmitError};
+use crate::ports::Links;
+
+mod attempts;
+mod finish;
+
+/// The clock of one event: a monotonic instant for deadlines, wall time for timestamps.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Monotonic time, for deadlines, backoffs and liveness.
+    pub at: Instant,
+    /// Wall-clock time, for the job's timestamps and retention.
+    pub wall: DateTime<Utc>,
+}
+
+impl Now {
+    /// The system's clocks, read now.
+    pub fn system() -> Now {
+        Now {
+            at: Instant::now(),
+            wall: Utc::now(),
+        }
+    }
+}
+
+/// One job as the manager tracks it.
+struct Job {
+    record: JobRecord,
+    phase: JobPhase,
+    queue_position: Option<usize>,
+    /// When the current attempt started (for `renderTime`).
+    started: Option<Instant>,
+    last_progress: Instant,
+    /// A render actor runs this job's current attempt.
+    running: bool,
+    /// Why the running render was killed, when the manager killed it.
+    killed_for: Option<RenderFailure>,
+    /// When recent restarts happened (restart intensity).
+    restarts: Vec<Instant>,
+    /// A finished render waiting for (or in) its upload.
+    rendered: Option<RenderOutput>,
+    /// Where its files went in object storage.
+    stored: Option<Vec<S3Object>>,
+}
+
+impl Job {
+    fn new(record: JobRecord, now: Instant) -> Job {
+        let phase = match record.status {
+            JobStatus::Queued => JobPhase::Queued,
+            JobStatus::Processing => JobPhase::Resuming,
+            JobStatus::Completed => JobPhase::Completed,
+            JobStatus::Failed => JobPhase::Failed,
+        };
+        Job {
+            record,
+            phase,
+            queue_position: None,
+            started: None,
+            last_progress: now,
+            running: false,
+            killed_for: None,
+            restarts: Vec::new(),
+            rendered: None,
+            stored: None,
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        self.record.status.is_terminal()
+    }
+
+    fn snapshot(&self) -> JobSnapshot {
+        let r = &self.record;
+        // An interrupted job waits in the queue again: `processing` only in the store.
+        let status = match r.status {
+            JobStatus::Processing if !self.running && self.queue_position.is_some() => {
+                JobStatus::Queued
+            }
+            s => s,
+        };
+        JobSnapshot {
+            job_id: r.id.clone(),
+            status,
+            phase: self.phase.clone(),
+            created_at: r.created_at.clone(),
+            started_at: r.started_at.clone(),
+            finished_at: r.finished_at.clone(),
+            queue_position: self.queue_position,
+            attempt: (r.attempt > 0).then_some(r.attempt),
+            result: r.result.clone(),
+            error: r.error.clone(),
+            owner: r.owner.clone(),
+            expired: r.expired,
+            files: JobFiles {
+                video: r.video.clone(),
+                reel: r.reel.clone(),
+            },
+        }
+    }
+}
+
+/// An ongoing drain.
+struct Draining {
+    deadline: Instant,
+    /// The drain was answered: nothing more finishes in this process.
+    answered: bool,
+    running_at_start: usize,
+}
+
+/// The JobManager's state and decisions.
+pub struct Core {
+    settings: ManagerSettings,
+    links: std::sync::Arc<dyn Links>,
+    /// Object storage is configured: finished renders are uploaded before they complete.
+    uploads: bool,
+    jobs: HashMap<JobId, Job>,
+    queue: VecDeque<JobId>,
+    running: HashSet<JobId>,
+    draining: Option<Draining>,
+    dirty: BTreeSet<JobId>,
+}
+
+impl Core {
+    /// A core with no jobs; `uploads` says whether object storage is configured.
+    pub fn new(settings: ManagerSettings, links: std::sync::Arc<dyn Links>, uploads: bool) -> Core {
+        Core {
+            settings: ManagerSettings {
+                max_concurrent: settings.max_concurrent.max(1),
+                ..settings
+            },
+            links,
+            uploads,
+            jobs: HashMap::new(),
+            queue: VecDeque::new(),
+            running: HashSet::new(),
+            draining: None,
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// The settings in force (`max_concurrent` at least 1).
+    pub fn settings(&self) -> &ManagerSettings {
+        &self.settings
+    }
+
+    /// The jobs whose snapshot changed since the last call, with their snapshots.
+    pub fn take_dirty(&mut self) -> Vec<JobSnapshot> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|id| self.jobs.get(&id).map(Job::snapshot))
+            .collect()
+    }
+
+    /// The job's snapshot now; `None` for an unknown job.
+    pub fn snapshot(&self, id: &JobId) -> Option<JobSnapshot> {
+        self.jobs.get(id).map(Job::snapshot)
+    }
+
+    /// The stored record of a job (what a `Persist` effect writes).
+    pub fn record(&self, id: &JobId) -> Option<&JobRecord> {
+        self.jobs.get(id).map(|j| &j.record)
+    }
+
+    /// Whether the job is completed or failed; `None` for an unknown job.
+    pub fn is_terminal(&self, id: &JobId) -> Option<bool> {
+        self.jobs.get(id).map(Job::is_terminal)
+    }
+
+    /// True once a drain began: no job starts and new ones are refused.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_some()
+    }
+
+    /// The counts health checks report.
+    pub fn stats(&self) -> ManagerStats {
+        ManagerStats {
+            total: self.jobs.len(),
+            queued: self.queue.len(),
+            running: self.running.len(),
+            max_concurrent: self.settings.max_concurrent,
+            max_queued: self.settings.max_queued,
+            draining: self.draining.is_some(),
+        }
+    }
+
+    /// The object key of a completed job's stored video (`reel` for the vertical one).
+    pub fn stored_key(&self, id: &JobId, reel: bool) -> Option<String> {
+        let s3 = &self.jobs.get(id)?.record.result.as_ref()?.s3_upload;
+        let obj = if reel { &s3.reels } else { &s3.standard };
+        obj.as_ref().map(|o| o.s3_key.clone())
+    }
+
+    // ---- admission and recovery ----
+
+    /// Recovery on start: finished jobs are served again; queued and interrupted ones run again
+    /// in admission order (the store gives them in that order).
+    pub fn recover(&mut self, records: Vec<JobRecord>, now: Now) -> Vec<Effect> {
+        let (mut resumed, mut requeued) = (0, 0);
+        for record in records {
+            let id = record.id.clone();
+            match record.status {
+                JobStatus::Processing => resumed += 1,
+                JobStatus::Queued => requeued += 1,
+                _ => {}
+            }
+            if !record.status.is_terminal() {
+                self.queue.push_back(id.clone());
+            }
+            self.dirty.insert(id.clone());
+            self.jobs.insert(id, Job::new(record, now.at));
+        }
+        if resumed + requeued > 0 {
+            info!(
+                resumed,
+                requeued, "recovered unfinished jobs from the store"
+            );
+        }
+        self.number_queue();
+        vec![Effect::DiscardPartials]
+    }
+
+    /// Whether a new job may be admitted now.
+    pub fn admission(&self) -> Result<(), SubmitError> {
+        if self.draining.is_some() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let queued = self.queue.len();
+        if queued >= self.settings.max_queued {
+            let retry = 5 + 5 * (queued / self.settings.max_concurrent) as u64;
+            return Err(SubmitError::QueueFull {
+                queued,
+                retry_after_secs: retry.min(300),
+            });
+        }
+        Ok(())
+    }
+
+    /// A new job's record, before the store gives it its `seq`.
+    pub fn new_record(
+        spec: vidbuilder_domain::spec::VideoSpec,
+        webhook_url: Option<String>,
+        owner: Option<String>,
+        now: Now,
+    ) -> JobRecord {
+        JobRecord {
+            id: JobId::new(),
+            seq: 0,
+            spec,
+            webhook_url,
+            owner,
+            status: JobStatus::Queued,
+            attempt: 0,
+            created_at: timestamp(now.wall),
+            started_at: None,
+            finished_at: None,
+            result: None,
+            video: None,
+            reel: None,
+            error: None,
+            finished_ms: None,
+            expired: false,
+        }
+    }
+
+    /// Admits a stored job: it joins the queue's end.
+    pub fn admit(&mut self, record: JobRecord, now: Now) -> Vec<Effect> {
+        let id = record.id.clone();
+        info!(job_id = %id, scenes = record.spec.scenes.len(), quality = record.spec.quality.as_str(), "job queued");
+        self.jobs.insert(id.clone(), Job::new(record, now.at));
+        self.queue.push_back(id.clone());
+        self.number_queue();
+        self.dirty.insert(id);
+        Vec::new()
+    }
+
+    /// Starts queued jobs while there are free slots (not while draining).
+    pub fn pump(&mut self, now: Now) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.draining.is_some() {
+            return effects;
+        }
+        let mut changed = false;
+        while self.running.len() < self.settings.max_concurrent {
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            changed = true;
+            effects.extend(self.start(&id, now));
+        }
+        if changed {
+            self.number_queue();
+        }
+        effects
+    }
+
+    fn number_queue(&mut self) {
+        for (i, id) in self.queue.iter().enumerate() {
+            if let Some(job) = self.jobs.get_mut(id) {
+                if job.queue_position != Some(i + 1) {
+                    job.queue_position = Some(i + 1);
+                    self.dirty.insert(id.clone());
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, id: &JobId, now: Now) -> Vec<Effect> {
+        let uploads = self.uploads;
+        let Some(job) = self.jobs.get_mut(id) else {
+            return Vec::new();
+        };
+        if job.is_terminal() {
+            return Vec::new();
+        }
+        job.record.attempt += 1;
+        let first = job.record.started_at.is_none();
+        job.record.status = JobStatus::Processing;
+        job.record
+            .started_at
+            .get_or_insert_with(|| timestamp(now.wall));
+        job.started = Some(now.at);
+        job.last_progress = now.at;
+        job.killed_for = None;
+        job.queue_position = None;
+        job.phase = JobPhase::Starting;
+        self.dirty.insert(id.clone());
+        // The `started` event goes out once per job, with the move to processing.
+        let mut effects = vec![Effect::Persist {
+            job: id.clone(),
+            event: first.then(|| Box::new(WebhookEvent::started(id, now.wall))),
+        }];
+        // Rendered before a restart but not stored yet: upload instead of rendering again.
+        if uploads {
+            if let Some(video) = job.record.video.clone() {
+                effects.push(Effect::ResumeUpload {
+                    job: id.clone(),
+                    video,
+                    reel: job.record.reel.clone(),
+                });
+                return effects;
+            }
+        }
+        job.running = true;
+        self.running.insert(id.clone());
+        effects.push(Effect::SpawnRender(RenderRequest {
+            job_id: id.clone(),
+            attempt: job.record.attempt,
+            spec: job.record.spec.clone(),
+            out_dir: self.settings.out_dir.clone(),
+        }));
+        effects
+    }
+
+    /// The actor could not spawn the render: the job fails.
+    pub fn spawn_failed(&mut self, id: &JobId, why: String, now: Now) -> Vec<Effect> {
+        self.finish(id, Err(JobFailure::NotStarted(why)), now)
+    }
+}

@@ -1,0 +1,229 @@
+//! The JobManager's messages, its settings and spawn arguments, and what its replies carry.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use vidbuilder_domain::job::{JobId, JobSnapshot, S3Object};
+use vidbuilder_domain::spec::VideoSpec;
+use vidbuilder_domain::store::JobStore;
+
+use crate::ports::{
+    Artifacts, Links, RenderFailure, RenderOutput, RenderProgress, Renderer, UploadError, Uploader,
+};
+use crate::upload::UploadSettings;
+use crate::webhook::WebhookMsg;
+
+/// The read view the JobManager writes and the HTTP layer reads.
+pub type JobViews = Arc<DashMap<JobId, JobSnapshot>>;
+
+/// A job to admit.
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    /// The validated spec.
+    pub spec: VideoSpec,
+    /// The contract's `webhookUrl`; `None`: no webhooks for this job.
+    pub webhook_url: Option<String>,
+    /// The API key id of the caller, if keys are configured.
+    pub owner: Option<String>,
+}
+
+/// Why a job was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// `max_queued` jobs are already waiting.
+    #[error("the queue is full ({queued} jobs waiting); try again later")]
+    QueueFull {
+        /// Jobs waiting now.
+        queued: usize,
+        /// Seconds the client should wait before trying again (for `Retry-After`; 5 to 300).
+        retry_after_secs: u64,
+    },
+    /// A drain began: no new job is admitted.
+    #[error("the server is shutting down; try again shortly")]
+    ShuttingDown,
+    /// The job could not be written to the store; the text says why.
+    #[error("the job could not be stored: {0}")]
+    Store(String),
+}
+
+/// Why no signed URL could be had for a stored video.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresignError {
+    /// The job is unknown or not completed, or that video is not in object storage.
+    #[error("this job has no stored object")]
+    NoObject,
+    /// Object storage is not configured, or the upload worker did not answer.
+    #[error("object storage is not available: {0}")]
+    Unavailable(String),
+    /// Object storage could not sign the URL.
+    #[error("{0}")]
+    Storage(UploadError),
+}
+
+/// The JobManager's messages. Local-only: in cluster mode the wire messages of
+/// [`crate::wire`] reach it through the dispatcher, never these.
+#[derive(RactorMessage)]
+pub enum JobManagerMsg {
+    /// Admit a job; the reply (once the job is durable) carries its snapshot (status `queued`).
+    Submit {
+        /// The job to admit.
+        request: SubmitRequest,
+        /// Gets the new job's snapshot, or why it was refused.
+        reply: RpcReplyPort<Result<JobSnapshot, SubmitError>>,
+    },
+    /// Reply once the job is completed or failed (at once if it already is).
+    WaitFinished {
+        /// The job to wait for.
+        job_id: JobId,
+        /// Gets the terminal snapshot; dropped unanswered for an unknown job, or when a drain ends.
+        reply: RpcReplyPort<JobSnapshot>,
+    },
+    /// From a RenderActor.
+    Progress {
+        /// The job the report is about.
+        job_id: JobId,
+        /// The attempt that reports; a report of another attempt is ignored.
+        attempt: u32,
+        /// The (throttled) progress report.
+        progress: RenderProgress,
+    },
+    /// From a RenderActor: its render returned.
+    RenderDone {
+        /// The job that was rendered.
+        job_id: JobId,
+        /// The attempt that ended; a result of another attempt is ignored.
+        attempt: u32,
+        /// The files made, or why there are none.
+        result: Result<RenderOutput, RenderFailure>,
+    },
+    /// A restart's backoff elapsed: run the job again.
+    Restart {
+        /// The job whose backoff elapsed.
+        job_id: JobId,
+    },
+    /// Periodic: liveness of renders, retention sweep, drain deadline.
+    Tick,
+    /// Stop starting jobs and refuse new ones; reply when no render runs, or at `grace`'s end after
+    /// stopping the renders that remain (their jobs stay `processing` in the store and resume on
+    /// the next start).
+    Drain {
+        /// How long the running renders get to finish.
+        grace: Duration,
+        /// Gets how the drain ended.
+        reply: RpcReplyPort<DrainReport>,
+    },
+    /// Counts for health checks.
+    Stats(RpcReplyPort<ManagerStats>),
+    /// From the UploadActor: bytes uploaded so far of a job's files.
+    UploadProgress {
+        /// The job being uploaded.
+        job_id: JobId,
+        /// The attempt the upload belongs to; reports of another attempt are ignored.
+        attempt: u32,
+        /// Bytes uploaded so far, over all of the job's files.
+        done: u64,
+        /// Bytes of all of the job's files.
+        total: u64,
+    },
+    /// From the UploadActor: the job's files are stored (with signed URLs), or not.
+    UploadDone {
+        /// The job that was uploaded.
+        job_id: JobId,
+        /// The attempt the upload belongs to; results of another attempt are ignored.
+        attempt: u32,
+        /// The stored objects (the landscape video first, then the reel), or why the upload failed.
+        result: Result<Vec<S3Object>, UploadError>,
+    },
+    /// A request for the WebhookActor (delivery log, redelivery): the HTTP layer speaks only to
+    /// the JobManager, which forwards it.
+    ToWebhooks(WebhookMsg),
+    /// A fresh signed URL for a completed job's stored video (`reel` for the vertical one).
+    PresignDownload {
+        /// The completed job.
+        job_id: JobId,
+        /// True for the vertical reel, false for the landscape video.
+        reel: bool,
+        /// Gets the signed URL, or why there is none.
+        reply: RpcReplyPort<Result<String, PresignError>>,
+    },
+}
+
+/// The JobManager's counts, for health checks (the answer to `Stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagerStats {
+    /// Jobs known (any status).
+    pub total: usize,
+    /// Jobs waiting in the admission queue.
+    pub queued: usize,
+    /// Renders running now (uploads are not counted).
+    pub running: usize,
+    /// The most renders that run at once.
+    pub max_concurrent: usize,
+    /// The most jobs that may wait; more are refused with `QueueFull`.
+    pub max_queued: usize,
+    /// True once a drain began.
+    pub draining: bool,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Renders that finished during the grace period.
+    pub finished: usize,
+    /// Renders stopped at the deadline, left to resume on the next start.
+    pub interrupted: usize,
+}
+
+/// How the JobManager runs. The server builds it from `config/default.toml` (plus overrides):
+/// that file is the one source of the defaults.
+#[derive(Debug, Clone)]
+pub struct ManagerSettings {
+    /// The most renders that run at once (at least 1).
+    pub max_concurrent: usize,
+    /// The most jobs that may wait in the queue; more are refused with `QueueFull`.
+    pub max_queued: usize,
+    /// Where renders put their files.
+    pub out_dir: PathBuf,
+    /// Restarts of one job's render allowed within `restart_window` before the job fails.
+    pub max_restarts: u32,
+    /// The window over which `max_restarts` counts a job's restarts.
+    pub restart_window: Duration,
+    /// Backoff before the first restart; doubles each time.
+    pub restart_backoff: Duration,
+    /// A render silent for this long is killed.
+    pub stall_timeout: Duration,
+    /// Finished jobs are removed this long after they finish (None: kept forever).
+    pub retention: Option<Duration>,
+    /// How often the liveness and drain checks run; the retention sweep runs on a tick once
+    /// `min(60 s, retention / 4)` has passed since the last one.
+    pub tick: Duration,
+    /// Prepended to object keys (`prefix/videos/YYYY-MM-DD/standard/<jobId>.mp4`).
+    pub s3_prefix: String,
+    /// Remove the local files once they are in object storage.
+    pub delete_local_after_upload: bool,
+}
+
+/// What the JobManager is spawned with.
+pub struct JobManagerArgs {
+    /// Makes the videos: each running job's RenderActor calls it.
+    pub renderer: Arc<dyn Renderer>,
+    /// The WebhookActor, which delivers the events the manager queues.
+    pub webhooks: ActorRef<WebhookMsg>,
+    /// The read view the manager publishes snapshots to.
+    pub views: JobViews,
+    /// Durable storage: jobs are recovered from it at start and every change is written to it.
+    pub store: Arc<dyn JobStore>,
+    /// How the manager runs.
+    pub settings: ManagerSettings,
+    /// Download URLs for the contract's result fields.
+    pub links: Arc<dyn Links>,
+    /// The finished files on this node.
+    pub artifacts: Arc<dyn Artifacts>,
+    /// Object storage; `None` keeps videos on local disk only.
+    pub uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
+}
