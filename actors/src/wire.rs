@@ -353,6 +353,26 @@ mod tests {
         (variant, back)
     }
 
+    /// An rpc variant through the derived codec: its reply port becomes a port of bytes.
+    fn call_round_trip(msg: WorkerMsg) -> WorkerMsg {
+        let SerializedMessage::Call {
+            variant,
+            args,
+            reply,
+            ..
+        } = msg.serialize().expect("serialises")
+        else {
+            panic!("an rpc variant serialises as a call");
+        };
+        WorkerMsg::deserialize(SerializedMessage::Call {
+            variant,
+            args,
+            reply,
+            metadata: None,
+        })
+        .unwrap_or_else(|_| panic!("deserialises"))
+    }
+
     fn round_trip<T: BytesConvertable + Clone + PartialEq + std::fmt::Debug>(v: T) {
         assert_eq!(T::from_bytes(v.clone().into_bytes()), v);
     }
@@ -462,22 +482,7 @@ mod tests {
         // Status: the request crosses as bytes, the answer comes back through the byte port.
         let (tx, rx) = ractor::concurrency::oneshot();
         let msg = WorkerMsg::Status(StatusRequest { seq: 9 }, tx.into());
-        let SerializedMessage::Call {
-            variant,
-            args,
-            reply,
-            ..
-        } = msg.serialize().expect("serialises")
-        else {
-            panic!("an rpc variant serialises as a call");
-        };
-        let back = WorkerMsg::deserialize(SerializedMessage::Call {
-            variant,
-            args,
-            reply,
-            metadata: None,
-        })
-        .unwrap_or_else(|_| panic!("deserialises"));
+        let back = call_round_trip(msg);
         let WorkerMsg::Status(req, port) = back else {
             panic!("wrong variant");
         };
@@ -493,22 +498,7 @@ mod tests {
             len: 4,
         };
         let msg = WorkerMsg::FetchChunk(ask.clone(), tx.into());
-        let SerializedMessage::Call {
-            variant,
-            args,
-            reply,
-            ..
-        } = msg.serialize().expect("serialises")
-        else {
-            panic!("an rpc variant serialises as a call");
-        };
-        let back = WorkerMsg::deserialize(SerializedMessage::Call {
-            variant,
-            args,
-            reply,
-            metadata: None,
-        })
-        .unwrap_or_else(|_| panic!("deserialises"));
+        let back = call_round_trip(msg);
         let WorkerMsg::FetchChunk(got, port) = back else {
             panic!("wrong variant");
         };

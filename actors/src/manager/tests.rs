@@ -500,3 +500,22 @@ fn expiry_removes_files_and_keeps_a_tombstone() {
     let snap = c.snapshot(&a).unwrap();
     assert!(snap.expired && snap.result.is_none() && snap.files.video.is_none());
 }
+
+#[test]
+fn a_render_that_cannot_start_fails_its_job_and_frees_the_slot() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let a = admit(&mut c, 1, now);
+    let b = admit(&mut c, 2, now);
+    assert_eq!(spawned(&c.pump(now)), vec![(a.clone(), 1)]);
+    let effects = c.spawn_failed(&a, "no threads".into(), now);
+    assert_eq!(
+        events(&effects),
+        vec![EventKind::Failed, EventKind::Started]
+    );
+    assert_eq!(spawned(&effects), vec![(b, 1)]);
+    assert_eq!(
+        c.snapshot(&a).unwrap().error.as_deref(),
+        Some("Failed to start render worker: no threads")
+    );
+}

@@ -376,6 +376,9 @@ impl Core {
 
     /// The actor could not spawn the render: the job fails.
     pub fn spawn_failed(&mut self, id: &JobId, why: String, now: Now) -> Vec<Effect> {
-        self.finish(id, Err(JobFailure::NotStarted(why)), now)
+        let mut effects = self.finish(id, Err(JobFailure::NotStarted(why)), now);
+        // Its slot is free again.
+        effects.extend(self.pump(now));
+        effects
     }
 }
