@@ -86,8 +86,6 @@ pub enum RenderFailureKind {
     Io,
     /// Stopped on request.
     Cancelled,
-    /// The worker could not be started.
-    NotStarted,
 }
 
 /// A failed render attempt: its kind, and the human detail (`Display` is the detail alone; the

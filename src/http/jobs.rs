@@ -11,15 +11,14 @@ use serde_json::{json, Value};
 use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
 use vidbuilder_domain::events::WebhookEvent;
 use vidbuilder_domain::job::{JobSnapshot, JobStatus};
-
-use super::present::JobStatusBody;
 use vidbuilder_domain::spec::{ImageSource, VideoSpec};
 use vidbuilder_domain::validate_spec;
+use vidbuilder_net::SsrfGuard;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::present::JobStatusBody;
 use super::AppState;
-use vidbuilder_net::SsrfGuard;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
