@@ -177,7 +177,8 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
     }
 }
 
-/// The settings of `config/default.toml` that these tests start from.
+/// The settings these tests start from (the server builds the real ones from
+/// `config/default.toml`).
 fn manager_settings() -> ManagerSettings {
     ManagerSettings {
         max_concurrent: 1,
