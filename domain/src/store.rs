@@ -143,6 +143,37 @@ pub struct JobRecord {
     pub expired: bool,
 }
 
+impl JobRecord {
+    /// A job as admitted: queued, no attempt yet, nothing started or finished. `seq` is assigned
+    /// by the store on insert.
+    pub fn queued(
+        id: JobId,
+        spec: VideoSpec,
+        webhook_url: Option<String>,
+        owner: Option<String>,
+        created_at: String,
+    ) -> JobRecord {
+        JobRecord {
+            id,
+            seq: 0,
+            spec,
+            webhook_url,
+            owner,
+            status: JobStatus::Queued,
+            attempt: 0,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            result: None,
+            video: None,
+            reel: None,
+            error: None,
+            finished_ms: None,
+            expired: false,
+        }
+    }
+}
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -287,16 +318,18 @@ impl JobStore for MemoryStore {
         }
         m.job_seq += 1;
         job.seq = m.job_seq;
+        // Only the admission fields are stored, as SqliteStore does.
         m.jobs.push(JobRecord {
-            started_at: None,
-            finished_at: None,
-            result: None,
-            video: None,
-            reel: None,
-            error: None,
-            finished_ms: None,
-            expired: false,
-            ..job.clone()
+            seq: job.seq,
+            status: job.status,
+            attempt: job.attempt,
+            ..JobRecord::queued(
+                job.id.clone(),
+                job.spec.clone(),
+                job.webhook_url.clone(),
+                job.owner.clone(),
+                job.created_at.clone(),
+            )
         });
         Ok(())
     }

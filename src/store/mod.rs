@@ -291,37 +291,27 @@ mod tests {
     use vidbuilder_domain::spec::{Quality, Scene, SceneContent, VideoSpec};
 
     fn record() -> JobRecord {
-        JobRecord {
-            id: JobId::new(),
-            seq: 0,
-            spec: VideoSpec {
-                theme: "corporate".into(),
-                music: None,
-                quality: Quality::Draft,
-                fps: 30,
-                generate_reels: false,
-                scenes: vec![Scene::new(
-                    1.0,
-                    SceneContent::HeroTitle {
-                        title: "t".into(),
-                        subtitle: None,
-                    },
-                )],
-            },
-            webhook_url: Some("http://x/h".into()),
-            owner: None,
-            status: JobStatus::Queued,
-            attempt: 0,
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            started_at: None,
-            finished_at: None,
-            result: None,
-            video: None,
-            reel: None,
-            error: None,
-            finished_ms: None,
-            expired: false,
-        }
+        let spec = VideoSpec {
+            theme: "corporate".into(),
+            music: None,
+            quality: Quality::Draft,
+            fps: 30,
+            generate_reels: false,
+            scenes: vec![Scene::new(
+                1.0,
+                SceneContent::HeroTitle {
+                    title: "t".into(),
+                    subtitle: None,
+                },
+            )],
+        };
+        JobRecord::queued(
+            JobId::new(),
+            spec,
+            Some("http://x/h".into()),
+            None,
+            "2026-01-01T00:00:00.000Z".into(),
+        )
     }
 
     #[test]

@@ -108,37 +108,27 @@ fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {
 
 /// A new queued job, as the JobManager admits one.
 fn new_job(n: u32) -> JobRecord {
-    JobRecord {
-        id: JobId::new(),
-        seq: 0,
-        spec: VideoSpec {
-            theme: "corporate".into(),
-            music: None,
-            quality: Quality::Draft,
-            fps: 30,
-            generate_reels: false,
-            scenes: vec![Scene::new(
-                1.5,
-                SceneContent::HeroTitle {
-                    title: format!("job {n}"),
-                    subtitle: None,
-                },
-            )],
-        },
-        webhook_url: Some(format!("http://hooks.test/{n}")),
-        owner: Some(format!("key-{n}")),
-        status: JobStatus::Queued,
-        attempt: 0,
-        created_at: format!("2026-01-01T00:00:{:02}.000Z", n % 60),
-        started_at: None,
-        finished_at: None,
-        result: None,
-        video: None,
-        reel: None,
-        error: None,
-        finished_ms: None,
-        expired: false,
-    }
+    let spec = VideoSpec {
+        theme: "corporate".into(),
+        music: None,
+        quality: Quality::Draft,
+        fps: 30,
+        generate_reels: false,
+        scenes: vec![Scene::new(
+            1.5,
+            SceneContent::HeroTitle {
+                title: format!("job {n}"),
+                subtitle: None,
+            },
+        )],
+    };
+    JobRecord::queued(
+        JobId::new(),
+        spec,
+        Some(format!("http://hooks.test/{n}")),
+        Some(format!("key-{n}")),
+        format!("2026-01-01T00:00:{:02}.000Z", n % 60),
+    )
 }
 
 fn insert(store: &dyn JobStore, n: u32) -> JobRecord {

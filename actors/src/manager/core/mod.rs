@@ -265,24 +265,7 @@ impl Core {
         owner: Option<String>,
         now: Now,
     ) -> JobRecord {
-        JobRecord {
-            id: JobId::new(),
-            seq: 0,
-            spec,
-            webhook_url,
-            owner,
-            status: JobStatus::Queued,
-            attempt: 0,
-            created_at: timestamp(now.wall),
-            started_at: None,
-            finished_at: None,
-            result: None,
-            video: None,
-            reel: None,
-            error: None,
-            finished_ms: None,
-            expired: false,
-        }
+        JobRecord::queued(JobId::new(), spec, webhook_url, owner, timestamp(now.wall))
     }
 
     /// Admits a stored job: it joins the queue's end.
