@@ -175,6 +175,14 @@ impl Server {
             info!("S3 is off: videos stay on local disk (set VIDBUILDER_S3_BUCKET to turn it on)");
             None
         };
+        let cluster_views = vidbuilder_actors::cluster::registry::ClusterViews::default();
+        let cluster =
+            crate::cluster::coordinator_settings(&config, &videos, cluster_views.clone())?;
+        let local_renders = if cluster.is_some() {
+            config.cluster.local_renders
+        } else {
+            config.concurrency()
+        };
         let manager_args = JobManagerArgs {
             renderer: Arc::new(renderer),
             links: Arc::new(crate::http::present::DownloadLinks),
@@ -183,8 +191,9 @@ impl Server {
             views: views.clone(),
             store,
             uploader,
+            cluster: cluster.clone(),
             settings: ManagerSettings {
-                max_concurrent: config.concurrency(),
+                max_concurrent: local_renders,
                 max_queued: config.max_queued_jobs,
                 out_dir: videos,
                 max_restarts: config.render.max_restarts,
@@ -198,6 +207,8 @@ impl Server {
                 tick: Duration::from_secs(1),
                 s3_prefix: config.s3.prefix.clone(),
                 delete_local_after_upload: config.s3.delete_local_after_upload,
+                node_name: config.node_name(),
+                cluster: cluster.is_some(),
             },
         };
         let (manager, _) = Actor::spawn(None, JobManager, manager_args)
@@ -215,6 +226,10 @@ impl Server {
             auth: api_keys,
             signing,
             max_json_depth: config.limits.max_json_depth,
+            cluster: crate::http::ClusterInfo {
+                listen: cluster.as_ref().map(|c| c.listen),
+                views: cluster_views,
+            },
         };
         let app = router(
             state,
@@ -243,7 +258,7 @@ impl Server {
                 tracing::error!("HTTP server stopped: {e}");
             }
         });
-        info!(%addr, renders_at_once = config.concurrency(), max_queued = config.max_queued_jobs, "vidbuilder listening");
+        info!(%addr, renders_at_once = local_renders, cluster = cluster.is_some(), max_queued = config.max_queued_jobs, "vidbuilder listening");
         Ok(Server {
             grace: Duration::from_secs(config.shutdown_grace_secs),
             addr,

@@ -42,6 +42,9 @@ pub struct Config {
     /// `shutdown_grace_secs`: seconds running renders get to finish on SIGTERM/SIGINT before
     /// they are stopped and left to resume on the next start.
     pub shutdown_grace_secs: u64,
+    /// `node_name` (`VIDBUILDER_NODE_NAME`): this node's name; empty: the host name (see
+    /// [`Config::node_name`]).
+    pub node_name: String,
     /// `[render]`: ffmpeg, encoding and render supervision.
     pub render: RenderConfig,
     /// `[images]`: scene image sources and size limits.
@@ -54,6 +57,115 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[s3]`: upload of finished videos to object storage.
     pub s3: S3Config,
+    /// `[cluster]`: cluster mode (coordinator and workers).
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: render workers on other nodes. Off while `listen` (coordinator) and `join`
+/// (worker) are empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `cluster.listen` (`VIDBUILDER_CLUSTER_LISTEN`): where a coordinator accepts worker links.
+    pub listen: String,
+    /// `cluster.join` (`VIDBUILDER_CLUSTER_JOIN`): a worker's coordinator address.
+    pub join: String,
+    /// `cluster.cookie` (`VIDBUILDER_CLUSTER_COOKIE`): the shared secret.
+    pub cookie: String,
+    /// `cluster.cookie_file`: a file holding the shared secret (trailing whitespace ignored).
+    pub cookie_file: String,
+    /// `cluster.local_renders` (`VIDBUILDER_CLUSTER_LOCAL_RENDERS`): renders the coordinator
+    /// runs itself; 0: none.
+    pub local_renders: usize,
+    /// `cluster.capacity`: a worker's renders at once; 0: one per two cores.
+    pub capacity: u32,
+    /// `cluster.heartbeat_interval_ms`: how often workers heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// `cluster.heartbeat_timeout_secs` (`VIDBUILDER_CLUSTER_HEARTBEAT_TIMEOUT_SECS`): a worker
+    /// silent this long is lost.
+    pub heartbeat_timeout_secs: u64,
+    /// `cluster.rpc_timeout_secs`: deadline of one request between nodes.
+    pub rpc_timeout_secs: u64,
+    /// `cluster.keep_finished_secs`: a worker's unclaimed finished renders are deleted after this.
+    pub keep_finished_secs: u64,
+    /// `cluster.tls_cert`: this node's certificate chain (PEM).
+    pub tls_cert: String,
+    /// `cluster.tls_key`: this node's private key (PEM).
+    pub tls_key: String,
+    /// `cluster.tls_ca`: the CA that signs the other side's certificate (PEM).
+    pub tls_ca: String,
+    /// `cluster.tls_server_name`: the name a worker expects on the coordinator's certificate.
+    pub tls_server_name: String,
+}
+
+impl ClusterConfig {
+    /// The coordinator's listen address, when cluster mode is on for `serve`.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, Error> {
+        match self.listen.trim() {
+            "" => Ok(None),
+            s => s.parse().map(Some).map_err(|e| {
+                Error::Config(format!(
+                    "cluster.listen: '{s}' is not an address like 0.0.0.0:4697: {e}"
+                ))
+            }),
+        }
+    }
+
+    /// The shared secret: `cookie`, else the contents of `cookie_file`. An error when neither
+    /// gives one (cluster mode refuses to start without it).
+    pub fn cookie(&self) -> Result<String, Error> {
+        if !self.cookie.trim().is_empty() {
+            return Ok(self.cookie.trim().to_string());
+        }
+        if self.cookie_file.trim().is_empty() {
+            return Err(Error::Config(
+                "cluster mode needs a cookie: set cluster.cookie (VIDBUILDER_CLUSTER_COOKIE) or cluster.cookie_file".into(),
+            ));
+        }
+        let text = std::fs::read_to_string(self.cookie_file.trim()).map_err(|e| {
+            Error::Config(format!("cluster.cookie_file '{}': {e}", self.cookie_file))
+        })?;
+        let cookie = text.trim().to_string();
+        if cookie.is_empty() {
+            return Err(Error::Config(format!(
+                "cluster.cookie_file '{}' is empty",
+                self.cookie_file
+            )));
+        }
+        Ok(cookie)
+    }
+
+    /// Whether TLS is configured for node links.
+    pub fn tls(&self) -> bool {
+        ![&self.tls_cert, &self.tls_key, &self.tls_ca]
+            .iter()
+            .all(|s| s.trim().is_empty())
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.listen_addr()?;
+        if self.tls_cert.trim().is_empty() != self.tls_key.trim().is_empty() {
+            return Err(Error::Config(
+                "cluster.tls_cert and cluster.tls_key: give both or neither".into(),
+            ));
+        }
+        if self.heartbeat_interval_ms == 0 || self.heartbeat_timeout_secs == 0 {
+            return Err(Error::Config(
+                "cluster.heartbeat_interval_ms and cluster.heartbeat_timeout_secs: at least 1"
+                    .into(),
+            ));
+        }
+        if self.heartbeat_interval_ms >= self.heartbeat_timeout_secs * 1000 / 2 {
+            return Err(Error::Config(format!(
+                "cluster.heartbeat_interval_ms ({}) must be under half of heartbeat_timeout_secs ({} s)",
+                self.heartbeat_interval_ms, self.heartbeat_timeout_secs
+            )));
+        }
+        if self.rpc_timeout_secs == 0 {
+            return Err(Error::Config("cluster.rpc_timeout_secs: at least 1".into()));
+        }
+        Ok(())
+    }
 }
 
 /// `[images]`: where scene images come from and how big they may be.
@@ -391,7 +503,26 @@ impl Config {
             })?;
         }
         self.s3.check()?;
+        self.cluster.check()?;
+        if self.cluster.listen_addr()?.is_some() {
+            // Refuse to start a coordinator without its secret.
+            self.cluster.cookie()?;
+        }
         Ok(())
+    }
+
+    /// This node's name: `node_name`, else the host name, else `"vidbuilder"`.
+    pub fn node_name(&self) -> String {
+        let configured = self.node_name.trim();
+        if !configured.is_empty() {
+            return configured.to_string();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "vidbuilder".into())
     }
 
     /// Renders at once: configured, or one per two cores.

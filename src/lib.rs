@@ -8,6 +8,7 @@
 pub mod app;
 pub mod artifacts;
 pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -19,3 +20,16 @@ pub mod webhook_client;
 pub use app::Server;
 pub use config::Config;
 pub use error::Error;
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

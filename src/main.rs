@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -35,6 +37,47 @@ enum Command {
         #[arg(long)]
         bind: Option<std::net::SocketAddr>,
         /// Data directory (overrides `data_dir` / VIDBUILDER_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a render worker that joins a coordinator (cluster mode). The cookie comes from
+    /// `cluster.cookie`, VIDBUILDER_CLUSTER_COOKIE or `cluster.cookie_file`, never the command line.
+    Worker {
+        /// The coordinator's cluster address, HOST:PORT (overrides `cluster.join`).
+        #[arg(long, env = "VIDBUILDER_CLUSTER_JOIN")]
+        join: Option<String>,
+        /// This node's name, unique in the cluster (default: `node_name`, else the host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Renders it runs at once (default: `cluster.capacity`, else one per two cores).
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Data directory: attempts render under <data-dir>/attempts (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the cluster's nodes as the coordinator sees them (`GET /api/cluster`).
+    Cluster {
+        /// The coordinator's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An API key, when the coordinator requires one.
+        #[arg(long, env = "VIDBUILDER_API_KEY")]
+        api_key: Option<String>,
+        /// Print the JSON document as the API gives it.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit 0 when this node is healthy (for container health checks): the HTTP API answers, or
+    /// with --worker, this data dir's worker is linked to its coordinator.
+    Health {
+        /// The URL to check.
+        #[arg(long, default_value = "http://127.0.0.1:8080/api/health")]
+        url: String,
+        /// Check the worker of this data dir instead of an HTTP API.
+        #[arg(long)]
+        worker: bool,
+        /// The worker's data dir (overrides `data_dir`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -93,6 +136,87 @@ fn init_tracing(config: &Config) {
     }
 }
 
+/// The span every log line of this process is under: it names the node.
+fn node_span(node: &str) -> tracing::Span {
+    tracing::info_span!("node", name = %node)
+}
+
+/// A runtime whose threads all log under this node's span.
+fn runtime(node: &str) -> Result<tokio::runtime::Runtime, Error> {
+    let node = node.to_string();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            // Entered for the thread's whole life: events and spans made on it name the node.
+            std::mem::forget(node_span(&node).entered());
+        })
+        .build()
+        .map_err(Error::io("starting the runtime"))
+}
+
+/// A blocking GET; `Ok(body)` on a 2xx answer.
+fn http_get(url: &str, api_key: Option<String>) -> Result<String, Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the runtime"))?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let mut req = client.get(url);
+        if let Some(k) = api_key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Config(format!("{url}: {e}")))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(Error::Config(format!("{url}: {status}: {body}")));
+        }
+        Ok(body)
+    })
+}
+
+/// `vidbuilder cluster`: the nodes as a table (or the API's JSON).
+fn cluster_command(url: &str, api_key: Option<String>, json: bool) -> Result<(), Error> {
+    let body = http_get(
+        &format!("{}/api/cluster", url.trim_end_matches('/')),
+        api_key,
+    )?;
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let doc: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| Error::Config(format!("not a cluster document: {e}")))?;
+    println!(
+        "{:<20} {:<24} {:<8} {:>8} {:>8}  LAST HEARTBEAT",
+        "NAME", "ADDRESS", "STATUS", "CAPACITY", "RUNNING"
+    );
+    for n in doc["nodes"].as_array().into_iter().flatten() {
+        let s = |k: &str| n[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{:<20} {:<24} {:<8} {:>8} {:>8}  {}{}",
+            s("name"),
+            s("address"),
+            s("status"),
+            n["capacity"].as_u64().unwrap_or(0),
+            n["running"].as_u64().unwrap_or(0),
+            s("lastHeartbeat"),
+            n["reason"]
+                .as_str()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
@@ -100,8 +224,50 @@ fn run(cli: Cli) -> Result<(), Error> {
             config.bind = bind.unwrap_or(config.bind);
             config.data_dir = data_dir.unwrap_or(config.data_dir);
             init_tracing(&config);
-            let rt = tokio::runtime::Runtime::new().map_err(Error::io("starting the runtime"))?;
-            rt.block_on(serve(config))
+            let node = config.node_name();
+            runtime(&node)?.block_on(serve(config).instrument(node_span(&node)))
+        }
+        Command::Worker {
+            join,
+            name,
+            capacity,
+            data_dir,
+        } => {
+            if let Some(n) = &name {
+                config.node_name = n.clone();
+            }
+            init_tracing(&config);
+            let node = config.node_name();
+            let opts = vidbuilder::cluster::WorkerOptions {
+                join,
+                name,
+                capacity,
+                data_dir,
+            };
+            runtime(&node)?.block_on(
+                vidbuilder::cluster::run_worker(config, opts).instrument(node_span(&node)),
+            )
+        }
+        Command::Cluster { url, api_key, json } => cluster_command(&url, api_key, json),
+        Command::Health {
+            url,
+            worker,
+            data_dir,
+        } => {
+            if worker {
+                let dir = data_dir.unwrap_or(config.data_dir.clone());
+                let max_age = Duration::from_millis(config.cluster.heartbeat_interval_ms * 5)
+                    .max(Duration::from_secs(15));
+                let h = vidbuilder::cluster::check_worker_health(&dir, max_age)
+                    .map_err(Error::Config)?;
+                println!(
+                    "ok: worker {} linked, {} render(s) running",
+                    h.node, h.running
+                );
+                Ok(())
+            } else {
+                http_get(&url, None).map(|_| println!("ok: {url}"))
+            }
         }
         Command::Render {
             spec,
@@ -138,6 +304,9 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .iter()
                 .map(|_| "(hidden)".to_string())
                 .collect();
+            if !shown.cluster.cookie.is_empty() {
+                shown.cluster.cookie = "(set, hidden)".into();
+            }
             if !shown.s3.secret_access_key.is_empty() {
                 shown.s3.secret_access_key = "(set, hidden)".into();
             }
@@ -153,22 +322,10 @@ fn run(cli: Cli) -> Result<(), Error> {
 
 async fn serve(config: Config) -> Result<(), Error> {
     let server = Server::start(config).await?;
-    shutdown_signal().await;
+    vidbuilder::shutdown_signal().await;
     tracing::info!("shutting down");
     server.stop().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn read_spec(

@@ -18,6 +18,7 @@
 //! `ractor_cluster`.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod manager;
 pub mod ports;
 pub mod render;

@@ -62,6 +62,24 @@ pub trait Links: Send + Sync + 'static {
     fn poster(&self, job: &JobId) -> String;
 }
 
+/// Finished files as cluster mode moves them between nodes: a worker reads and hashes them, the
+/// coordinator writes them in pieces and moves them into place once their checksum matches.
+/// Blocking calls: the actors run them on tokio's blocking pool.
+pub trait Transfer: Send + Sync + 'static {
+    /// Up to `len` bytes of `path` from `offset` (fewer at the end of the file).
+    fn read_chunk(&self, path: &Path, offset: u64, len: u32) -> std::io::Result<Vec<u8>>;
+    /// The size and the hex SHA-256 of a file.
+    fn digest(&self, path: &Path) -> std::io::Result<(u64, String)>;
+    /// Writes `data` at `offset` of a partial file (created, or truncated, when `offset` is 0).
+    fn write_chunk(&self, path: &Path, offset: u64, data: &[u8]) -> std::io::Result<()>;
+    /// Moves a complete partial file to its final name.
+    fn commit(&self, partial: &Path, path: &Path) -> std::io::Result<()>;
+    /// Removes a file; a missing one is fine.
+    fn remove_file(&self, path: &Path) -> std::io::Result<()>;
+    /// Removes a directory of files (a worker's attempt directory) and all it holds.
+    fn remove_dir(&self, dir: &Path) -> std::io::Result<()>;
+}
+
 /// The finished files of jobs on this node, as the JobManager and the UploadActor may touch them:
 /// the actors never call the filesystem themselves.
 pub trait Artifacts: Send + Sync + 'static {

@@ -1,7 +1,8 @@
-//! The RenderActor: one per running job, spawned linked to the JobManager.
+//! The RenderActor: one per running attempt, spawned linked to its supervisor (the JobManager on
+//! the node that owns the job, or a worker's node actor in cluster mode).
 //!
-//! It runs its job's render once and reports `Progress` and then `RenderDone` to the JobManager,
-//! which stops it. It holds no state the job needs afterwards: the JobManager is the source of
+//! It runs its attempt's render once and reports [`RenderReport::Progress`] and then
+//! [`RenderReport::Done`] through the callback it was given, and its supervisor stops it. It holds no state the job needs afterwards: the JobManager is the source of
 //! truth, so a crash here loses nothing but the attempt. A panic in the renderer becomes a
 //! supervision event at the JobManager. If the actor is killed mid-render the render future is
 //! dropped, and the drop guard cancels the renderer's token so the encoder process dies too.
@@ -18,8 +19,21 @@ use ractor_cluster::RactorMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
 
-use crate::manager::JobManagerMsg;
-use crate::ports::{ProgressSink, RenderPhase, RenderProgress, RenderRequest, Renderer};
+use crate::ports::{
+    ProgressSink, RenderFailure, RenderOutput, RenderPhase, RenderProgress, RenderRequest, Renderer,
+};
+
+/// What a RenderActor reports about its attempt.
+#[derive(Debug, Clone)]
+pub enum RenderReport {
+    /// Throttled progress.
+    Progress(RenderProgress),
+    /// The render returned (the last report).
+    Done(Result<RenderOutput, RenderFailure>),
+}
+
+/// Where a RenderActor's reports go (the supervisor turns them into its own messages).
+pub type RenderReports = Arc<dyn Fn(RenderReport) + Send + Sync>;
 
 /// Which progress reports go out: the first, each phase change, and otherwise at most one per
 /// `interval`; the newest report held back is released by [`ProgressThrottle::flush`]. Pure:
@@ -81,8 +95,8 @@ pub struct RenderArgs {
     pub progress_interval: Duration,
     /// Makes the files.
     pub renderer: Arc<dyn Renderer>,
-    /// The JobManager, which gets `Progress` and `RenderDone`.
-    pub manager: ActorRef<JobManagerMsg>,
+    /// Gets the progress reports and then the result.
+    pub reports: RenderReports,
 }
 
 /// A RenderActor's state: its arguments and the token that cancels the render when it stops.
@@ -126,21 +140,14 @@ impl Actor for RenderActor {
         match msg {
             RenderMsg::Run => {
                 let req = state.args.request.clone();
-                let (job_id, attempt) = (req.job_id.clone(), req.attempt);
-                let span = info_span!("render", job_id = %job_id, attempt);
-                let manager = state.args.manager.clone();
+                let span = info_span!("render", job_id = %req.job_id, attempt = req.attempt);
+                let reports = state.args.reports.clone();
                 let throttle = Arc::new(Mutex::new(ProgressThrottle::new(
                     state.args.progress_interval,
                 )));
                 let send = {
-                    let (job_id, manager) = (job_id.clone(), manager.clone());
-                    move |progress| {
-                        let _ = manager.cast(JobManagerMsg::Progress {
-                            job_id: job_id.clone(),
-                            attempt,
-                            progress,
-                        });
-                    }
+                    let reports = reports.clone();
+                    move |progress| reports(RenderReport::Progress(progress))
                 };
                 let sink: ProgressSink = {
                     let (throttle, send) = (throttle.clone(), send.clone());
@@ -166,11 +173,7 @@ impl Actor for RenderActor {
                 if let Some(p) = last {
                     send(p);
                 }
-                manager.cast(JobManagerMsg::RenderDone {
-                    job_id,
-                    attempt,
-                    result,
-                })?;
+                reports(RenderReport::Done(result));
             }
         }
         Ok(())

@@ -127,6 +127,9 @@ pub enum ArtifactLocation {
 pub struct Artifact {
     /// Which file of the render it is.
     pub kind: ArtifactKind,
+    /// Its file name (no directory), as the renderer named it: the coordinator stores it under
+    /// this name in its own videos directory.
+    pub name: String,
     /// Size of the file, in bytes.
     pub bytes: u64,
     /// Hex SHA-256 of the whole file: checked before the job may complete.
@@ -178,6 +181,22 @@ pub struct WorkerStatus {
     pub seq: u64,
 }
 
+/// A worker's answer to [`WorkerMsg::Render`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderAck {
+    /// `None`: the worker started the attempt; `Some(why)`: it refused it (another catalog
+    /// version, shutting down) and the coordinator places it elsewhere.
+    pub refused: Option<String>,
+}
+
+/// The coordinator's receipt of a [`CoordinatorMsg::Finished`]: the worker re-sends the result
+/// until it gets one (a message may be lost while a link reconnects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The attempt whose result was received.
+    pub attempt: u32,
+}
+
 /// A status request; its `seq` comes back in the [`WorkerStatus`], so the coordinator can tell a
 /// late answer from the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +235,8 @@ pub struct Chunk {
 wire_payload!(
     AttemptId,
     RenderAssignment,
+    RenderAck,
+    Receipt,
     AttemptProgress,
     AttemptFinished,
     WorkerStatus,
@@ -227,8 +248,9 @@ wire_payload!(
 /// What a coordinator sends to a worker node's render host.
 #[derive(RactorClusterMessage)]
 pub enum WorkerMsg {
-    /// Render this attempt (the worker answers with `Progress` and then `Finished`).
-    Render(RenderAssignment),
+    /// Render this attempt: the worker acknowledges at once, then sends `Progress` and `Finished`.
+    #[rpc]
+    Render(RenderAssignment, RpcReplyPort<RenderAck>),
     /// Stop this attempt: kill its encoder, remove its partial files.
     Cancel(AttemptId),
     /// The coordinator has the attempt's files (or gave up on them): the worker may delete them.
@@ -246,8 +268,10 @@ pub enum WorkerMsg {
 pub enum CoordinatorMsg {
     /// Progress of an attempt.
     Progress(AttemptProgress),
-    /// An attempt ended.
-    Finished(AttemptFinished),
+    /// An attempt ended; the coordinator answers with a [`Receipt`] (the worker re-sends until
+    /// it has one).
+    #[rpc]
+    Finished(AttemptFinished, RpcReplyPort<Receipt>),
     /// The worker is alive, with its free capacity (sent on an interval).
     Heartbeat(WorkerStatus),
 }
@@ -305,6 +329,7 @@ mod tests {
             artifacts: vec![
                 Artifact {
                     kind: ArtifactKind::Video,
+                    name: "0123456789abcdef.mp4".into(),
                     bytes: 123_456,
                     sha256: "ab".repeat(32),
                     location: ArtifactLocation::Worker {
@@ -313,6 +338,7 @@ mod tests {
                 },
                 Artifact {
                     kind: ArtifactKind::Reel,
+                    name: "0123456789abcdef_reel.mp4".into(),
                     bytes: 99,
                     sha256: "cd".repeat(32),
                     location: ArtifactLocation::Object {
@@ -354,7 +380,7 @@ mod tests {
     }
 
     /// An rpc variant through the derived codec: its reply port becomes a port of bytes.
-    fn call_round_trip(msg: WorkerMsg) -> WorkerMsg {
+    fn call_round_trip<M: Message>(msg: M) -> M {
         let SerializedMessage::Call {
             variant,
             args,
@@ -364,7 +390,7 @@ mod tests {
         else {
             panic!("an rpc variant serialises as a call");
         };
-        WorkerMsg::deserialize(SerializedMessage::Call {
+        M::deserialize(SerializedMessage::Call {
             variant,
             args,
             reply,
@@ -411,6 +437,11 @@ mod tests {
             });
         }
         round_trip(status());
+        round_trip(RenderAck { refused: None });
+        round_trip(RenderAck {
+            refused: Some("catalog sha256:1 here, sha256:2 asked".into()),
+        });
+        round_trip(Receipt { attempt: 4 });
         round_trip(StatusRequest { seq: 7 });
         round_trip(ChunkRequest {
             attempt: attempt(),
@@ -442,16 +473,6 @@ mod tests {
 
     #[test]
     fn cast_messages_round_trip_through_the_derived_codec() {
-        let (v, back) = cast_round_trip(WorkerMsg::Render(RenderAssignment {
-            attempt: attempt(),
-            spec: spec(),
-            catalog_version: "v".into(),
-            upload: None,
-        }));
-        assert!(
-            matches!(back, WorkerMsg::Render(a) if a.spec == spec() && a.attempt == attempt()),
-            "{v}"
-        );
         let (_, back) = cast_round_trip(WorkerMsg::Cancel(attempt()));
         assert!(matches!(back, WorkerMsg::Cancel(a) if a == attempt()));
         let (_, back) = cast_round_trip(WorkerMsg::Release(attempt()));
@@ -466,19 +487,45 @@ mod tests {
         };
         let (_, back) = cast_round_trip(CoordinatorMsg::Progress(progress.clone()));
         assert!(matches!(back, CoordinatorMsg::Progress(p) if p == progress));
-        let finished = AttemptFinished {
-            attempt: attempt(),
-            node: "w".into(),
-            result: Ok(rendered()),
-        };
-        let (_, back) = cast_round_trip(CoordinatorMsg::Finished(finished.clone()));
-        assert!(matches!(back, CoordinatorMsg::Finished(f) if f == finished));
         let (_, back) = cast_round_trip(CoordinatorMsg::Heartbeat(status()));
         assert!(matches!(back, CoordinatorMsg::Heartbeat(s) if s == status()));
     }
 
     #[tokio::test]
     async fn rpc_messages_carry_their_reply_across_the_codec() {
+        // Render: the assignment crosses, the acknowledgement comes back.
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let assignment = RenderAssignment {
+            attempt: attempt(),
+            spec: spec(),
+            catalog_version: "v".into(),
+            upload: None,
+        };
+        let WorkerMsg::Render(got, port) =
+            call_round_trip(WorkerMsg::Render(assignment.clone(), tx.into()))
+        else {
+            panic!("wrong variant");
+        };
+        assert_eq!(got, assignment);
+        port.send(RenderAck { refused: None }).unwrap();
+        assert_eq!(rx.await.unwrap(), RenderAck { refused: None });
+
+        // Finished: the result crosses, the receipt comes back.
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let finished = AttemptFinished {
+            attempt: attempt(),
+            node: "w".into(),
+            result: Ok(rendered()),
+        };
+        let CoordinatorMsg::Finished(got, port) =
+            call_round_trip(CoordinatorMsg::Finished(finished.clone(), tx.into()))
+        else {
+            panic!("wrong variant");
+        };
+        assert_eq!(got, finished);
+        port.send(Receipt { attempt: 3 }).unwrap();
+        assert_eq!(rx.await.unwrap(), Receipt { attempt: 3 });
+
         // Status: the request crosses as bytes, the answer comes back through the byte port.
         let (tx, rx) = ractor::concurrency::oneshot();
         let msg = WorkerMsg::Status(StatusRequest { seq: 9 }, tx.into());

@@ -192,6 +192,8 @@ fn manager_settings() -> ManagerSettings {
         tick: Duration::from_secs(1),
         s3_prefix: String::new(),
         delete_local_after_upload: false,
+        node_name: "local".into(),
+        cluster: false,
     }
 }
 
@@ -320,6 +322,7 @@ async fn tree_full(
                 },
             )
         }),
+        cluster: None,
     };
     let (manager, _) = Actor::spawn(None, JobManager, args).await.unwrap();
     Tree {

@@ -239,6 +239,8 @@ pub struct JobSnapshot {
     pub queue_position: Option<usize>,
     /// The current (or last) render attempt, once one started.
     pub attempt: Option<u32>,
+    /// The node that renders (or rendered) the current attempt, once one started.
+    pub node: Option<String>,
     /// The contract's result fields, once completed.
     pub result: Option<JobResult>,
     /// The contract's error text, once failed.

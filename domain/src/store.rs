@@ -141,6 +141,8 @@ pub struct JobRecord {
     pub finished_ms: Option<i64>,
     /// Removed by retention: result, files and webhook url are gone; the tombstone answers 410.
     pub expired: bool,
+    /// The node that runs (or ran) the current attempt; `None` before the first one starts.
+    pub node: Option<String>,
 }
 
 impl JobRecord {
@@ -170,6 +172,7 @@ impl JobRecord {
             error: None,
             finished_ms: None,
             expired: false,
+            node: None,
         }
     }
 }
@@ -346,6 +349,7 @@ impl JobStore for MemoryStore {
             j.video.clone_from(&job.video);
             j.reel.clone_from(&job.reel);
             j.error.clone_from(&job.error);
+            j.node.clone_from(&job.node);
         }
         if let Some(o) = outbox {
             if !m.outbox.iter().any(|x| x.webhook_id == o.webhook_id) {

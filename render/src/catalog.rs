@@ -158,6 +158,61 @@ fn cfg_err(file: impl AsRef<Path>, message: impl std::fmt::Display) -> RenderErr
     RenderError::Config(format!("{}: {message}", file.as_ref().display()))
 }
 
+/// The catalog's version: a SHA-256 over everything a render may read from it — the embedded
+/// themes, music catalog, tracks and fonts, then every file under `config_dir` (its relative path
+/// and bytes, in sorted order). Two nodes with the same version render a spec identically; a
+/// cluster worker with another version is sent no work.
+pub fn catalog_version(config_dir: Option<&Path>) -> Result<String, RenderError> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut add = |name: &str, bytes: &[u8]| {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    for (name, text) in EMBEDDED_THEMES {
+        add(&format!("<embedded>/themes/{name}.toml"), text.as_bytes());
+    }
+    add("<embedded>/music/catalog.toml", EMBEDDED_CATALOG.as_bytes());
+    for (name, bytes) in EMBEDDED_TRACK_FILES {
+        add(&format!("<embedded>/music/{name}"), bytes);
+    }
+    for (name, bytes) in EMBEDDED_FONTS {
+        add(&format!("<embedded>/fonts/{name}"), bytes);
+    }
+    if let Some(dir) = config_dir {
+        let mut files = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            let entries = std::fs::read_dir(&d)
+                .map_err(|e| RenderError::Config(format!("reading {}: {e}", d.display())))?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        for f in files {
+            let bytes = std::fs::read(&f)
+                .map_err(|e| RenderError::Config(format!("reading {}: {e}", f.display())))?;
+            let rel = f
+                .strip_prefix(dir)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .into_owned();
+            add(&rel, &bytes);
+        }
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sha256:{hex}"))
+}
+
 impl Catalog {
     /// Load the embedded defaults, then (when given) the additions/overrides of `config_dir`.
     pub fn load(config_dir: Option<&Path>) -> Result<Catalog, RenderError> {
@@ -446,6 +501,26 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_catalog_version_follows_every_file_of_the_config_dir() {
+        let embedded = catalog_version(None).unwrap();
+        assert!(embedded.starts_with("sha256:") && embedded.len() == 7 + 24);
+        assert_eq!(catalog_version(None).unwrap(), embedded, "stable");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("themes")).unwrap();
+        let empty = catalog_version(Some(dir.path())).unwrap();
+        assert_eq!(empty, embedded, "an empty config dir changes nothing");
+        std::fs::write(dir.path().join("themes/x.toml"), "a = 1").unwrap();
+        let one = catalog_version(Some(dir.path())).unwrap();
+        assert_ne!(one, embedded);
+        std::fs::write(dir.path().join("themes/x.toml"), "a = 2").unwrap();
+        assert_ne!(
+            catalog_version(Some(dir.path())).unwrap(),
+            one,
+            "contents count"
+        );
+    }
     use super::*;
 
     #[test]

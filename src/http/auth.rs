@@ -347,6 +347,7 @@ mod tests {
             finished_at: None,
             queue_position: None,
             attempt: None,
+            node: None,
             result: None,
             error: None,
             owner: None,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod catalog;
+mod cluster;
 mod download;
 pub mod error;
 mod jobs;
@@ -47,6 +48,17 @@ pub struct AppState {
     pub signing: Arc<vidbuilder_actors::signing::SigningKeys>,
     /// Deepest array/object nesting a request body may have.
     pub max_json_depth: usize,
+    /// The cluster's worker nodes (empty on a single node), for `GET /api/cluster`.
+    pub cluster: ClusterInfo,
+}
+
+/// What `GET /api/cluster` shows besides the JobManager's slots.
+#[derive(Clone, Default)]
+pub struct ClusterInfo {
+    /// Where this node accepts worker links (cluster mode).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The workers as the ClusterActor sees them.
+    pub views: vidbuilder_actors::cluster::registry::ClusterViews,
 }
 
 /// How the router guards itself.
@@ -84,6 +96,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .merge(jobs::router())
         .merge(download::router())
         .merge(catalog::router())
+        .merge(cluster::router())
         .merge(webhooks::router())
         .fallback(|| async {
             ApiError::new(

@@ -50,6 +50,10 @@ pub struct JobStatusBody {
     /// The current (or last) render attempt, 1-based; `None` before the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// The node that renders (or rendered) the current attempt: this server's node name, or a
+    /// worker's in cluster mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The result fields (download URLs and the like), flattened in once completed.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResult>,
@@ -71,6 +75,7 @@ impl From<&JobSnapshot> for JobStatusBody {
             finished_at: s.finished_at.clone(),
             queue_position: s.queue_position,
             attempt: s.attempt,
+            node: s.node.clone(),
             result: s.result.clone(),
             error: s.error.clone(),
         }
@@ -149,6 +154,7 @@ mod tests {
             finished_at: None,
             queue_position: None,
             attempt: Some(1),
+            node: Some("node-a".into()),
             result: None,
             error: None,
             owner: Some("key-1".into()),

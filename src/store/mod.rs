@@ -10,7 +10,10 @@ use vidbuilder_domain::store::AttemptRecord;
 use vidbuilder_domain::store::{DeliveryState, JobRecord, JobStore, OutboxRow, StoreError};
 
 /// Migrations, in order. The schema version is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_node.sql"),
+];
 
 /// The [`JobStore`] on one SQLite database file (`<data_dir>/vidbuilder.db`).
 pub struct SqliteStore {
@@ -106,6 +109,7 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
             .map(|s| serde_json::from_str(&s))
             .transpose()
             .map_err(bad)?,
+        node: r.get("node")?,
         video: r.get::<_, Option<String>>("video")?.map(PathBuf::from),
         reel: r.get::<_, Option<String>>("reel")?.map(PathBuf::from),
         error: r.get("error")?,
@@ -166,7 +170,7 @@ impl JobStore for SqliteStore {
         let tx = conn.transaction().map_err(e)?;
         tx.execute(
             "UPDATE jobs SET status = ?2, attempt = ?3, started_at = ?4, finished_at = ?5, finished_ms = ?6,
-                             result = ?7, video = ?8, reel = ?9, error = ?10 WHERE id = ?1",
+                             result = ?7, video = ?8, reel = ?9, error = ?10, node = ?11 WHERE id = ?1",
             params![
                 job.id.as_str(),
                 status_str(job.status),
@@ -177,7 +181,8 @@ impl JobStore for SqliteStore {
                 job.result.as_ref().map(serde_json::to_string).transpose().map_err(e)?,
                 path_str(&job.video),
                 path_str(&job.reel),
-                job.error
+                job.error,
+                job.node
             ],
         )
         .map_err(e)?;

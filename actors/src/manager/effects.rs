@@ -22,6 +22,23 @@ pub enum Effect {
     },
     /// Spawn a RenderActor for this attempt, linked to the manager.
     SpawnRender(RenderRequest),
+    /// Send the attempt to a worker node (cluster mode): its progress and result come back as
+    /// messages like a local render's.
+    Dispatch {
+        /// The worker's node name.
+        node: String,
+        /// The attempt to render.
+        request: RenderRequest,
+    },
+    /// Tell a worker to stop an attempt (superseded, stalled, or the drain's grace is over).
+    CancelRemote {
+        /// The worker's node name.
+        node: String,
+        /// The job.
+        job: JobId,
+        /// The attempt to stop.
+        attempt: u32,
+    },
     /// Stop the job's RenderActor: its render returned (or the job ended).
     StopRender(JobId),
     /// Kill the job's RenderActor (stalled, or the drain's grace is over); its exit comes back

@@ -11,11 +11,14 @@ use vidbuilder_domain::job::{JobId, JobSnapshot, S3Object};
 use vidbuilder_domain::spec::VideoSpec;
 use vidbuilder_domain::store::JobStore;
 
+use crate::cluster::coordinator::ClusterSettings;
+use crate::manager::core::NodeSlots;
 use crate::ports::{
     Artifacts, Links, RenderFailure, RenderOutput, RenderProgress, Renderer, UploadError, Uploader,
 };
 use crate::upload::UploadSettings;
 use crate::webhook::WebhookMsg;
+use crate::wire::{AttemptId, RenderedAttempt};
 
 /// The read view the JobManager writes and the HTTP layer reads.
 pub type JobViews = Arc<DashMap<JobId, JobSnapshot>>;
@@ -141,6 +144,39 @@ pub enum JobManagerMsg {
     /// A request for the WebhookActor (delivery log, redelivery): the HTTP layer speaks only to
     /// the JobManager, which forwards it.
     ToWebhooks(WebhookMsg),
+    /// From the ClusterActor: a worker takes attempts, with this many slots.
+    NodeUp {
+        /// The worker's node name.
+        node: String,
+        /// Its render slots.
+        capacity: usize,
+    },
+    /// From the ClusterActor: a worker is lost; its attempts fail over like crashed renders.
+    NodeDown {
+        /// The worker's node name.
+        node: String,
+        /// Why, in words.
+        why: String,
+    },
+    /// From the ClusterActor: the attempts a worker says it is rendering (its heartbeat); those
+    /// that are not current are cancelled there.
+    NodeRunning {
+        /// The worker's node name.
+        node: String,
+        /// What it renders.
+        attempts: Vec<AttemptId>,
+    },
+    /// From the ClusterActor: a worker finished an attempt and holds its files.
+    RemoteRendered {
+        /// The worker's node name.
+        node: String,
+        /// The attempt.
+        attempt: AttemptId,
+        /// What it made.
+        rendered: RenderedAttempt,
+    },
+    /// Every node's render slots (this node first), for `GET /api/cluster`.
+    Nodes(RpcReplyPort<Vec<NodeSlots>>),
     /// A fresh signed URL for a completed job's stored video (`reel` for the vertical one).
     PresignDownload {
         /// The completed job.
@@ -206,6 +242,11 @@ pub struct ManagerSettings {
     pub s3_prefix: String,
     /// Remove the local files once they are in object storage.
     pub delete_local_after_upload: bool,
+    /// This node's name (`node` in job-status for renders that run here).
+    pub node_name: String,
+    /// Cluster mode: workers on other nodes take attempts too, and `max_concurrent` (this node's
+    /// own renders) may be 0.
+    pub cluster: bool,
 }
 
 /// What the JobManager is spawned with.
@@ -226,4 +267,7 @@ pub struct JobManagerArgs {
     pub artifacts: Arc<dyn Artifacts>,
     /// Object storage; `None` keeps videos on local disk only.
     pub uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
+    /// Cluster mode: the ClusterActor's settings (the manager spawns it, linked); `None` on a
+    /// single node.
+    pub cluster: Option<ClusterSettings>,
 }

@@ -45,10 +45,12 @@ pub use messages::{
     PresignError, SubmitError, SubmitRequest,
 };
 
+use crate::cluster::coordinator::{ClusterActor, ClusterArgs, ClusterMsg, ClusterSettings};
 use crate::ports::{Artifacts, RenderFailure, RenderFailureKind, Renderer, Uploader};
-use crate::render::{RenderActor, RenderArgs};
+use crate::render::{RenderActor, RenderArgs, RenderReport};
 use crate::upload::{UploadActor, UploadArgs, UploadMsg, UploadSettings};
 use crate::webhook::{Delivery, WebhookMsg};
+use crate::wire::AttemptId;
 
 /// The JobManager's state: its [`Core`] and what it needs to carry effects out.
 pub struct JobManagerState {
@@ -68,6 +70,8 @@ pub struct JobManagerState {
     last_sweep: std::time::Instant,
     uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
     upload: Option<ActorRef<UploadMsg>>,
+    cluster_settings: Option<ClusterSettings>,
+    cluster: Option<ActorRef<ClusterMsg>>,
 }
 
 /// The JobManager actor (see the module docs); spawned with [`JobManagerArgs`].
@@ -96,13 +100,29 @@ impl JobManagerState {
             Effect::SpawnRender(request) => {
                 let id = request.job_id.clone();
                 let attempt = request.attempt;
+                let manager = myself.clone();
+                let job_id = id.clone();
                 let args = RenderArgs {
                     request,
                     // A few reports a second, and always several within the stall timeout.
                     progress_interval: (self.core.settings().stall_timeout / 4)
                         .min(Duration::from_millis(250)),
                     renderer: self.renderer.clone(),
-                    manager: myself.clone(),
+                    reports: Arc::new(move |report| {
+                        let job_id = job_id.clone();
+                        let _ = manager.cast(match report {
+                            RenderReport::Progress(progress) => JobManagerMsg::Progress {
+                                job_id,
+                                attempt,
+                                progress,
+                            },
+                            RenderReport::Done(result) => JobManagerMsg::RenderDone {
+                                job_id,
+                                attempt,
+                                result,
+                            },
+                        });
+                    }),
                 };
                 match Actor::spawn_linked(None, RenderActor, args, myself.get_cell()).await {
                     Ok((actor, _)) => {
@@ -111,6 +131,28 @@ impl JobManagerState {
                         self.cells.insert(id, actor.get_cell());
                     }
                     Err(e) => return self.core.spawn_failed(&id, e.to_string(), now),
+                }
+            }
+            Effect::Dispatch { node, request } => {
+                let (id, attempt) = (request.job_id.clone(), request.attempt);
+                let sent = match &self.cluster {
+                    Some(c) => c
+                        .cast(ClusterMsg::Dispatch { node, request })
+                        .map_err(|e| e.to_string()),
+                    None => Err("cluster mode is not running".into()),
+                };
+                if let Err(e) = sent {
+                    let why = RenderFailure::new(RenderFailureKind::Crashed, e);
+                    return self.core.render_done(&id, attempt, Err(why), now);
+                }
+            }
+            Effect::CancelRemote { node, job, attempt } => {
+                if let Some(c) = &self.cluster {
+                    let attempt = AttemptId {
+                        job_id: job,
+                        attempt,
+                    };
+                    let _ = c.cast(ClusterMsg::Cancel { node, attempt });
                 }
             }
             Effect::StopRender(id) => {
@@ -134,7 +176,7 @@ impl JobManagerState {
             Effect::ResumeUpload { job, video, reel } => {
                 let there = |p: PathBuf| self.artifacts.size(&p).map(|_| p);
                 let (video, reel) = (there(video), reel.and_then(there));
-                return self.core.resume_upload(&job, video, reel);
+                return self.core.resume_upload(&job, video, reel, now);
             }
             Effect::Upload {
                 job,
@@ -232,6 +274,76 @@ impl JobManagerState {
         }
     }
 
+    /// (Re)starts the ClusterActor (cluster mode), linked to the manager.
+    async fn spawn_cluster_actor(&mut self, myself: &ActorRef<JobManagerMsg>) {
+        let Some(settings) = self.cluster_settings.clone() else {
+            return;
+        };
+        let args = ClusterArgs {
+            settings,
+            manager: myself.clone(),
+        };
+        match Actor::spawn_linked(None, ClusterActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => self.cluster = Some(actor),
+            Err(e) => {
+                error!("could not start the cluster listener: {e}; retrying in 2 s");
+                self.cluster = None;
+                // The next tick tries again.
+            }
+        }
+    }
+
+    /// Cluster messages about nodes and remote attempts.
+    fn remote(&mut self, msg: JobManagerMsg, now: Now) -> Vec<Effect> {
+        match msg {
+            JobManagerMsg::NodeUp { node, capacity } => self.core.node_up(&node, capacity, now),
+            JobManagerMsg::NodeDown { node, why } => self.core.node_down(&node, &why, now),
+            JobManagerMsg::NodeRunning { node, attempts } => {
+                let attempts: Vec<(JobId, u32)> = attempts
+                    .into_iter()
+                    .map(|a| (a.job_id, a.attempt))
+                    .collect();
+                self.core
+                    .superseded(&node, &attempts)
+                    .into_iter()
+                    .map(|(job, attempt)| Effect::CancelRemote {
+                        node: node.clone(),
+                        job,
+                        attempt,
+                    })
+                    .collect()
+            }
+            JobManagerMsg::RemoteRendered {
+                node,
+                attempt,
+                rendered,
+            } => {
+                let (id, n) = (attempt.job_id.clone(), attempt.attempt);
+                if self.core.remote_rendered(&id, n, &node, now) {
+                    if let Some(c) = &self.cluster {
+                        let _ = c.cast(ClusterMsg::Fetch {
+                            node,
+                            attempt,
+                            rendered,
+                        });
+                    }
+                    Vec::new()
+                } else if !self.core.is_current(&id, n, &node) {
+                    // A superseded attempt's files: the worker may drop them.
+                    vec![Effect::CancelRemote {
+                        node,
+                        job: id,
+                        attempt: n,
+                    }]
+                } else {
+                    // Already being fetched (a re-sent result).
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn submit(&mut self, request: SubmitRequest) -> Result<JobSnapshot, SubmitError> {
         self.core.admission()?;
         let now = Now::system();
@@ -318,6 +430,8 @@ impl Actor for JobManager {
             last_sweep: std::time::Instant::now(),
             uploader: args.uploader,
             upload: None,
+            cluster_settings: args.cluster,
+            cluster: None,
         };
         // Recover: finished jobs are served again; queued and interrupted ones run again, in
         // admission order; partial files of interrupted renders are discarded.
@@ -334,6 +448,7 @@ impl Actor for JobManager {
         state: &mut JobManagerState,
     ) -> Result<(), ActorProcessingErr> {
         state.spawn_upload_actor(&myself).await;
+        state.spawn_cluster_actor(&myself).await;
         let effects = state.core.pump(Now::system());
         state.run(&myself, effects).await;
         Ok(())
@@ -400,7 +515,20 @@ impl Actor for JobManager {
                 state.restart_timers.remove(&job_id);
                 state.core.restart_due(&job_id, now)
             }
-            JobManagerMsg::Tick => state.tick(now),
+            JobManagerMsg::Tick => {
+                if state.cluster.is_none() && state.cluster_settings.is_some() {
+                    state.spawn_cluster_actor(&myself).await;
+                }
+                state.tick(now)
+            }
+            msg @ (JobManagerMsg::NodeUp { .. }
+            | JobManagerMsg::NodeDown { .. }
+            | JobManagerMsg::NodeRunning { .. }
+            | JobManagerMsg::RemoteRendered { .. }) => state.remote(msg, now),
+            JobManagerMsg::Nodes(reply) => {
+                let _ = reply.send(state.core.nodes());
+                Vec::new()
+            }
             JobManagerMsg::Drain { grace, reply } => {
                 state.drain_reply = Some(reply);
                 state.core.drain(grace, now)
@@ -479,6 +607,27 @@ impl Actor for JobManager {
         {
             error!("the upload worker stopped ({reason}); restarting it");
             state.spawn_upload_actor(&myself).await;
+            return Ok(());
+        }
+        if state
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.get_id() == cell.get_id())
+        {
+            // Its links closed with it: every worker is lost until it links again.
+            error!("the cluster listener stopped ({reason}); restarting it");
+            state.cluster = None;
+            let now = Now::system();
+            let mut effects = Vec::new();
+            for n in state.core.nodes().into_iter().filter(|n| !n.local) {
+                effects.extend(state.core.node_down(
+                    &n.name,
+                    "the cluster listener restarted",
+                    now,
+                ));
+            }
+            state.run(&myself, effects).await;
+            state.spawn_cluster_actor(&myself).await;
             return Ok(());
         }
         let Some(job_id) = state.renders.remove(&cell.get_id()) else {

@@ -44,6 +44,8 @@ fn settings() -> ManagerSettings {
         tick: Duration::from_secs(1),
         s3_prefix: "pre".into(),
         delete_local_after_upload: false,
+        node_name: "local".into(),
+        cluster: false,
     }
 }
 
@@ -457,7 +459,7 @@ fn a_restart_uploads_what_was_rendered_or_renders_again() {
         video: PathBuf::from("/videos/x.mp4"),
         reel: None
     }));
-    let effects = c.resume_upload(&id, Some(PathBuf::from("/videos/x.mp4")), None);
+    let effects = c.resume_upload(&id, Some(PathBuf::from("/videos/x.mp4")), None, now);
     assert!(effects
         .iter()
         .any(|e| matches!(e, Effect::Upload { attempt: 2, .. })));
@@ -465,8 +467,9 @@ fn a_restart_uploads_what_was_rendered_or_renders_again() {
     let mut c = core(true, settings());
     c.recover(vec![record], now);
     c.pump(now);
-    let effects = c.resume_upload(&id, None, None);
-    assert_eq!(spawned(&effects), vec![(id.clone(), 2)]);
+    let effects = c.resume_upload(&id, None, None, now);
+    // The files are gone: a new attempt renders, first in line.
+    assert_eq!(spawned(&effects), vec![(id.clone(), 3)]);
     assert_eq!(c.record(&id).unwrap().video, None);
 }
 
@@ -518,4 +521,184 @@ fn a_render_that_cannot_start_fails_its_job_and_frees_the_slot() {
         c.snapshot(&a).unwrap().error.as_deref(),
         Some("Failed to start render worker: no threads")
     );
+}
+
+// ---- cluster mode ----
+
+fn cluster_settings(local: usize) -> ManagerSettings {
+    ManagerSettings {
+        max_concurrent: local,
+        cluster: true,
+        node_name: "coord".into(),
+        max_queued: 100,
+        ..settings()
+    }
+}
+
+/// The dispatches among `effects`: (node, job, attempt).
+fn dispatched(effects: &[Effect]) -> Vec<(String, JobId, u32)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Dispatch { node, request } => {
+                Some((node.clone(), request.job_id.clone(), request.attempt))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pure_coordinator_waits_for_workers_then_spreads_attempts_round_robin() {
+    let now = Now::system();
+    let mut c = core(false, cluster_settings(0));
+    let ids: Vec<_> = (1..=5).map(|s| admit(&mut c, s, now)).collect();
+    assert!(c.pump(now).is_empty(), "no worker yet: nothing starts");
+    let mut got = dispatched(&c.node_up("w1", 2, now));
+    got.extend(dispatched(&c.node_up("w2", 2, now)));
+    // w1 took two (it alone had free slots), then w2 came with the most free slots.
+    let nodes: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(nodes, vec!["w1", "w1", "w2", "w2"]);
+    assert_eq!(got[0].1, ids[0]);
+    let snap = c.snapshot(&ids[0]).unwrap();
+    assert_eq!((snap.node.as_deref(), snap.attempt), (Some("w1"), Some(1)));
+    assert_eq!(c.snapshot(&ids[4]).unwrap().queue_position, Some(1));
+    let slots = c.nodes();
+    assert_eq!(slots[0].name, "coord");
+    assert_eq!(slots[0].capacity, 0);
+    assert!(slots.iter().filter(|n| !n.local).all(|n| n.running == 2));
+}
+
+#[test]
+fn ties_go_to_workers_before_the_coordinator_and_alternate_between_them() {
+    let now = Now::system();
+    let mut c = core(false, cluster_settings(1));
+    c.node_up("w1", 1, now);
+    c.node_up("w2", 1, now);
+    for s in 1..=3 {
+        admit(&mut c, s, now);
+    }
+    let effects = c.pump(now);
+    let remote: Vec<String> = dispatched(&effects).into_iter().map(|d| d.0).collect();
+    assert_eq!(remote, vec!["w1", "w2"]);
+    assert_eq!(spawned(&effects).len(), 1, "the coordinator is last");
+}
+
+#[test]
+fn a_lost_node_fails_its_attempts_over_with_a_new_attempt_number() {
+    let now = Now::system();
+    let mut c = core(false, cluster_settings(0));
+    let a = admit(&mut c, 1, now);
+    c.node_up("w1", 1, now);
+    c.node_up("w2", 1, now);
+    let b = admit(&mut c, 2, now);
+    c.pump(now);
+    let on_w1 = c.snapshot(&a).unwrap();
+    assert_eq!(on_w1.node.as_deref(), Some("w1"));
+    assert_eq!(c.snapshot(&b).unwrap().node.as_deref(), Some("w2"));
+    // w1 is lost: its attempt is handled like a crash (a restart with backoff).
+    let effects = c.node_down("w1", "no heartbeat for 10.0s", now);
+    let Some(Effect::ScheduleRestart { job, .. }) = effects
+        .iter()
+        .find(|e| matches!(e, Effect::ScheduleRestart { .. }))
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(job, &a);
+    assert!(matches!(
+        c.snapshot(&a).unwrap().phase,
+        JobPhase::Retrying { .. }
+    ));
+    // Its late progress and result are ignored.
+    let p = RenderProgress {
+        phase: RenderPhase::Rendering,
+        frames_done: 5,
+        frames_total: 10,
+    };
+    c.progress(&a, 1, p, now);
+    assert!(c.render_done(&a, 1, Ok(output(&a, false)), now).is_empty());
+    assert!(!c.is_current(&a, 1, "w1"));
+    // w2 finishes b; the restart of a goes first in line, to w2, as attempt 2.
+    c.render_done(&b, 1, Ok(output(&b, false)), now);
+    let effects = c.restart_due(&a, later(now, 2));
+    assert_eq!(dispatched(&effects), vec![("w2".into(), a.clone(), 2)]);
+    // The stale attempt 1 that w1 still reports is superseded; attempt 2 on w2 is not.
+    let reported = vec![(a.clone(), 1)];
+    assert_eq!(c.superseded("w1", &reported), reported);
+    assert!(c.superseded("w2", &[(a.clone(), 2)]).is_empty());
+    assert_eq!(c.placement(&a), Some(("w2".into(), 2, false)));
+}
+
+#[test]
+fn losing_nodes_counts_against_restart_intensity() {
+    let now = Now::system();
+    let mut c = core(false, cluster_settings(0));
+    let a = admit(&mut c, 1, now);
+    let mut t = now;
+    for (round, node) in ["w1", "w2", "w3"].into_iter().enumerate() {
+        c.node_up(node, 1, t);
+        c.pump(t);
+        let effects = c.node_down(node, "gone", t);
+        if round < 2 {
+            assert!(
+                effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::ScheduleRestart { .. })),
+                "round {round}: {effects:?}"
+            );
+            t = later(t, 10);
+            c.restart_due(&a, t);
+        } else {
+            assert_eq!(events(&effects), vec![EventKind::Failed], "{effects:?}");
+        }
+    }
+    let snap = c.snapshot(&a).unwrap();
+    assert_eq!(snap.status, JobStatus::Failed);
+    assert!(snap.error.unwrap().contains("node w3 was lost"));
+}
+
+#[test]
+fn a_remote_result_is_fetched_once_and_a_stalled_remote_render_is_cancelled_there() {
+    let now = Now::system();
+    let mut c = core(false, cluster_settings(0));
+    let a = admit(&mut c, 1, now);
+    let b = admit(&mut c, 2, now);
+    c.node_up("w1", 2, now);
+    c.pump(now);
+    assert!(c.remote_rendered(&a, 1, "w1", now));
+    assert!(!c.remote_rendered(&a, 1, "w1", now), "a re-sent result");
+    assert!(!c.remote_rendered(&a, 1, "w2", now), "another node");
+    assert!(!c.remote_rendered(&a, 2, "w1", now), "another attempt");
+    assert_eq!(c.snapshot(&a).unwrap().phase, JobPhase::Finalising);
+    // b goes silent: it is cancelled on its worker and retried.
+    let effects = c.check_liveness(later(now, 11));
+    assert!(effects.contains(&Effect::CancelRemote {
+        node: "w1".into(),
+        job: b.clone(),
+        attempt: 1
+    }));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::ScheduleRestart { job, .. } if job == &b)));
+    assert!(matches!(
+        c.snapshot(&b).unwrap().phase,
+        JobPhase::Retrying { .. }
+    ));
+}
+
+#[test]
+fn a_single_node_names_itself_and_keeps_one_slot_at_least() {
+    let now = Now::system();
+    let mut c = core(
+        false,
+        ManagerSettings {
+            max_concurrent: 0,
+            node_name: "solo".into(),
+            ..settings()
+        },
+    );
+    let a = admit(&mut c, 1, now);
+    assert_eq!(spawned(&c.pump(now)), vec![(a.clone(), 1)]);
+    assert_eq!(c.snapshot(&a).unwrap().node.as_deref(), Some("solo"));
+    assert_eq!(c.record(&a).unwrap().node.as_deref(), Some("solo"));
 }

@@ -158,6 +158,7 @@ fn start(job: &mut JobRecord) {
     job.status = JobStatus::Processing;
     job.attempt += 1;
     job.started_at = Some("2026-01-01T00:01:00.000Z".into());
+    job.node = Some(format!("worker-{}", job.attempt));
 }
 
 /// Moves `job` to completed at `finished_ms`, with a result and files.
@@ -172,6 +173,7 @@ fn complete(job: &mut JobRecord, finished_ms: i64) {
     job.result = Some(result());
     job.video = Some(PathBuf::from(format!("/data/videos/{}.mp4", job.id)));
     job.reel = Some(PathBuf::from(format!("/data/videos/{}_reel.mp4", job.id)));
+    job.node = Some("worker-a".into());
 }
 
 fn row(job: &JobRecord, event: EventKind) -> OutboxRow {
@@ -315,7 +317,7 @@ pub fn insert_refuses_a_duplicate_id(store: &dyn JobStore) {
 }
 
 /// `insert_job` stores the admission fields only (id, spec, webhook url, owner, status, attempt,
-/// created_at): start/finish times, result, files, error and `expired` start empty whatever the
+/// created_at): start/finish times, result, files, error, node and `expired` start empty whatever the
 /// record says, and the store's `seq` replaces the caller's.
 pub fn insert_keeps_only_the_admission_fields(store: &dyn JobStore) {
     let mut job = new_job(1);
@@ -336,6 +338,7 @@ pub fn insert_keeps_only_the_admission_fields(store: &dyn JobStore) {
         reel: None,
         error: None,
         expired: false,
+        node: None,
         ..given
     };
     assert_eq!(
@@ -346,7 +349,7 @@ pub fn insert_keeps_only_the_admission_fields(store: &dyn JobStore) {
 }
 
 /// `update_job` saves the fields that move while a job runs (status, attempt, start/finish times,
-/// finished_ms, result, files, error) and nothing else: spec, webhook url, owner, created_at, seq
+/// finished_ms, result, files, error, node) and nothing else: spec, webhook url, owner, created_at, seq
 /// and `expired` stay as stored. Updating a job the store does not have changes nothing.
 pub fn update_job_saves_the_progress_fields_only(store: &dyn JobStore) {
     let stored = insert(store, 1);
@@ -373,7 +376,7 @@ pub fn update_job_saves_the_progress_fields_only(store: &dyn JobStore) {
     assert_eq!(
         loaded(store, &stored.id),
         expected,
-        "JobStore contract: update_job saves status, attempt, times, result, files and error only"
+        "JobStore contract: update_job saves status, attempt, times, result, files, error and node only"
     );
 
     let mut stranger = new_job(2);

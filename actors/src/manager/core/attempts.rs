@@ -78,7 +78,9 @@ impl Core {
     }
 
     pub(super) fn stop_running(&mut self, id: &JobId) {
-        self.running.remove(id);
+        if self.running.remove(id) {
+            self.free_slot(id);
+        }
         if let Some(job) = self.jobs.get_mut(id) {
             job.running = false;
         }
@@ -129,24 +131,50 @@ impl Core {
         self.pump(now)
     }
 
-    /// Liveness: renders silent past the stall timeout are killed (and then handled as a crash).
+    /// Liveness: renders silent past the stall timeout are killed (and then handled as a crash;
+    /// a local render's exit comes back as a supervision event, a remote one is cancelled on its
+    /// worker and handled at once).
     pub fn check_liveness(&mut self, now: Now) -> Vec<Effect> {
         let limit = self.settings.stall_timeout;
+        let stalled: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, job)| {
+                job.running
+                    && job.killed_for.is_none()
+                    && now.at.duration_since(job.last_progress) > limit
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
         let mut effects = Vec::new();
-        for (id, job) in &mut self.jobs {
-            if job.running
-                && job.killed_for.is_none()
-                && now.at.duration_since(job.last_progress) > limit
-            {
-                let why = RenderFailure::new(
-                    RenderFailureKind::Stalled,
-                    format!("render stalled (no progress for {}s)", limit.as_secs()),
-                );
-                warn!(job_id = %id, "{why}; killing it");
+        for id in stalled {
+            let why = RenderFailure::new(
+                RenderFailureKind::Stalled,
+                format!("render stalled (no progress for {}s)", limit.as_secs()),
+            );
+            warn!(job_id = %id, "{why}; killing it");
+            let kill = self.kill_effect(&id);
+            let remote = matches!(kill, Effect::CancelRemote { .. });
+            effects.push(kill);
+            if remote {
+                effects.extend(self.render_exited(&id, why, now));
+            } else if let Some(job) = self.jobs.get_mut(&id) {
                 job.killed_for = Some(why);
-                effects.push(Effect::KillRender(id.clone()));
             }
         }
         effects
+    }
+
+    /// How to stop the job's running attempt: kill its RenderActor here, or cancel it on its
+    /// worker.
+    pub(super) fn kill_effect(&self, id: &JobId) -> Effect {
+        match self.placement(id) {
+            Some((node, attempt, false)) => Effect::CancelRemote {
+                node,
+                job: id.clone(),
+                attempt,
+            },
+            _ => Effect::KillRender(id.clone()),
+        }
     }
 }

@@ -8,7 +8,7 @@ use vidbuilder_domain::events::WebhookEvent;
 use vidbuilder_domain::job::{
     poster_of, timestamp, JobFailure, JobId, JobPhase, JobResult, JobStatus, S3Object, S3Upload,
 };
-use vidbuilder_domain::ports::{RenderOutput, RenderRequest, UploadFile};
+use vidbuilder_domain::ports::{RenderOutput, UploadFile};
 
 use super::{Core, Draining, Job, Now};
 use crate::manager::effects::Effect;
@@ -26,22 +26,19 @@ impl Core {
         id: &JobId,
         video: Option<PathBuf>,
         reel: Option<PathBuf>,
+        now: Now,
     ) -> Vec<Effect> {
         let Some(job) = self.jobs.get_mut(id) else {
             return Vec::new();
         };
         let Some(video) = video else {
-            // The files are gone: render again, in the slot this attempt has.
+            // The files are gone: render again, first in line, on whichever node has a slot.
+            info!(job_id = %id, "the rendered files are gone: rendering again");
             job.record.video = None;
             job.record.reel = None;
-            job.running = true;
-            self.running.insert(id.clone());
-            return vec![Effect::SpawnRender(RenderRequest {
-                job_id: id.clone(),
-                attempt: job.record.attempt,
-                spec: job.record.spec.clone(),
-                out_dir: self.settings.out_dir.clone(),
-            })];
+            self.queue.push_front(id.clone());
+            self.number_queue();
+            return self.pump(now);
         };
         let spec = &job.record.spec;
         let (width, height) = spec.quality.dimensions();
@@ -162,10 +159,12 @@ impl Core {
         }
         let mut effects = Vec::new();
         if job.running {
-            job.running = false;
-            self.running.remove(id);
             effects.push(Effect::StopRender(id.clone()));
+            self.stop_running(id);
         }
+        let Some(job) = self.jobs.get_mut(id) else {
+            return effects;
+        };
         let elapsed = job
             .started
             .map(|s| now.at.duration_since(s).as_secs_f64())
@@ -323,12 +322,11 @@ impl Core {
                 finished: d.running_at_start.saturating_sub(running),
                 interrupted: running,
             };
-            for id in self.running.drain() {
+            let running: Vec<JobId> = self.running.iter().cloned().collect();
+            for id in running {
                 warn!(job_id = %id, "grace period over: stopping the render; it resumes on the next start");
-                if let Some(job) = self.jobs.get_mut(&id) {
-                    job.running = false;
-                }
-                effects.push(Effect::KillRender(id));
+                effects.push(self.kill_effect(&id));
+                self.stop_running(&id);
             }
             effects.push(Effect::DrainDone(report));
         }

@@ -25,6 +25,9 @@ use crate::ports::Links;
 
 mod attempts;
 mod finish;
+mod nodes;
+
+pub use nodes::{pick_node, NodeLoad, NodeSlots};
 
 /// The clock of one event: a monotonic instant for deadlines, wall time for timestamps.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +58,8 @@ struct Job {
     last_progress: Instant,
     /// A render actor runs this job's current attempt.
     running: bool,
+    /// The current attempt's files are being fetched from its worker.
+    fetching: bool,
     /// Why the running render was killed, when the manager killed it.
     killed_for: Option<RenderFailure>,
     /// When recent restarts happened (restart intensity).
@@ -80,6 +85,7 @@ impl Job {
             started: None,
             last_progress: now,
             running: false,
+            fetching: false,
             killed_for: None,
             restarts: Vec::new(),
             rendered: None,
@@ -109,6 +115,7 @@ impl Job {
             finished_at: r.finished_at.clone(),
             queue_position: self.queue_position,
             attempt: (r.attempt > 0).then_some(r.attempt),
+            node: r.node.clone(),
             result: r.result.clone(),
             error: r.error.clone(),
             owner: r.owner.clone(),
@@ -138,6 +145,10 @@ pub struct Core {
     jobs: HashMap<JobId, Job>,
     queue: VecDeque<JobId>,
     running: HashSet<JobId>,
+    /// This node's render slots first, then the workers' (cluster mode).
+    nodes: Vec<nodes::Node>,
+    /// Round-robin position among tied workers.
+    cursor: usize,
     draining: Option<Draining>,
     dirty: BTreeSet<JobId>,
 }
@@ -145,9 +156,21 @@ pub struct Core {
 impl Core {
     /// A core with no jobs; `uploads` says whether object storage is configured.
     pub fn new(settings: ManagerSettings, links: std::sync::Arc<dyn Links>, uploads: bool) -> Core {
+        // A single node renders at least one job at a time; a coordinator may render none itself.
+        let max_concurrent = if settings.cluster {
+            settings.max_concurrent
+        } else {
+            settings.max_concurrent.max(1)
+        };
+        let local = nodes::Node {
+            name: settings.node_name.clone(),
+            capacity: max_concurrent,
+            running: 0,
+            local: true,
+        };
         Core {
             settings: ManagerSettings {
-                max_concurrent: settings.max_concurrent.max(1),
+                max_concurrent,
                 ..settings
             },
             links,
@@ -155,12 +178,15 @@ impl Core {
             jobs: HashMap::new(),
             queue: VecDeque::new(),
             running: HashSet::new(),
+            nodes: vec![local],
+            cursor: 0,
             draining: None,
             dirty: BTreeSet::new(),
         }
     }
 
-    /// The settings in force (`max_concurrent` at least 1).
+    /// The settings in force (`max_concurrent`, this node's own render slots, at least 1 unless
+    /// in cluster mode).
     pub fn settings(&self) -> &ManagerSettings {
         &self.settings
     }
@@ -200,7 +226,7 @@ impl Core {
             total: self.jobs.len(),
             queued: self.queue.len(),
             running: self.running.len(),
-            max_concurrent: self.settings.max_concurrent,
+            max_concurrent: self.capacity(),
             max_queued: self.settings.max_queued,
             draining: self.draining.is_some(),
         }
@@ -249,7 +275,7 @@ impl Core {
         }
         let queued = self.queue.len();
         if queued >= self.settings.max_queued {
-            let retry = 5 + 5 * (queued / self.settings.max_concurrent) as u64;
+            let retry = 5 + 5 * (queued / self.capacity().max(1)) as u64;
             return Err(SubmitError::QueueFull {
                 queued,
                 retry_after_secs: retry.min(300),
@@ -286,12 +312,15 @@ impl Core {
             return effects;
         }
         let mut changed = false;
-        while self.running.len() < self.settings.max_concurrent {
+        while !self.queue.is_empty() {
+            let Some(node) = self.next_node() else {
+                break;
+            };
             let Some(id) = self.queue.pop_front() else {
                 break;
             };
             changed = true;
-            effects.extend(self.start(&id, now));
+            effects.extend(self.start(&id, node, now));
         }
         if changed {
             self.number_queue();
@@ -310,15 +339,24 @@ impl Core {
         }
     }
 
-    fn start(&mut self, id: &JobId, now: Now) -> Vec<Effect> {
+    /// Starts the job's next attempt on `self.nodes[node]`.
+    fn start(&mut self, id: &JobId, node: usize, now: Now) -> Vec<Effect> {
         let uploads = self.uploads;
+        let (node_name, local) = (self.nodes[node].name.clone(), self.nodes[node].local);
         let Some(job) = self.jobs.get_mut(id) else {
             return Vec::new();
         };
         if job.is_terminal() {
             return Vec::new();
         }
+        // Rendered here before a restart but not stored yet: the upload resumes on this node.
+        let resumes_upload = uploads && job.record.video.is_some();
         job.record.attempt += 1;
+        job.record.node = Some(if resumes_upload {
+            self.settings.node_name.clone()
+        } else {
+            node_name
+        });
         let first = job.record.started_at.is_none();
         job.record.status = JobStatus::Processing;
         job.record
@@ -327,6 +365,7 @@ impl Core {
         job.started = Some(now.at);
         job.last_progress = now.at;
         job.killed_for = None;
+        job.fetching = false;
         job.queue_position = None;
         job.phase = JobPhase::Starting;
         self.dirty.insert(id.clone());
@@ -348,12 +387,21 @@ impl Core {
         }
         job.running = true;
         self.running.insert(id.clone());
-        effects.push(Effect::SpawnRender(RenderRequest {
+        self.nodes[node].running += 1;
+        let request = RenderRequest {
             job_id: id.clone(),
             attempt: job.record.attempt,
             spec: job.record.spec.clone(),
             out_dir: self.settings.out_dir.clone(),
-        }));
+        };
+        effects.push(if local {
+            Effect::SpawnRender(request)
+        } else {
+            Effect::Dispatch {
+                node: self.nodes[node].name.clone(),
+                request,
+            }
+        });
         effects
     }
 

@@ -1,0 +1,176 @@
+//! Moving a finished render from a worker to the coordinator without a shared filesystem: each
+//! file in [`MAX_CHUNK_BYTES`] pieces, each piece one request/answer (the answer is its
+//! acknowledgement), the whole file checked against the SHA-256 the worker announced before it
+//! is moved into place.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
+use sha2::{Digest, Sha256};
+use vidbuilder_domain::ports::RenderOutput;
+
+use crate::ports::Transfer;
+use crate::wire::{
+    Artifact, ArtifactKind, ArtifactLocation, AttemptId, ChunkRequest, RenderedAttempt, WorkerMsg,
+    MAX_CHUNK_BYTES,
+};
+
+/// A chunk request that times out is asked again this many times before the fetch fails.
+const CHUNK_TRIES: u32 = 3;
+
+/// Whether `name` is a plain file name of the job's (no directory, not hidden).
+pub fn safe_name(name: &str, attempt: &AttemptId) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name.starts_with(attempt.job_id.as_str())
+}
+
+/// The hex form of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fetches every artifact of `rendered` that is on `worker` into `dir` and describes the local
+/// files as a [`RenderOutput`]. `progress(done, total)` is called after each chunk.
+pub async fn fetch_render(
+    worker: &ActorRef<WorkerMsg>,
+    attempt: &AttemptId,
+    rendered: &RenderedAttempt,
+    dir: &Path,
+    files: &Arc<dyn Transfer>,
+    rpc_timeout: Duration,
+    progress: impl Fn(u64, u64),
+) -> Result<RenderOutput, String> {
+    let total: u64 = rendered.artifacts.iter().map(|a| a.bytes).sum();
+    let mut done = 0u64;
+    let mut out = RenderOutput {
+        video: PathBuf::new(),
+        reel: None,
+        duration_secs: rendered.duration_secs,
+        width: rendered.width,
+        height: rendered.height,
+        frames: rendered.frames,
+        poster: None,
+        reel_poster: None,
+    };
+    let mut have_video = false;
+    for artifact in &rendered.artifacts {
+        if !matches!(artifact.location, ArtifactLocation::Worker { .. }) {
+            return Err(format!("{} is not on the worker", artifact.name));
+        }
+        if !safe_name(&artifact.name, attempt) {
+            return Err(format!("refused the file name {:?}", artifact.name));
+        }
+        let path = dir.join(&artifact.name);
+        fetch_one(worker, attempt, artifact, &path, files, rpc_timeout, |n| {
+            done += n;
+            progress(done, total);
+        })
+        .await?;
+        match artifact.kind {
+            ArtifactKind::Video => {
+                out.video = path;
+                have_video = true;
+            }
+            ArtifactKind::Reel => out.reel = Some(path),
+            ArtifactKind::Poster => out.poster = Some(path),
+            ArtifactKind::ReelPoster => out.reel_poster = Some(path),
+        }
+    }
+    if !have_video {
+        return Err("the render has no video".into());
+    }
+    Ok(out)
+}
+
+/// Fetches one artifact to `path` (through a partial file), checking size and SHA-256.
+async fn fetch_one(
+    worker: &ActorRef<WorkerMsg>,
+    attempt: &AttemptId,
+    artifact: &Artifact,
+    path: &Path,
+    files: &Arc<dyn Transfer>,
+    rpc_timeout: Duration,
+    mut on_chunk: impl FnMut(u64),
+) -> Result<(), String> {
+    let name = &artifact.name;
+    let partial = path.with_file_name(format!(".{name}.partial.fetch"));
+    let mut hasher = Sha256::new();
+    let mut offset = 0u64;
+    loop {
+        let ask = ChunkRequest {
+            attempt: attempt.clone(),
+            kind: artifact.kind,
+            offset,
+            len: MAX_CHUNK_BYTES,
+        };
+        let chunk = ask_chunk(worker, ask, rpc_timeout).await?;
+        if let Some(e) = chunk.error {
+            return Err(format!("the worker could not send {name}: {e}"));
+        }
+        if chunk.offset != offset || chunk.data.len() > MAX_CHUNK_BYTES as usize {
+            return Err(format!("the worker sent a wrong piece of {name}"));
+        }
+        let n = chunk.data.len() as u64;
+        if offset + n > artifact.bytes {
+            return Err(format!("{name} is longer than announced"));
+        }
+        hasher.update(&chunk.data);
+        let (f, p, data) = (files.clone(), partial.clone(), chunk.data);
+        tokio::task::spawn_blocking(move || f.write_chunk(&p, offset, &data))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("writing {name}: {e}"))?;
+        offset += n;
+        on_chunk(n);
+        if chunk.eof || n == 0 {
+            break;
+        }
+    }
+    if offset == 0 {
+        // An empty file: create it so the commit below has something to move.
+        let (f, p) = (files.clone(), partial.clone());
+        tokio::task::spawn_blocking(move || f.write_chunk(&p, 0, &[]))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("writing {name}: {e}"))?;
+    }
+    let sha = hex(&hasher.finalize());
+    if offset != artifact.bytes || sha != artifact.sha256 {
+        let _ = files.remove_file(&partial);
+        return Err(format!(
+            "{name} failed its check: {offset} bytes with sha256 {sha}, announced {} bytes with {}",
+            artifact.bytes, artifact.sha256
+        ));
+    }
+    let (f, p, to) = (files.clone(), partial.clone(), path.to_path_buf());
+    tokio::task::spawn_blocking(move || f.commit(&p, &to))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("storing {name}: {e}"))
+}
+
+async fn ask_chunk(
+    worker: &ActorRef<WorkerMsg>,
+    ask: ChunkRequest,
+    rpc_timeout: Duration,
+) -> Result<crate::wire::Chunk, String> {
+    let mut last = String::new();
+    for _ in 0..CHUNK_TRIES {
+        let ask = ask.clone();
+        match worker
+            .call(|reply| WorkerMsg::FetchChunk(ask, reply), Some(rpc_timeout))
+            .await
+        {
+            Ok(CallResult::Success(chunk)) => return Ok(chunk),
+            Ok(CallResult::Timeout) => last = "timed out".into(),
+            Ok(CallResult::SenderError) => last = "the worker dropped the request".into(),
+            Err(e) => return Err(format!("the worker is unreachable: {e}")),
+        }
+    }
+    Err(format!("fetching a piece of a file: {last}"))
+}

@@ -1,0 +1,48 @@
+//! `GET /api/cluster`: every node of the cluster, this one first.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use vidbuilder_actors::cluster::registry::{rfc3339, NodeStatus, NodeView};
+use vidbuilder_actors::manager::JobManagerMsg;
+
+use super::error::ApiError;
+use super::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/api/cluster", get(cluster))
+}
+
+/// This node's entry and the workers' (as the ClusterActor last saw them; a worker's `running`
+/// is what the JobManager placed on it).
+async fn cluster(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let slots = ractor::call_t!(s.manager, JobManagerMsg::Nodes, 2000).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable.",
+            format!("the job manager did not answer: {e}"),
+        )
+    })?;
+    let mut nodes = Vec::new();
+    if let Some(me) = slots.iter().find(|n| n.local) {
+        nodes.push(NodeView {
+            name: me.name.clone(),
+            address: s.cluster.listen.map(|a| a.to_string()).unwrap_or_default(),
+            status: NodeStatus::Up,
+            capacity: me.capacity as u32,
+            running: me.running as u32,
+            last_heartbeat: Some(rfc3339(chrono::Utc::now())),
+            reason: None,
+        });
+    }
+    let mut workers: Vec<NodeView> = s.cluster.views.iter().map(|v| v.clone()).collect();
+    workers.sort_by(|a, b| a.name.cmp(&b.name));
+    for mut w in workers {
+        if let Some(placed) = slots.iter().find(|n| !n.local && n.name == w.name) {
+            w.running = placed.running as u32;
+        }
+        nodes.push(w);
+    }
+    Ok(Json(json!({ "nodes": nodes })))
+}
