@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod cluster;
 mod durability;
 mod s3;
 mod s3_jobs;
