@@ -73,6 +73,15 @@ pub fn render_settings(config: &Config, ssrf: Arc<vidbuilder_net::SsrfGuard>) ->
     }
 }
 
+/// How uploads retry and how long signed URLs last, from `[s3]`.
+pub fn upload_settings(config: &Config) -> UploadSettings {
+    UploadSettings {
+        max_retries: config.s3.max_retries,
+        retry_base: Duration::from_millis(config.s3.retry_base_ms),
+        presign_expiry: config.s3.presign_expiry(),
+    }
+}
+
 /// A running server: its address, the actors, and a way to stop it.
 pub struct Server {
     /// The address the HTTP API is bound to (the real port when `bind` asked for port 0).
@@ -165,12 +174,7 @@ impl Server {
                 warn!(bucket = %config.s3.bucket, "S3 bucket check failed (uploads will retry): {e}");
             }
             info!(bucket = %config.s3.bucket, endpoint = %config.s3.endpoint, "S3 uploads on");
-            let settings = UploadSettings {
-                max_retries: config.s3.max_retries,
-                retry_base: Duration::from_millis(config.s3.retry_base_ms),
-                presign_expiry: config.s3.presign_expiry(),
-            };
-            Some((Arc::new(s3), settings))
+            Some((Arc::new(s3), upload_settings(&config)))
         } else {
             info!("S3 is off: videos stay on local disk (set VIDBUILDER_S3_BUCKET to turn it on)");
             None

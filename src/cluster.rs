@@ -14,6 +14,8 @@ use vidbuilder_actors::cluster::coordinator::ClusterSettings;
 use vidbuilder_actors::cluster::registry::ClusterViews;
 use vidbuilder_actors::cluster::worker::{WorkerArgs, WorkerHealth, WorkerNode, WorkerSettings};
 use vidbuilder_actors::cluster::Timings;
+use vidbuilder_actors::ports::Uploader;
+use vidbuilder_actors::upload::UploadSettings;
 use vidbuilder_render::catalog::catalog_version;
 use vidbuilder_render::{check_ffmpeg, Catalog, FfmpegRenderer};
 
@@ -291,11 +293,19 @@ pub async fn run_worker(mut config: Config, opts: WorkerOptions) -> Result<(), E
             warn!(path = %health_file.display(), "could not write the health file");
         }
     });
+    let uploader: Option<(Arc<dyn Uploader>, UploadSettings)> = if config.s3.enabled() {
+        let s3 = crate::s3::S3Uploader::new(&config.s3).await?;
+        info!(bucket = %config.s3.bucket, "finished videos are uploaded from this worker");
+        Some((Arc::new(s3), crate::app::upload_settings(&config)))
+    } else {
+        None
+    };
     let args = WorkerArgs {
         settings,
         renderer: Arc::new(renderer),
         files: Arc::new(LocalArtifacts::new(&attempts)),
         health,
+        uploader,
     };
     let (worker, mut handle) = Actor::spawn(None, WorkerNode, args)
         .await

@@ -54,6 +54,18 @@ pub enum UploadMsg {
         /// Where `UploadProgress` and `UploadDone` go.
         manager: ActorRef<JobManagerMsg>,
     },
+    /// Sign URLs for objects a worker uploaded (cluster mode); the result goes back to the
+    /// JobManager as `UploadDone`, like an upload's.
+    PresignObjects {
+        /// The job whose objects these are.
+        job_id: JobId,
+        /// The attempt they belong to.
+        attempt: u32,
+        /// The object keys, the landscape video first.
+        keys: Vec<String>,
+        /// Where `UploadDone` goes.
+        manager: ActorRef<JobManagerMsg>,
+    },
     /// A fresh signed URL for a stored object.
     Presign {
         /// The object key to sign.
@@ -83,7 +95,7 @@ pub struct UploadState {
     artifacts: Arc<dyn Artifacts>,
 }
 
-async fn with_retries<T, F, Fut>(
+pub(crate) async fn with_retries<T, F, Fut>(
     settings: &UploadSettings,
     what: &str,
     mut f: F,
@@ -217,6 +229,43 @@ impl Actor for UploadActor {
                     )
                     .instrument(span),
                 );
+            }
+            UploadMsg::PresignObjects {
+                job_id,
+                attempt,
+                keys,
+                manager,
+            } => {
+                let (uploader, settings) = (state.uploader.clone(), state.settings.clone());
+                tokio::spawn(async move {
+                    let mut objects = Vec::new();
+                    for key in keys {
+                        match with_retries(&settings, "presign", || {
+                            uploader.presign_get(&key, settings.presign_expiry)
+                        })
+                        .await
+                        {
+                            Ok(signed_url) => objects.push(S3Object {
+                                s3_key: key,
+                                signed_url,
+                                expires_in: expires_in_text(settings.presign_expiry),
+                            }),
+                            Err(e) => {
+                                let _ = manager.cast(JobManagerMsg::UploadDone {
+                                    job_id,
+                                    attempt,
+                                    result: Err(e),
+                                });
+                                return;
+                            }
+                        }
+                    }
+                    let _ = manager.cast(JobManagerMsg::UploadDone {
+                        job_id,
+                        attempt,
+                        result: Ok(objects),
+                    });
+                });
             }
             UploadMsg::Presign { key, reply } => {
                 let (uploader, settings) = (state.uploader.clone(), state.settings.clone());

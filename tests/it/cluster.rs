@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::common::s3::S3Server;
 use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(240);
@@ -95,6 +96,17 @@ impl Node {
 
     /// A worker named `name` joining `127.0.0.1:cluster_port` with one render slot.
     fn worker(data: &Path, name: &str, cluster_port: u16, cookie: &str) -> Node {
+        Node::worker_with(data, name, cluster_port, cookie, &[])
+    }
+
+    /// [`Node::worker`] with more environment.
+    fn worker_with(
+        data: &Path,
+        name: &str,
+        cluster_port: u16,
+        cookie: &str,
+        env: &[(String, String)],
+    ) -> Node {
         let dir = data.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let log = data.join(format!("{name}.log"));
@@ -105,6 +117,9 @@ impl Node {
             .arg(&dir)
             .env("VIDBUILDER_CLUSTER_COOKIE", cookie);
         cluster_env(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         Node::spawn(cmd, name, log)
     }
 
@@ -518,4 +533,91 @@ fn cluster_mode_refuses_to_start_without_a_cookie() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cookie"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_object_storage_the_workers_upload_and_the_coordinator_signs() {
+    let s3 = S3Server::start("videos");
+    let env = s3.env();
+    let receiver = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (coordinator, base) = Node::coordinator(&data.path().join("c"), port, 1, &env_refs).await;
+    let http = reqwest::Client::new();
+    let w1 = Node::worker_with(data.path(), "w1", port, COOKIE, &env);
+    let w2 = Node::worker_with(data.path(), "w2", port, COOKIE, &env);
+    for w in [&w1, &w2] {
+        wait_node(&http, &base, &w.name, "up").await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let mut s = spec(&receiver, "s3", "draft", 1.0);
+        if i == 0 {
+            s["generateReels"] = json!(true);
+        }
+        ids.push(submit(&http, &base, &s).await);
+    }
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut nodes_used = std::collections::HashSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let v = wait_terminal(&http, &base, id).await;
+        assert_eq!(v["status"], "completed", "{v}\n{}", coordinator.logs());
+        nodes_used.insert(v["node"].as_str().unwrap().to_string());
+        let s3u = &v["s3Upload"];
+        assert_eq!(s3u["enabled"], true, "{v}");
+        let key = s3u["standard"]["s3Key"].as_str().unwrap();
+        assert!(key.ends_with(&format!("{id}.mp4")), "{key}");
+        assert!(s3u["standard"]["signedUrl"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature="));
+        assert!(
+            s3.root().join("videos").join(key).is_file(),
+            "{key} is stored"
+        );
+        // The worker uploaded it: the coordinator has the poster, not the video.
+        let local = data.path().join("c/videos");
+        assert!(!local.join(format!("{id}.mp4")).exists());
+        assert!(local.join(format!("{id}.jpg")).is_file());
+        if i == 0 {
+            let reel = s3u["reels"]["s3Key"].as_str().unwrap();
+            assert!(s3.root().join("videos").join(reel).is_file(), "{reel}");
+        }
+        // Download works the same: a redirect to a fresh signed URL.
+        let res = no_redirects
+            .get(format!("{base}/api/download/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 307);
+        let location = res.headers()["location"].to_str().unwrap().to_string();
+        let bytes = reqwest::get(&location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let f = data.path().join(format!("{id}-from-s3.mp4"));
+        std::fs::write(&f, bytes).unwrap();
+        assert!((ffprobe(&f).duration - 1.0).abs() < 0.1);
+        let (code, _) = get(&http, &format!("{base}/api/download/{id}/poster")).await;
+        assert_eq!(code, 200);
+    }
+    assert_eq!(nodes_used.len(), 2, "{nodes_used:?}");
+    let uploads = w1.logs().matches("uploaded job_id=").count()
+        + w2.logs().matches("uploaded job_id=").count();
+    assert!(
+        uploads >= 7,
+        "six videos and a reel uploaded by the workers: {uploads}"
+    );
+    assert!(
+        !coordinator.logs().contains(" uploaded bytes="),
+        "the coordinator uploaded nothing"
+    );
+    let got = receiver.wait_for("s3", 12, LONG).await;
+    one_terminal_webhook_each(&got, &ids);
 }

@@ -30,7 +30,7 @@ use crate::manager::JobManagerMsg;
 use crate::ports::Transfer;
 use crate::wire::{
     AttemptFinished, AttemptId, AttemptProgress, CoordinatorMsg, Receipt, RenderAssignment,
-    RenderedAttempt, StatusRequest, WorkerMsg, WorkerStatus,
+    RenderedAttempt, StatusRequest, UploadTarget, WorkerMsg, WorkerStatus,
 };
 
 /// How the coordinator runs its side of the cluster.
@@ -96,6 +96,8 @@ pub enum ClusterMsg {
         node: String,
         /// The attempt.
         request: RenderRequest,
+        /// Where the worker uploads the result (object storage configured).
+        upload: Option<UploadTarget>,
     },
     /// Stop this attempt on `node` (from the JobManager).
     Cancel {
@@ -221,7 +223,7 @@ impl ClusterState {
         });
     }
 
-    fn dispatch(&self, node: String, request: RenderRequest) {
+    fn dispatch(&self, node: String, request: RenderRequest, upload: Option<UploadTarget>) {
         let attempt = AttemptId {
             job_id: request.job_id.clone(),
             attempt: request.attempt,
@@ -234,7 +236,7 @@ impl ClusterState {
             attempt: attempt.clone(),
             spec: request.spec,
             catalog_version: self.settings.catalog_version.clone(),
-            upload: None,
+            upload,
         };
         let manager = self.manager.clone();
         let timeout = self.settings.timings.rpc_timeout;
@@ -298,25 +300,38 @@ impl ClusterState {
             let result =
                 transfer::fetch_render(&worker, &attempt, &rendered, &dir, &files, timeout, report)
                     .await;
-            let result = match result {
-                Ok(out) => {
+            let msg = match result {
+                Ok((output, keys)) => {
                     let bytes: u64 = rendered.artifacts.iter().map(|a| a.bytes).sum();
-                    info!(job_id = %attempt.job_id, attempt = attempt.attempt, node = %node, bytes, secs = started.elapsed().as_secs_f64(), "render fetched and checked");
-                    Ok(out)
+                    info!(job_id = %attempt.job_id, attempt = attempt.attempt, node = %node, bytes, stored = keys.len(), secs = started.elapsed().as_secs_f64(), "render fetched and checked");
+                    if keys.is_empty() {
+                        JobManagerMsg::RenderDone {
+                            job_id: attempt.job_id.clone(),
+                            attempt: attempt.attempt,
+                            result: Ok(output),
+                        }
+                    } else {
+                        JobManagerMsg::RemoteStored {
+                            job_id: attempt.job_id.clone(),
+                            attempt: attempt.attempt,
+                            output,
+                            keys,
+                        }
+                    }
                 }
                 Err(e) => {
                     warn!(job_id = %attempt.job_id, attempt = attempt.attempt, node = %node, "fetch failed: {e}");
-                    Err(RenderFailure::new(
-                        RenderFailureKind::Io,
-                        format!("fetching the render from node {node}: {e}"),
-                    ))
+                    JobManagerMsg::RenderDone {
+                        job_id: attempt.job_id.clone(),
+                        attempt: attempt.attempt,
+                        result: Err(RenderFailure::new(
+                            RenderFailureKind::Io,
+                            format!("fetching the render from node {node}: {e}"),
+                        )),
+                    }
                 }
             };
-            let _ = manager.cast(JobManagerMsg::RenderDone {
-                job_id: attempt.job_id.clone(),
-                attempt: attempt.attempt,
-                result,
-            });
+            let _ = manager.cast(msg);
             // The files are here (or given up on): the worker may delete its copy.
             let _ = worker.cast(WorkerMsg::Release(attempt));
         });
@@ -435,7 +450,11 @@ impl Actor for ClusterActor {
         state: &mut ClusterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ClusterMsg::Dispatch { node, request } => state.dispatch(node, request),
+            ClusterMsg::Dispatch {
+                node,
+                request,
+                upload,
+            } => state.dispatch(node, request, upload),
             ClusterMsg::Cancel { node, attempt } => {
                 if let Some((_, w)) = state.workers.get(&node) {
                     info!(job_id = %attempt.job_id, attempt = attempt.attempt, node = %node, "telling the worker to stop a superseded attempt");

@@ -34,8 +34,10 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Fetches every artifact of `rendered` that is on `worker` into `dir` and describes the local
-/// files as a [`RenderOutput`]. `progress(done, total)` is called after each chunk.
+/// Fetches every artifact of `rendered` that is on `worker` into `dir` and describes the render
+/// as a [`RenderOutput`] under `dir`, with the keys of the artifacts already in object storage
+/// (the landscape video first; their paths in the output are where they would be, not files).
+/// `progress(done, total)` is called after each chunk.
 pub async fn fetch_render(
     worker: &ActorRef<WorkerMsg>,
     attempt: &AttemptId,
@@ -44,8 +46,14 @@ pub async fn fetch_render(
     files: &Arc<dyn Transfer>,
     rpc_timeout: Duration,
     progress: impl Fn(u64, u64),
-) -> Result<RenderOutput, String> {
-    let total: u64 = rendered.artifacts.iter().map(|a| a.bytes).sum();
+) -> Result<(RenderOutput, Vec<String>), String> {
+    let total: u64 = rendered
+        .artifacts
+        .iter()
+        .filter(|a| matches!(a.location, ArtifactLocation::Worker { .. }))
+        .map(|a| a.bytes)
+        .sum();
+    let mut keys: Vec<(ArtifactKind, String)> = Vec::new();
     let mut done = 0u64;
     let mut out = RenderOutput {
         video: PathBuf::new(),
@@ -59,18 +67,22 @@ pub async fn fetch_render(
     };
     let mut have_video = false;
     for artifact in &rendered.artifacts {
-        if !matches!(artifact.location, ArtifactLocation::Worker { .. }) {
-            return Err(format!("{} is not on the worker", artifact.name));
-        }
         if !safe_name(&artifact.name, attempt) {
             return Err(format!("refused the file name {:?}", artifact.name));
         }
         let path = dir.join(&artifact.name);
-        fetch_one(worker, attempt, artifact, &path, files, rpc_timeout, |n| {
-            done += n;
-            progress(done, total);
-        })
-        .await?;
+        if let ArtifactLocation::Object { key } = &artifact.location {
+            if !matches!(artifact.kind, ArtifactKind::Video | ArtifactKind::Reel) {
+                return Err(format!("{} was stored, not sent", artifact.name));
+            }
+            keys.push((artifact.kind, key.clone()));
+        } else {
+            fetch_one(worker, attempt, artifact, &path, files, rpc_timeout, |n| {
+                done += n;
+                progress(done, total);
+            })
+            .await?;
+        }
         match artifact.kind {
             ArtifactKind::Video => {
                 out.video = path;
@@ -84,7 +96,12 @@ pub async fn fetch_render(
     if !have_video {
         return Err("the render has no video".into());
     }
-    Ok(out)
+    // The landscape video's key first, as the job's result lists its objects.
+    keys.sort_by_key(|(k, _)| *k != ArtifactKind::Video);
+    if keys.first().is_some_and(|(k, _)| *k != ArtifactKind::Video) {
+        return Err("the reel was stored but not the video".into());
+    }
+    Ok((out, keys.into_iter().map(|(_, k)| k).collect()))
 }
 
 /// Fetches one artifact to `path` (through a partial file), checking size and SHA-256.

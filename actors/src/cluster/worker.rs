@@ -17,17 +17,18 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, RactorMessage};
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, info, info_span, warn, Instrument};
 use vidbuilder_domain::ports::{RenderFailure, RenderFailureKind, RenderOutput, RenderRequest};
 
 use super::{Timings, COORDINATOR, SCOPE, WORKERS};
-use crate::ports::{Renderer, Transfer};
+use crate::ports::{Renderer, Transfer, UploadFile, UploadProgressSink, Uploader};
 use crate::render::{RenderActor, RenderArgs, RenderReport};
 use crate::retry;
+use crate::upload::UploadSettings;
 use crate::wire::{
     Artifact, ArtifactKind, ArtifactLocation, AttemptFinished, AttemptId, AttemptProgress, Chunk,
-    ChunkRequest, CoordinatorMsg, RenderAck, RenderedAttempt, WorkerMsg, WorkerStatus,
-    MAX_CHUNK_BYTES, WIRE_VERSION,
+    ChunkRequest, CoordinatorMsg, RenderAck, RenderedAttempt, UploadTarget, WorkerMsg,
+    WorkerStatus, MAX_CHUNK_BYTES, WIRE_VERSION,
 };
 
 /// A worker's health, for `vidbuilder health --worker`.
@@ -77,6 +78,8 @@ pub struct WorkerArgs {
     pub files: Arc<dyn Transfer>,
     /// Told the worker's health on every heartbeat.
     pub health: Arc<dyn Fn(&WorkerHealth) + Send + Sync>,
+    /// Object storage: when the coordinator names keys, finished videos are uploaded from here.
+    pub uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
 }
 
 /// The WorkerNode's messages (local).
@@ -88,6 +91,8 @@ pub enum WorkerNodeMsg {
     Report(AttemptId, RenderReport),
     /// A finished render's files were hashed.
     Digested(AttemptId, Result<RenderedAttempt, RenderFailure>),
+    /// A finished render's videos were uploaded to the keys the coordinator named (or not).
+    Uploaded(AttemptId, Result<RenderedAttempt, RenderFailure>),
     /// Deliver (again) the result of an attempt.
     SendResult(AttemptId),
     /// The coordinator receipted an attempt's result.
@@ -110,6 +115,9 @@ enum Phase {
     Hashing {
         output: RenderOutput,
     },
+    Uploading {
+        files: HashMap<ArtifactKind, PathBuf>,
+    },
     Done {
         result: AttemptFinished,
         files: HashMap<ArtifactKind, PathBuf>,
@@ -121,6 +129,8 @@ enum Phase {
 struct Attempt {
     dir: PathBuf,
     phase: Phase,
+    /// Where its videos go in object storage, when the coordinator said.
+    upload: Option<UploadTarget>,
 }
 
 /// The worker node's actor (see the module docs).
@@ -132,6 +142,7 @@ pub struct WorkerState {
     renderer: Arc<dyn Renderer>,
     files: Arc<dyn Transfer>,
     health: Arc<dyn Fn(&WorkerHealth) + Send + Sync>,
+    uploader: Option<(Arc<dyn Uploader>, UploadSettings)>,
     attempts: HashMap<AttemptId, Attempt>,
     renders: HashMap<ActorId, AttemptId>,
     node_server: ActorRef<NodeServerMessage>,
@@ -198,6 +209,10 @@ impl WorkerState {
         assignment: crate::wire::RenderAssignment,
     ) -> RenderAck {
         let attempt = assignment.attempt.clone();
+        let upload = assignment.upload.clone();
+        if upload.is_some() && self.uploader.is_none() {
+            warn!(job_id = %attempt.job_id, "the coordinator stores videos in object storage but this worker has no [s3] settings: the coordinator will fetch and upload them");
+        }
         if assignment.catalog_version != self.settings.catalog_version {
             return RenderAck {
                 refused: Some(format!(
@@ -247,6 +262,7 @@ impl WorkerState {
                         phase: Phase::Rendering {
                             cell: actor.get_cell(),
                         },
+                        upload,
                     },
                 );
                 RenderAck { refused: None }
@@ -395,6 +411,50 @@ impl WorkerState {
     }
 }
 
+/// Uploads a finished render's videos to the keys the coordinator named; the description of the
+/// render then says where they are (the posters stay here, for the coordinator to fetch).
+async fn upload_videos(
+    uploader: &dyn Uploader,
+    settings: &UploadSettings,
+    attempt: &AttemptId,
+    mut rendered: RenderedAttempt,
+    files: &HashMap<ArtifactKind, PathBuf>,
+    target: &UploadTarget,
+) -> Result<RenderedAttempt, RenderFailure> {
+    for artifact in &mut rendered.artifacts {
+        let key = match artifact.kind {
+            ArtifactKind::Video => target.video_key.clone(),
+            ArtifactKind::Reel => match &target.reel_key {
+                Some(k) => k.clone(),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let Some(path) = files.get(&artifact.kind) else {
+            continue;
+        };
+        let file = UploadFile {
+            path: path.clone(),
+            key: key.clone(),
+            content_type: "video/mp4".into(),
+        };
+        let sink: UploadProgressSink = Arc::new(|_, _| {});
+        crate::upload::with_retries(settings, "upload", || {
+            uploader.upload(&file, &attempt.job_id, sink.clone())
+        })
+        .await
+        .map_err(|e| {
+            RenderFailure::new(
+                RenderFailureKind::Io,
+                format!("uploading {key} from the worker: {}", e.message),
+            )
+        })?;
+        info!(job_id = %attempt.job_id, key = %key, bytes = artifact.bytes, "uploaded");
+        artifact.location = ArtifactLocation::Object { key };
+    }
+    Ok(rendered)
+}
+
 /// Hashes a finished render's files and describes them for the coordinator.
 fn describe(
     files: &dyn Transfer,
@@ -485,6 +545,7 @@ impl Actor for WorkerNode {
             renderer: args.renderer,
             files: args.files,
             health: args.health,
+            uploader: args.uploader,
             attempts: HashMap::new(),
             renders: HashMap::new(),
             node_server,
@@ -593,6 +654,44 @@ impl Actor for WorkerNode {
                 .into_iter()
                 .filter_map(|(k, p)| p.map(|p| (k, p)))
                 .collect();
+                let upload = state.attempts.get(&attempt).and_then(|a| a.upload.clone());
+                match (result, upload, state.uploader.clone()) {
+                    (Ok(rendered), Some(target), Some((uploader, settings))) => {
+                        if let Some(a) = state.attempts.get_mut(&attempt) {
+                            a.phase = Phase::Uploading {
+                                files: files.clone(),
+                            };
+                        }
+                        let me = myself.clone();
+                        let span = info_span!("upload", job_id = %attempt.job_id);
+                        tokio::spawn(
+                            async move {
+                                let result = upload_videos(
+                                    uploader.as_ref(),
+                                    &settings,
+                                    &attempt,
+                                    rendered,
+                                    &files,
+                                    &target,
+                                )
+                                .await;
+                                let _ = me.cast(WorkerNodeMsg::Uploaded(attempt, result));
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    (result, _, _) => state.finish(&myself, &attempt, result, files),
+                }
+            }
+            WorkerNodeMsg::Uploaded(attempt, result) => {
+                let Some(Attempt {
+                    phase: Phase::Uploading { files },
+                    ..
+                }) = state.attempts.get(&attempt)
+                else {
+                    return Ok(());
+                };
+                let files = files.clone();
                 state.finish(&myself, &attempt, result, files);
             }
             WorkerNodeMsg::SendResult(attempt) => {

@@ -8,6 +8,7 @@ use vidbuilder_domain::job::JobId;
 use vidbuilder_domain::ports::{RenderRequest, UploadFile};
 
 use super::DrainReport;
+use crate::wire::UploadTarget;
 
 /// One thing the actor must carry out, in the order given.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,17 @@ pub enum Effect {
         node: String,
         /// The attempt to render.
         request: RenderRequest,
+        /// Where the worker uploads the result, when object storage is configured.
+        upload: Option<UploadTarget>,
+    },
+    /// Sign URLs for the objects a worker uploaded, then call `Core::upload_done`.
+    Presign {
+        /// The job.
+        job: JobId,
+        /// The attempt the objects belong to.
+        attempt: u32,
+        /// The object keys, the landscape video first.
+        keys: Vec<String>,
     },
     /// Tell a worker to stop an attempt (superseded, stalled, or the drain's grace is over).
     CancelRemote {

@@ -175,6 +175,18 @@ pub enum JobManagerMsg {
         /// What it made.
         rendered: RenderedAttempt,
     },
+    /// From the ClusterActor: a worker uploaded its render to object storage (these keys, the
+    /// landscape video first) and the rest of its files were fetched here.
+    RemoteStored {
+        /// The job.
+        job_id: JobId,
+        /// The attempt.
+        attempt: u32,
+        /// The render, as this node has it (the uploaded videos are not here).
+        output: RenderOutput,
+        /// The uploaded objects' keys.
+        keys: Vec<String>,
+    },
     /// Every node's render slots (this node first), for `GET /api/cluster`.
     Nodes(RpcReplyPort<Vec<NodeSlots>>),
     /// A fresh signed URL for a completed job's stored video (`reel` for the vertical one).

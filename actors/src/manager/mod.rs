@@ -133,17 +133,41 @@ impl JobManagerState {
                     Err(e) => return self.core.spawn_failed(&id, e.to_string(), now),
                 }
             }
-            Effect::Dispatch { node, request } => {
+            Effect::Dispatch {
+                node,
+                request,
+                upload,
+            } => {
                 let (id, attempt) = (request.job_id.clone(), request.attempt);
                 let sent = match &self.cluster {
                     Some(c) => c
-                        .cast(ClusterMsg::Dispatch { node, request })
+                        .cast(ClusterMsg::Dispatch {
+                            node,
+                            request,
+                            upload,
+                        })
                         .map_err(|e| e.to_string()),
                     None => Err("cluster mode is not running".into()),
                 };
                 if let Err(e) = sent {
                     let why = RenderFailure::new(RenderFailureKind::Crashed, e);
                     return self.core.render_done(&id, attempt, Err(why), now);
+                }
+            }
+            Effect::Presign { job, attempt, keys } => {
+                let msg = UploadMsg::PresignObjects {
+                    job_id: job.clone(),
+                    attempt,
+                    keys,
+                    manager: myself.clone(),
+                };
+                let sent = match &self.upload {
+                    Some(upload) => upload.cast(msg).map_err(|e| e.to_string()),
+                    None => Err("it is not running".into()),
+                };
+                if let Err(e) = sent {
+                    let why = format!("the upload worker is unavailable ({e})");
+                    return self.core.upload_done(&job, attempt, Err(why), now);
                 }
             }
             Effect::CancelRemote { node, job, attempt } => {
@@ -313,6 +337,12 @@ impl JobManagerState {
                     })
                     .collect()
             }
+            JobManagerMsg::RemoteStored {
+                job_id,
+                attempt,
+                output,
+                keys,
+            } => self.core.remote_stored(&job_id, attempt, output, keys, now),
             JobManagerMsg::RemoteRendered {
                 node,
                 attempt,
@@ -524,6 +554,7 @@ impl Actor for JobManager {
             msg @ (JobManagerMsg::NodeUp { .. }
             | JobManagerMsg::NodeDown { .. }
             | JobManagerMsg::NodeRunning { .. }
+            | JobManagerMsg::RemoteStored { .. }
             | JobManagerMsg::RemoteRendered { .. }) => state.remote(msg, now),
             JobManagerMsg::Nodes(reply) => {
                 let _ = reply.send(state.core.nodes());

@@ -540,7 +540,7 @@ fn dispatched(effects: &[Effect]) -> Vec<(String, JobId, u32)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Dispatch { node, request } => {
+            Effect::Dispatch { node, request, .. } => {
                 Some((node.clone(), request.job_id.clone(), request.attempt))
             }
             _ => None,

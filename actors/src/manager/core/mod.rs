@@ -21,7 +21,7 @@ use vidbuilder_domain::store::JobRecord;
 
 use super::effects::Effect;
 use super::{ManagerSettings, ManagerStats, SubmitError};
-use crate::ports::Links;
+use crate::ports::{object_key, Links, ObjectKind};
 
 mod attempts;
 mod finish;
@@ -394,12 +394,24 @@ impl Core {
             spec: job.record.spec.clone(),
             out_dir: self.settings.out_dir.clone(),
         };
+        let upload = uploads.then(|| {
+            let (prefix, day) = (&self.settings.s3_prefix, &job.record.created_at);
+            crate::wire::UploadTarget {
+                video_key: object_key(prefix, day, ObjectKind::Standard, id),
+                reel_key: job
+                    .record
+                    .spec
+                    .generate_reels
+                    .then(|| object_key(prefix, day, ObjectKind::Reels, id)),
+            }
+        });
         effects.push(if local {
             Effect::SpawnRender(request)
         } else {
             Effect::Dispatch {
                 node: self.nodes[node].name.clone(),
                 request,
+                upload,
             }
         });
         effects

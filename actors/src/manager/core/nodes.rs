@@ -127,6 +127,39 @@ impl Core {
         true
     }
 
+    /// A worker's render is in object storage already (it uploaded it) and its other files are
+    /// here: sign URLs for the objects, then finish as an upload would.
+    pub fn remote_stored(
+        &mut self,
+        id: &JobId,
+        attempt: u32,
+        out: vidbuilder_domain::ports::RenderOutput,
+        keys: Vec<String>,
+        now: Now,
+    ) -> Vec<Effect> {
+        if self.live_render(id, attempt).is_none() {
+            return Vec::new();
+        }
+        let mut effects = vec![Effect::StopRender(id.clone())];
+        self.stop_running(id);
+        if let Some(job) = self.jobs.get_mut(id) {
+            job.rendered = Some(out);
+            job.phase = vidbuilder_domain::job::JobPhase::Uploading {
+                bytes_done: 1,
+                bytes_total: 1,
+            };
+            self.dirty.insert(id.clone());
+        }
+        effects.push(Effect::Presign {
+            job: id.clone(),
+            attempt,
+            keys,
+        });
+        effects.extend(self.check_drain(now));
+        effects.extend(self.pump(now));
+        effects
+    }
+
     /// Of the attempts a worker says it renders, those it should stop (not current there).
     pub fn superseded<'a>(
         &self,
