@@ -621,3 +621,165 @@ async fn with_object_storage_the_workers_upload_and_the_coordinator_signs() {
     let got = receiver.wait_for("s3", 12, LONG).await;
     one_terminal_webhook_each(&got, &ids);
 }
+
+/// A test PKI: a CA, and leaf certificates it signs, written as PEM files.
+struct Pki {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Pki {
+    fn ca(name: &str) -> Pki {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        Pki {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    /// Writes the CA as `<dir>/<name>-ca.pem`.
+    fn write_ca(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&path, self.cert.pem()).unwrap();
+        path
+    }
+
+    /// A leaf for `localhost`/127.0.0.1 (`server`: for serving, else for client auth), written as
+    /// `<dir>/<name>.pem` and `<dir>/<name>.key`.
+    fn leaf(&self, dir: &Path, name: &str, server: bool) -> (PathBuf, PathBuf) {
+        let mut p =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_string());
+        p.extended_key_usages = vec![if server {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+}
+
+fn tls_env(ca: &Path, cert_key: Option<&(PathBuf, PathBuf)>) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "VIDBUILDER_CLUSTER_TLS_CA".to_string(),
+            ca.display().to_string(),
+        ),
+        (
+            "VIDBUILDER_CLUSTER_TLS_SERVER_NAME".to_string(),
+            "localhost".to_string(),
+        ),
+    ];
+    if let Some((c, k)) = cert_key {
+        env.push((
+            "VIDBUILDER_CLUSTER_TLS_CERT".into(),
+            c.display().to_string(),
+        ));
+        env.push(("VIDBUILDER_CLUSTER_TLS_KEY".into(), k.display().to_string()));
+    }
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_links_work_with_the_cluster_ca_and_refuse_any_other_certificate() {
+    let receiver = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let pki = data.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let ca = Pki::ca("cluster");
+    let ca_pem = ca.write_ca(&pki, "cluster");
+    let server = ca.leaf(&pki, "coordinator", true);
+    let client = ca.leaf(&pki, "worker", false);
+    let rogue_ca = Pki::ca("rogue");
+    let rogue_pem = rogue_ca.write_ca(&pki, "rogue");
+    let rogue_client = rogue_ca.leaf(&pki, "rogue-worker", false);
+
+    // The coordinator serves its certificate and requires client certificates of the cluster CA.
+    let port = free_port();
+    let coordinator_env = tls_env(&ca_pem, Some(&server));
+    let env_refs: Vec<(&str, &str)> = coordinator_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (coordinator, base) = Node::coordinator(&data.path().join("c"), port, 1, &env_refs).await;
+    let http = reqwest::Client::new();
+
+    // Refused: a worker that trusts another CA (it refuses the coordinator's certificate), a
+    // worker whose certificate another CA signed (the coordinator refuses it), a plain worker.
+    let distrustful = Node::worker_with(
+        data.path(),
+        "distrustful",
+        port,
+        COOKIE,
+        &tls_env(&rogue_pem, Some(&client)),
+    );
+    let impostor = Node::worker_with(
+        data.path(),
+        "impostor",
+        port,
+        COOKIE,
+        &tls_env(&ca_pem, Some(&rogue_client)),
+    );
+    let plain = Node::worker(data.path(), "plain", port, COOKIE);
+    let id = submit(&http, &base, &spec(&receiver, "tls", "draft", 1.0)).await;
+    poll(
+        Duration::from_secs(60),
+        "the refused links to be retried",
+        || async {
+            let refused = [&distrustful, &impostor, &plain].iter().all(|w| {
+                w.logs().matches("cannot reach the coordinator").count() >= 1
+                    || w.logs().matches("link to the coordinator closed").count() >= 1
+            });
+            refused.then_some(())
+        },
+    )
+    .await;
+    let seen = nodes(&http, &base).await;
+    for name in ["distrustful", "impostor", "plain"] {
+        assert!(!seen.contains_key(name), "{name} joined: {seen:?}");
+    }
+    assert_eq!(job(&http, &base, &id).await["status"], "queued");
+
+    // The worker with the cluster's certificate joins over TLS and renders.
+    let trusted = Node::worker_with(
+        data.path(),
+        "trusted",
+        port,
+        COOKIE,
+        &tls_env(&ca_pem, Some(&client)),
+    );
+    wait_node(&http, &base, "trusted", "up").await;
+    let v = wait_terminal(&http, &base, &id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["node"].as_str()),
+        (Some("completed"), Some("trusted")),
+        "{v}\n{}",
+        coordinator.logs()
+    );
+    download(&http, &base, &id, data.path()).await;
+    assert!(coordinator.logs().contains("tls=true"));
+    let seen = nodes(&http, &base).await;
+    for name in ["distrustful", "impostor", "plain"] {
+        assert!(!seen.contains_key(name), "{name} joined: {seen:?}");
+    }
+    drop(trusted);
+}
