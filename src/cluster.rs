@@ -187,6 +187,8 @@ pub struct WorkerOptions {
     pub capacity: Option<u32>,
     /// `--data-dir` (else `data_dir`).
     pub data_dir: Option<PathBuf>,
+    /// Bench only: render with [`crate::render_port::SleepRenderer`] sleeping this long.
+    pub stand_in: Option<Duration>,
 }
 
 /// The worker's health file, written on every heartbeat.
@@ -249,8 +251,10 @@ pub async fn run_worker(mut config: Config, opts: WorkerOptions) -> Result<(), E
     if capacity == 0 {
         return Err(Error::Config("--capacity: at least 1".into()));
     }
-    let ffmpeg = check_ffmpeg(&config.render.ffmpeg)?;
-    info!(ffmpeg = %ffmpeg, "ffmpeg found");
+    if opts.stand_in.is_none() {
+        let ffmpeg = check_ffmpeg(&config.render.ffmpeg)?;
+        info!(ffmpeg = %ffmpeg, "ffmpeg found");
+    }
     let work = config.data_dir.join("work");
     let attempts = config.data_dir.join("attempts");
     for dir in [&config.data_dir, &work] {
@@ -258,7 +262,19 @@ pub async fn run_worker(mut config: Config, opts: WorkerOptions) -> Result<(), E
     }
     let catalog = Arc::new(Catalog::load(config.config_dir())?);
     let ssrf = Arc::new(config.ssrf_guard()?);
-    let renderer = RenderPort::new(FfmpegRenderer::new(catalog, render_settings(&config, ssrf)));
+    let renderer: Arc<dyn vidbuilder_actors::ports::Renderer> = match opts.stand_in {
+        Some(sleep) => {
+            warn!(
+                sleep_ms = sleep.as_millis() as u64,
+                "bench stand-in: renders only sleep"
+            );
+            Arc::new(crate::render_port::SleepRenderer { sleep })
+        }
+        None => Arc::new(RenderPort::new(FfmpegRenderer::new(
+            catalog,
+            render_settings(&config, ssrf),
+        ))),
+    };
     let tls = if config.cluster.tls() {
         Some(tls_connector(&config.cluster, &join)?)
     } else {
@@ -302,7 +318,7 @@ pub async fn run_worker(mut config: Config, opts: WorkerOptions) -> Result<(), E
     };
     let args = WorkerArgs {
         settings,
-        renderer: Arc::new(renderer),
+        renderer,
         files: Arc::new(LocalArtifacts::new(&attempts)),
         health,
         uploader,

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod artifacts;
 pub mod bench;
+pub mod bench_cluster;
 pub mod cluster;
 pub mod config;
 pub mod error;

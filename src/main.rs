@@ -55,6 +55,9 @@ enum Command {
         /// Data directory: attempts render under <data-dir>/attempts (overrides `data_dir`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Bench only (`vidbuilder bench --cluster`): renders only sleep this many milliseconds.
+        #[arg(long, hide = true)]
+        stand_in_sleep_ms: Option<u64>,
     },
     /// Print the cluster's nodes as the coordinator sees them (`GET /api/cluster`).
     Cluster {
@@ -108,6 +111,19 @@ enum Command {
         /// Render editly's reference spec (1080p30, 3 clips, fades, music, medium crf 18).
         #[arg(long)]
         editly: bool,
+        /// Measure cluster dispatch instead: a coordinator and 1, 2, 4, 8 worker processes whose
+        /// renders only sleep; jobs/second, scaling efficiency and overhead per job.
+        #[arg(long)]
+        cluster: bool,
+        /// With --cluster: worker counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        workers: Vec<usize>,
+        /// With --cluster: jobs per worker in each run.
+        #[arg(long, default_value_t = 8)]
+        jobs_per_worker: usize,
+        /// With --cluster: how long each stand-in render sleeps, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        sleep_ms: u64,
     },
 }
 
@@ -232,6 +248,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             name,
             capacity,
             data_dir,
+            stand_in_sleep_ms,
         } => {
             if let Some(n) = &name {
                 config.node_name = n.clone();
@@ -243,6 +260,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 name,
                 capacity,
                 data_dir,
+                stand_in: stand_in_sleep_ms.map(Duration::from_millis),
             };
             runtime(&node)?.block_on(
                 vidbuilder::cluster::run_worker(config, opts).instrument(node_span(&node)),
@@ -274,7 +292,29 @@ fn run(cli: Cli) -> Result<(), Error> {
             output,
             quiet,
         } => render(&config, &spec, &output, quiet),
-        Command::Bench { runs, json, editly } => vidbuilder::bench::run(
+        Command::Bench {
+            runs,
+            json,
+            editly,
+            cluster: true,
+            workers,
+            jobs_per_worker,
+            sleep_ms,
+        } => {
+            let _ = (runs, editly);
+            runtime("bench")?.block_on(vidbuilder::bench_cluster::run(
+                config,
+                vidbuilder::bench_cluster::ClusterBenchOptions {
+                    workers,
+                    jobs_per_worker,
+                    sleep: Duration::from_millis(sleep_ms),
+                    json,
+                },
+            ))
+        }
+        Command::Bench {
+            runs, json, editly, ..
+        } => vidbuilder::bench::run(
             &config,
             &vidbuilder::bench::BenchOptions { runs, json, editly },
         ),

@@ -47,3 +47,56 @@ pub fn failure_kind(e: &RenderError) -> RenderFailureKind {
         RenderError::Cancelled => RenderFailureKind::Cancelled,
     }
 }
+
+/// A render stand-in for `vidbuilder bench --cluster` only: it sleeps for the given time, reporting
+/// progress, and writes a small placeholder video and poster (not playable media). It measures
+/// what the cluster adds around a render on machines too small to show real render scaling.
+pub struct SleepRenderer {
+    /// How long each "render" takes.
+    pub sleep: std::time::Duration,
+}
+
+#[async_trait]
+impl Renderer for SleepRenderer {
+    async fn render(
+        &self,
+        req: RenderRequest,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> Result<RenderOutput, RenderFailure> {
+        let frames = 10u64;
+        let io = |e: std::io::Error| RenderFailure::new(RenderFailureKind::Io, e.to_string());
+        for f in 0..frames {
+            progress(vidbuilder_actors::ports::RenderProgress {
+                phase: vidbuilder_actors::ports::RenderPhase::Rendering,
+                frames_done: f,
+                frames_total: frames,
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(self.sleep / frames as u32) => {}
+                _ = cancel.cancelled() => {
+                    return Err(RenderFailure::new(RenderFailureKind::Cancelled, "cancelled"));
+                }
+            }
+        }
+        tokio::fs::create_dir_all(&req.out_dir).await.map_err(io)?;
+        let video = req.out_dir.join(format!("{}.mp4", req.job_id));
+        let poster = req.out_dir.join(format!("{}.jpg", req.job_id));
+        tokio::fs::write(&video, vec![0u8; 64 * 1024])
+            .await
+            .map_err(io)?;
+        tokio::fs::write(&poster, vec![0u8; 4 * 1024])
+            .await
+            .map_err(io)?;
+        Ok(RenderOutput {
+            video,
+            reel: None,
+            duration_secs: req.spec.duration(),
+            width: 640,
+            height: 360,
+            frames,
+            poster: Some(poster),
+            reel_poster: None,
+        })
+    }
+}
