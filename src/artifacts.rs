@@ -93,6 +93,10 @@ impl Transfer for LocalArtifacts {
         std::fs::rename(partial, path)
     }
 
+    fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
     fn remove_file(&self, path: &Path) -> std::io::Result<()> {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -48,12 +48,19 @@ pub fn failure_kind(e: &RenderError) -> RenderFailureKind {
     }
 }
 
-/// A render stand-in for `vidbuilder bench --cluster` only: it sleeps for the given time, reporting
-/// progress, and writes a small placeholder video and poster (not playable media). It measures
-/// what the cluster adds around a render on machines too small to show real render scaling.
+/// A render stand-in for `vidbuilder bench --cluster` and the cluster tests only: it sleeps for the
+/// given time, reporting progress, and writes a small placeholder video and poster (not playable
+/// media). It measures what the cluster adds around a render on machines too small to show real
+/// render scaling. A first scene titled [`SleepRenderer::CRASH`] makes it panic mid-render, as a
+/// crashing render would (the supervision tests use it).
 pub struct SleepRenderer {
     /// How long each "render" takes.
     pub sleep: std::time::Duration,
+}
+
+impl SleepRenderer {
+    /// The hero-title that makes the stand-in panic.
+    pub const CRASH: &'static str = "stand-in: crash";
 }
 
 #[async_trait]
@@ -66,7 +73,16 @@ impl Renderer for SleepRenderer {
     ) -> Result<RenderOutput, RenderFailure> {
         let frames = 10u64;
         let io = |e: std::io::Error| RenderFailure::new(RenderFailureKind::Io, e.to_string());
+        let crash = matches!(
+            req.spec.scenes.first().map(|s| &s.content),
+            Some(vidbuilder_domain::spec::SceneContent::HeroTitle { title, .. })
+                if title == Self::CRASH
+        );
         for f in 0..frames {
+            assert!(
+                !(crash && f == frames / 2),
+                "the render stand-in was asked to crash"
+            );
             progress(vidbuilder_actors::ports::RenderProgress {
                 phase: vidbuilder_actors::ports::RenderPhase::Rendering,
                 frames_done: f,

@@ -74,6 +74,8 @@ pub trait Transfer: Send + Sync + 'static {
     fn write_chunk(&self, path: &Path, offset: u64, data: &[u8]) -> std::io::Result<()>;
     /// Moves a complete partial file to its final name.
     fn commit(&self, partial: &Path, path: &Path) -> std::io::Result<()>;
+    /// Creates a directory (and its parents); an existing one is fine.
+    fn create_dir(&self, dir: &Path) -> std::io::Result<()>;
     /// Removes a file; a missing one is fine.
     fn remove_file(&self, path: &Path) -> std::io::Result<()>;
     /// Removes a directory of files (a worker's attempt directory) and all it holds.

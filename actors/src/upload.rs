@@ -119,6 +119,23 @@ where
     }
 }
 
+/// A stored object with a signed URL to it (retried like an upload).
+async fn presign_object(
+    uploader: &dyn Uploader,
+    settings: &UploadSettings,
+    key: &str,
+) -> Result<S3Object, UploadError> {
+    let signed_url = with_retries(settings, "presign", || {
+        uploader.presign_get(key, settings.presign_expiry)
+    })
+    .await?;
+    Ok(S3Object {
+        s3_key: key.to_string(),
+        signed_url,
+        expires_in: expires_in_text(settings.presign_expiry),
+    })
+}
+
 async fn upload_job(
     uploader: Arc<dyn Uploader>,
     settings: UploadSettings,
@@ -158,16 +175,8 @@ async fn upload_job(
             return;
         }
         before += size;
-        let url = with_retries(&settings, "presign", || {
-            uploader.presign_get(&file.key, settings.presign_expiry)
-        })
-        .await;
-        match url {
-            Ok(signed_url) => objects.push(S3Object {
-                s3_key: file.key.clone(),
-                signed_url,
-                expires_in: expires_in_text(settings.presign_expiry),
-            }),
+        match presign_object(uploader.as_ref(), &settings, &file.key).await {
+            Ok(object) => objects.push(object),
             Err(e) => {
                 let _ = manager.cast(JobManagerMsg::UploadDone {
                     job_id,
@@ -240,16 +249,8 @@ impl Actor for UploadActor {
                 tokio::spawn(async move {
                     let mut objects = Vec::new();
                     for key in keys {
-                        match with_retries(&settings, "presign", || {
-                            uploader.presign_get(&key, settings.presign_expiry)
-                        })
-                        .await
-                        {
-                            Ok(signed_url) => objects.push(S3Object {
-                                s3_key: key,
-                                signed_url,
-                                expires_in: expires_in_text(settings.presign_expiry),
-                            }),
+                        match presign_object(uploader.as_ref(), &settings, &key).await {
+                            Ok(object) => objects.push(object),
                             Err(e) => {
                                 let _ = manager.cast(JobManagerMsg::UploadDone {
                                     job_id,

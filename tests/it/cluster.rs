@@ -3,26 +3,17 @@
 //! workers killed with SIGKILL and frozen with SIGSTOP, the coordinator restarted.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::s3::S3Server;
+use crate::common::s3::{free_port, S3Server};
 use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(240);
 const COOKIE: &str = "cluster-test-cookie-5b2f";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `vidbuilder` child process (coordinator or worker) with its own data dir and log.
 struct Node {
@@ -99,6 +90,18 @@ impl Node {
         Node::worker_with(data, name, cluster_port, cookie, &[])
     }
 
+    /// A worker whose renders are the bench's stand-in: they sleep `ms` (no ffmpeg).
+    fn stand_in_worker(data: &Path, name: &str, cluster_port: u16, ms: u64) -> Node {
+        Node::worker_full(
+            data,
+            name,
+            cluster_port,
+            COOKIE,
+            &[],
+            &["--stand-in-sleep-ms", &ms.to_string()],
+        )
+    }
+
     /// [`Node::worker`] with more environment.
     fn worker_with(
         data: &Path,
@@ -106,6 +109,18 @@ impl Node {
         cluster_port: u16,
         cookie: &str,
         env: &[(String, String)],
+    ) -> Node {
+        Node::worker_full(data, name, cluster_port, cookie, env, &[])
+    }
+
+    /// [`Node::worker`] with more environment and arguments.
+    fn worker_full(
+        data: &Path,
+        name: &str,
+        cluster_port: u16,
+        cookie: &str,
+        env: &[(String, String)],
+        args: &[&str],
     ) -> Node {
         let dir = data.join(name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -115,6 +130,7 @@ impl Node {
             .arg(format!("127.0.0.1:{cluster_port}"))
             .args(["--name", name, "--capacity", "1", "--data-dir"])
             .arg(&dir)
+            .args(args)
             .env("VIDBUILDER_CLUSTER_COOKIE", cookie);
         cluster_env(&mut cmd);
         for (k, v) in env {
@@ -149,6 +165,41 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A pure coordinator and plain workers `w1`, `w2`, … (one slot each), all up.
+struct Cluster {
+    data: tempfile::TempDir,
+    port: u16,
+    coordinator: Node,
+    base: String,
+    workers: HashMap<String, Node>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    async fn start(workers: usize) -> Cluster {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let (coordinator, base) = Node::coordinator(&data.path().join("c"), port, 1, &[]).await;
+        let http = reqwest::Client::new();
+        let mut nodes = HashMap::new();
+        for i in 1..=workers {
+            let name = format!("w{i}");
+            nodes.insert(name.clone(), Node::worker(data.path(), &name, port, COOKIE));
+        }
+        for name in nodes.keys() {
+            wait_node(&http, &base, name, "up").await;
+        }
+        Cluster {
+            data,
+            port,
+            coordinator,
+            base,
+            workers: nodes,
+            http,
+        }
     }
 }
 
@@ -288,16 +339,37 @@ async fn download(http: &reqwest::Client, base: &str, id: &str, dir: &Path) -> P
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_jobs_spread_over_two_workers_and_download_from_the_coordinator() {
     let receiver = Receiver::start().await;
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (coordinator, base) = Node::coordinator(&data.path().join("c"), port, 1, &[]).await;
-    let http = reqwest::Client::new();
-    let w1 = Node::worker(data.path(), "w1", port, COOKIE);
-    let w2 = Node::worker(data.path(), "w2", port, COOKIE);
-    for w in [&w1, &w2] {
-        let n = wait_node(&http, &base, &w.name, "up").await;
+    let Cluster {
+        data,
+        port,
+        coordinator,
+        base,
+        workers,
+        http,
+    } = Cluster::start(2).await;
+    for name in workers.keys() {
+        let n = wait_node(&http, &base, name, "up").await;
         assert_eq!(n["capacity"], 1);
         assert!(n["address"].as_str().unwrap().starts_with("127.0.0.1:"));
+    }
+    // `vidbuilder cluster` prints the same nodes.
+    let out = Command::new(env!("CARGO_BIN_EXE_vidbuilder"))
+        .args(["cluster", "--url", &base])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    for name in ["coordinator", "w1", "w2"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains(" up ")),
+            "{table}"
+        );
     }
     let me = nodes(&http, &base).await.remove("coordinator").unwrap();
     assert_eq!(
@@ -349,21 +421,19 @@ async fn six_jobs_spread_over_two_workers_and_download_from_the_coordinator() {
         )
         .await;
     }
-    drop((w1, w2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_render_loses_its_job_to_the_other_worker() {
     let receiver = Receiver::start().await;
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (coordinator, base) = Node::coordinator(&data.path().join("c"), port, 1, &[]).await;
-    let http = reqwest::Client::new();
-    let mut workers: HashMap<String, Node> = HashMap::new();
-    for name in ["w1", "w2"] {
-        workers.insert(name.into(), Node::worker(data.path(), name, port, COOKIE));
-        wait_node(&http, &base, name, "up").await;
-    }
+    let Cluster {
+        data,
+        coordinator,
+        base,
+        mut workers,
+        http,
+        ..
+    } = Cluster::start(2).await;
     let id = submit(&http, &base, &spec(&receiver, "kill", "720p", 8.0)).await;
     let first = wait_rendering(&http, &base, &id).await;
     workers.remove(&first).unwrap().sigkill();
@@ -390,15 +460,14 @@ async fn a_worker_killed_mid_render_loses_its_job_to_the_other_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_is_declared_down_its_job_moves_and_after_thawing_its_render_stops() {
     let receiver = Receiver::start().await;
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (coordinator, base) = Node::coordinator(&data.path().join("c"), port, 1, &[]).await;
-    let http = reqwest::Client::new();
-    let mut workers: HashMap<String, Node> = HashMap::new();
-    for name in ["w1", "w2"] {
-        workers.insert(name.into(), Node::worker(data.path(), name, port, COOKIE));
-        wait_node(&http, &base, name, "up").await;
-    }
+    let Cluster {
+        data,
+        coordinator,
+        base,
+        workers,
+        http,
+        ..
+    } = Cluster::start(2).await;
     let id = submit(&http, &base, &spec(&receiver, "freeze", "720p", 10.0)).await;
     let frozen = wait_rendering(&http, &base, &id).await;
     let stale = &workers[&frozen];
@@ -440,16 +509,15 @@ async fn a_frozen_worker_is_declared_down_its_job_moves_and_after_thawing_its_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_coordinator_gets_its_workers_back_and_finishes_every_job_once() {
     let receiver = Receiver::start().await;
-    let data = tempfile::tempdir().unwrap();
+    let Cluster {
+        data,
+        port,
+        coordinator,
+        base,
+        workers,
+        http,
+    } = Cluster::start(2).await;
     let cdir = data.path().join("c");
-    let port = free_port();
-    let (coordinator, base) = Node::coordinator(&cdir, port, 1, &[]).await;
-    let http = reqwest::Client::new();
-    let w1 = Node::worker(data.path(), "w1", port, COOKIE);
-    let w2 = Node::worker(data.path(), "w2", port, COOKIE);
-    for w in [&w1, &w2] {
-        wait_node(&http, &base, &w.name, "up").await;
-    }
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(submit(&http, &base, &spec(&receiver, "restart", "720p", 5.0)).await);
@@ -457,8 +525,8 @@ async fn a_restarted_coordinator_gets_its_workers_back_and_finishes_every_job_on
     wait_rendering(&http, &base, &ids[0]).await;
     coordinator.sigkill();
     let (coordinator, base) = Node::coordinator(&cdir, port, 2, &[]).await;
-    for w in [&w1, &w2] {
-        wait_node(&http, &base, &w.name, "up").await;
+    for name in workers.keys() {
+        wait_node(&http, &base, name, "up").await;
     }
     for id in &ids {
         let v = wait_terminal(&http, &base, id).await;
@@ -466,7 +534,7 @@ async fn a_restarted_coordinator_gets_its_workers_back_and_finishes_every_job_on
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     one_terminal_webhook_each(&receiver.got("restart"), &ids);
-    for w in [&w1, &w2] {
+    for w in workers.values() {
         assert!(
             w.logs().matches("linked to the coordinator").count() >= 2,
             "{} relinked:\n{}",
@@ -814,4 +882,51 @@ fn the_cluster_bench_runs_and_reports_every_worker_count() {
         let eff = r["efficiency"].as_f64().unwrap();
         assert!(eff > 0.0 && eff <= 1.0, "{r}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_crashing_on_a_worker_is_reported_and_restarted_within_the_limit() {
+    let receiver = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (coordinator, base) = Node::coordinator(
+        &data.path().join("c"),
+        port,
+        1,
+        &[("VIDBUILDER_RENDER_MAX_RESTARTS", "2")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let worker = Node::stand_in_worker(data.path(), "w1", port, 300);
+    wait_node(&http, &base, "w1", "up").await;
+    let mut crash = spec(&receiver, "crash", "draft", 1.0);
+    crash["scenes"][0]["content"]["title"] = json!("stand-in: crash");
+    let crashing = submit(&http, &base, &crash).await;
+    let fine = submit(&http, &base, &spec(&receiver, "crash", "draft", 1.0)).await;
+    let v = wait_terminal(&http, &base, &crashing).await;
+    assert_eq!(v["status"], "failed", "{v}\n{}", coordinator.logs());
+    // The first attempt and two restarts, each a RenderActor that panicked on the worker, whose
+    // supervisor reported it; the coordinator counted them against the job's restart limit.
+    assert_eq!(v["attempt"], 3, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("crashed"), "{error}");
+    assert_eq!(
+        worker.logs().matches("render failed").count(),
+        3,
+        "{}",
+        worker.logs()
+    );
+    // The worker lives on and renders the next job.
+    let v = wait_terminal(&http, &base, &fine).await;
+    assert_eq!(
+        (v["status"].as_str(), v["node"].as_str()),
+        (Some("completed"), Some("w1"))
+    );
+    assert_eq!(wait_node(&http, &base, "w1", "up").await["status"], "up");
+    let got = receiver.wait_for("crash", 4, LONG).await;
+    let failed: Vec<_> = got
+        .iter()
+        .filter(|r| r.body["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "one failed webhook");
 }

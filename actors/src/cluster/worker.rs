@@ -229,7 +229,7 @@ impl WorkerState {
             .settings
             .work_dir
             .join(format!("{}-{}", attempt.job_id, attempt.attempt));
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        if let Err(e) = self.files.create_dir(&dir) {
             return RenderAck {
                 refused: Some(format!("cannot create {}: {e}", dir.display())),
             };
@@ -517,7 +517,7 @@ impl Actor for WorkerNode {
         let s = args.settings;
         // Attempts of an earlier process are unknown to the coordinator now: start clean.
         let _ = args.files.remove_dir(&s.work_dir);
-        std::fs::create_dir_all(&s.work_dir)?;
+        args.files.create_dir(&s.work_dir)?;
         // The worker accepts no links itself: its listener takes any free loopback port.
         let server = NodeServer::new(
             0,

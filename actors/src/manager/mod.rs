@@ -161,11 +161,7 @@ impl JobManagerState {
                     keys,
                     manager: myself.clone(),
                 };
-                let sent = match &self.upload {
-                    Some(upload) => upload.cast(msg).map_err(|e| e.to_string()),
-                    None => Err("it is not running".into()),
-                };
-                if let Err(e) = sent {
+                if let Err(e) = self.to_upload(msg) {
                     let why = format!("the upload worker is unavailable ({e})");
                     return self.core.upload_done(&job, attempt, Err(why), now);
                 }
@@ -213,11 +209,7 @@ impl JobManagerState {
                     files,
                     manager: myself.clone(),
                 };
-                let sent = match &self.upload {
-                    Some(upload) => upload.cast(msg).map_err(|e| e.to_string()),
-                    None => Err("it is not running".into()),
-                };
-                if let Err(e) = sent {
+                if let Err(e) = self.to_upload(msg) {
                     let why = format!("the upload worker is unavailable ({e})");
                     return self.core.upload_done(&job, attempt, Err(why), now);
                 }
@@ -276,6 +268,14 @@ impl JobManagerState {
             if let Err(e) = self.webhooks.cast(WebhookMsg::Enqueue(d)) {
                 error!(job_id = %id, "webhook actor unavailable (the outbox keeps the delivery): {e}");
             }
+        }
+    }
+
+    /// Hands a message to the UploadActor; why not, when it is not running.
+    fn to_upload(&self, msg: UploadMsg) -> Result<(), String> {
+        match &self.upload {
+            Some(upload) => upload.cast(msg).map_err(|e| e.to_string()),
+            None => Err("it is not running".into()),
         }
     }
 

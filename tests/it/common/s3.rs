@@ -50,7 +50,8 @@ pub(crate) fn s3_server_bin() -> PathBuf {
         .clone()
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on now.
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
