@@ -85,11 +85,12 @@ impl Transfer for LocalArtifacts {
             std::fs::OpenOptions::new().write(true).open(path)?
         };
         file.seek(SeekFrom::Start(offset))?;
-        file.write_all(data)?;
-        file.sync_data()
+        file.write_all(data)
     }
 
+    /// On disk before it has its name: a crash leaves a partial file, never a short final one.
     fn commit(&self, partial: &Path, path: &Path) -> std::io::Result<()> {
+        std::fs::File::open(partial)?.sync_all()?;
         std::fs::rename(partial, path)
     }
 

@@ -78,6 +78,9 @@ impl Renderer for SleepRenderer {
             Some(vidbuilder_domain::spec::SceneContent::HeroTitle { title, .. })
                 if title == Self::CRASH
         );
+        // Deadlines from the start, so the whole "render" takes `sleep` and not `sleep` plus
+        // each step's timer slack.
+        let start = tokio::time::Instant::now();
         for f in 0..frames {
             assert!(
                 !(crash && f == frames / 2),
@@ -89,7 +92,7 @@ impl Renderer for SleepRenderer {
                 frames_total: frames,
             });
             tokio::select! {
-                _ = tokio::time::sleep(self.sleep / frames as u32) => {}
+                _ = tokio::time::sleep_until(start + self.sleep * (f as u32 + 1) / frames as u32) => {}
                 _ = cancel.cancelled() => {
                     return Err(RenderFailure::new(RenderFailureKind::Cancelled, "cancelled"));
                 }

@@ -282,13 +282,14 @@ impl ClusterState {
         tokio::spawn(async move {
             let started = Instant::now();
             let last = std::sync::Mutex::new(Instant::now());
-            let report = |done: u64, total: u64| {
+            let (m, a) = (manager.clone(), attempt.clone());
+            let report = Arc::new(move |done: u64, total: u64| {
                 let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
                 if last.elapsed() >= Duration::from_millis(250) {
                     *last = Instant::now();
-                    let _ = manager.cast(JobManagerMsg::Progress {
-                        job_id: attempt.job_id.clone(),
-                        attempt: attempt.attempt,
+                    let _ = m.cast(JobManagerMsg::Progress {
+                        job_id: a.job_id.clone(),
+                        attempt: a.attempt,
                         progress: RenderProgress {
                             phase: RenderPhase::Finalising,
                             frames_done: done,
@@ -296,7 +297,7 @@ impl ClusterState {
                         },
                     });
                 }
-            };
+            });
             let result =
                 transfer::fetch_render(&worker, &attempt, &rendered, &dir, &files, timeout, report)
                     .await;

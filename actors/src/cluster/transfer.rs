@@ -45,7 +45,7 @@ pub async fn fetch_render(
     dir: &Path,
     files: &Arc<dyn Transfer>,
     rpc_timeout: Duration,
-    progress: impl Fn(u64, u64),
+    progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
 ) -> Result<(RenderOutput, Vec<String>), String> {
     let total: u64 = rendered
         .artifacts
@@ -54,7 +54,9 @@ pub async fn fetch_render(
         .map(|a| a.bytes)
         .sum();
     let mut keys: Vec<(ArtifactKind, String)> = Vec::new();
-    let mut done = 0u64;
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The files are fetched at once, each in its own task.
+    let mut fetches = tokio::task::JoinSet::new();
     let mut out = RenderOutput {
         video: PathBuf::new(),
         reel: None,
@@ -77,11 +79,24 @@ pub async fn fetch_render(
             }
             keys.push((artifact.kind, key.clone()));
         } else {
-            fetch_one(worker, attempt, artifact, &path, files, rpc_timeout, |n| {
-                done += n;
-                progress(done, total);
-            })
-            .await?;
+            let (worker, attempt, artifact) = (worker.clone(), attempt.clone(), artifact.clone());
+            let (path, files) = (path.clone(), files.clone());
+            let (done, progress) = (done.clone(), progress.clone());
+            fetches.spawn(async move {
+                fetch_one(
+                    &worker,
+                    &attempt,
+                    &artifact,
+                    &path,
+                    &files,
+                    rpc_timeout,
+                    |n| {
+                        let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                        progress(d, total);
+                    },
+                )
+                .await
+            });
         }
         match artifact.kind {
             ArtifactKind::Video => {
@@ -92,6 +107,9 @@ pub async fn fetch_render(
             ArtifactKind::Poster => out.poster = Some(path),
             ArtifactKind::ReelPoster => out.reel_poster = Some(path),
         }
+    }
+    while let Some(fetched) = fetches.join_next().await {
+        fetched.map_err(|e| format!("a fetch task failed: {e}"))??;
     }
     if !have_video {
         return Err("the render has no video".into());
