@@ -247,24 +247,24 @@ impl Actor for UploadActor {
             } => {
                 let (uploader, settings) = (state.uploader.clone(), state.settings.clone());
                 tokio::spawn(async move {
-                    let mut objects = Vec::new();
+                    let (mut objects, mut failed) = (Vec::new(), None);
                     for key in keys {
                         match presign_object(uploader.as_ref(), &settings, &key).await {
                             Ok(object) => objects.push(object),
                             Err(e) => {
-                                let _ = manager.cast(JobManagerMsg::UploadDone {
-                                    job_id,
-                                    attempt,
-                                    result: Err(e),
-                                });
-                                return;
+                                failed = Some(e);
+                                break;
                             }
                         }
                     }
+                    let result = match failed {
+                        Some(e) => Err(e),
+                        None => Ok(objects),
+                    };
                     let _ = manager.cast(JobManagerMsg::UploadDone {
                         job_id,
                         attempt,
-                        result: Ok(objects),
+                        result,
                     });
                 });
             }
