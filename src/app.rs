@@ -201,6 +201,7 @@ impl Server {
                 max_queued: config.max_queued_jobs,
                 out_dir: videos,
                 max_restarts: config.render.max_restarts,
+                max_interrupted: config.render.max_interrupted_attempts,
                 restart_window: Duration::from_secs(config.render.restart_window_secs),
                 restart_backoff: Duration::from_secs_f64(
                     config.render.restart_backoff_secs.max(0.0),

@@ -318,6 +318,9 @@ pub struct RenderConfig {
     pub stall_timeout_secs: u64,
     /// `render.max_restarts`: retries of a failed, crashed or stalled render within `restart_window_secs`.
     pub max_restarts: u32,
+    /// `render.max_interrupted_attempts`: a job whose attempts this many crashes of the server
+    /// interrupted fails instead of running again (a graceful drain does not count); at least 1.
+    pub max_interrupted_attempts: u32,
     /// `render.restart_window_secs`: the window, in seconds, that `max_restarts` counts in.
     pub restart_window_secs: u64,
     /// `render.restart_backoff_secs`: wait before the first retry, in seconds, doubled each time.
@@ -466,6 +469,11 @@ impl Config {
         if self.webhook.retry_schedule.len() > 20 {
             return Err(Error::Config(
                 "webhook.retry_schedule: at most 20 retries".into(),
+            ));
+        }
+        if self.render.max_interrupted_attempts == 0 {
+            return Err(Error::Config(
+                "render.max_interrupted_attempts: at least 1".into(),
             ));
         }
         if self.render.crf > 51 {

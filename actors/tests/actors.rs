@@ -185,6 +185,7 @@ fn manager_settings() -> ManagerSettings {
         max_queued: 1000,
         out_dir: "videos".into(),
         max_restarts: 2,
+        max_interrupted: 3,
         restart_window: Duration::from_secs(600),
         restart_backoff: Duration::from_secs(2),
         stall_timeout: Duration::from_secs(120),

@@ -143,6 +143,11 @@ pub struct JobRecord {
     pub expired: bool,
     /// The node that runs (or ran) the current attempt; `None` before the first one starts.
     pub node: Option<String>,
+    /// Attempts that a crash of the server interrupted (counted at the next start): after
+    /// `render.max_interrupted_attempts` the job fails instead of running again.
+    pub interrupted: u32,
+    /// The last attempt was stopped by a graceful drain, which does not count as an interruption.
+    pub drained: bool,
 }
 
 impl JobRecord {
@@ -173,6 +178,8 @@ impl JobRecord {
             finished_ms: None,
             expired: false,
             node: None,
+            interrupted: 0,
+            drained: false,
         }
     }
 }
@@ -350,6 +357,8 @@ impl JobStore for MemoryStore {
             j.reel.clone_from(&job.reel);
             j.error.clone_from(&job.error);
             j.node.clone_from(&job.node);
+            j.interrupted = job.interrupted;
+            j.drained = job.drained;
         }
         if let Some(o) = outbox {
             if !m.outbox.iter().any(|x| x.webhook_id == o.webhook_id) {

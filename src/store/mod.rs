@@ -13,6 +13,7 @@ use vidbuilder_domain::store::{DeliveryState, JobRecord, JobStore, OutboxRow, St
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_node.sql"),
+    include_str!("migrations/0003_interrupted.sql"),
 ];
 
 /// The [`JobStore`] on one SQLite database file (`<data_dir>/vidbuilder.db`).
@@ -110,6 +111,8 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
             .transpose()
             .map_err(bad)?,
         node: r.get("node")?,
+        interrupted: r.get("interrupted")?,
+        drained: r.get::<_, i64>("drained")? != 0,
         video: r.get::<_, Option<String>>("video")?.map(PathBuf::from),
         reel: r.get::<_, Option<String>>("reel")?.map(PathBuf::from),
         error: r.get("error")?,
@@ -170,7 +173,8 @@ impl JobStore for SqliteStore {
         let tx = conn.transaction().map_err(e)?;
         tx.execute(
             "UPDATE jobs SET status = ?2, attempt = ?3, started_at = ?4, finished_at = ?5, finished_ms = ?6,
-                             result = ?7, video = ?8, reel = ?9, error = ?10, node = ?11 WHERE id = ?1",
+                             result = ?7, video = ?8, reel = ?9, error = ?10, node = ?11,
+                             interrupted = ?12, drained = ?13 WHERE id = ?1",
             params![
                 job.id.as_str(),
                 status_str(job.status),
@@ -182,7 +186,9 @@ impl JobStore for SqliteStore {
                 path_str(&job.video),
                 path_str(&job.reel),
                 job.error,
-                job.node
+                job.node,
+                job.interrupted,
+                job.drained
             ],
         )
         .map_err(e)?;

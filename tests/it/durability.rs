@@ -430,3 +430,60 @@ async fn a_burst_of_100_jobs_all_complete_and_the_overflow_gets_429() {
     );
     p.sigkill();
 }
+
+/// Waits until the job renders (past its first frames) in this process.
+async fn wait_rendering(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    poll(LONG, &format!("job {id} to render"), || async {
+        let v = status(http, base, id).await;
+        (v["status"] == "processing" && v["progress"].as_u64().unwrap_or(0) >= 8).then_some(v)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_running_at_every_crash_fails_after_max_interrupted_attempts_but_sigterm_does_not_count(
+) {
+    let receiver = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("VIDBUILDER_MAX_CONCURRENT_RENDERS", "1"),
+        ("VIDBUILDER_RENDER_MAX_INTERRUPTED_ATTEMPTS", "2"),
+        ("VIDBUILDER_SHUTDOWN_GRACE_SECS", "0"),
+        ("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1,1,1"),
+    ];
+    let http = reqwest::Client::new();
+    let mut spec = quick_spec(Some(&receiver.url("poison")), 30.0);
+    spec["quality"] = json!("720p");
+    let p = Proc::start(data.path(), 1, &env).await;
+    let (code, _, body) = post(&http, &p.base, &spec).await;
+    assert_eq!(code, 202, "{body}");
+    let id = body["jobId"].as_str().unwrap().to_string();
+    wait_rendering(&http, &p.base, &id).await;
+    // A graceful stop mid-render: not an interruption.
+    assert!(p.sigterm().await.success());
+    let p = Proc::start(data.path(), 2, &env).await;
+    let v = wait_rendering(&http, &p.base, &id).await;
+    assert_eq!(v["attempt"], 2, "{v}");
+    p.sigkill();
+    // One crash: it runs again.
+    let p = Proc::start(data.path(), 3, &env).await;
+    let v = wait_rendering(&http, &p.base, &id).await;
+    assert_eq!(v["attempt"], 3, "{v}");
+    p.sigkill();
+    // The second crash while it ran: it fails instead of running again, with its webhook.
+    let p = Proc::start(data.path(), 4, &env).await;
+    let v = wait_all_terminal(&http, &p.base, std::slice::from_ref(&id)).await;
+    assert_eq!(v[0]["status"], "failed", "{}", v[0]);
+    let error = v[0]["error"].as_str().unwrap();
+    assert!(error.contains("interrupted 2 times"), "{error}");
+    let got = receiver.wait_for("poison", 2, LONG).await;
+    let failed: Vec<_> = got
+        .iter()
+        .filter(|r| r.body["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{got:?}");
+    assert_eq!(failed[0].body["error"].as_str(), Some(error));
+    p.sigkill();
+    // No encoder of the killed servers is left behind.
+    no_process_mentions(data.path()).await;
+}

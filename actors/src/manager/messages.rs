@@ -239,6 +239,9 @@ pub struct ManagerSettings {
     pub out_dir: PathBuf,
     /// Restarts of one job's render allowed within `restart_window` before the job fails.
     pub max_restarts: u32,
+    /// A job whose attempts crashes of the whole server interrupted this many times fails
+    /// instead of running again (a graceful drain does not count).
+    pub max_interrupted: u32,
     /// The window over which `max_restarts` counts a job's restarts.
     pub restart_window: Duration,
     /// Backoff before the first restart; doubles each time.

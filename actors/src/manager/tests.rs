@@ -37,6 +37,7 @@ fn settings() -> ManagerSettings {
         max_queued: 3,
         out_dir: PathBuf::from("/videos"),
         max_restarts: 2,
+        max_interrupted: 3,
         restart_window: Duration::from_secs(600),
         restart_backoff: Duration::from_secs(2),
         stall_timeout: Duration::from_secs(10),
@@ -320,7 +321,16 @@ fn drain_waits_for_renders_then_stops_them_at_the_deadline() {
     assert_eq!(c.check_drain(later(now, 29)), vec![]);
     let effects = c.check_drain(later(now, 30));
     assert_eq!(effects[0], Effect::KillRender(b.clone()));
-    assert!(matches!(effects[1], Effect::DrainDone(r) if r.finished == 1 && r.interrupted == 1));
+    // Marked as stopped on purpose (not an interruption the next start would count).
+    assert_eq!(
+        effects[1],
+        Effect::Persist {
+            job: b.clone(),
+            event: None
+        }
+    );
+    assert!(c.record(&b).unwrap().drained);
+    assert!(matches!(effects[2], Effect::DrainDone(r) if r.finished == 1 && r.interrupted == 1));
     // The killed render's exit is not a failure: it stays `processing` to resume.
     let exit = RenderFailure::new(RenderFailureKind::Crashed, "killed");
     assert_eq!(c.render_exited(&b, exit, later(now, 31)), vec![]);
@@ -345,7 +355,18 @@ fn recovery_requeues_unfinished_jobs_in_admission_order() {
     ];
     let ids: Vec<_> = records.iter().map(|r| r.id.clone()).collect();
     let mut c = core(false, settings());
-    assert_eq!(c.recover(records, now), vec![Effect::DiscardPartials]);
+    // The interrupted job's count is saved; then the partial files go.
+    assert_eq!(
+        c.recover(records, now),
+        vec![
+            Effect::Persist {
+                job: ids[1].clone(),
+                event: None
+            },
+            Effect::DiscardPartials
+        ]
+    );
+    assert_eq!(c.record(&ids[1]).unwrap().interrupted, 1);
     let interrupted = c.snapshot(&ids[1]).unwrap();
     assert_eq!(
         (
@@ -701,4 +722,74 @@ fn a_single_node_names_itself_and_keeps_one_slot_at_least() {
     assert_eq!(spawned(&c.pump(now)), vec![(a.clone(), 1)]);
     assert_eq!(c.snapshot(&a).unwrap().node.as_deref(), Some("solo"));
     assert_eq!(c.record(&a).unwrap().node.as_deref(), Some("solo"));
+}
+
+// ---- poison jobs ----
+
+fn interrupted_record(interrupted: u32, drained: bool, now: Now) -> JobRecord {
+    let mut r = Core::new_record(spec(), Some("https://hook.example/x".into()), None, now);
+    r.status = JobStatus::Processing;
+    r.attempt = interrupted + 1;
+    r.started_at = Some("2026-01-01T00:00:00.000Z".into());
+    r.interrupted = interrupted;
+    r.drained = drained;
+    r
+}
+
+#[test]
+fn a_job_interrupted_by_crashes_max_times_fails_instead_of_running_again() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let fresh = interrupted_record(0, false, now);
+    let poison = interrupted_record(2, false, now);
+    let drained = interrupted_record(2, true, now);
+    let (f, p, d) = (fresh.id.clone(), poison.id.clone(), drained.id.clone());
+    let effects = c.recover(vec![fresh, poison, drained], now);
+    // Counted durably: every processing job's record is saved again.
+    for id in [&f, &p, &d] {
+        assert!(effects.contains(&Effect::Persist {
+            job: id.clone(),
+            event: None
+        }));
+    }
+    assert_eq!(c.record(&f).unwrap().interrupted, 1);
+    assert_eq!(events(&effects), vec![EventKind::Failed], "{effects:?}");
+    let snap = c.snapshot(&p).unwrap();
+    assert_eq!(snap.status, JobStatus::Failed);
+    assert!(
+        snap.error
+            .as_deref()
+            .unwrap()
+            .contains("interrupted 3 times"),
+        "{snap:?}"
+    );
+    // The drained one did not count, and runs again; so does the fresh one.
+    assert_eq!(c.record(&d).unwrap().interrupted, 2);
+    assert!(!c.record(&d).unwrap().drained);
+    let started: Vec<JobId> = spawned(&c.pump(now)).into_iter().map(|s| s.0).collect();
+    assert_eq!(started, vec![f.clone()], "one slot: the first in line");
+    assert_eq!(c.snapshot(&d).unwrap().queue_position, Some(1));
+}
+
+#[test]
+fn a_drain_marks_what_it_stops_so_the_next_start_does_not_count_it() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let a = admit(&mut c, 1, now);
+    let b = admit(&mut c, 2, now);
+    c.pump(now);
+    c.drain(Duration::from_secs(5), now);
+    let effects = c.check_drain(later(now, 6));
+    assert!(effects.contains(&Effect::KillRender(a.clone())));
+    assert!(effects.contains(&Effect::Persist {
+        job: a.clone(),
+        event: None
+    }));
+    assert!(c.record(&a).unwrap().drained);
+    assert!(!c.record(&b).unwrap().drained, "queued: never started");
+    // Restarted on those records: a is not counted.
+    let records = vec![c.record(&a).unwrap().clone()];
+    let mut next = core(false, settings());
+    next.recover(records, now);
+    assert_eq!(next.record(&a).unwrap().interrupted, 0);
 }

@@ -174,6 +174,8 @@ fn complete(job: &mut JobRecord, finished_ms: i64) {
     job.video = Some(PathBuf::from(format!("/data/videos/{}.mp4", job.id)));
     job.reel = Some(PathBuf::from(format!("/data/videos/{}_reel.mp4", job.id)));
     job.node = Some("worker-a".into());
+    job.interrupted = 2;
+    job.drained = true;
 }
 
 fn row(job: &JobRecord, event: EventKind) -> OutboxRow {
@@ -317,7 +319,8 @@ pub fn insert_refuses_a_duplicate_id(store: &dyn JobStore) {
 }
 
 /// `insert_job` stores the admission fields only (id, spec, webhook url, owner, status, attempt,
-/// created_at): start/finish times, result, files, error, node and `expired` start empty whatever the
+/// created_at): start/finish times, result, files, error, node, interruptions and `expired` start
+/// empty whatever the
 /// record says, and the store's `seq` replaces the caller's.
 pub fn insert_keeps_only_the_admission_fields(store: &dyn JobStore) {
     let mut job = new_job(1);
@@ -339,6 +342,8 @@ pub fn insert_keeps_only_the_admission_fields(store: &dyn JobStore) {
         error: None,
         expired: false,
         node: None,
+        interrupted: 0,
+        drained: false,
         ..given
     };
     assert_eq!(
@@ -349,7 +354,7 @@ pub fn insert_keeps_only_the_admission_fields(store: &dyn JobStore) {
 }
 
 /// `update_job` saves the fields that move while a job runs (status, attempt, start/finish times,
-/// finished_ms, result, files, error, node) and nothing else: spec, webhook url, owner, created_at, seq
+/// finished_ms, result, files, error, node, interruptions) and nothing else: spec, webhook url, owner, created_at, seq
 /// and `expired` stay as stored. Updating a job the store does not have changes nothing.
 pub fn update_job_saves_the_progress_fields_only(store: &dyn JobStore) {
     let stored = insert(store, 1);
@@ -376,7 +381,7 @@ pub fn update_job_saves_the_progress_fields_only(store: &dyn JobStore) {
     assert_eq!(
         loaded(store, &stored.id),
         expected,
-        "JobStore contract: update_job saves status, attempt, times, result, files, error and node only"
+        "JobStore contract: update_job saves status, attempt, times, result, files, error, node and interruptions only"
     );
 
     let mut stranger = new_job(2);

@@ -312,10 +312,12 @@ impl Core {
         let mut effects = Vec::new();
         if running == 0 {
             d.answered = true;
-            effects.push(Effect::DrainDone(DrainReport {
+            let report = DrainReport {
                 finished: d.running_at_start,
                 interrupted: 0,
-            }));
+            };
+            effects.extend(self.mark_drained());
+            effects.push(Effect::DrainDone(report));
         } else if now.at >= d.deadline {
             d.answered = true;
             let report = DrainReport {
@@ -328,7 +330,24 @@ impl Core {
                 effects.push(self.kill_effect(&id));
                 self.stop_running(&id);
             }
+            effects.extend(self.mark_drained());
             effects.push(Effect::DrainDone(report));
+        }
+        effects
+    }
+
+    /// Every unfinished job that had started (running, waiting to retry, uploading) was stopped on
+    /// purpose: the next start does not count it as interrupted.
+    fn mark_drained(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for (id, job) in &mut self.jobs {
+            if job.record.status == JobStatus::Processing && !job.record.drained {
+                job.record.drained = true;
+                effects.push(Effect::Persist {
+                    job: id.clone(),
+                    event: None,
+                });
+            }
         }
         effects
     }

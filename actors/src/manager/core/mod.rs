@@ -11,12 +11,12 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use tracing::info;
+use tracing::{info, warn};
 use vidbuilder_domain::events::WebhookEvent;
 use vidbuilder_domain::job::{
     timestamp, JobFailure, JobFiles, JobId, JobPhase, JobSnapshot, JobStatus, S3Object,
 };
-use vidbuilder_domain::ports::{RenderFailure, RenderOutput, RenderRequest};
+use vidbuilder_domain::ports::{RenderFailure, RenderFailureKind, RenderOutput, RenderRequest};
 use vidbuilder_domain::store::JobRecord;
 
 use super::effects::Effect;
@@ -243,16 +243,37 @@ impl Core {
 
     /// Recovery on start: finished jobs are served again; queued and interrupted ones run again
     /// in admission order (the store gives them in that order).
+    ///
+    /// A job that was `processing` when the process died was interrupted: that is counted in the
+    /// store, and a job interrupted `max_interrupted` times fails instead of running again (it
+    /// may be what takes the server down). A job a graceful drain stopped is not counted.
     pub fn recover(&mut self, records: Vec<JobRecord>, now: Now) -> Vec<Effect> {
         let (mut resumed, mut requeued) = (0, 0);
-        for record in records {
+        let mut effects = Vec::new();
+        let mut poisoned = Vec::new();
+        for mut record in records {
             let id = record.id.clone();
             match record.status {
-                JobStatus::Processing => resumed += 1,
+                JobStatus::Processing => {
+                    if std::mem::take(&mut record.drained) {
+                        resumed += 1;
+                    } else {
+                        record.interrupted += 1;
+                        if record.interrupted >= self.settings.max_interrupted {
+                            poisoned.push(id.clone());
+                        } else {
+                            resumed += 1;
+                        }
+                    }
+                    effects.push(Effect::Persist {
+                        job: id.clone(),
+                        event: None,
+                    });
+                }
                 JobStatus::Queued => requeued += 1,
                 _ => {}
             }
-            if !record.status.is_terminal() {
+            if !record.status.is_terminal() && !poisoned.contains(&id) {
                 self.queue.push_back(id.clone());
             }
             self.dirty.insert(id.clone());
@@ -265,7 +286,17 @@ impl Core {
             );
         }
         self.number_queue();
-        vec![Effect::DiscardPartials]
+        effects.push(Effect::DiscardPartials);
+        for id in poisoned {
+            let n = self.jobs.get(&id).map_or(0, |j| j.record.interrupted);
+            warn!(job_id = %id, interrupted = n, "the server stopped while this job ran {n} times: failing it instead of running it again");
+            let why = RenderFailure::new(
+                RenderFailureKind::Crashed,
+                format!("the job was interrupted {n} times (the server stopped while it ran each time); it is not run again"),
+            );
+            effects.extend(self.finish(&id, Err(JobFailure::Render(why)), now));
+        }
+        effects
     }
 
     /// Whether a new job may be admitted now.
