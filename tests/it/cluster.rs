@@ -551,6 +551,7 @@ async fn a_worker_with_a_wrong_cookie_joins_nothing_and_gets_no_work() {
     let port = free_port();
     let (coordinator, base) = Node::coordinator(&data.path().join("c"), port, 1, &[]).await;
     let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
     let intruder = Node::worker(data.path(), "intruder", port, "not-the-cookie");
     let id = submit(&http, &base, &spec(&receiver, "cookie", "draft", 1.0)).await;
     poll(
@@ -577,6 +578,21 @@ async fn a_worker_with_a_wrong_cookie_joins_nothing_and_gets_no_work() {
     );
     assert!(!nodes(&http, &base).await.contains_key("intruder"));
     assert!(!intruder.logs().contains("render started"));
+    // The refused worker retries with backoff (200 ms doubling, at most 5 s), one try at a time:
+    // 6 tries in the first 6.2 s, then one per 5 s; never a flood. Watched for 10 s.
+    let watch = Duration::from_secs(10);
+    if let Some(rest) = watch.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let tries = coordinator
+        .logs()
+        .matches("before it authenticated")
+        .count();
+    assert!(
+        tries as f64 <= 8.0 + secs / 5.0,
+        "{tries} refused links in {secs:.1} s"
+    );
     drop(good);
 }
 

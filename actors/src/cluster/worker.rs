@@ -149,6 +149,10 @@ pub struct WorkerState {
     endpoint: ActorRef<WorkerMsg>,
     linked: bool,
     failures: u32,
+    /// A `Connect` is scheduled: at most one reconnect runs at a time.
+    connect_pending: bool,
+    /// When the last connection was opened, while it has not authenticated yet.
+    handshake_since: Option<Instant>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -403,7 +407,12 @@ impl WorkerState {
         });
     }
 
+    /// Links again after a backoff (200 ms doubling, at most 5 s), unless a try is already due.
     fn schedule_connect(&mut self, myself: &ActorRef<WorkerNodeMsg>) {
+        if self.connect_pending || self.linked {
+            return;
+        }
+        self.connect_pending = true;
         let after = retry::exponential(Duration::from_millis(200), self.failures.min(5))
             .min(Duration::from_secs(5));
         self.failures += 1;
@@ -552,6 +561,8 @@ impl Actor for WorkerNode {
             endpoint,
             linked: false,
             failures: 0,
+            connect_pending: true,
+            handshake_since: None,
             ticker: Some(ticker),
         })
     }
@@ -724,6 +735,7 @@ impl Actor for WorkerNode {
                 }
             }
             WorkerNodeMsg::Connect => {
+                state.connect_pending = false;
                 if state.linked {
                     return Ok(());
                 }
@@ -742,11 +754,8 @@ impl Actor for WorkerNode {
                     .map_err(|e| e.to_string()),
                 };
                 match connected {
-                    Ok(()) => {
-                        // Authentication follows; if the link is not usable by then, try again.
-                        let patience = state.settings.timings.rpc_timeout;
-                        myself.send_after(patience, || WorkerNodeMsg::Connect);
-                    }
+                    // Authentication follows; the heartbeat tick tries again if it never comes.
+                    Ok(()) => state.handshake_since = Some(Instant::now()),
                     Err(e) => {
                         warn!(join = %join, "cannot reach the coordinator: {e}; trying again");
                         state.schedule_connect(&myself);
@@ -756,6 +765,7 @@ impl Actor for WorkerNode {
             WorkerNodeMsg::Link { up: true } => {
                 state.linked = true;
                 state.failures = 0;
+                state.handshake_since = None;
                 // Results the old link may have lost go out again.
                 let pending: Vec<AttemptId> = state
                     .attempts
@@ -777,9 +787,20 @@ impl Actor for WorkerNode {
             }
             WorkerNodeMsg::Link { up: false } => {
                 state.linked = false;
+                state.handshake_since = None;
                 state.schedule_connect(&myself);
             }
             WorkerNodeMsg::Heartbeat => {
+                // A link that opened but never authenticated: try again.
+                let patience = state.settings.timings.rpc_timeout;
+                if !state.linked
+                    && state
+                        .handshake_since
+                        .is_some_and(|t| t.elapsed() > patience)
+                {
+                    state.handshake_since = None;
+                    state.schedule_connect(&myself);
+                }
                 let c = coordinator();
                 if let Some(c) = &c {
                     let _ = c.cast(CoordinatorMsg::Heartbeat(state.status(0)));
