@@ -44,16 +44,29 @@ impl Core {
         result: Result<RenderOutput, RenderFailure>,
         now: Now,
     ) -> Vec<Effect> {
+        self.attempt_returned(id, attempt, now, |c| match result {
+            Ok(out) if c.uploads => c.begin_upload(id, out),
+            Ok(out) => c.finish(id, Ok(out), now),
+            Err(e) => c.attempt_failed(id, e, now),
+        })
+    }
+
+    /// The current attempt of `id` returned (here or on a worker): its render stops and its slot
+    /// is free, `next` decides what follows, then a drain may be answered and queued jobs start.
+    /// A stale attempt (another number, or a render already stopped) changes nothing.
+    pub(super) fn attempt_returned(
+        &mut self,
+        id: &JobId,
+        attempt: u32,
+        now: Now,
+        next: impl FnOnce(&mut Core) -> Vec<Effect>,
+    ) -> Vec<Effect> {
         if self.live_render(id, attempt).is_none() {
             return Vec::new();
         }
         let mut effects = vec![Effect::StopRender(id.clone())];
         self.stop_running(id);
-        effects.extend(match result {
-            Ok(out) if self.uploads => self.begin_upload(id, out),
-            Ok(out) => self.finish(id, Ok(out), now),
-            Err(e) => self.attempt_failed(id, e, now),
-        });
+        effects.extend(next(self));
         effects.extend(self.check_drain(now));
         effects.extend(self.pump(now));
         effects

@@ -137,27 +137,21 @@ impl Core {
         keys: Vec<String>,
         now: Now,
     ) -> Vec<Effect> {
-        if self.live_render(id, attempt).is_none() {
-            return Vec::new();
-        }
-        let mut effects = vec![Effect::StopRender(id.clone())];
-        self.stop_running(id);
-        if let Some(job) = self.jobs.get_mut(id) {
-            job.rendered = Some(out);
-            job.phase = vidbuilder_domain::job::JobPhase::Uploading {
-                bytes_done: 1,
-                bytes_total: 1,
-            };
-            self.dirty.insert(id.clone());
-        }
-        effects.push(Effect::Presign {
-            job: id.clone(),
-            attempt,
-            keys,
-        });
-        effects.extend(self.check_drain(now));
-        effects.extend(self.pump(now));
-        effects
+        self.attempt_returned(id, attempt, now, |c| {
+            if let Some(job) = c.jobs.get_mut(id) {
+                job.rendered = Some(out);
+                job.phase = vidbuilder_domain::job::JobPhase::Uploading {
+                    bytes_done: 1,
+                    bytes_total: 1,
+                };
+                c.dirty.insert(id.clone());
+            }
+            vec![Effect::Presign {
+                job: id.clone(),
+                attempt,
+                keys,
+            }]
+        })
     }
 
     /// Of the attempts a worker says it renders, those it should stop (not current there).
