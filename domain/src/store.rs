@@ -113,8 +113,9 @@ pub struct JobRecord {
     pub id: JobId,
     /// Admission order (FIFO); assigned by the store on insert.
     pub seq: i64,
-    /// The validated spec the job renders.
-    pub spec: VideoSpec,
+    /// The validated spec the job renders; `None` once retention dropped it, or when the stored
+    /// spec could not be read back (the row was quarantined and the job fails).
+    pub spec: Option<VideoSpec>,
     /// The contract's `webhookUrl`; `None` when the client gave none, and after retention.
     pub webhook_url: Option<String>,
     /// The API key (its id, never the key) that created the job.
@@ -163,7 +164,7 @@ impl JobRecord {
         JobRecord {
             id,
             seq: 0,
-            spec,
+            spec: Some(spec),
             webhook_url,
             owner,
             status: JobStatus::Queued,
@@ -330,16 +331,25 @@ impl JobStore for MemoryStore {
         job.seq = m.job_seq;
         // Only the admission fields are stored, as SqliteStore does.
         m.jobs.push(JobRecord {
+            id: job.id.clone(),
             seq: job.seq,
+            spec: job.spec.clone(),
+            webhook_url: job.webhook_url.clone(),
+            owner: job.owner.clone(),
             status: job.status,
             attempt: job.attempt,
-            ..JobRecord::queued(
-                job.id.clone(),
-                job.spec.clone(),
-                job.webhook_url.clone(),
-                job.owner.clone(),
-                job.created_at.clone(),
-            )
+            created_at: job.created_at.clone(),
+            started_at: None,
+            finished_at: None,
+            result: None,
+            video: None,
+            reel: None,
+            error: None,
+            finished_ms: None,
+            expired: false,
+            node: None,
+            interrupted: 0,
+            drained: false,
         });
         Ok(())
     }

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_node.sql"),
     include_str!("migrations/0003_interrupted.sql"),
+    include_str!("migrations/0004_quarantine.sql"),
 ];
 
 /// The [`JobStore`] on one SQLite database file (`<data_dir>/vidbuilder.db`).
@@ -35,13 +36,29 @@ fn status_str(s: JobStatus) -> &'static str {
     }
 }
 
-fn parse_status(s: &str) -> JobStatus {
+fn parse_status(s: &str) -> Option<JobStatus> {
     match s {
-        "processing" => JobStatus::Processing,
-        "completed" => JobStatus::Completed,
-        "failed" => JobStatus::Failed,
-        _ => JobStatus::Queued,
+        "queued" => Some(JobStatus::Queued),
+        "processing" => Some(JobStatus::Processing),
+        "completed" => Some(JobStatus::Completed),
+        "failed" => Some(JobStatus::Failed),
+        _ => None,
     }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A column value that does not read back as what was written.
+fn corrupt(column: &'static str, why: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("{column}: {why}").into(),
+    )
 }
 
 impl SqliteStore {
@@ -92,16 +109,15 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let spec: String = r.get("spec")?;
     let result: Option<String> = r.get("result")?;
     let id: String = r.get("id")?;
-    let bad = |err: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
-    };
+    let status: String = r.get("status")?;
     Ok(JobRecord {
-        id: JobId::parse(&id).unwrap_or_default(),
+        id: JobId::parse(&id).ok_or_else(|| corrupt("id", format!("{id:?} is not a job id")))?,
         seq: r.get("seq")?,
-        spec: serde_json::from_str(&spec).map_err(bad)?,
+        spec: serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?,
         webhook_url: r.get("webhook_url")?,
         owner: r.get("owner")?,
-        status: parse_status(&r.get::<_, String>("status")?),
+        status: parse_status(&status)
+            .ok_or_else(|| corrupt("status", format!("{status:?} is not a status")))?,
         attempt: r.get("attempt")?,
         created_at: r.get("created_at")?,
         started_at: r.get("started_at")?,
@@ -109,7 +125,7 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
         result: result
             .map(|s| serde_json::from_str(&s))
             .transpose()
-            .map_err(bad)?,
+            .map_err(|e| corrupt("result", e))?,
         node: r.get("node")?,
         interrupted: r.get("interrupted")?,
         drained: r.get::<_, i64>("drained")? != 0,
@@ -121,6 +137,86 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
+/// How a job row that does not read back is repaired, once it is copied to `quarantine`.
+#[derive(Debug, PartialEq)]
+enum Repair {
+    /// The id is usable: the unreadable columns are reset (spec to none, result dropped, an
+    /// unknown status to `processing`) so the job can be failed and its client told.
+    Reset,
+    /// No usable id: nobody can ask for this job; the row and its deliveries are removed.
+    Remove,
+}
+
+/// Copies the row to `quarantine` and repairs it (see [`Repair`]), in the caller's transaction.
+fn quarantine(tx: &rusqlite::Transaction<'_>, seq: i64, reason: &str) -> rusqlite::Result<Repair> {
+    tx.execute(
+        "INSERT INTO quarantine (job_seq, job_id, spec, webhook_url, owner, status, result, reason, quarantined_ms)
+         SELECT seq, id, spec, webhook_url, owner, status, result, ?2, ?3 FROM jobs WHERE seq = ?1",
+        params![seq, reason, unix_ms()],
+    )?;
+    let (id, spec, status, result): (
+        rusqlite::types::Value,
+        rusqlite::types::Value,
+        rusqlite::types::Value,
+        rusqlite::types::Value,
+    ) = tx.query_row(
+        "SELECT id, spec, status, result FROM jobs WHERE seq = ?1",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    use rusqlite::types::Value as V;
+    let text = |v: &V| match v {
+        V::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let Some(id) = text(&id).filter(|i| JobId::parse(i).is_some()) else {
+        let raw = match id {
+            V::Text(t) => t,
+            other => format!("{other:?}"),
+        };
+        tx.execute("DELETE FROM outbox WHERE job_id = ?1", [&raw])?;
+        tx.execute("DELETE FROM attempts WHERE job_id = ?1", [&raw])?;
+        tx.execute("DELETE FROM jobs WHERE seq = ?1", [seq])?;
+        return Ok(Repair::Remove);
+    };
+    let spec_ok = text(&spec).is_some_and(|s| {
+        serde_json::from_str::<Option<vidbuilder_domain::spec::VideoSpec>>(&s).is_ok()
+    });
+    let status = text(&status).and_then(|s| parse_status(&s));
+    let result_ok = match &result {
+        V::Null => true,
+        V::Text(t) => serde_json::from_str::<vidbuilder_domain::job::JobResult>(t).is_ok(),
+        _ => false,
+    };
+    if !spec_ok {
+        tx.execute("UPDATE jobs SET spec = 'null' WHERE seq = ?1", [seq])?;
+    }
+    if status.is_none() {
+        tx.execute(
+            "UPDATE jobs SET status = 'processing' WHERE seq = ?1",
+            [seq],
+        )?;
+    }
+    if !result_ok {
+        // A completed job whose result is unreadable cannot be served again: it reads as expired.
+        tx.execute(
+            "UPDATE jobs SET result = NULL, expired = CASE WHEN status = 'completed' THEN 1 ELSE expired END WHERE seq = ?1",
+            [seq],
+        )?;
+    }
+    // Any other column of the wrong type: the row is beyond repair.
+    let readable = tx
+        .query_row("SELECT * FROM jobs WHERE seq = ?1", [seq], job_from_row)
+        .is_ok();
+    if !readable {
+        tx.execute("DELETE FROM outbox WHERE job_id = ?1", [&id])?;
+        tx.execute("DELETE FROM attempts WHERE job_id = ?1", [&id])?;
+        tx.execute("DELETE FROM jobs WHERE seq = ?1", [seq])?;
+        return Ok(Repair::Remove);
+    }
+    Ok(Repair::Reset)
+}
+
 /// Outbox rows with their job's owner (whose secret signs them).
 const OUTBOX_SELECT: &str =
     "SELECT outbox.*, jobs.owner AS owner FROM outbox LEFT JOIN jobs ON jobs.id = outbox.job_id";
@@ -130,7 +226,8 @@ fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
     let event: String = r.get("event")?;
     Ok(OutboxRow {
         webhook_id: r.get("webhook_id")?,
-        job_id: JobId::parse(&job).unwrap_or_default(),
+        job_id: JobId::parse(&job)
+            .ok_or_else(|| corrupt("job_id", format!("{job:?} is not a job id")))?,
         event: serde_json::from_value(serde_json::Value::String(event)).map_err(|err| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
         })?,
@@ -204,8 +301,32 @@ impl JobStore for SqliteStore {
         tx.commit().map_err(e)
     }
 
+    /// Rows that do not read back are quarantined first (copied to the `quarantine` table, then
+    /// repaired so the job fails, or removed when their id is unusable): one bad row does not
+    /// stop the server from starting.
     fn load_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        let conn = self.conn();
+        let mut conn = self.conn();
+        let bad: Vec<(i64, String)> = {
+            let mut stmt = conn.prepare("SELECT * FROM jobs ORDER BY seq").map_err(e)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>("seq")?, job_from_row(r).err())))
+                .map_err(e)?;
+            let mut bad = Vec::new();
+            for row in rows {
+                if let (seq, Some(err)) = row.map_err(e)? {
+                    bad.push((seq, err.to_string()));
+                }
+            }
+            bad
+        };
+        if !bad.is_empty() {
+            let tx = conn.transaction().map_err(e)?;
+            for (seq, reason) in &bad {
+                let repair = quarantine(&tx, *seq, reason).map_err(e)?;
+                tracing::error!(seq, %reason, ?repair, "a stored job could not be read: copied to the quarantine table");
+            }
+            tx.commit().map_err(e)?;
+        }
         let mut stmt = conn.prepare("SELECT * FROM jobs ORDER BY seq").map_err(e)?;
         let rows = stmt.query_map([], job_from_row).map_err(e)?;
         rows.collect::<Result<_, _>>().map_err(e)
@@ -218,8 +339,20 @@ impl JobStore for SqliteStore {
                 "{OUTBOX_SELECT} WHERE outbox.state = 'pending' ORDER BY outbox.seq"
             ))
             .map_err(e)?;
-        let rows = stmt.query_map([], outbox_from_row).map_err(e)?;
-        rows.collect::<Result<_, _>>().map_err(e)
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>("seq")?, outbox_from_row(r))))
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for row in rows {
+            match row.map_err(e)? {
+                (_, Ok(row)) => out.push(row),
+                // One unreadable delivery does not stop the others; it stays in the table.
+                (seq, Err(err)) => {
+                    tracing::error!(seq, %err, "a stored webhook delivery could not be read: skipped")
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn last_delivery(&self, job_id: &JobId) -> Result<Option<OutboxRow>, StoreError> {
@@ -403,6 +536,57 @@ mod tests {
             let path = dir.path().join(format!("jobs-{}.db", n.get()));
             Box::new(SqliteStore::open(&path).unwrap())
         });
+    }
+
+    #[test]
+    fn unreadable_rows_are_quarantined_and_repaired_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        let (mut good, mut bad_result, mut bad_status, mut bad_id) =
+            (record(), record(), record(), record());
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            for r in [&mut good, &mut bad_result, &mut bad_status, &mut bad_id] {
+                store.insert_job(r).unwrap();
+            }
+            let conn = store.conn();
+            conn.execute(
+                "UPDATE jobs SET status = 'completed', result = '{not json' WHERE id = ?1",
+                [bad_result.id.as_str()],
+            )
+            .unwrap();
+            conn.execute(
+                "UPDATE jobs SET status = 'exploded' WHERE id = ?1",
+                [bad_status.id.as_str()],
+            )
+            .unwrap();
+            conn.execute(
+                "UPDATE jobs SET id = 'not-a-uuid' WHERE id = ?1",
+                [bad_id.id.as_str()],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let jobs = store.load_jobs().unwrap();
+        let find = |id: &JobId| jobs.iter().find(|j| &j.id == id);
+        assert_eq!(jobs.len(), 3, "the row without a usable id is removed");
+        assert_eq!(find(&good.id).unwrap().spec, good.spec);
+        let r = find(&bad_result.id).unwrap();
+        assert!(r.result.is_none() && r.expired, "{r:?}");
+        assert_eq!(r.spec, bad_result.spec, "a readable spec is kept");
+        assert_eq!(find(&bad_status.id).unwrap().status, JobStatus::Processing);
+        let quarantined: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(quarantined, 3);
+        // Repaired rows read back: a second load quarantines nothing more.
+        assert_eq!(store.load_jobs().unwrap().len(), 3);
+        let again: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(again, 3);
     }
 
     #[test]

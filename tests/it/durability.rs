@@ -487,3 +487,84 @@ async fn a_job_running_at_every_crash_fails_after_max_interrupted_attempts_but_s
     // No encoder of the killed servers is left behind.
     no_process_mentions(data.path()).await;
 }
+
+/// A row that no longer reads back (a corrupt spec, an unusable id) does not stop the server
+/// from starting: it is copied to the quarantine table, its job fails with its webhook (or, with
+/// no usable id, is removed), and every other job runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_rows_are_quarantined_their_jobs_fail_and_the_server_starts() {
+    let receiver = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("VIDBUILDER_MAX_CONCURRENT_RENDERS", "1"),
+        ("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1,1,1"),
+    ];
+    let http = reqwest::Client::new();
+    let p = Proc::start(data.path(), 1, &env).await;
+    let mut ids = Vec::new();
+    for (name, secs) in [("bad-spec", 30.0), ("bad-id", 1.0), ("fine", 1.0)] {
+        let (code, _, body) =
+            post(&http, &p.base, &quick_spec(Some(&receiver.url(name)), secs)).await;
+        assert_eq!(code, 202, "{body}");
+        ids.push(body["jobId"].as_str().unwrap().to_string());
+    }
+    wait_rendering(&http, &p.base, &ids[0]).await;
+    p.sigkill();
+    {
+        let db = rusqlite::Connection::open(data.path().join("vidbuilder.db")).unwrap();
+        let n = db
+            .execute(
+                "UPDATE jobs SET spec = '{\"theme\": ' WHERE id = ?1",
+                [&ids[0]],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        let n = db
+            .execute("UPDATE jobs SET id = 'NOT AN ID' WHERE id = ?1", [&ids[1]])
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let p = Proc::start(data.path(), 2, &env).await;
+    let v = wait_all_terminal(&http, &p.base, &[ids[0].clone(), ids[2].clone()]).await;
+    assert_eq!(v[0]["status"], "failed", "{}", v[0]);
+    let error = v[0]["error"].as_str().unwrap();
+    assert!(error.contains("could not be read back"), "{error}");
+    assert_eq!(v[1]["status"], "completed", "{}", v[1]);
+    // The job with no usable id is gone: not turned into some other job.
+    let res = http
+        .get(format!("{}/api/job-status/{}", p.base, ids[1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let got = receiver.wait_for("bad-spec", 2, LONG).await;
+    let failed: Vec<_> = got
+        .iter()
+        .filter(|r| r.body["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{got:?}");
+    assert_eq!(failed[0].body["jobId"].as_str(), Some(ids[0].as_str()));
+    receiver.wait_for("fine", 2, LONG).await;
+    let logs = p.logs();
+    assert!(logs.contains("quarantine"), "{logs}");
+    p.sigkill();
+    let db = rusqlite::Connection::open(data.path().join("vidbuilder.db")).unwrap();
+    let quarantined: Vec<(String, String)> = db
+        .prepare("SELECT job_id, spec FROM quarantine ORDER BY job_seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+    assert_eq!(quarantined[0], (ids[0].clone(), "{\"theme\": ".to_string()));
+    assert_eq!(quarantined[1].0, "NOT AN ID");
+    // A third start reads the repaired rows without quarantining them again.
+    let p = Proc::start(data.path(), 3, &env).await;
+    assert_eq!(status(&http, &p.base, &ids[0]).await["status"], "failed");
+    p.sigkill();
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+}

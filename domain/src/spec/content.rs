@@ -392,7 +392,7 @@ fn stat(v: &Value, at: &str, ctx: &ValidationContext) -> Result<Stat, SpecError>
     let suffix = text_value(obj.get("suffix"), &format!("{at}.suffix"), false, short)?;
     let decimals = match obj.get("decimals") {
         None | Some(Value::Null) => written_decimals,
-        Some(v) => match v.as_u64() {
+        Some(v) => match super::whole_number(v) {
             Some(d) if d <= 3 => d as u8,
             _ => return err(format!("{at}.decimals"), "must be 0, 1, 2 or 3"),
         },

@@ -217,6 +217,18 @@ fn err<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, Spe
 /// The frame rates a spec may ask for (`fps`).
 pub const FPS_CHOICES: [u32; 4] = [24, 25, 30, 60];
 
+/// A JSON number that is a whole number from 0 to 2^53 (`30` or `30.0`); `None` for fractions,
+/// negatives, huge values and anything that is not a number. Callers compare the whole value:
+/// nothing is truncated to a narrower type before it is checked.
+pub(crate) fn whole_number(v: &Value) -> Option<u64> {
+    const MAX_EXACT: u64 = 1 << 53;
+    if let Some(n) = v.as_u64() {
+        return (n <= MAX_EXACT).then_some(n);
+    }
+    let f = v.as_f64()?;
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= MAX_EXACT as f64).then_some(f as u64)
+}
+
 fn list(set: &BTreeSet<String>) -> String {
     set.iter().cloned().collect::<Vec<_>>().join(", ")
 }
@@ -258,9 +270,9 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
 
     let fps = match obj.get("fps") {
         None | Some(Value::Null) => 30,
-        Some(v) => match v.as_u64() {
-            Some(f) if FPS_CHOICES.contains(&(f as u32)) => f as u32,
-            _ => return err("fps", "must be one of 24, 25, 30, 60"),
+        Some(v) => match whole_number(v) {
+            Some(f) if FPS_CHOICES.iter().any(|&c| u64::from(c) == f) => f as u32,
+            _ => return err("fps", format!("must be one of 24, 25, 30, 60, got {v}")),
         },
     };
 
@@ -303,7 +315,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
     }
     let mut scenes = Vec::with_capacity(scenes_v.len());
     for (i, s) in scenes_v.iter().enumerate() {
-        scenes.push(validate_scene(i, s, ctx)?);
+        scenes.push(validate_scene(i, s, fps, ctx)?);
     }
     let total: f64 = scenes.iter().map(|s| s.duration).sum();
     if total > ctx.limits.max_total_seconds {
@@ -349,7 +361,12 @@ fn validate_music(m: &Map<String, Value>, ctx: &ValidationContext) -> Result<Mus
     Ok(MusicSpec { track_id, volume })
 }
 
-fn validate_scene(i: usize, s: &Value, ctx: &ValidationContext) -> Result<Scene, SpecError> {
+fn validate_scene(
+    i: usize,
+    s: &Value,
+    fps: u32,
+    ctx: &ValidationContext,
+) -> Result<Scene, SpecError> {
     let at = format!("scenes[{i}]");
     let obj = match s.as_object() {
         Some(o) => o,
@@ -391,6 +408,12 @@ fn validate_scene(i: usize, s: &Value, ctx: &ValidationContext) -> Result<Scene,
             None => return err(format!("{at}.duration"), "must be a number of seconds"),
         },
     };
+    if duration * f64::from(fps) < 1.0 {
+        return err(
+            format!("{at}.duration"),
+            format!("{duration}s is shorter than one frame at {fps} fps"),
+        );
+    }
     let content = match obj.get("content") {
         Some(Value::Object(c)) => c,
         None | Some(Value::Null) => return err(format!("{at}.content"), "is required"),
@@ -1160,6 +1183,85 @@ mod tests {
             accepted > 100,
             "the fuzzer should reach valid specs too ({accepted})"
         );
+    }
+
+    /// Number edges: every numeric field either refuses a value or keeps it exactly — nothing is
+    /// truncated or wrapped into range (4294967326 once became fps 30).
+    #[test]
+    fn numbers_at_the_edges_are_refused_or_kept_exactly() {
+        let edges: Vec<Value> = serde_json::from_str(
+            "[0, 1, 2, 3, 24, 25, 30, 60, 24.0, 30.0, 60.0, 30.5, 29.999999999999996, 2.0000000001, \
+             4294967296, 4294967320, 4294967326, 4294967356, 18446744073709551615, \
+             18446744073709551614, -9223372036854775808, -1, -30, -0.0, 1e-320, 5e-324, \
+             0.1, 0.5, 0.9999999999999999, 1.0000000000000002, 1e15, 9007199254740993, \
+             1e300, -1e300, 1.7976931348623157e308, 359.99999999999994, 360, 360.0000000000001]",
+        )
+        .unwrap();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut values = edges.clone();
+        for _ in 0..2000 {
+            let e = edges[rng.usize(..edges.len())].as_f64().unwrap();
+            values.push(json!(e * [1.0, -1.0, 0.5, 2.0, 1e-9, 1e9][rng.usize(..6)]));
+            values.push(json!(f64::from_bits(rng.u64(..)).clamp(-1e300, 1e300)));
+        }
+        values.retain(Value::is_number); // NaN became null: a default, not an edge
+        let ctx = ctx();
+        let exact = |v: &Value, got: f64| {
+            let want = v.as_f64().unwrap();
+            assert_eq!(got, want, "{v} was accepted as {got}");
+        };
+        for v in &values {
+            let mut spec = contract_example();
+            spec["fps"] = v.clone();
+            if let Ok(s) = validate_spec(&spec, &ctx) {
+                exact(v, f64::from(s.fps));
+                assert!(FPS_CHOICES.contains(&s.fps));
+            }
+            let mut spec = contract_example();
+            spec["scenes"][0]["duration"] = v.clone();
+            if let Ok(s) = validate_spec(&spec, &ctx) {
+                exact(v, s.scenes[0].duration);
+            }
+            let mut spec = contract_example();
+            spec["music"]["volume"] = v.clone();
+            if let Ok(s) = validate_spec(&spec, &ctx) {
+                let m = s.music.unwrap();
+                assert!((0.0..=1.0).contains(&m.volume), "{v}");
+                assert!(
+                    (f64::from(m.volume) - v.as_f64().unwrap()).abs() < 1e-6,
+                    "{v}"
+                );
+            }
+            let mut spec = every_scene_type();
+            spec["scenes"][3]["content"]["stats"][0]["decimals"] = v.clone();
+            if let Ok(s) = validate_spec(&spec, &ctx) {
+                let SceneContent::Stats { stats, .. } = &s.scenes[3].content else {
+                    panic!("scene 3 is stats")
+                };
+                exact(v, f64::from(stats[0].decimals));
+            }
+            let mut spec = every_scene_type();
+            spec["scenes"][3]["content"]["stats"][0]["value"] = v.clone();
+            if let Ok(s) = validate_spec(&spec, &ctx) {
+                let SceneContent::Stats { stats, .. } = &s.scenes[3].content else {
+                    panic!("scene 3 is stats")
+                };
+                exact(v, stats[0].value);
+            }
+            let mut spec = every_scene_type();
+            spec["scenes"][1]["transition"]["duration"] = v.clone();
+            if let Ok(s) = validate_spec(&spec, &ctx) {
+                exact(v, s.scenes[1].transition.unwrap().duration);
+            }
+        }
+        // A whole number written as a float is the same number.
+        let mut spec = contract_example();
+        spec["fps"] = json!(60.0);
+        assert_eq!(validate_spec(&spec, &ctx).unwrap().fps, 60);
+        spec["fps"] = json!(4294967326u64);
+        let e = validate_spec(&spec, &ctx).unwrap_err();
+        assert_eq!(e.field, "fps");
+        assert!(e.message.contains("4294967326"), "{e}");
     }
 
     #[test]

@@ -362,7 +362,7 @@ pub fn update_job_saves_the_progress_fields_only(store: &dyn JobStore) {
     complete(&mut job, 500);
     job.attempt = 2;
     job.error = Some("first attempt failed".into());
-    job.spec.theme = "changed".into();
+    job.spec.as_mut().unwrap().theme = "changed".into();
     job.webhook_url = Some("http://elsewhere.test/".into());
     job.owner = Some("someone-else".into());
     job.created_at = "changed".into();

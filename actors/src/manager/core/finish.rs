@@ -40,7 +40,15 @@ impl Core {
             self.number_queue();
             return self.pump(now);
         };
-        let spec = &job.record.spec;
+        let Some(spec) = &job.record.spec else {
+            return self.finish(
+                id,
+                Err(JobFailure::NotStarted(
+                    "the job's stored spec could not be read back".into(),
+                )),
+                now,
+            );
+        };
         let (width, height) = spec.quality.dimensions();
         let out = RenderOutput {
             video,
@@ -205,7 +213,7 @@ impl Core {
                     video_url: links.video(id),
                     reels_url: out.reel.as_ref().map(|_| links.reel(id)),
                     duration: out.duration_secs,
-                    scenes: job.record.spec.scenes.len(),
+                    scenes: job.record.spec.as_ref().map_or(0, |s| s.scenes.len()),
                     reels_generated: out.reel.is_some(),
                     s3_upload,
                     render_time: format!("{}s", elapsed.round() as u64),

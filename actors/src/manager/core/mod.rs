@@ -251,8 +251,15 @@ impl Core {
         let (mut resumed, mut requeued) = (0, 0);
         let mut effects = Vec::new();
         let mut poisoned = Vec::new();
+        let mut unreadable_jobs = Vec::new();
         for mut record in records {
             let id = record.id.clone();
+            if record.spec.is_none() && !record.status.is_terminal() {
+                // Its stored spec did not read back (the store quarantined the row): it fails.
+                unreadable_jobs.push(id.clone());
+                self.jobs.insert(id, Job::new(record, now.at));
+                continue;
+            }
             match record.status {
                 JobStatus::Processing => {
                     if std::mem::take(&mut record.drained) {
@@ -287,6 +294,10 @@ impl Core {
         }
         self.number_queue();
         effects.push(Effect::DiscardPartials);
+        for id in unreadable_jobs {
+            warn!(job_id = %id, "the job's stored spec could not be read back: failing it");
+            effects.extend(self.finish(&id, Err(unreadable()), now));
+        }
         for id in poisoned {
             let n = self.jobs.get(&id).map_or(0, |j| j.record.interrupted);
             warn!(job_id = %id, interrupted = n, "the server stopped while this job ran {n} times: failing it instead of running it again");
@@ -328,7 +339,9 @@ impl Core {
     /// Admits a stored job: it joins the queue's end.
     pub fn admit(&mut self, record: JobRecord, now: Now) -> Vec<Effect> {
         let id = record.id.clone();
-        info!(job_id = %id, scenes = record.spec.scenes.len(), quality = record.spec.quality.as_str(), "job queued");
+        if let Some(spec) = &record.spec {
+            info!(job_id = %id, scenes = spec.scenes.len(), quality = spec.quality.as_str(), "job queued");
+        }
         self.jobs.insert(id.clone(), Job::new(record, now.at));
         self.queue.push_back(id.clone());
         self.number_queue();
@@ -419,23 +432,26 @@ impl Core {
         job.running = true;
         self.running.insert(id.clone());
         self.nodes[node].running += 1;
-        let request = RenderRequest {
-            job_id: id.clone(),
-            attempt: job.record.attempt,
-            spec: job.record.spec.clone(),
-            out_dir: self.settings.out_dir.clone(),
+        let Some(spec) = job.record.spec.clone() else {
+            // Recovery fails jobs whose spec did not read back; nothing else drops a live spec.
+            effects.extend(self.finish(id, Err(unreadable()), now));
+            return effects;
         };
         let upload = uploads.then(|| {
             let (prefix, day) = (&self.settings.s3_prefix, &job.record.created_at);
             crate::wire::UploadTarget {
                 video_key: object_key(prefix, day, ObjectKind::Standard, id),
-                reel_key: job
-                    .record
-                    .spec
+                reel_key: spec
                     .generate_reels
                     .then(|| object_key(prefix, day, ObjectKind::Reels, id)),
             }
         });
+        let request = RenderRequest {
+            job_id: id.clone(),
+            attempt: job.record.attempt,
+            spec,
+            out_dir: self.settings.out_dir.clone(),
+        };
         effects.push(if local {
             Effect::SpawnRender(request)
         } else {
@@ -455,4 +471,11 @@ impl Core {
         effects.extend(self.pump(now));
         effects
     }
+}
+
+/// Why a job whose stored spec did not read back fails.
+fn unreadable() -> JobFailure {
+    JobFailure::NotStarted(
+        "the job's stored spec could not be read back (the row was quarantined)".into(),
+    )
 }
