@@ -164,6 +164,7 @@ impl Server {
         .map_err(|e| Error::Actors(e.to_string()))?;
 
         let views: JobViews = Arc::new(DashMap::new());
+        let (stats_tx, stats) = tokio::sync::watch::channel(Default::default());
         let renderer = RenderPort::new(FfmpegRenderer::new(
             catalog.clone(),
             render_settings(&config, ssrf.clone()),
@@ -193,6 +194,7 @@ impl Server {
             artifacts: Arc::new(crate::artifacts::LocalArtifacts::new(&videos)),
             webhooks: webhooks.clone(),
             views: views.clone(),
+            stats: stats_tx,
             store,
             uploader,
             cluster: cluster.clone(),
@@ -223,6 +225,7 @@ impl Server {
         let state = AppState {
             manager: manager.clone(),
             views: views.clone(),
+            stats,
             validation,
             themes: Arc::new(catalog.themes()),
             tracks: Arc::new(catalog.tracks()),

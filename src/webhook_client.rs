@@ -85,10 +85,13 @@ impl HttpWebhookTransport {
     }
 }
 
-fn refused(reason: impl std::fmt::Display, started: Instant) -> AttemptOutcome {
+/// A refusal: the delivery log (which clients read) gets the generic reason; the address it
+/// resolved to and its range go only to the server log.
+fn refused(reason: vidbuilder_net::SsrfRefused, started: Instant) -> AttemptOutcome {
+    tracing::warn!(detail = %reason, "webhook target refused by the SSRF guard");
     AttemptOutcome {
         status: None,
-        error: Some(format!("refused by SSRF guard: {reason}")),
+        error: Some(format!("refused by SSRF guard: {}", reason.public())),
         retry_after: None,
         permanent: true,
         latency_ms: started.elapsed().as_millis() as u64,

@@ -309,6 +309,7 @@ async fn tree_full(
         renderer: renderer.clone(),
         webhooks: webhooks.clone(),
         views: views.clone(),
+        stats: tokio::sync::watch::channel(Default::default()).0,
         store,
         settings: manager_settings,
         links: Arc::new(TestLinks),

@@ -33,13 +33,39 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-/// Why a target was refused. Its `Display` is the human reason.
+/// Why a target was refused. Its `Display` is the operator's detail (which address, which
+/// range) for the server log; [`SsrfRefused::public`] is what a client may be told, which names
+/// only the host the client gave and never an address it resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SsrfRefused(pub String);
+pub struct SsrfRefused {
+    host: String,
+    detail: String,
+}
+
+impl SsrfRefused {
+    fn new(host: impl Into<String>, detail: impl Into<String>) -> SsrfRefused {
+        SsrfRefused {
+            host: host.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The generic refusal for clients: the host as they wrote it, no resolved address, no range.
+    pub fn public(&self) -> String {
+        if self.host.is_empty() {
+            "the URL has no host".into()
+        } else {
+            format!(
+                "'{}' is not a destination this server connects to",
+                self.host
+            )
+        }
+    }
+}
 
 impl fmt::Display for SsrfRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.detail)
     }
 }
 
@@ -217,7 +243,10 @@ impl SsrfGuard {
                 } else {
                     format!("{ip} (= {c})")
                 };
-                Err(SsrfRefused(format!("{shown} is {why}")))
+                Err(SsrfRefused::new(
+                    ip.to_string(),
+                    format!("{shown} is {why}"),
+                ))
             }
             _ => Ok(()),
         }
@@ -229,22 +258,26 @@ impl SsrfGuard {
     pub fn check_url(&self, url: &Url) -> Result<(), SsrfRefused> {
         match url.host() {
             Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)),
+            Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)).map_err(|mut r| {
+                r.host = format!("[{ip}]");
+                r
+            }),
             Some(Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 if name == "localhost" || name.ends_with(".localhost") {
                     let v4 = self.check_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
                     let v6 = self.check_ip(IpAddr::V6(Ipv6Addr::LOCALHOST));
                     return match (v4, v6) {
-                        (Err(_), Err(_)) => Err(SsrfRefused(format!(
-                            "'{name}' is a loopback name (127.0.0.1, ::1)"
-                        ))),
+                        (Err(_), Err(_)) => Err(SsrfRefused::new(
+                            name.clone(),
+                            format!("'{name}' is a loopback name (127.0.0.1, ::1)"),
+                        )),
                         _ => Ok(()),
                     };
                 }
                 Ok(())
             }
-            None => Err(SsrfRefused("the URL has no host".into())),
+            None => Err(SsrfRefused::new("", "the URL has no host")),
         }
     }
 
@@ -259,18 +292,24 @@ impl SsrfGuard {
         for a in addrs {
             match self.check_ip(a.ip()) {
                 Ok(()) => ok.push(a),
-                Err(e) => refused.push(e.0),
+                Err(e) => refused.push(e.detail),
             }
         }
         if ok.is_empty() {
             if refused.is_empty() {
-                return Err(SsrfRefused(format!("'{host}' resolved to no address")));
+                return Err(SsrfRefused::new(
+                    host,
+                    format!("'{host}' resolved to no address"),
+                ));
             }
             refused.dedup();
-            return Err(SsrfRefused(format!(
-                "'{host}' resolves only to refused addresses: {}",
-                refused.join("; ")
-            )));
+            return Err(SsrfRefused::new(
+                host,
+                format!(
+                    "'{host}' resolves only to refused addresses: {}",
+                    refused.join("; ")
+                ),
+            ));
         }
         Ok(ok)
     }
@@ -602,8 +641,13 @@ mod tests {
             .check_ip("::ffff:169.254.169.254".parse().unwrap())
             .unwrap_err();
         assert!(
-            why.0.contains("metadata") && why.0.contains("= 169.254.169.254"),
+            why.to_string().contains("metadata") && why.to_string().contains("= 169.254.169.254"),
             "{why}"
+        );
+        // What a client is told names the host it gave, not the range.
+        assert_eq!(
+            why.public(),
+            "'::ffff:169.254.169.254' is not a destination this server connects to"
         );
     }
 
@@ -647,7 +691,13 @@ mod tests {
         let c: SocketAddr = "93.184.215.14:0".parse().unwrap();
         assert_eq!(g.filter("x", [a, c, b]).unwrap(), vec![c]);
         let e = g.filter("localhost", [a, b]).unwrap_err();
-        assert!(e.0.contains("loopback"), "{e}");
+        assert!(e.to_string().contains("loopback"), "{e}");
+        assert!(e.to_string().contains("127.0.0.1"), "{e}");
+        // The client's version: the name only, never what it resolved to.
+        assert_eq!(
+            e.public(),
+            "'localhost' is not a destination this server connects to"
+        );
         assert!(g.filter("x", []).is_err());
     }
 
@@ -659,7 +709,7 @@ mod tests {
             Err(e) => e,
         };
         let refusal = refusal_in(err.as_ref()).expect("an SSRF refusal");
-        assert!(refusal.0.contains("loopback"), "{refusal}");
+        assert!(refusal.to_string().contains("loopback"), "{refusal}");
         let open = GuardedResolver::new(Arc::new(SsrfGuard::new(&["127.0.0.0/8"]).unwrap()));
         let addrs: Vec<_> = open
             .resolve("localhost".parse().unwrap())

@@ -156,9 +156,16 @@ const IMAGE_TYPES: [&str; 5] = [
     "image/gif",
 ];
 
+/// What the job's error says about a refused host (never the address it resolved to); the
+/// details go to the server log.
+fn refusal(r: &vidbuilder_net::SsrfRefused) -> String {
+    tracing::warn!(detail = %r, "image host refused by the SSRF guard");
+    format!("refused by the SSRF guard: {}", r.public())
+}
+
 fn describe(e: &reqwest::Error, settings: &ImageSettings) -> String {
     if let Some(r) = refusal_in(e) {
-        return format!("refused by the SSRF guard: {r}");
+        return refusal(&r);
     }
     if e.is_timeout() {
         return format!("timed out after {} s", settings.timeout.as_secs_f32());
@@ -194,7 +201,7 @@ pub async fn fetch(
     settings
         .ssrf
         .check_url(&parsed)
-        .map_err(|r| ImageError::fetch(format!("refused by the SSRF guard: {r}")))?;
+        .map_err(|r| ImageError::fetch(refusal(&r)))?;
     let mut res = client
         .get(parsed)
         .header(

@@ -225,6 +225,25 @@ fn unauthorized(message: &str) -> Response {
     res
 }
 
+/// The non-empty key of an `Authorization: Bearer <key>` header, if there is one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|k| !k.is_empty())
+}
+
+/// True when this request may see operator details (job counts, versions): keys are off, or it
+/// carries a valid one.
+pub fn may_see_details(keys: &ApiKeys, headers: &axum::http::HeaderMap) -> bool {
+    !keys.is_enabled()
+        || bearer(headers).is_some_and(|k| matches!(keys.check(k), KeyCheck::Valid(_)))
+}
+
 /// The middleware: checks the bearer key on `/api/` routes (not `/api/health`) and puts a
 /// [`Caller`] into the request's extensions.
 pub async fn require_key(
@@ -236,15 +255,7 @@ pub async fn require_key(
     let guarded = keys.is_enabled() && path.starts_with("/api/") && path != "/api/health";
     let mut caller = Caller::default();
     if guarded {
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            });
-        let Some(key) = bearer.filter(|k| !k.is_empty()) else {
+        let Some(key) = bearer(req.headers()) else {
             return unauthorized("Send your API key as 'Authorization: Bearer <key>'.");
         };
         match keys.check(key) {

@@ -112,7 +112,10 @@ fn webhook_url(body: &Value, state: &AppState) -> Result<Option<String>, ApiErro
             Err(why) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "Invalid webhook URL format.",
-                format!("This server does not send webhooks to internal addresses: {why}."),
+                format!(
+                    "This server does not send webhooks to internal addresses: {}.",
+                    why.public()
+                ),
             )
             .with("receivedUrl", Value::String(raw))
             .field("webhookUrl")),
@@ -143,7 +146,8 @@ fn check_image_urls(spec: &VideoSpec, guard: &SsrfGuard) -> Result<(), ApiError>
             .ok_or_else(|| bad("must be a valid http(s) URL".into()))?;
         guard.check_url(&url).map_err(|why| {
             bad(format!(
-                "this server does not fetch images from internal addresses: {why}"
+                "this server does not fetch images from internal addresses: {}",
+                why.public()
             ))
         })?;
     }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub manager: ActorRef<JobManagerMsg>,
     /// The JobManager's live job snapshots, read by the status routes.
     pub views: JobViews,
+    /// The JobManager's counts as it last published them (health reads these, not the actor).
+    pub stats: tokio::sync::watch::Receiver<vidbuilder_actors::manager::ManagerStats>,
     /// Themes, tracks and limits that submitted specs are validated against.
     pub validation: Arc<ValidationContext>,
     /// The themes listed by `GET /api/themes`.

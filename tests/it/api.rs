@@ -190,6 +190,11 @@ async fn blocking_endpoint_answers_with_the_completed_fields() {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(status["status"], "completed");
     assert_eq!(status["posterUrl"], body["posterUrl"]);
+    // Health reads the counts the JobManager published, without asking it.
+    let (_, health) = t.get_json("/api/health").await;
+    assert_eq!(health["jobs"]["total"], 1, "{health}");
+    assert_eq!(health["jobs"]["running"], 0, "{health}");
+    assert_eq!(health["jobs"]["queued"], 0, "{health}");
     t.server.stop().await;
 }
 

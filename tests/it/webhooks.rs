@@ -573,6 +573,12 @@ async fn a_name_resolving_to_an_internal_address_fails_delivery_permanently() {
         let err = a.error.as_deref().unwrap_or("");
         assert!(err.starts_with("refused by SSRF guard: "), "{a:?}");
         assert!(err.contains(&host), "{err}");
+        // The log is read by clients: the address the name resolved to stays in the server log.
+        for leak in [
+            "127.", "10.", "172.", "192.168", "::1", "loopback", "private",
+        ] {
+            assert!(!err.contains(leak), "{leak} leaked: {err}");
+        }
     }
     assert!(receiver.got("hook").is_empty());
     t.server.stop().await;
@@ -755,9 +761,37 @@ async fn api_keys_guard_every_route_and_isolate_jobs() {
     .await;
     let spec = quick_spec(Some(&receiver.url("hook")), 1.0);
 
-    // Health stays open; everything else needs a key.
-    let (status, _, _) = t.call(Method::GET, "/api/health", None, None).await;
+    // Health stays open, but shows only liveness without a key; everything else needs a key.
+    let (status, _, v) = t.call(Method::GET, "/api/health", None, None).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v,
+        serde_json::json!({"status": "ok"}),
+        "details leaked: {v}"
+    );
+    let (_, _, v) = t
+        .call(Method::GET, "/api/health", None, Some("wrong"))
+        .await;
+    assert_eq!(
+        v,
+        serde_json::json!({"status": "ok"}),
+        "details leaked: {v}"
+    );
+    let (_, _, v) = t
+        .call(Method::GET, "/api/health", None, Some("carol-key"))
+        .await;
+    assert_eq!(
+        v,
+        serde_json::json!({"status": "ok"}),
+        "a revoked key saw details: {v}"
+    );
+    let (_, _, v) = t
+        .call(Method::GET, "/api/health", None, Some("bob-key"))
+        .await;
+    assert!(
+        v["ffmpeg"].is_string() && v["jobs"]["total"].is_u64(),
+        "{v}"
+    );
     for (method, path, body) in [
         (Method::POST, "/api/generate-video-async", Some(&spec)),
         (Method::POST, "/api/generate-flexible-video", Some(&spec)),
@@ -781,7 +815,9 @@ async fn api_keys_guard_every_route_and_isolate_jobs() {
         .call(Method::GET, "/api/themes", None, Some("bob-key"))
         .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let (_, _, health) = t.call(Method::GET, "/api/health", None, None).await;
+    let (_, _, health) = t
+        .call(Method::GET, "/api/health", None, Some("bob-key"))
+        .await;
     assert_eq!(
         health["jobs"]["total"], 0,
         "refused requests created nothing"

@@ -23,6 +23,10 @@ use crate::wire::{AttemptId, RenderedAttempt};
 /// The read view the JobManager writes and the HTTP layer reads.
 pub type JobViews = Arc<DashMap<JobId, JobSnapshot>>;
 
+/// The JobManager's counts as it last published them: health checks read them without sending
+/// the actor a message.
+pub type StatsView = tokio::sync::watch::Sender<ManagerStats>;
+
 /// A job to admit.
 #[derive(Debug, Clone)]
 pub struct SubmitRequest {
@@ -200,8 +204,9 @@ pub enum JobManagerMsg {
     },
 }
 
-/// The JobManager's counts, for health checks (the answer to `Stats`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// The JobManager's counts, for health checks (the answer to `Stats`, and what it publishes to
+/// its [`StatsView`] after every message).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagerStats {
     /// Jobs known (any status).
@@ -272,6 +277,8 @@ pub struct JobManagerArgs {
     pub webhooks: ActorRef<WebhookMsg>,
     /// The read view the manager publishes snapshots to.
     pub views: JobViews,
+    /// Where the manager publishes its counts (read with `subscribe()`).
+    pub stats: StatsView,
     /// Durable storage: jobs are recovered from it at start and every change is written to it.
     pub store: Arc<dyn JobStore>,
     /// How the manager runs.

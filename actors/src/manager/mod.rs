@@ -42,7 +42,7 @@ pub use self::core::{Core, Now};
 pub use effects::Effect;
 pub use messages::{
     DrainReport, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings, ManagerStats,
-    PresignError, SubmitError, SubmitRequest,
+    PresignError, StatsView, SubmitError, SubmitRequest,
 };
 
 use crate::cluster::coordinator::{ClusterActor, ClusterArgs, ClusterMsg, ClusterSettings};
@@ -58,6 +58,7 @@ pub struct JobManagerState {
     renderer: Arc<dyn Renderer>,
     webhooks: ActorRef<WebhookMsg>,
     views: JobViews,
+    stats: StatsView,
     store: Arc<dyn JobStore>,
     artifacts: Arc<dyn Artifacts>,
     /// Render actors by actor id, and their cells by job.
@@ -91,6 +92,9 @@ impl JobManagerState {
         for snapshot in self.core.take_dirty() {
             self.views.insert(snapshot.job_id.clone(), snapshot);
         }
+        let now = self.core.stats();
+        self.stats
+            .send_if_modified(|s| std::mem::replace(s, now) != now);
     }
 
     async fn apply(&mut self, myself: &ActorRef<JobManagerMsg>, effect: Effect) -> Vec<Effect> {
@@ -449,6 +453,7 @@ impl Actor for JobManager {
             renderer: args.renderer,
             webhooks: args.webhooks,
             views: args.views,
+            stats: args.stats,
             store: args.store,
             artifacts: args.artifacts,
             renders: HashMap::new(),
