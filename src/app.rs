@@ -222,6 +222,7 @@ impl Server {
             .await
             .map_err(|e| Error::Actors(e.to_string()))?;
 
+        let connections = Arc::new(crate::http::serve::ConnStats::default());
         let state = AppState {
             manager: manager.clone(),
             views: views.clone(),
@@ -238,6 +239,12 @@ impl Server {
                 listen: cluster.as_ref().map(|c| c.listen),
                 views: cluster_views,
             },
+            connections: connections.clone(),
+            blocking: Arc::new(tokio::sync::Semaphore::new(
+                config.http.max_blocking_requests,
+            )),
+            blocking_max: config.http.max_blocking_requests,
+            blocking_timeout: Duration::from_secs_f64(config.http.blocking_timeout_secs),
         };
         let app = router(
             state,
@@ -257,15 +264,21 @@ impl Server {
             .local_addr()
             .map_err(Error::io("reading the bound address"))?;
         let (tx, rx) = oneshot::channel::<()>();
-        let http = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        let limits = crate::http::serve::HttpLimits {
+            header_timeout: Duration::from_secs_f64(config.http.header_timeout_secs),
+            body_timeout: Duration::from_secs_f64(config.http.body_timeout_secs),
+            max_connections: config.http.max_connections,
+            max_connections_per_ip: config.http.max_connections_per_ip,
+        };
+        let http = tokio::spawn(crate::http::serve::serve(
+            listener,
+            app,
+            limits,
+            connections,
+            async {
                 let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("HTTP server stopped: {e}");
-            }
-        });
+            },
+        ));
         info!(%addr, renders_at_once = local_renders, cluster = cluster.is_some(), max_queued = config.max_queued_jobs, "vidbuilder listening");
         Ok(Server {
             grace: Duration::from_secs(config.shutdown_grace_secs),

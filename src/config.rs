@@ -45,6 +45,8 @@ pub struct Config {
     /// `node_name` (`VIDBUILDER_NODE_NAME`): this node's name; empty: the host name (see
     /// [`Config::node_name`]).
     pub node_name: String,
+    /// `[http]`: connection limits and timeouts of the HTTP server.
+    pub http: HttpConfig,
     /// `[render]`: ffmpeg, encoding and render supervision.
     pub render: RenderConfig,
     /// `[images]`: scene image sources and size limits.
@@ -59,6 +61,55 @@ pub struct Config {
     pub s3: S3Config,
     /// `[cluster]`: cluster mode (coordinator and workers).
     pub cluster: ClusterConfig,
+}
+
+/// `[http]`: how the HTTP server protects itself from slow and greedy clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `http.header_timeout_secs`: a connection must send a request's complete headers within
+    /// this many seconds of opening (or of its previous answer, when kept alive), else it is closed.
+    pub header_timeout_secs: f64,
+    /// `http.body_timeout_secs`: a request's whole body must arrive within this many seconds of
+    /// its headers (408 beyond).
+    pub body_timeout_secs: f64,
+    /// `http.max_connections`: open connections at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// `http.max_connections_per_ip`: open connections from one client address (one /64 for
+    /// IPv6); more are answered 503 and closed.
+    pub max_connections_per_ip: usize,
+    /// `http.max_blocking_requests`: blocking requests (`POST /api/generate-flexible-video`)
+    /// waiting at once; more are refused with 503 and Retry-After before anything is created.
+    pub max_blocking_requests: usize,
+    /// `http.blocking_timeout_secs`: the longest a blocking request waits for its video; then it
+    /// is answered 202 with the job's id and status URL (the job goes on).
+    pub blocking_timeout_secs: f64,
+}
+
+impl HttpConfig {
+    fn check(&self) -> Result<(), Error> {
+        for (key, v) in [
+            ("http.header_timeout_secs", self.header_timeout_secs),
+            ("http.body_timeout_secs", self.body_timeout_secs),
+            ("http.blocking_timeout_secs", self.blocking_timeout_secs),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                return Err(Error::Config(format!(
+                    "{key}: must be more than 0 and at most 86400 seconds"
+                )));
+            }
+        }
+        for (key, v) in [
+            ("http.max_connections", self.max_connections),
+            ("http.max_connections_per_ip", self.max_connections_per_ip),
+            ("http.max_blocking_requests", self.max_blocking_requests),
+        ] {
+            if v == 0 {
+                return Err(Error::Config(format!("{key}: at least 1")));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[cluster]`: render workers on other nodes. Off while `listen` (coordinator) and `join`
@@ -466,6 +517,7 @@ impl Config {
 
     fn check(&self) -> Result<(), Error> {
         self.check_http()?;
+        self.http.check()?;
         if self.webhook.retry_schedule.len() > 20 {
             return Err(Error::Config(
                 "webhook.retry_schedule: at most 20 retries".into(),

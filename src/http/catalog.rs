@@ -30,6 +30,7 @@ async fn health(State(s): State<AppState>, headers: HeaderMap) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "ffmpeg": s.ffmpeg_version.as_str(),
         "jobs": stats,
+        "http": s.connections.snapshot(),
     }))
 }
 

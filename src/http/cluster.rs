@@ -17,13 +17,12 @@ pub(super) fn router() -> Router<AppState> {
 /// This node's entry and the workers' (as the ClusterActor last saw them; a worker's `running`
 /// is what the JobManager placed on it).
 async fn cluster(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let slots = ractor::call_t!(s.manager, JobManagerMsg::Nodes, 2000).map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable.",
-            format!("the job manager did not answer: {e}"),
-        )
-    })?;
+    let slots = ractor::call_t!(
+        s.manager,
+        JobManagerMsg::Nodes,
+        super::ACTOR_CALL_TIMEOUT.as_millis() as u64
+    )
+    .map_err(super::manager_unavailable)?;
     let mut nodes = Vec::new();
     if let Some(me) = slots.iter().find(|n| n.local) {
         nodes.push(NodeView {

@@ -102,11 +102,15 @@ async fn video(
     });
     if local.is_none() && stored {
         let job_id = id.clone();
-        let url = ractor::call!(state.manager, |reply| JobManagerMsg::PresignDownload {
-            job_id,
-            reel,
-            reply
-        })
+        let url = ractor::call_t!(
+            state.manager,
+            |reply| JobManagerMsg::PresignDownload {
+                job_id,
+                reel,
+                reply
+            },
+            super::ACTOR_CALL_TIMEOUT.as_millis() as u64
+        )
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
         return match url {

@@ -42,6 +42,16 @@ fn parse_body(
                 "The request body is larger than this server accepts.",
             )
             .field("body")
+        } else if rejection
+            .body_text()
+            .contains(super::serve::BODY_TIMEOUT_MARKER)
+        {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request body too slow.",
+                "The request body did not arrive within http.body_timeout_secs.",
+            )
+            .field("body")
         } else {
             ApiError::new(
                 status,
@@ -184,18 +194,12 @@ async fn submit(
         webhook_url,
         owner: caller.key_id.clone(),
     };
-    let answer = ractor::call!(state.manager, |reply| JobManagerMsg::Submit {
-        request,
-        reply
-    })
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service unavailable.",
-            format!("The job manager is not available: {e}"),
-        )
-        .retry_after(5)
-    })?;
+    let answer = ractor::call_t!(
+        state.manager,
+        |reply| JobManagerMsg::Submit { request, reply },
+        super::ACTOR_CALL_TIMEOUT.as_millis() as u64
+    )
+    .map_err(super::manager_unavailable)?;
     answer.map_err(|e| match e {
         SubmitError::QueueFull {
             retry_after_secs, ..
@@ -265,24 +269,60 @@ async fn generate_blocking(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // A place among the blocking requests first: refused before anything is created.
+    let _place = state.blocking.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many waiting requests.",
+            format!(
+                "This server holds at most {} blocking requests at once (http.max_blocking_requests); use POST /api/generate-video-async with a webhookUrl, or retry shortly. Nothing was created.",
+                state.blocking_limit()
+            ),
+        )
+        .retry_after(5)
+    })?;
     let body = parse_body(&headers, body, state.max_json_depth)?;
     let hook = webhook_url(&body, &state)?;
     let view = submit(&state, &body, hook, &caller).await?;
     let job_id = view.job_id.clone();
     let id = job_id.clone();
-    let done = ractor::call!(state.manager, |reply| JobManagerMsg::WaitFinished {
-        job_id,
-        reply
-    })
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Server shutting down.",
-            format!("The server is restarting; job {id} is kept and resumes when it is back. Poll /api/job-status/{id}."),
-        )
-        .with("jobId", id.to_string())
-        .retry_after(10)
-    })?;
+    let wait = ractor::call_t!(
+        state.manager,
+        |reply| JobManagerMsg::WaitFinished { job_id, reply },
+        state.blocking_timeout.as_millis() as u64
+    );
+    let done = match wait {
+        Ok(done) => done,
+        Err(ractor::RactorErr::Timeout) => {
+            // Waited as long as this server waits: the job goes on; the client polls for it.
+            let status_url = format!("/api/job-status/{id}");
+            let body = json!({
+                "success": true,
+                "jobId": id.to_string(),
+                "status": state.views.get(&id).map(|v| v.status).unwrap_or(JobStatus::Processing),
+                "statusUrl": status_url,
+                "message": format!(
+                    "Still rendering after {} s (http.blocking_timeout_secs); poll {status_url} or wait for the webhooks.",
+                    state.blocking_timeout.as_secs_f64()
+                ),
+            });
+            let mut res = (StatusCode::ACCEPTED, Json(body)).into_response();
+            res.headers_mut().insert(
+                header::LOCATION,
+                status_url.parse().expect("ascii id"),
+            );
+            return Ok(res);
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Server shutting down.",
+                format!("The server is restarting; job {id} is kept and resumes when it is back. Poll /api/job-status/{id}."),
+            )
+            .with("jobId", id.to_string())
+            .retry_after(10))
+        }
+    };
     let at = chrono::Utc::now();
     let (status, event) = match (&done.status, &done.result, &done.error) {
         (JobStatus::Completed, Some(result), _) => (

@@ -9,6 +9,7 @@ pub mod error;
 mod jobs;
 pub mod limits;
 pub mod present;
+pub mod serve;
 mod webhooks;
 
 use std::sync::Arc;
@@ -52,6 +53,28 @@ pub struct AppState {
     pub max_json_depth: usize,
     /// The cluster's worker nodes (empty on a single node), for `GET /api/cluster`.
     pub cluster: ClusterInfo,
+    /// The HTTP server's connection counters (health details).
+    pub connections: Arc<serve::ConnStats>,
+    /// Places for blocking requests waiting at once (`http.max_blocking_requests`).
+    pub blocking: Arc<tokio::sync::Semaphore>,
+    /// `http.max_blocking_requests` (the semaphore's size).
+    pub blocking_max: usize,
+    /// The longest a blocking request waits (`http.blocking_timeout_secs`).
+    pub blocking_timeout: std::time::Duration,
+}
+
+/// How long an HTTP handler waits for the JobManager's answer before it answers `503`.
+pub const ACTOR_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The `503` of a JobManager that did not answer (stopped, or too busy to answer in time).
+pub fn manager_unavailable(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!("the job manager did not answer: {e}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service unavailable.",
+        "The job manager did not answer in time; nothing was changed. Retry shortly.",
+    )
+    .retry_after(5)
 }
 
 /// What `GET /api/cluster` shows besides the JobManager's slots.
@@ -75,6 +98,11 @@ pub struct RouterOptions {
 }
 
 impl AppState {
+    /// `http.max_blocking_requests`, as configured.
+    pub fn blocking_limit(&self) -> usize {
+        self.blocking_max
+    }
+
     /// The view of a job the caller may see: 404 for unknown ids and for other keys' jobs, 410
     /// once retention removed it.
     pub fn job_view(&self, caller: &auth::Caller, job_id: &str) -> Result<JobSnapshot, ApiError> {

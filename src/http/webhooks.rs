@@ -68,9 +68,11 @@ async fn delivery_log(
 ) -> Result<Response, ApiError> {
     let id = state.job_view(&caller, &job_id)?.job_id;
     let job = id.clone();
-    let attempts = ractor::call!(state.manager, |reply| JobManagerMsg::ToWebhooks(
-        WebhookMsg::Log { job_id: job, reply }
-    ))
+    let attempts = ractor::call_t!(
+        state.manager,
+        |reply| JobManagerMsg::ToWebhooks(WebhookMsg::Log { job_id: job, reply }),
+        super::ACTOR_CALL_TIMEOUT.as_millis() as u64
+    )
     .map_err(unavailable)?;
     Ok(Json(json!({ "jobId": id.to_string(), "attempts": attempts })).into_response())
 }
@@ -82,9 +84,11 @@ async fn redeliver(
 ) -> Result<Response, ApiError> {
     let id = state.job_view(&caller, &job_id)?.job_id;
     let job = id.clone();
-    let answer = ractor::call!(state.manager, |reply| JobManagerMsg::ToWebhooks(
-        WebhookMsg::Redeliver { job_id: job, reply }
-    ))
+    let answer = ractor::call_t!(
+        state.manager,
+        |reply| JobManagerMsg::ToWebhooks(WebhookMsg::Redeliver { job_id: job, reply }),
+        super::ACTOR_CALL_TIMEOUT.as_millis() as u64
+    )
     .map_err(unavailable)?
     .map_err(|e| {
         ApiError::new(

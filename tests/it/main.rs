@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod cluster;
 mod durability;
+mod hardening;
 mod s3;
 mod s3_jobs;
 mod webhooks;

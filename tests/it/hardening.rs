@@ -1,0 +1,240 @@
+//! Issue 13's hardening, tried from outside over real sockets: slow and greedy clients, the
+//! blocking endpoint's own limits.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::*;
+
+/// A connection to `server` from the loopback address `from` (127.0.0.x: distinct clients).
+async fn connect_from(from: [u8; 4], server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .expect("binding a loopback source address");
+    socket.connect(server).await.expect("connecting")
+}
+
+/// Reads until the server closes the connection; what it sent, or `None` if it was still open
+/// after `limit`.
+async fn read_until_closed(mut s: TcpStream, limit: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&got).into_owned()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn health(t: &TestServer) -> Value {
+    let (code, v) = t.get_json("/api/health").await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_greedy_clients_are_cut_off_and_everyone_else_is_served() {
+    let t = start_server(&[
+        ("VIDBUILDER_HTTP_HEADER_TIMEOUT_SECS", "2"),
+        ("VIDBUILDER_HTTP_BODY_TIMEOUT_SECS", "2"),
+        ("VIDBUILDER_HTTP_MAX_CONNECTIONS", "600"),
+        ("VIDBUILDER_HTTP_MAX_CONNECTIONS_PER_IP", "200"),
+    ])
+    .await;
+    let addr = t.server.addr;
+
+    // 300 connections from one client that never finish their headers: 200 are held (the
+    // per-client cap), 100 are answered 503 and closed at once.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let mut s = connect_from([127, 0, 0, 2], addr).await;
+        let _ = s
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+            .await;
+        held.push(tokio::spawn(read_until_closed(s, Duration::from_secs(20))));
+    }
+    // A trickler: one more header byte every 300 ms, for far longer than the timeout.
+    let trickler = tokio::spawn(async move {
+        let mut s = connect_from([127, 0, 0, 7], addr).await;
+        let opened = Instant::now();
+        for b in
+            b"GET /api/health HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".iter()
+        {
+            if s.write_all(&[*b]).await.is_err() {
+                return Some(opened.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        None
+    });
+
+    // Meanwhile everyone else is served.
+    let v = health(&t).await;
+    assert_eq!(v["status"], "ok");
+    let http = &v["http"];
+    assert!(http["open"].as_u64().unwrap() <= 210, "{v}");
+
+    let mut refused = 0;
+    let mut timed_out = 0;
+    for h in held {
+        let answer = h
+            .await
+            .unwrap()
+            .expect("every slow connection is closed well within 20 s");
+        if answer.starts_with("HTTP/1.1 503") {
+            assert!(answer.contains("Too many connections."), "{answer}");
+            assert!(
+                answer.to_ascii_lowercase().contains("retry-after: 1"),
+                "{answer}"
+            );
+            refused += 1;
+        } else {
+            timed_out += 1;
+        }
+    }
+    assert_eq!((refused, timed_out), (100, 200));
+    let trickled = trickler.await.unwrap();
+    assert!(
+        trickled.is_some(),
+        "a connection trickling its headers was kept for the whole 21 s"
+    );
+
+    // A kept-alive connection that goes quiet after one answer is closed too.
+    let mut s = connect_from([127, 0, 0, 3], addr).await;
+    s.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(s, Duration::from_secs(10))
+        .await
+        .expect("an idle kept-alive connection is closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A body that stops halfway: 408 with the JSON error, nothing created.
+    let mut s = connect_from([127, 0, 0, 4], addr).await;
+    s.write_all(
+        b"POST /api/generate-video-async HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"theme\":",
+    )
+    .await
+    .unwrap();
+    let answer = read_until_closed(s, Duration::from_secs(10))
+        .await
+        .expect("a stalled body is answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("\"error\":\"Request body too slow.\""),
+        "{answer}"
+    );
+    assert!(answer.contains("\"field\":\"body\""), "{answer}");
+
+    // The global cap: 600 open from three clients; the 601st (from a fourth) is refused, and
+    // the server answers again as soon as they go.
+    let mut greedy = Vec::new();
+    for client in [[127, 0, 0, 8], [127, 0, 0, 9], [127, 0, 0, 10]] {
+        for _ in 0..200 {
+            greedy.push(connect_from(client, addr).await);
+        }
+    }
+    // The server accepts in its own time: wait until it counts all 600.
+    poll(Duration::from_secs(10), "600 connections open", || async {
+        let s = connect_from([127, 0, 0, 11], addr).await;
+        let answer = read_until_closed(s, Duration::from_millis(500)).await;
+        answer.filter(|a| a.contains("as many connections open as it accepts"))
+    })
+    .await;
+    drop(greedy);
+    let v = poll(
+        Duration::from_secs(10),
+        "the server to answer again",
+        || async {
+            let res = t
+                .http
+                .get(format!("{}/api/health", t.base))
+                .send()
+                .await
+                .ok()?;
+            (res.status() == 200).then_some(())?;
+            res.json::<Value>().await.ok()
+        },
+    )
+    .await;
+    assert!(v["http"]["refused"].as_u64().unwrap() >= 101, "{v}");
+    assert_eq!(v["jobs"]["total"], 0, "nothing was created: {v}");
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_endpoint_has_its_own_limits() {
+    let t = start_server(&[
+        ("VIDBUILDER_HTTP_MAX_BLOCKING_REQUESTS", "1"),
+        ("VIDBUILDER_HTTP_BLOCKING_TIMEOUT_SECS", "1.5"),
+    ])
+    .await;
+    // Long enough to be still rendering after 1.5 s on any machine.
+    let mut spec = quick_spec(None, 40.0);
+    spec["quality"] = serde_json::json!("720p");
+    let first = {
+        let (http, url, spec) = (t.http.clone(), t.base.clone(), spec.clone());
+        tokio::spawn(async move {
+            let res = http
+                .post(format!("{url}/api/generate-flexible-video"))
+                .json(&spec)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        })
+    };
+    poll(
+        Duration::from_secs(10),
+        "the first job to exist",
+        || async { (health(&t).await["jobs"]["total"] == 1).then_some(()) },
+    )
+    .await;
+    // A second blocking request while the first waits: refused, nothing created.
+    let (status, headers, body) = t.post("/api/generate-flexible-video", &spec).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "Too many waiting requests.");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(health(&t).await["jobs"]["total"], 1);
+    // The async endpoint is not limited by it.
+    let receiver = Receiver::start().await;
+    let (status, _, body) = t
+        .post(
+            "/api/generate-video-async",
+            &quick_spec(Some(&receiver.url("h")), 0.5),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // The first waited its 1.5 s: 202 with the job to poll; the job goes on to completion.
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(
+        body["status"] == "processing" || body["status"] == "queued",
+        "{body}"
+    );
+    let job = body["jobId"].as_str().unwrap().to_string();
+    assert_eq!(body["statusUrl"], format!("/api/job-status/{job}"));
+    poll(Duration::from_secs(300), "the job to complete", || async {
+        let (_, v) = t.get_json(&format!("/api/job-status/{job}")).await;
+        (v["status"] == "completed").then_some(())
+    })
+    .await;
+    // Its place was given back: a short blocking request is answered in full.
+    let (status, _, body) = t
+        .post("/api/generate-flexible-video", &quick_spec(None, 0.5))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "completed");
+    t.server.stop().await;
+}
