@@ -48,6 +48,7 @@ pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationConte
             max_total_seconds: config.limits.max_total_seconds,
             max_text_chars: config.limits.max_text_chars,
             max_url_chars: config.limits.max_url_chars,
+            max_work_megapixels: config.limits.max_work_megapixels,
         },
     }
 }
@@ -69,6 +70,10 @@ pub fn render_settings(config: &Config, ssrf: Arc<vidbuilder_net::SsrfGuard>) ->
             max_pixels: i.max_pixels,
             max_side: i.max_side,
             ssrf,
+            max_pixels_per_job: i.max_pixels_per_job,
+            max_concurrent_per_job: i.max_concurrent_per_job,
+            hosts: vidbuilder_render::image::HostLimits::new(i.max_fetches_per_host),
+            decodes: Arc::new(tokio::sync::Semaphore::new(i.max_concurrent_decodes.max(1))),
         },
     }
 }
@@ -149,6 +154,7 @@ impl Server {
             max_in_flight: config.webhook.max_in_flight,
             max_per_host: config.webhook.max_per_host,
             max_retry_after: Duration::from_secs(config.webhook.max_retry_after_secs),
+            redelivery_cooldown: Duration::from_secs_f64(config.webhook.redelivery_cooldown_secs),
             secrets: signing.as_ref().clone(),
         };
         let (webhooks, _) = Actor::spawn(

@@ -237,6 +237,15 @@ pub struct ImagesConfig {
     pub max_pixels: u64,
     /// `images.max_side`: largest decoded image width or height, in pixels.
     pub max_side: u32,
+    /// `images.max_pixels_per_job`: decoded pixels one job's images may hold in all, once scaled
+    /// to their drawn size.
+    pub max_pixels_per_job: u64,
+    /// `images.max_concurrent_per_job`: images of one job fetched or decoded at once.
+    pub max_concurrent_per_job: usize,
+    /// `images.max_fetches_per_host`: image fetches in flight to one host, across all jobs.
+    pub max_fetches_per_host: usize,
+    /// `images.max_concurrent_decodes`: image decodes at once across all jobs.
+    pub max_concurrent_decodes: usize,
 }
 
 /// `[auth]`: API keys (none configured: the API is open) and per-key rate limits.
@@ -394,6 +403,9 @@ pub struct WebhookConfig {
     pub max_per_host: usize,
     /// `webhook.max_retry_after_secs`: longest Retry-After a receiver may ask for, in seconds; longer asks are clamped.
     pub max_retry_after_secs: u64,
+    /// `webhook.redelivery_cooldown_secs`: least time between two manual redeliveries of one
+    /// job; sooner is `429` with `Retry-After`.
+    pub redelivery_cooldown_secs: f64,
     /// `webhook.allow_cidrs`: CIDRs webhook and image fetch targets may use even when private or loopback.
     pub allow_cidrs: Vec<String>,
     /// `whsec_…` signing secret; empty: generated once into `<data_dir>/webhook-secret`.
@@ -414,6 +426,9 @@ pub struct LimitsConfig {
     pub max_text_chars: usize,
     /// Longest URL a spec may carry (webhook, image sources), in bytes.
     pub max_url_chars: usize,
+    /// `limits.max_work_megapixels`: most work one job may ask for, in megapixel-frames (frames
+    /// × pixels, the reel's counted too).
+    pub max_work_megapixels: u64,
     /// Deepest array/object nesting of a request body (400 beyond; at least 4).
     pub max_json_depth: usize,
 }
@@ -521,6 +536,12 @@ impl Config {
         if self.webhook.retry_schedule.len() > 20 {
             return Err(Error::Config(
                 "webhook.retry_schedule: at most 20 retries".into(),
+            ));
+        }
+        let c = self.webhook.redelivery_cooldown_secs;
+        if !(c.is_finite() && (0.0..=86_400.0).contains(&c)) {
+            return Err(Error::Config(
+                "webhook.redelivery_cooldown_secs: 0 to 86400 seconds".into(),
             ));
         }
         if self.render.max_interrupted_attempts == 0 {

@@ -31,7 +31,7 @@ use vidbuilder_domain::job::{timestamp, JobId};
 use vidbuilder_domain::store::{AttemptRecord, AttemptResult, DeliveryState, JobStore, OutboxRow};
 
 mod redeliver;
-pub use redeliver::Redelivery;
+pub use redeliver::{may_redeliver, Manual, Redelivery, RedeliveryRefused};
 
 /// One event to deliver to one URL.
 #[derive(Debug, Clone)]
@@ -108,6 +108,8 @@ pub struct WebhookSettings {
     pub max_per_host: usize,
     /// Upper bound for a receiver's `Retry-After`.
     pub max_retry_after: Duration,
+    /// Least time between two manual redeliveries of one job (`429` with `Retry-After` sooner).
+    pub redelivery_cooldown: Duration,
     /// Sign every attempt (`webhook-signature`, `x-webhook-signature`) with the job owner's
     /// secret; see [`crate::signing`].
     pub secrets: crate::signing::SigningKeys,
@@ -141,8 +143,8 @@ pub enum WebhookMsg {
     Redeliver {
         /// The job whose last event is sent again.
         job_id: JobId,
-        /// Gets what was set going, or the store's error.
-        reply: RpcReplyPort<Result<Option<Redelivery>, String>>,
+        /// Gets what was set going, or why nothing was.
+        reply: RpcReplyPort<Result<Option<Redelivery>, RedeliveryRefused>>,
     },
     /// A manual redelivery's task finished.
     RedeliveryDone {
@@ -183,6 +185,8 @@ pub struct WebhookState {
     per_host: HashMap<String, Arc<Semaphore>>,
     queues: HashMap<JobId, VecDeque<Pending>>,
     timers: HashMap<JobId, AbortHandle>,
+    /// Manual redeliveries by job: the one in flight and when the last began (the throttle).
+    manual: HashMap<JobId, Manual>,
     store: Arc<dyn JobStore>,
 }
 
@@ -345,6 +349,7 @@ impl Actor for WebhookActor {
             settings: args.settings,
             queues: HashMap::new(),
             timers: HashMap::new(),
+            manual: HashMap::new(),
             store: args.store,
         };
         // Resume what a previous run left: each job's head delivery at its due time (at once when

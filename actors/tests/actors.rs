@@ -204,6 +204,7 @@ fn webhook_settings() -> WebhookSettings {
         max_in_flight: 64,
         max_per_host: 8,
         max_retry_after: Duration::from_secs(3600),
+        redelivery_cooldown: Duration::ZERO,
         secrets: Default::default(),
     }
 }

@@ -10,13 +10,20 @@
 //!   [`ImageSettings::max_redirects`] of them, connect and total timeouts apply, and the body is
 //!   streamed and abandoned past [`ImageSettings::max_bytes`];
 //! - the content type must be PNG, JPEG, WebP or GIF and the bytes must really be one of those
-//!   (sniffed); the declared dimensions are checked before decoding (decompression bombs).
+//!   (sniffed); the declared dimensions are checked before decoding (decompression bombs);
+//! - a job's images are bounded as a whole: at most [`ImageSettings::max_concurrent_per_job`]
+//!   of them are fetched or decoded at once, at most [`HostLimits`]' number of fetches go to one
+//!   host across all jobs, decodes across all jobs share [`ImageSettings::decodes`], each decoded
+//!   image is scaled down at once to the largest size it can be drawn at in this job's outputs
+//!   ([`draw_limit`]), and what the job keeps is at most [`ImageSettings::max_pixels_per_job`].
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use tiny_skia::Pixmap;
 use vidbuilder_domain::spec::{Fit, ImageSource, VideoSpec};
@@ -43,6 +50,70 @@ pub struct ImageSettings {
     pub max_side: u32,
     /// Which addresses may be fetched from (the webhooks' guard and allowlist).
     pub ssrf: Arc<SsrfGuard>,
+    /// Decoded pixels one job's images may hold in all, once scaled to their drawn size.
+    pub max_pixels_per_job: u64,
+    /// Images of one job fetched or decoded at once.
+    pub max_concurrent_per_job: usize,
+    /// Fetches in flight to one host, across every job of this process.
+    pub hosts: Arc<HostLimits>,
+    /// Decodes running at once across every job of this process (each may hold a full-size
+    /// image until it is scaled down).
+    pub decodes: Arc<Semaphore>,
+}
+
+/// Image fetches in flight per host, across jobs: a spec full of URLs of one host cannot make
+/// this server hammer it.
+#[derive(Debug)]
+pub struct HostLimits {
+    max: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostLimits {
+    /// At most `max` (at least 1) fetches at once to any one host.
+    pub fn new(max: usize) -> Arc<HostLimits> {
+        Arc::new(HostLimits {
+            max: max.max(1),
+            hosts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Waits for a place to fetch from `host`; the place is held until the permit is dropped.
+    pub async fn acquire(&self, host: &str) -> OwnedSemaphorePermit {
+        let sem = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            if hosts.len() > 1024 {
+                // Forget idle hosts so the map stays small.
+                let max = self.max;
+                hosts.retain(|_, s| s.available_permits() < max);
+            }
+            hosts
+                .entry(host.to_ascii_lowercase())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
+                .clone()
+        };
+        sem.acquire_owned().await.expect("never closed")
+    }
+
+    /// Fetches in flight to `host` now.
+    pub fn in_flight(&self, host: &str) -> usize {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .get(&host.to_ascii_lowercase())
+            .map_or(0, |s| self.max - s.available_permits())
+    }
+}
+
+/// The largest shorter side any image of `spec` is drawn at: an image scaled to cover (or fit
+/// in) a box no larger than the output's longer side never needs more, with room for the Ken
+/// Burns zoom. Decoded images are scaled down to it at once.
+pub fn draw_limit(spec: &VideoSpec) -> u32 {
+    let (w, h) = spec.quality.dimensions();
+    let mut long = w.max(h);
+    if spec.generate_reels {
+        long = long.max(crate::REEL_SIZE.0.max(crate::REEL_SIZE.1));
+    }
+    (long as f32 * 1.1).ceil() as u32
 }
 
 /// The decoded images of one spec, by source.
@@ -202,6 +273,10 @@ pub async fn fetch(
         .ssrf
         .check_url(&parsed)
         .map_err(|r| ImageError::fetch(refusal(&r)))?;
+    let _host = settings
+        .hosts
+        .acquire(parsed.host_str().unwrap_or_default())
+        .await;
     let mut res = client
         .get(parsed)
         .header(
@@ -314,6 +389,16 @@ pub fn read_asset(settings: &ImageSettings, rel: &str) -> Result<Vec<u8>, ImageE
 /// premultiplied pixmap. The format is sniffed from the bytes, whatever the name or header says;
 /// dimensions are checked before any pixel is decoded.
 pub fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<Pixmap, ImageError> {
+    decode_for_draw(bytes, settings, u32::MAX)
+}
+
+/// [`decode`], scaled down (aspect kept) so the shorter side is at most `limit` before the
+/// pixmap is made: the full-size pixels are read once and dropped, never copied.
+pub fn decode_for_draw(
+    bytes: &[u8],
+    settings: &ImageSettings,
+    limit: u32,
+) -> Result<Pixmap, ImageError> {
     use image::{ImageDecoder, ImageFormat};
     let format = image::guess_format(bytes)
         .ok()
@@ -356,7 +441,14 @@ pub fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<Pixmap, ImageErr
     let mut img = image::DynamicImage::from_decoder(decoder)
         .map_err(|e| ImageError::decode(e.to_string()))?;
     img.apply_orientation(orientation);
-    let rgba = img.into_rgba8();
+    let mut rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    if w.min(h) > limit {
+        let s = limit as f64 / w.min(h) as f64;
+        let nw = ((w as f64 * s).round() as u32).max(1);
+        let nh = ((h as f64 * s).round() as u32).max(1);
+        rgba = image::imageops::resize(&rgba, nw, nh, image::imageops::FilterType::Triangle);
+    }
     let (w, h) = rgba.dimensions();
     let mut data = rgba.into_raw();
     for px in data.chunks_exact_mut(4) {
@@ -375,6 +467,7 @@ async fn load(
     src: ImageSource,
     settings: ImageSettings,
     client: Option<reqwest::Client>,
+    draw_limit: u32,
 ) -> Result<Pixmap, ImageError> {
     let bytes = match &src {
         ImageSource::Asset(rel) => {
@@ -388,7 +481,13 @@ async fn load(
             fetch(&client, &settings, url).await?
         }
     };
-    tokio::task::spawn_blocking(move || decode(&bytes, &settings))
+    let _decode = settings
+        .decodes
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("never closed");
+    tokio::task::spawn_blocking(move || decode_for_draw(&bytes, &settings, draw_limit))
         .await
         .map_err(|e| ImageError::decode(e.to_string()))?
 }
@@ -410,14 +509,18 @@ pub async fn prefetch(spec: &VideoSpec, settings: &ImageSettings) -> Result<Imag
     } else {
         None
     };
+    let limit = draw_limit(spec);
+    let per_job = Arc::new(Semaphore::new(settings.max_concurrent_per_job.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (src, field) in seen {
-        let (settings, client) = (settings.clone(), client.clone());
+        let (settings, client, per_job) = (settings.clone(), client.clone(), per_job.clone());
         tasks.spawn(async move {
-            let res = load(src.clone(), settings, client).await;
+            let _place = per_job.acquire_owned().await.expect("never closed");
+            let res = load(src.clone(), settings, client, limit).await;
             (field, src, res)
         });
     }
+    let mut held: u64 = 0;
     // Dropping the set on an early return aborts the other fetches.
     while let Some(done) = tasks.join_next().await {
         let (field, src, res) = match done {
@@ -426,7 +529,16 @@ pub async fn prefetch(spec: &VideoSpec, settings: &ImageSettings) -> Result<Imag
             Err(e) => return Err(RenderError::Image(format!("image task failed: {e}"))),
         };
         match res {
-            Ok(pm) => images.insert(src, pm),
+            Ok(pm) => {
+                held += pm.width() as u64 * pm.height() as u64;
+                if held > settings.max_pixels_per_job {
+                    return Err(RenderError::Image(format!(
+                        "{field}: the job's images need more than {} decoded pixels at this quality (images.max_pixels_per_job); use fewer or smaller images, or a lower quality",
+                        settings.max_pixels_per_job
+                    )));
+                }
+                images.insert(src, pm)
+            }
             Err(e) => {
                 return Err(RenderError::Image(format!(
                     "{field}: image {} could not be {}: {}",

@@ -54,6 +54,12 @@ pub(super) fn image_settings() -> image::ImageSettings {
         max_pixels: int("max_pixels"),
         max_side: int("max_side") as u32,
         ssrf: Arc::new(vidbuilder_net::SsrfGuard::default()),
+        max_pixels_per_job: int("max_pixels_per_job"),
+        max_concurrent_per_job: int("max_concurrent_per_job") as usize,
+        hosts: image::HostLimits::new(int("max_fetches_per_host") as usize),
+        decodes: Arc::new(tokio::sync::Semaphore::new(
+            int("max_concurrent_decodes") as usize
+        )),
     }
 }
 

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::json;
 use vidbuilder_actors::manager::JobManagerMsg;
-use vidbuilder_actors::webhook::WebhookMsg;
+use vidbuilder_actors::webhook::{RedeliveryRefused, WebhookMsg};
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -90,12 +90,26 @@ async fn redeliver(
         super::ACTOR_CALL_TIMEOUT.as_millis() as u64
     )
     .map_err(unavailable)?
-    .map_err(|e| {
-        ApiError::new(
+    .map_err(|e| match e {
+        RedeliveryRefused::Busy { retry_after_secs }
+        | RedeliveryRefused::Cooling { retry_after_secs } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Redelivery throttled.",
+            format!("Not sent: {e}."),
+        )
+        .field("jobId")
+        .retry_after(retry_after_secs),
+        RedeliveryRefused::Gone => ApiError::new(
+            StatusCode::CONFLICT,
+            "Receiver gone.",
+            format!("Not sent: {e}."),
+        )
+        .field("jobId"),
+        RedeliveryRefused::Store(_) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Redelivery failed.",
             format!("Could not read the job's last webhook event: {e}"),
-        )
+        ),
     })?;
     let Some(r) = answer else {
         return Err(ApiError::new(

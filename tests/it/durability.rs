@@ -16,15 +16,15 @@ use crate::common::*;
 const LONG: Duration = Duration::from_secs(300);
 
 /// A `vidbuilder serve` child process.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
 impl Proc {
     /// Starts the binary on an ephemeral port and waits until it listens.
-    async fn start(data: &Path, n: usize, env: &[(&str, &str)]) -> Proc {
+    pub(crate) async fn start(data: &Path, n: usize, env: &[(&str, &str)]) -> Proc {
         let log = data.join(format!("server-{n}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidbuilder"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
@@ -54,11 +54,11 @@ impl Proc {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn sigkill(mut self) {
+    pub(crate) fn sigkill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -84,18 +84,31 @@ impl Proc {
         }
     }
 
-    fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// The peak resident set size so far (VmHWM), in KiB.
+    pub(crate) fn peak_rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, key: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-async fn post(http: &reqwest::Client, base: &str, body: &Value) -> (u16, Option<String>, Value) {
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    body: &Value,
+) -> (u16, Option<String>, Value) {
     let res = http
         .post(format!("{base}/api/generate-video-async"))
         .json(body)
@@ -110,7 +123,7 @@ async fn post(http: &reqwest::Client, base: &str, body: &Value) -> (u16, Option<
     (status, retry, res.json().await.unwrap())
 }
 
-async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
+pub(crate) async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
     http.get(format!("{base}/api/job-status/{id}"))
         .send()
         .await

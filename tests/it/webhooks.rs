@@ -591,7 +591,11 @@ async fn a_name_resolving_to_an_internal_address_fails_delivery_permanently() {
 async fn the_delivery_log_lists_attempts_and_redelivery_resends_the_last_event() {
     let r = Scripted::start().await;
     r.script("hook", vec![reply(500, &[])]);
-    let t = start_server(&[("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1")]).await;
+    let t = start_server(&[
+        ("VIDBUILDER_WEBHOOK_RETRY_SCHEDULE", "1"),
+        ("VIDBUILDER_WEBHOOK_REDELIVERY_COOLDOWN_SECS", "2"),
+    ])
+    .await;
     let secret = std::fs::read_to_string(t.data.path().join("webhook-secret"))
         .unwrap()
         .trim()
@@ -639,9 +643,37 @@ async fn the_delivery_log_lists_attempts_and_redelivery_resends_the_last_event()
         assert!(x["webhookId"].as_str().unwrap().starts_with("msg_"));
     }
 
-    // Redeliver: the last event again, same id and bytes, fresh timestamp and signature.
-    let (status, _, v) = redeliver(&t, &job).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    // Redeliver: the last event again, same id and bytes, fresh timestamp and signature. Twenty
+    // requests at once set one going; the others are throttled (429 + Retry-After).
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (http, url) = (
+            t.http.clone(),
+            format!("{}/api/jobs/{job}/webhooks/redeliver", t.base),
+        );
+        tasks.spawn(async move {
+            let res = http.post(url).send().await.unwrap();
+            let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+            let headers = res.headers().clone();
+            (status, headers, res.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = tasks.join_all().await;
+    let accepted: Vec<_> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::ACCEPTED)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{answers:?}");
+    for (status, headers, v) in answers
+        .iter()
+        .filter(|(s, _, _)| *s != StatusCode::ACCEPTED)
+    {
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+        assert_eq!(v["error"], "Redelivery throttled.");
+        let after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=2).contains(&after), "{after}");
+    }
+    let v = &accepted[0].2;
     assert_eq!(v["event"], "completed");
     assert_eq!(v["webhookId"], completed.headers["webhook-id"].as_str());
     let got = r.wait_for("hook", 4).await;
@@ -661,10 +693,19 @@ async fn the_delivery_log_lists_attempts_and_redelivery_resends_the_last_event()
     assert_eq!(last["event"], "completed");
     assert_eq!(last["attempt"], 2);
 
-    // A failing redelivery is logged and not retried.
+    assert_eq!(
+        r.got("hook").len(),
+        4,
+        "one redelivery was sent, not twenty"
+    );
+
+    // A failing redelivery (once the cooldown is over) is logged and not retried.
     r.script("hook", vec![reply(503, &[])]);
-    let (status, _, _) = redeliver(&t, &job).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    poll(LONG, "the cooldown to end", || async {
+        let (status, _, _) = redeliver(&t, &job).await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
     let log = poll(LONG, "the failed redelivery in the log", || async {
         let (_, _, v) = t.call(reqwest::Method::GET, &log_path, None, None).await;
         (v["attempts"].as_array().map_or(0, |a| a.len()) == 5).then_some(v)
@@ -729,6 +770,28 @@ async fn an_exhausted_delivery_can_be_redelivered_once_the_receiver_is_back() {
     let got = r.got("down");
     assert_eq!(got.len(), 5);
     assert_eq!(got[4].raw, got[3].raw);
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_answered_410_is_not_sent_redeliveries() {
+    let r = Scripted::start().await;
+    r.always("gone", reply(410, &[]));
+    let t = start_server(&[("VIDBUILDER_WEBHOOK_REDELIVERY_COOLDOWN_SECS", "0")]).await;
+    let job = submit(&t, &r.url("gone")).await;
+    wait_log(&t, &job, "both events given up", |l| {
+        l.iter().filter(|a| a.result.as_str() == "gave-up").count() == 2
+    })
+    .await;
+    let sent = r.got("gone").len();
+    assert_eq!(sent, 2, "a 410 is not retried");
+    let (status, _, v) = redeliver(&t, &job).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"], "Receiver gone.");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.got("gone").len(), sent, "nothing was sent");
+    let log = wait_log(&t, &job, "the log", |_| true).await;
+    assert_eq!(log.len(), 2, "no new log row: {log:?}");
     t.server.stop().await;
 }
 

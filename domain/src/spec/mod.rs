@@ -166,10 +166,30 @@ pub struct SpecLimits {
     /// Longest URL (image sources, call-to-action URLs), in bytes.
     #[serde(default = "default_max_url_chars")]
     pub max_url_chars: usize,
+    /// Most work one job may ask for, in megapixel-frames: frames × pixels per frame, the
+    /// vertical reel's counted too (600 s of 1080p30 with a reel is 74,650).
+    #[serde(default = "default_max_work_megapixels")]
+    pub max_work_megapixels: u64,
 }
 
 fn default_max_url_chars() -> usize {
     2048
+}
+
+fn default_max_work_megapixels() -> u64 {
+    75_000
+}
+
+/// The work a spec asks for, in megapixel-frames: every frame of every output (the landscape
+/// video, and the 1080×1920 reel when asked for).
+pub fn work_megapixels(quality: Quality, fps: u32, seconds: f64, reels: bool) -> f64 {
+    let frames = (seconds * fps as f64).round();
+    let (w, h) = quality.dimensions();
+    let mut pixels = w as f64 * h as f64;
+    if reels {
+        pixels += 1080.0 * 1920.0;
+    }
+    frames * pixels / 1e6
 }
 
 impl Default for SpecLimits {
@@ -180,6 +200,7 @@ impl Default for SpecLimits {
             max_total_seconds: 600.0,
             max_text_chars: 500,
             max_url_chars: default_max_url_chars(),
+            max_work_megapixels: default_max_work_megapixels(),
         }
     }
 }
@@ -324,6 +345,19 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
             format!(
                 "total duration {total}s is longer than the limit of {}s",
                 ctx.limits.max_total_seconds
+            ),
+        );
+    }
+    let work = work_megapixels(quality, fps, total, generate_reels);
+    if work > ctx.limits.max_work_megapixels as f64 {
+        return err(
+            "quality",
+            format!(
+                "{total}s at {} and {fps} fps{} is {:.0} megapixel-frames of work, more than this server renders for one job ({}); shorten the video, lower the quality or fps, or turn generateReels off",
+                quality.as_str(),
+                if generate_reels { " with a reel" } else { "" },
+                work,
+                ctx.limits.max_work_megapixels
             ),
         );
     }
@@ -1187,6 +1221,27 @@ mod tests {
 
     /// Number edges: every numeric field either refuses a value or keeps it exactly — nothing is
     /// truncated or wrapped into range (4294967326 once became fps 30).
+    #[test]
+    fn a_jobs_total_work_is_bounded_at_submission() {
+        let ctx = ctx();
+        let spec = |quality: &str, scenes: usize, reels: bool| {
+            let scene = json!({"type": "hero-title", "duration": 60, "content": {"title": "t"}});
+            json!({"theme": "modern", "quality": quality, "generateReels": reels,
+                   "scenes": vec![scene; scenes]})
+        };
+        // 600 s of 1080p30 with a reel: 74,650 megapixel-frames, within the default 75,000.
+        assert!(validate_spec(&spec("1080p", 10, true), &ctx).is_ok());
+        assert!(validate_spec(&spec("4k", 5, false), &ctx).is_ok());
+        let e = validate_spec(&spec("4k", 10, false), &ctx).unwrap_err();
+        assert_eq!(e.field, "quality");
+        assert!(
+            e.message.contains("149299 megapixel-frames"),
+            "{}",
+            e.message
+        );
+        assert!((work_megapixels(Quality::P1080, 30, 600.0, true) - 74_649.6).abs() < 0.01);
+    }
+
     #[test]
     fn numbers_at_the_edges_are_refused_or_kept_exactly() {
         let edges: Vec<Value> = serde_json::from_str(

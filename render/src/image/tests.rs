@@ -1,6 +1,7 @@
 //! Image loading against a real HTTP server on loopback and real files.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use vidbuilder_domain::spec::{Scene, SceneContent};
@@ -77,6 +78,11 @@ fn route(path: &str) -> Answer {
             delay: Duration::from_secs(5),
             ..typed("image/png", png(2, 2))
         },
+        // distinct sources on one host, each answered slowly (see PACED_*)
+        p if p.starts_with("/paced/") => Answer {
+            delay: Duration::from_millis(300),
+            ..typed("image/png", png(4, 3))
+        },
         "/redirect" => redirect("/ok.png"),
         "/redirect-private" => redirect("http://10.1.2.3/x.png"),
         "/loop" => redirect("/loop"),
@@ -88,6 +94,10 @@ fn route(path: &str) -> Answer {
         },
     }
 }
+
+/// `/paced/…` requests being answered now, and the most at once.
+static PACED_NOW: AtomicUsize = AtomicUsize::new(0);
+static PACED_PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// A plain HTTP/1.1 server on loopback answering [`route`], one request per connection;
 /// returns its address.
@@ -109,7 +119,15 @@ async fn server() -> SocketAddr {
                 let head = String::from_utf8_lossy(&req);
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let answer = route(&path);
+                let paced = path.starts_with("/paced/");
+                if paced {
+                    let now = PACED_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                    PACED_PEAK.fetch_max(now, Ordering::SeqCst);
+                }
                 tokio::time::sleep(answer.delay).await;
+                if paced {
+                    PACED_NOW.fetch_sub(1, Ordering::SeqCst);
+                }
                 let mut out = format!("HTTP/1.1 {}\r\n", answer.status);
                 for (k, v) in &answer.headers {
                     out.push_str(&format!("{k}: {v}\r\n"));
@@ -374,4 +392,63 @@ fn fitting_covers_or_contains() {
         .pixels()
         .iter()
         .all(|p| p.red() <= p.alpha() && p.green() <= p.alpha() && p.blue() <= p.alpha()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_to_one_host_are_limited_across_jobs() {
+    let addr = server().await;
+    let s = ImageSettings {
+        hosts: HostLimits::new(2),
+        max_concurrent_per_job: 8,
+        ..loopback_allowed()
+    };
+    let spec = |job: usize| VideoSpec {
+        theme: "modern".into(),
+        music: None,
+        quality: vidbuilder_domain::spec::Quality::Draft,
+        fps: 30,
+        generate_reels: false,
+        scenes: (0..6)
+            .map(|i| {
+                Scene::new(
+                    1.0,
+                    SceneContent::Image {
+                        src: ImageSource::Url(format!("http://{addr}/paced/{job}-{i}.png")),
+                        fit: Fit::Cover,
+                        caption: None,
+                        ken_burns: false,
+                    },
+                )
+            })
+            .collect(),
+    };
+    // Two jobs of six images each, all on one host, at once: never more than two in flight.
+    let (a, b) = (spec(1), spec(2));
+    let (ra, rb) = tokio::join!(prefetch(&a, &s), prefetch(&b, &s));
+    assert_eq!(ra.unwrap().len(), 6);
+    assert_eq!(rb.unwrap().len(), 6);
+    assert_eq!(PACED_PEAK.load(Ordering::SeqCst), 2);
+    assert_eq!(s.hosts.in_flight("127.0.0.1"), 0);
+}
+
+#[test]
+fn decoded_images_are_kept_at_the_size_they_are_drawn_at() {
+    let s = crate::tests::image_settings();
+    let small = decode_for_draw(&png(600, 400), &s, 211).unwrap();
+    assert_eq!((small.width(), small.height()), (317, 211));
+    let same = decode_for_draw(&png(50, 90), &s, 211).unwrap();
+    assert_eq!((same.width(), same.height()), (50, 90), "never scaled up");
+    let mut spec = VideoSpec {
+        theme: "modern".into(),
+        music: None,
+        quality: vidbuilder_domain::spec::Quality::Draft,
+        fps: 30,
+        generate_reels: false,
+        scenes: Vec::new(),
+    };
+    assert_eq!(draw_limit(&spec), 704);
+    spec.generate_reels = true;
+    assert_eq!(draw_limit(&spec), 2112, "the reel is 1920 tall");
+    spec.quality = vidbuilder_domain::spec::Quality::K4;
+    assert_eq!(draw_limit(&spec), 4224);
 }
