@@ -207,6 +207,7 @@ impl Server {
             settings: ManagerSettings {
                 max_concurrent: local_renders,
                 max_queued: config.max_queued_jobs,
+                max_queued_per_key: config.auth.max_queued_per_key,
                 out_dir: videos,
                 max_restarts: config.render.max_restarts,
                 max_interrupted: config.render.max_interrupted_attempts,

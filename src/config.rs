@@ -260,6 +260,8 @@ pub struct AuthConfig {
     pub rate_limit_per_minute: u32,
     /// Burst allowance; 0: the per-minute number.
     pub rate_limit_burst: u32,
+    /// `auth.max_queued_per_key`: jobs one API key may have waiting; 0: no per-key limit.
+    pub max_queued_per_key: usize,
 }
 
 /// Object storage (S3 and compatibles). Off while `bucket` is empty.

@@ -183,6 +183,7 @@ fn manager_settings() -> ManagerSettings {
     ManagerSettings {
         max_concurrent: 1,
         max_queued: 1000,
+        max_queued_per_key: 0,
         out_dir: "videos".into(),
         max_restarts: 2,
         max_interrupted: 3,

@@ -209,6 +209,14 @@ async fn submit(
             e.to_string(),
         )
         .retry_after(retry_after_secs),
+        SubmitError::KeyQueueFull {
+            retry_after_secs, ..
+        } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many queued jobs for this key.",
+            e.to_string(),
+        )
+        .retry_after(retry_after_secs),
         SubmitError::ShuttingDown => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Server shutting down.",

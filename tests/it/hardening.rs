@@ -329,3 +329,90 @@ async fn a_jobs_images_and_work_are_bounded_as_a_whole() {
     );
     t.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_cannot_fill_the_queue_and_keys_take_turns() {
+    let receiver = Receiver::start().await;
+    let t = start_server(&[
+        ("VIDBUILDER_AUTH_API_KEYS", "alice-key,bob-key"),
+        ("VIDBUILDER_MAX_CONCURRENT_RENDERS", "1"),
+        ("VIDBUILDER_AUTH_MAX_QUEUED_PER_KEY", "2"),
+    ])
+    .await;
+    let submit = |spec: Value, key: &'static str| {
+        let t = &t;
+        async move {
+            t.call(
+                reqwest::Method::POST,
+                "/api/generate-video-async",
+                Some(&spec),
+                Some(key),
+            )
+            .await
+        }
+    };
+    let hook = receiver.url("h");
+    let status_of = |id: String, key: &'static str| {
+        let t = &t;
+        async move {
+            t.call(
+                reqwest::Method::GET,
+                &format!("/api/job-status/{id}"),
+                None,
+                Some(key),
+            )
+            .await
+            .2
+        }
+    };
+    // Alice's first job renders long enough for the rest to queue behind it.
+    let mut long = quick_spec(Some(&hook), 30.0);
+    long["quality"] = "720p".into();
+    let (status, _, v) = submit(long, "alice-key").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let first = v["jobId"].as_str().unwrap().to_string();
+    poll(Duration::from_secs(60), "the first job to run", || async {
+        (status_of(first.clone(), "alice-key").await["status"] == "processing").then_some(())
+    })
+    .await;
+    let short = quick_spec(Some(&hook), 0.5);
+    let mut alice = Vec::new();
+    for _ in 0..2 {
+        let (status, _, v) = submit(short.clone(), "alice-key").await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        alice.push(v["jobId"].as_str().unwrap().to_string());
+    }
+    // Her quota is full: refused with Retry-After, nothing created.
+    let (status, headers, v) = submit(short.clone(), "alice-key").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"], "Too many queued jobs for this key.");
+    assert!(headers.contains_key("retry-after"));
+    // Bob is not refused, and he is second in line, not third.
+    let (status, _, v) = submit(short.clone(), "bob-key").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["queuePosition"], 2, "{v}");
+    let bob = v["jobId"].as_str().unwrap().to_string();
+    assert_eq!(
+        status_of(alice[1].clone(), "alice-key").await["queuePosition"],
+        3
+    );
+    // They start in that order: alice's, bob's, alice's.
+    let mut started = Vec::new();
+    for (id, key) in [
+        (&alice[0], "alice-key"),
+        (&bob, "bob-key"),
+        (&alice[1], "alice-key"),
+    ] {
+        let v = poll(Duration::from_secs(300), "the job to finish", || async {
+            let v = status_of(id.clone(), key).await;
+            (v["status"] == "completed").then_some(v)
+        })
+        .await;
+        started.push(v["startedAt"].as_str().unwrap().to_string());
+    }
+    assert!(
+        started[0] <= started[1] && started[1] <= started[2],
+        "{started:?}"
+    );
+    t.server.stop().await;
+}

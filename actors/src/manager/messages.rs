@@ -49,6 +49,16 @@ pub enum SubmitError {
         /// Seconds the client should wait before trying again (for `Retry-After`; 5 to 300).
         retry_after_secs: u64,
     },
+    /// This API key has `max_queued_per_key` jobs waiting already.
+    #[error("this API key has {queued} jobs waiting, as many as it may ({limit}); try again when some have started")]
+    KeyQueueFull {
+        /// The key's jobs waiting now.
+        queued: usize,
+        /// `auth.max_queued_per_key`.
+        limit: usize,
+        /// Seconds the client should wait before trying again (for `Retry-After`; 5 to 300).
+        retry_after_secs: u64,
+    },
     /// A drain began: no new job is admitted.
     #[error("the server is shutting down; try again shortly")]
     ShuttingDown,
@@ -240,6 +250,9 @@ pub struct ManagerSettings {
     pub max_concurrent: usize,
     /// The most jobs that may wait in the queue; more are refused with `QueueFull`.
     pub max_queued: usize,
+    /// The most jobs one API key may have waiting (0: no per-key limit; jobs without an owner
+    /// are not counted against any); more are refused with `KeyQueueFull`.
+    pub max_queued_per_key: usize,
     /// Where renders put their files.
     pub out_dir: PathBuf,
     /// Restarts of one job's render allowed within `restart_window` before the job fails.

@@ -379,7 +379,7 @@ impl JobManagerState {
     }
 
     fn submit(&mut self, request: SubmitRequest) -> Result<JobSnapshot, SubmitError> {
-        self.core.admission()?;
+        self.core.admission(&request.owner)?;
         let now = Now::system();
         let mut record = Core::new_record(request.spec, request.webhook_url, request.owner, now);
         if let Err(e) = self.store.insert_job(&mut record) {

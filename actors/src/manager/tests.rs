@@ -35,6 +35,7 @@ fn settings() -> ManagerSettings {
     ManagerSettings {
         max_concurrent: 1,
         max_queued: 3,
+        max_queued_per_key: 0,
         out_dir: PathBuf::from("/videos"),
         max_restarts: 2,
         max_interrupted: 3,
@@ -67,7 +68,7 @@ fn core(uploads: bool, s: ManagerSettings) -> Core {
 
 /// Admits a job (the store's part: a seq) and returns its id.
 fn admit(c: &mut Core, seq: i64, now: Now) -> JobId {
-    c.admission().expect("admitted");
+    c.admission(&None).expect("admitted");
     let mut record = Core::new_record(spec(), Some("https://hook.example/x".into()), None, now);
     record.seq = seq;
     let id = record.id.clone();
@@ -127,7 +128,7 @@ fn admission_refuses_a_full_queue_and_a_drain() {
     let mut c = core(false, settings());
     let ids: Vec<_> = (1..=3).map(|seq| admit(&mut c, seq, now)).collect();
     assert_eq!(
-        c.admission(),
+        c.admission(&None),
         Err(SubmitError::QueueFull {
             queued: 3,
             retry_after_secs: 20
@@ -144,7 +145,67 @@ fn admission_refuses_a_full_queue_and_a_drain() {
     assert!(
         matches!(effects.as_slice(), [Effect::DrainDone(r)] if r.finished == 0 && r.interrupted == 0)
     );
-    assert_eq!(c.admission(), Err(SubmitError::ShuttingDown));
+    assert_eq!(c.admission(&None), Err(SubmitError::ShuttingDown));
+}
+
+/// Admits a job of `owner` and returns its id.
+fn admit_for(c: &mut Core, owner: &str, seq: i64, now: Now) -> Result<JobId, SubmitError> {
+    let owner = Some(owner.to_string());
+    c.admission(&owner)?;
+    let mut record = Core::new_record(spec(), Some("https://hook.example/x".into()), owner, now);
+    record.seq = seq;
+    let id = record.id.clone();
+    assert!(c.admit(record, now).is_empty());
+    Ok(id)
+}
+
+#[test]
+fn keys_have_a_queue_quota_and_take_turns() {
+    let now = Now::system();
+    let mut c = core(
+        false,
+        ManagerSettings {
+            max_queued: 100,
+            max_queued_per_key: 3,
+            ..settings()
+        },
+    );
+    // Alice fills her quota (one runs, three wait); a fourth waiting job is refused.
+    let running = admit_for(&mut c, "alice", 1, now).unwrap();
+    assert_eq!(spawned(&c.pump(now)), vec![(running.clone(), 1)]);
+    let alice: Vec<_> = (2..=4)
+        .map(|seq| admit_for(&mut c, "alice", seq, now).unwrap())
+        .collect();
+    assert_eq!(
+        admit_for(&mut c, "alice", 5, now),
+        Err(SubmitError::KeyQueueFull {
+            queued: 3,
+            limit: 3,
+            retry_after_secs: 20
+        })
+    );
+    // Bob, arriving last, is second in line, not fourth.
+    let bob = admit_for(&mut c, "bob", 6, now).unwrap();
+    let pos = |c: &Core, id: &JobId| c.snapshot(id).unwrap().queue_position;
+    assert_eq!(pos(&c, &bob), Some(2));
+    assert_eq!(
+        alice.iter().map(|id| pos(&c, id)).collect::<Vec<_>>(),
+        vec![Some(1), Some(3), Some(4)]
+    );
+    // And jobs start in that order.
+    let mut started = Vec::new();
+    let mut current = running;
+    for i in 0..4 {
+        let effects = c.render_done(&current, 1, Ok(output(&current, false)), later(now, i + 1));
+        let next = spawned(&effects);
+        assert_eq!(next.len(), 1, "{effects:?}");
+        current = next[0].0.clone();
+        started.push(current.clone());
+    }
+    assert_eq!(
+        started,
+        vec![alice[0].clone(), bob, alice[1].clone(), alice[2].clone()]
+    );
 }
 
 #[test]
@@ -552,6 +613,7 @@ fn cluster_settings(local: usize) -> ManagerSettings {
         cluster: true,
         node_name: "coord".into(),
         max_queued: 100,
+        max_queued_per_key: 0,
         ..settings()
     }
 }

@@ -140,7 +140,7 @@ impl Core {
             // While draining it stays `processing` in the store: it resumes on the next start.
             return Vec::new();
         }
-        self.queue.push_front(id.clone());
+        self.queue.push_front(self.owner_of(id), id.clone());
         self.pump(now)
     }
 

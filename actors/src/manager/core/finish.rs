@@ -36,7 +36,8 @@ impl Core {
             info!(job_id = %id, "the rendered files are gone: rendering again");
             job.record.video = None;
             job.record.reel = None;
-            self.queue.push_front(id.clone());
+            let owner = job.record.owner.clone();
+            self.queue.push_front(owner, id.clone());
             self.number_queue();
             return self.pump(now);
         };

@@ -7,7 +7,7 @@
 //! snapshot changed are collected in a dirty set the actor publishes after every event. This is
 //! what the unit tests in `tests.rs` drive, without actors.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -24,8 +24,11 @@ use super::{ManagerSettings, ManagerStats, SubmitError};
 use crate::ports::{object_key, Links, ObjectKind};
 
 mod attempts;
+mod fair;
 mod finish;
 mod nodes;
+
+pub use fair::{FairQueue, Owner};
 
 pub use nodes::{pick_node, NodeLoad, NodeSlots};
 
@@ -143,7 +146,7 @@ pub struct Core {
     /// Object storage is configured: finished renders are uploaded before they complete.
     uploads: bool,
     jobs: HashMap<JobId, Job>,
-    queue: VecDeque<JobId>,
+    queue: FairQueue,
     running: HashSet<JobId>,
     /// This node's render slots first, then the workers' (cluster mode).
     nodes: Vec<nodes::Node>,
@@ -176,7 +179,7 @@ impl Core {
             links,
             uploads,
             jobs: HashMap::new(),
-            queue: VecDeque::new(),
+            queue: FairQueue::default(),
             running: HashSet::new(),
             nodes: vec![local],
             cursor: 0,
@@ -281,7 +284,12 @@ impl Core {
                 _ => {}
             }
             if !record.status.is_terminal() && !poisoned.contains(&id) {
-                self.queue.push_back(id.clone());
+                if record.status == JobStatus::Processing {
+                    // It was running: it goes again ahead of the jobs that were waiting.
+                    self.queue.push_front(record.owner.clone(), id.clone());
+                } else {
+                    self.queue.push_back(record.owner.clone(), id.clone());
+                }
             }
             self.dirty.insert(id.clone());
             self.jobs.insert(id, Job::new(record, now.at));
@@ -310,18 +318,30 @@ impl Core {
         effects
     }
 
-    /// Whether a new job may be admitted now.
-    pub fn admission(&self) -> Result<(), SubmitError> {
+    /// Whether a new job of `owner` may be admitted now: not while draining, not past
+    /// `max_queued` jobs waiting, nor past `max_queued_per_key` of one key's.
+    pub fn admission(&self, owner: &Option<String>) -> Result<(), SubmitError> {
         if self.draining.is_some() {
             return Err(SubmitError::ShuttingDown);
         }
         let queued = self.queue.len();
+        let retry = |waiting: usize| (5 + 5 * (waiting / self.capacity().max(1)) as u64).min(300);
         if queued >= self.settings.max_queued {
-            let retry = 5 + 5 * (queued / self.capacity().max(1)) as u64;
             return Err(SubmitError::QueueFull {
                 queued,
-                retry_after_secs: retry.min(300),
+                retry_after_secs: retry(queued),
             });
+        }
+        let quota = self.settings.max_queued_per_key;
+        if quota > 0 && owner.is_some() {
+            let mine = self.queue.queued_for(owner);
+            if mine >= quota {
+                return Err(SubmitError::KeyQueueFull {
+                    queued: mine,
+                    limit: quota,
+                    retry_after_secs: retry(mine),
+                });
+            }
         }
         Ok(())
     }
@@ -342,8 +362,9 @@ impl Core {
         if let Some(spec) = &record.spec {
             info!(job_id = %id, scenes = spec.scenes.len(), quality = spec.quality.as_str(), "job queued");
         }
+        let owner = record.owner.clone();
         self.jobs.insert(id.clone(), Job::new(record, now.at));
-        self.queue.push_back(id.clone());
+        self.queue.push_back(owner, id.clone());
         self.number_queue();
         self.dirty.insert(id);
         Vec::new()
@@ -372,8 +393,13 @@ impl Core {
         effects
     }
 
+    /// The owner of a job (for its queue lane).
+    fn owner_of(&self, id: &JobId) -> Option<String> {
+        self.jobs.get(id).and_then(|j| j.record.owner.clone())
+    }
+
     fn number_queue(&mut self) {
-        for (i, id) in self.queue.iter().enumerate() {
+        for (i, id) in self.queue.order().iter().enumerate() {
             if let Some(job) = self.jobs.get_mut(id) {
                 if job.queue_position != Some(i + 1) {
                     job.queue_position = Some(i + 1);
