@@ -18,7 +18,9 @@ use vidbuilder_actors::webhook::{WebhookActor, WebhookArgs, WebhookMsg, WebhookS
 use vidbuilder_domain::events::EventKind;
 use vidbuilder_domain::job::{JobId, JobPhase, JobSnapshot as JobView, JobStatus};
 use vidbuilder_domain::spec::{Quality, Scene, SceneContent, VideoSpec};
-use vidbuilder_domain::store::{JobStore, MemoryStore};
+use vidbuilder_domain::store::{
+    AttemptRecord, DeliveryState, JobRecord, JobStore, MemoryStore, OutboxRow,
+};
 
 /// Behaviour is chosen by the first scene's title: `panic`, `fail`, `hang`, else render for
 /// `duration` seconds of (tokio) time.
@@ -256,6 +258,7 @@ fn rank(phase: &JobPhase) -> (u8, u64) {
 
 struct Tree {
     manager: ActorRef<JobManagerMsg>,
+    stats: tokio::sync::watch::Receiver<vidbuilder_actors::manager::ManagerStats>,
     webhooks: ActorRef<WebhookMsg>,
     views: JobViews,
     renderer: Arc<FakeRenderer>,
@@ -307,11 +310,12 @@ async fn tree_full(
     .await
     .unwrap();
     let views: JobViews = Arc::new(DashMap::new());
+    let (stats_tx, stats) = tokio::sync::watch::channel(Default::default());
     let args = JobManagerArgs {
         renderer: renderer.clone(),
         webhooks: webhooks.clone(),
         views: views.clone(),
-        stats: tokio::sync::watch::channel(Default::default()).0,
+        stats: stats_tx,
         store,
         settings: manager_settings,
         links: Arc::new(TestLinks),
@@ -331,6 +335,7 @@ async fn tree_full(
     let (manager, _) = Actor::spawn(None, JobManager, args).await.unwrap();
     Tree {
         manager,
+        stats,
         webhooks,
         views,
         renderer,
@@ -964,4 +969,134 @@ async fn one_slow_host_gets_at_most_its_share_of_delivery_slots() {
         })
         .await;
     }
+}
+
+/// True once a `completed` webhook was posted.
+fn completed_sent(t: &Tree) -> bool {
+    t.transport
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, _, body, _)| body["status"] == "completed")
+}
+
+/// A store whose writes can be made to fail, as a full disk or a failing device would.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), vidbuilder_domain::store::StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(vidbuilder_domain::store::StoreError(
+                "database or disk is full".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl JobStore for FlakyStore {
+    fn insert_job(&self, job: &mut JobRecord) -> Result<(), vidbuilder_domain::store::StoreError> {
+        self.check()?;
+        self.inner.insert_job(job)
+    }
+    fn update_job(
+        &self,
+        job: &JobRecord,
+        outbox: Option<&OutboxRow>,
+    ) -> Result<(), vidbuilder_domain::store::StoreError> {
+        self.check()?;
+        self.inner.update_job(job, outbox)
+    }
+    fn load_jobs(&self) -> Result<Vec<JobRecord>, vidbuilder_domain::store::StoreError> {
+        self.inner.load_jobs()
+    }
+    fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, vidbuilder_domain::store::StoreError> {
+        self.inner.pending_deliveries()
+    }
+    fn last_delivery(
+        &self,
+        job_id: &JobId,
+    ) -> Result<Option<OutboxRow>, vidbuilder_domain::store::StoreError> {
+        self.inner.last_delivery(job_id)
+    }
+    fn record_attempt(
+        &self,
+        record: &AttemptRecord,
+        job_id: &JobId,
+        state: DeliveryState,
+        next_attempt_ms: i64,
+    ) -> Result<(), vidbuilder_domain::store::StoreError> {
+        self.check()?;
+        self.inner
+            .record_attempt(record, job_id, state, next_attempt_ms)
+    }
+    fn attempts(
+        &self,
+        job_id: &JobId,
+    ) -> Result<Vec<AttemptRecord>, vidbuilder_domain::store::StoreError> {
+        self.inner.attempts(job_id)
+    }
+    fn finished_before(
+        &self,
+        before_ms: i64,
+    ) -> Result<Vec<JobRecord>, vidbuilder_domain::store::StoreError> {
+        self.inner.finished_before(before_ms)
+    }
+    fn expire(&self, job_id: &JobId) -> Result<(), vidbuilder_domain::store::StoreError> {
+        self.check()?;
+        self.inner.expire(job_id)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_the_store_refused_is_held_back_until_it_is_saved() {
+    let store = Arc::new(FlakyStore::default());
+    let t = tree_with(manager_settings(), &[30], store.clone()).await;
+    let job = submit(&t, "held", 2.0, Some("http://hook/x"))
+        .await
+        .unwrap();
+    eventually("the job to run", || {
+        t.views.get(&job.job_id).unwrap().status == JobStatus::Processing
+    })
+    .await;
+    // The disk fills while it renders.
+    store.failing.store(true, Ordering::SeqCst);
+    let waiter = {
+        let m = t.manager.clone();
+        let job_id = job.job_id.clone();
+        tokio::spawn(async move {
+            ractor::call!(m, |reply| JobManagerMsg::WaitFinished { job_id, reply }).unwrap()
+        })
+    };
+    eventually("the store failure to show", || !t.stats.borrow().store_ok).await;
+    // Long after the render ended: nobody sees a result the store does not hold.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let view = t.views.get(&job.job_id).unwrap().clone();
+    assert_eq!(view.status, JobStatus::Processing, "{view:?}");
+    assert!(!waiter.is_finished(), "the blocking caller waits");
+    assert!(
+        !completed_sent(&t),
+        "no completed webhook for an unsaved result"
+    );
+    let stored = store.inner.load_jobs().unwrap();
+    assert_eq!(stored[0].status, JobStatus::Processing);
+    // Space returns: saved within a tick, then shown, answered and announced.
+    store.failing.store(false, Ordering::SeqCst);
+    let done = waiter.await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(
+        store.inner.load_jobs().unwrap()[0].status,
+        JobStatus::Completed
+    );
+    assert_eq!(
+        t.views.get(&job.job_id).unwrap().status,
+        JobStatus::Completed
+    );
+    eventually("the store to be ready again", || t.stats.borrow().store_ok).await;
+    eventually("the completed webhook", || completed_sent(&t)).await;
 }

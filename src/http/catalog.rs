@@ -11,6 +11,8 @@ use super::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/health", get(health))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/themes", get(themes))
         .route("/api/music", get(music))
 }
@@ -20,7 +22,11 @@ pub(super) fn router() -> Router<AppState> {
 /// keys are on) only `status` is shown; versions and job counts are for key holders.
 async fn health(State(s): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let alive = s.manager.get_status() == ractor::ActorStatus::Running;
-    let status = if alive { "ok" } else { "degraded" };
+    let status = if alive && s.stats.borrow().store_ok {
+        "ok"
+    } else {
+        "degraded"
+    };
     if !super::auth::may_see_details(&s.auth, &headers) {
         return Json(json!({ "status": status }));
     }
@@ -40,4 +46,35 @@ async fn themes(State(s): State<AppState>) -> Json<Value> {
 
 async fn music(State(s): State<AppState>) -> Json<Value> {
     Json(json!({ "tracks": s.tracks.as_ref() }))
+}
+
+/// Liveness: the process serves HTTP. Touches nothing else.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: `200` when the JobManager runs, the store accepts writes and no drain began;
+/// else `503` with the reasons (for load balancers: send this node no new work).
+async fn readyz(State(s): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let stats = *s.stats.borrow();
+    let mut reasons = Vec::new();
+    if s.manager.get_status() != ractor::ActorStatus::Running {
+        reasons.push("the job manager is not running");
+    }
+    if !stats.store_ok {
+        reasons.push(
+            "the job store refuses writes (disk full or failing); changes are held and retried",
+        );
+    }
+    if stats.draining {
+        reasons.push("the server is shutting down");
+    }
+    let ready = reasons.is_empty();
+    let code = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({ "ready": ready, "reasons": reasons }))).into_response()
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -415,4 +415,146 @@ async fn one_key_cannot_fill_the_queue_and_keys_take_turns() {
         "{started:?}"
     );
     t.server.stop().await;
+}
+
+/// A tmpfs of `mib` MiB mounted at `at` for the test's life (unmounted on drop); `None` where
+/// this machine does not allow mounting.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, mib: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Writes zeros into `path` until the filesystem is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_renders_cleanly_and_the_server_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let Some(_fs) = Tmpfs::mount(&data, 48) else {
+        eprintln!("SKIPPED: this machine does not allow mounting a tmpfs");
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let hook = receiver.url("h");
+    let http = reqwest::Client::new();
+    // A failed render is final here, so what the full disk did is what the job shows (with
+    // restarts, an attempt after space returned would simply succeed).
+    let p =
+        crate::durability::Proc::start(&data, 0, &[("VIDBUILDER_RENDER_MAX_RESTARTS", "0")]).await;
+    let base = p.base.clone();
+    let ready = |http: reqwest::Client, base: String| async move {
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready(http.clone(), base.clone()).await, 200);
+
+    // A long render is under way when the disk fills up.
+    let mut long = quick_spec(Some(&hook), 60.0);
+    long["quality"] = "1080p".into();
+    let (code, _, v) = crate::durability::post(&http, &base, &long).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["jobId"].as_str().unwrap().to_string();
+    poll(
+        Duration::from_secs(60),
+        "the render to be under way",
+        || async {
+            let v = crate::durability::status(&http, &base, &id).await;
+            (v["progress"].as_u64().unwrap_or(0) > 5).then_some(())
+        },
+    )
+    .await;
+    let filler = data.join("filler");
+    fill(&filler);
+
+    // The render fails; the server keeps answering meanwhile.
+    poll(Duration::from_secs(120), "the render to stop", || async {
+        let res = http.get(format!("{base}/api/health")).send().await.ok()?;
+        assert_eq!(res.status(), 200, "the server answers with a full disk");
+        let v = crate::durability::status(&http, &base, &id).await;
+        // Either the failure is stored and shown, or the store refuses it and holds it back
+        // (the job still reads processing, and the server reports not ready).
+        let held = ready(http.clone(), base.clone()).await == 503;
+        (v["status"] == "failed" || held).then_some(())
+    })
+    .await;
+
+    // Space returns: everything held is saved, the job is failed exactly once with a clear
+    // error and its failed webhook, the server is ready and renders again.
+    std::fs::remove_file(&filler).unwrap();
+    let failed = poll(
+        Duration::from_secs(60),
+        "the failure to be stored",
+        || async {
+            let v = crate::durability::status(&http, &base, &id).await;
+            (v["status"] == "failed").then_some(v)
+        },
+    )
+    .await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.to_ascii_lowercase().contains("no space left"),
+        "a clear error: {error}"
+    );
+    poll(
+        Duration::from_secs(30),
+        "the server to be ready",
+        || async { (ready(http.clone(), base.clone()).await == 200).then_some(()) },
+    )
+    .await;
+    let hooks = receiver.wait_for("h", 2, Duration::from_secs(60)).await;
+    let statuses: Vec<_> = hooks.iter().map(|h| h.body["status"].clone()).collect();
+    assert_eq!(statuses, vec![json!("started"), json!("failed")]);
+    let (code, _, v) = crate::durability::post(&http, &base, &quick_spec(Some(&hook), 1.0)).await;
+    assert_eq!(code, 202, "{v}");
+    let next = v["jobId"].as_str().unwrap().to_string();
+    poll(
+        Duration::from_secs(120),
+        "a new job to complete",
+        || async {
+            let v = crate::durability::status(&http, &base, &next).await;
+            (v["status"] == "completed").then_some(())
+        },
+    )
+    .await;
+
+    // The database is consistent: a restart reads both jobs back as they were, none twice.
+    p.sigkill();
+    let p =
+        crate::durability::Proc::start(&data, 1, &[("VIDBUILDER_RENDER_MAX_RESTARTS", "0")]).await;
+    let v = crate::durability::status(&http, &p.base, &id).await;
+    assert_eq!(v["status"], "failed", "{v}");
+    let v = crate::durability::status(&http, &p.base, &next).await;
+    assert_eq!(v["status"], "completed", "{v}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got("h").len(), 4, "no webhook was sent twice");
+    p.sigkill();
 }

@@ -231,6 +231,8 @@ pub struct ManagerStats {
     pub max_queued: usize,
     /// True once a drain began.
     pub draining: bool,
+    /// False while the store refuses writes (changes are held and retried; not ready).
+    pub store_ok: bool,
 }
 
 /// How a drain ended.

@@ -34,8 +34,8 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 use tokio::task::AbortHandle;
-use tracing::{error, warn};
-use vidbuilder_domain::job::{JobId, JobSnapshot};
+use tracing::{error, info, warn};
+use vidbuilder_domain::job::{poster_of, JobId, JobSnapshot};
 use vidbuilder_domain::store::JobStore;
 
 pub use self::core::{Core, Now};
@@ -66,6 +66,14 @@ pub struct JobManagerState {
     cells: HashMap<JobId, ActorCell>,
     restart_timers: HashMap<JobId, AbortHandle>,
     waiters: HashMap<JobId, Vec<RpcReplyPort<JobSnapshot>>>,
+    /// Jobs whose latest change the store refused, with the webhook deliveries that change
+    /// queues (saved with it, in one transaction, on a later try). Their snapshots are not
+    /// published and their waiters not answered until the store holds them.
+    unsaved: HashMap<JobId, Vec<Delivery>>,
+    /// Jobs that finished while unsaved: their waiters are answered once saved.
+    finished_unsaved: std::collections::HashSet<JobId>,
+    /// The last write to the store worked and nothing waits to be saved (readiness).
+    store_ok: bool,
     drain_reply: Option<RpcReplyPort<DrainReport>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
     last_sweep: std::time::Instant,
@@ -90,9 +98,13 @@ impl JobManagerState {
             }
         }
         for snapshot in self.core.take_dirty() {
-            self.views.insert(snapshot.job_id.clone(), snapshot);
+            // A change the store does not hold yet is not shown (see `unsaved`).
+            if !self.unsaved.contains_key(&snapshot.job_id) {
+                self.views.insert(snapshot.job_id.clone(), snapshot);
+            }
         }
-        let now = self.core.stats();
+        let mut now = self.core.stats();
+        now.store_ok = self.store_ok && self.unsaved.is_empty();
         self.stats
             .send_if_modified(|s| std::mem::replace(s, now) != now);
     }
@@ -200,7 +212,11 @@ impl JobManagerState {
             Effect::ResumeUpload { job, video, reel } => {
                 let there = |p: PathBuf| self.artifacts.size(&p).map(|_| p);
                 let (video, reel) = (there(video), reel.and_then(there));
-                return self.core.resume_upload(&job, video, reel, now);
+                let posters = [
+                    video.as_deref().map(poster_of).and_then(there),
+                    reel.as_deref().map(poster_of).and_then(there),
+                ];
+                return self.core.resume_upload(&job, video, reel, posters, now);
             }
             Effect::Upload {
                 job,
@@ -232,7 +248,10 @@ impl JobManagerState {
             },
             Effect::DiscardPartials => self.artifacts.discard_partials(),
             Effect::Finished(id) => {
-                if let Some(snapshot) = self.core.snapshot(&id) {
+                if self.unsaved.contains_key(&id) {
+                    // Answered once the store holds the result.
+                    self.finished_unsaved.insert(id);
+                } else if let Some(snapshot) = self.core.snapshot(&id) {
                     for w in self.waiters.remove(&id).unwrap_or_default() {
                         let _ = w.send(snapshot.clone());
                     }
@@ -250,9 +269,11 @@ impl JobManagerState {
     }
 
     /// Saves the job and, atomically with it, the webhook `event`'s outbox row; then hands the
-    /// delivery to the WebhookActor. A store failure is logged: the in-memory state goes on, and
-    /// the job may rerun after a restart, which is better than losing it.
-    fn persist(&self, id: &JobId, event: Option<Box<vidbuilder_domain::events::WebhookEvent>>) {
+    /// delivery to the WebhookActor. When the store refuses the write (disk full, I/O error) the
+    /// change is kept in `unsaved` and tried again every tick: until it is saved, clients do not
+    /// see it (no snapshot, no answer to blocking callers, no webhook) and the server is not
+    /// ready. Nothing is shown that the store does not hold.
+    fn persist(&mut self, id: &JobId, event: Option<Box<vidbuilder_domain::events::WebhookEvent>>) {
         let Some(record) = self.core.record(id) else {
             return;
         };
@@ -262,16 +283,71 @@ impl JobManagerState {
                 .as_ref()
                 .map(|url| Delivery::new(url, &ev, record.owner.clone()))
         });
-        if let Err(e) = self
-            .store
-            .update_job(record, delivery.as_ref().map(|d| d.to_row()).as_ref())
-        {
-            error!(job_id = %id, "could not save the job: {e}");
+        let held = self.unsaved.contains_key(id);
+        let mut pending = self.unsaved.remove(id).unwrap_or_default();
+        pending.extend(delivery);
+        self.save(id, pending, held);
+    }
+
+    /// Writes the job's record with its pending deliveries (each in the same transaction as a
+    /// write of the record); on success hands them to the WebhookActor, publishes the snapshot
+    /// and answers the job's waiters if it finished meanwhile. `held`: an earlier change of the
+    /// job was refused (its snapshot was held back and is published now).
+    fn save(&mut self, id: &JobId, pending: Vec<Delivery>, held: bool) {
+        let Some(record) = self.core.record(id) else {
+            return;
+        };
+        let written = if pending.is_empty() {
+            self.store.update_job(record, None)
+        } else {
+            pending
+                .iter()
+                .try_for_each(|d| self.store.update_job(record, Some(&d.to_row())))
+        };
+        if let Err(e) = written {
+            if self.store_ok {
+                error!(job_id = %id, "could not save the job (kept, tried again every second; the server reports not ready): {e}");
+            }
+            self.store_ok = false;
+            self.unsaved.insert(id.clone(), pending);
+            return;
         }
-        if let Some(d) = delivery {
+        self.store_ok = true;
+        for d in pending {
             if let Err(e) = self.webhooks.cast(WebhookMsg::Enqueue(d)) {
                 error!(job_id = %id, "webhook actor unavailable (the outbox keeps the delivery): {e}");
             }
+        }
+        if held {
+            if let Some(snapshot) = self.core.snapshot(id) {
+                self.views.insert(id.clone(), snapshot);
+            }
+        }
+        if self.finished_unsaved.remove(id) {
+            if let Some(snapshot) = self.core.snapshot(id) {
+                for w in self.waiters.remove(id).unwrap_or_default() {
+                    let _ = w.send(snapshot.clone());
+                }
+            }
+        }
+    }
+
+    /// Tries again to save what the store refused.
+    fn retry_unsaved(&mut self) {
+        if self.unsaved.is_empty() {
+            return;
+        }
+        let ids: Vec<JobId> = self.unsaved.keys().cloned().collect();
+        for id in ids {
+            let pending = self.unsaved.remove(&id).unwrap_or_default();
+            self.save(&id, pending, true);
+            if self.unsaved.contains_key(&id) {
+                // Still refused: the rest waits for the next tick.
+                break;
+            }
+        }
+        if self.unsaved.is_empty() {
+            info!("the store accepts writes again: every held change is saved");
         }
     }
 
@@ -460,6 +536,9 @@ impl Actor for JobManager {
             cells: HashMap::new(),
             restart_timers: HashMap::new(),
             waiters: HashMap::new(),
+            unsaved: HashMap::new(),
+            finished_unsaved: std::collections::HashSet::new(),
+            store_ok: true,
             drain_reply: None,
             ticker: None,
             last_sweep: std::time::Instant::now(),
@@ -551,6 +630,7 @@ impl Actor for JobManager {
                 state.core.restart_due(&job_id, now)
             }
             JobManagerMsg::Tick => {
+                state.retry_unsaved();
                 if state.cluster.is_none() && state.cluster_settings.is_some() {
                     state.spawn_cluster_actor(&myself).await;
                 }

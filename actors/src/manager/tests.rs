@@ -541,15 +541,37 @@ fn a_restart_uploads_what_was_rendered_or_renders_again() {
         video: PathBuf::from("/videos/x.mp4"),
         reel: None
     }));
-    let effects = c.resume_upload(&id, Some(PathBuf::from("/videos/x.mp4")), None, now);
-    assert!(effects
+    let effects = c.resume_upload(
+        &id,
+        Some(PathBuf::from("/videos/x.mp4")),
+        None,
+        [Some(PathBuf::from("/videos/x.jpg")), None],
+        now,
+    );
+    let Some(Effect::Upload { files, .. }) = effects
         .iter()
-        .any(|e| matches!(e, Effect::Upload { attempt: 2, .. })));
+        .find(|e| matches!(e, Effect::Upload { attempt: 2, .. }))
+    else {
+        panic!("{effects:?}");
+    };
+    let key = files[0].key.clone();
+    let stored = S3Object {
+        s3_key: key.clone(),
+        signed_url: format!("https://s3/{key}"),
+        expires_in: "7 days".into(),
+    };
+    c.upload_done(&id, 2, Ok(vec![stored]), now);
+    let result = c.record(&id).unwrap().result.clone().unwrap();
+    assert_eq!(
+        result.poster_url.as_deref(),
+        Some(format!("/dl/{id}/poster").as_str()),
+        "the poster rendered before the restart is announced"
+    );
 
     let mut c = core(true, settings());
     c.recover(vec![record], now);
     c.pump(now);
-    let effects = c.resume_upload(&id, None, None, now);
+    let effects = c.resume_upload(&id, None, None, [None, None], now);
     // The files are gone: a new attempt renders, first in line.
     assert_eq!(spawned(&effects), vec![(id.clone(), 3)]);
     assert_eq!(c.record(&id).unwrap().video, None);

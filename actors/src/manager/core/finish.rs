@@ -20,12 +20,14 @@ impl Core {
     // ---- uploads ----
 
     /// A restarted job had rendered before: upload its files (those still there) instead of
-    /// rendering again; otherwise render.
+    /// rendering again; otherwise render. `posters` are the landscape and reel posters that are
+    /// still there: the finished job announces them as a fresh render's would.
     pub fn resume_upload(
         &mut self,
         id: &JobId,
         video: Option<PathBuf>,
         reel: Option<PathBuf>,
+        posters: [Option<PathBuf>; 2],
         now: Now,
     ) -> Vec<Effect> {
         let Some(job) = self.jobs.get_mut(id) else {
@@ -58,8 +60,8 @@ impl Core {
             width,
             height,
             frames: spec.frame_count(),
-            poster: None,
-            reel_poster: None,
+            poster: posters[0].clone(),
+            reel_poster: posters[1].clone(),
         };
         info!(job_id = %id, "the video was rendered before the restart: uploading it");
         self.begin_upload(id, out)

@@ -232,6 +232,7 @@ impl Core {
             max_concurrent: self.capacity(),
             max_queued: self.settings.max_queued,
             draining: self.draining.is_some(),
+            store_ok: true,
         }
     }
 
