@@ -114,8 +114,9 @@ impl Server {
         }
         let catalog = Arc::new(Catalog::load(config.config_dir())?);
         let db = config.data_dir.join("vidbuilder.db");
-        let store: Arc<dyn JobStore> =
-            Arc::new(SqliteStore::open(&db).map_err(|e| Error::Actors(e.to_string()))?);
+        let store: Arc<dyn JobStore> = Arc::new(crate::store::OffAsync(
+            SqliteStore::open(&db).map_err(|e| Error::Actors(e.to_string()))?,
+        ));
         info!(path = %db.display(), "job store open");
         let validation = Arc::new(validation_context(&catalog, &config));
         if !config.webhook.allow_cidrs.is_empty() {
@@ -157,17 +158,14 @@ impl Server {
             redelivery_cooldown: Duration::from_secs_f64(config.webhook.redelivery_cooldown_secs),
             secrets: signing.as_ref().clone(),
         };
-        let (webhooks, _) = Actor::spawn(
-            None,
-            WebhookActor,
-            WebhookArgs {
-                transport: Arc::new(transport),
-                settings: webhook_settings,
-                store: store.clone(),
-            },
-        )
-        .await
-        .map_err(|e| Error::Actors(e.to_string()))?;
+        let webhook_args = WebhookArgs {
+            transport: Arc::new(transport),
+            settings: webhook_settings,
+            store: store.clone(),
+        };
+        let (webhooks, _) = Actor::spawn(None, WebhookActor, webhook_args.clone())
+            .await
+            .map_err(|e| Error::Actors(e.to_string()))?;
 
         let views: JobViews = Arc::new(DashMap::new());
         let (stats_tx, stats) = tokio::sync::watch::channel(Default::default());
@@ -199,6 +197,7 @@ impl Server {
             links: Arc::new(crate::http::present::DownloadLinks),
             artifacts: Arc::new(crate::artifacts::LocalArtifacts::new(&videos)),
             webhooks: webhooks.clone(),
+            webhooks_respawn: Some(webhook_args),
             views: views.clone(),
             stats: stats_tx,
             store,

@@ -160,7 +160,8 @@ pub enum WebhookMsg {
 /// Delivers webhook events (see the module docs).
 pub struct WebhookActor;
 
-/// What the WebhookActor is spawned with.
+/// What the WebhookActor is spawned with (kept by its supervisor to start it again).
+#[derive(Clone)]
 pub struct WebhookArgs {
     /// Sends the POSTs.
     pub transport: Arc<dyn WebhookTransport>,

@@ -298,22 +298,20 @@ async fn tree_full(
 ) -> Tree {
     let renderer = Arc::new(FakeRenderer::default());
     let transport = Arc::new(FakeTransport::default());
-    let (webhooks, _) = Actor::spawn(
-        None,
-        WebhookActor,
-        WebhookArgs {
-            transport: transport.clone(),
-            settings,
-            store: store.clone(),
-        },
-    )
-    .await
-    .unwrap();
+    let webhook_args = WebhookArgs {
+        transport: transport.clone(),
+        settings,
+        store: store.clone(),
+    };
+    let (webhooks, _) = Actor::spawn(None, WebhookActor, webhook_args.clone())
+        .await
+        .unwrap();
     let views: JobViews = Arc::new(DashMap::new());
     let (stats_tx, stats) = tokio::sync::watch::channel(Default::default());
     let args = JobManagerArgs {
         renderer: renderer.clone(),
         webhooks: webhooks.clone(),
+        webhooks_respawn: Some(webhook_args),
         views: views.clone(),
         stats: stats_tx,
         store,
@@ -1099,4 +1097,40 @@ async fn a_result_the_store_refused_is_held_back_until_it_is_saved() {
     );
     eventually("the store to be ready again", || t.stats.borrow().store_ok).await;
     eventually("the completed webhook", || completed_sent(&t)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_webhook_deliverer_is_restarted_and_keeps_every_delivery() {
+    let t = tree(1, 10, &[30]).await;
+    // The first attempt of the first job's `started` fails: its retry waits 30 s in the outbox.
+    t.transport.script.lock().unwrap().push(500);
+    let a = submit(&t, "a", 1.0, Some("http://hook/a")).await.unwrap();
+    wait(&t, &a).await;
+    eventually("the first attempt", || {
+        !t.transport.seen.lock().unwrap().is_empty()
+    })
+    .await;
+    // The deliverer dies with that retry pending (and a's completed behind it).
+    t.webhooks.kill();
+    // The manager restarts it; a new job's webhooks go out through the new one…
+    let b = submit(&t, "b", 1.0, Some("http://hook/b")).await.unwrap();
+    wait(&t, &b).await;
+    let sent = |url: &str, status: &str| {
+        t.transport
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, u, body, _)| u == url && body["status"] == status)
+            .count()
+    };
+    eventually("b's webhooks", || {
+        sent("http://hook/b", "started") == 1 && sent("http://hook/b", "completed") == 1
+    })
+    .await;
+    // …and a's pending ones were reloaded from the store and delivered in order.
+    eventually("a's retried webhooks", || {
+        sent("http://hook/a", "started") == 2 && sent("http://hook/a", "completed") == 1
+    })
+    .await;
 }

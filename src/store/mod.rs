@@ -428,9 +428,65 @@ impl JobStore for SqliteStore {
     }
 }
 
+/// A store whose every call runs outside the async worker threads: on a multi-threaded tokio
+/// runtime each call is made in [`tokio::task::block_in_place`], so the runtime moves its other
+/// tasks (HTTP requests, actors) to another worker while SQLite works (or waits on the disk);
+/// elsewhere (tests on a current-thread runtime, plain threads) it is called directly.
+#[derive(Debug)]
+pub struct OffAsync<S>(pub S);
+
+fn off_async<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+impl<S: JobStore> JobStore for OffAsync<S> {
+    fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
+        off_async(|| self.0.insert_job(job))
+    }
+    fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError> {
+        off_async(|| self.0.update_job(job, outbox))
+    }
+    fn load_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        off_async(|| self.0.load_jobs())
+    }
+    fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        off_async(|| self.0.pending_deliveries())
+    }
+    fn last_delivery(&self, job_id: &JobId) -> Result<Option<OutboxRow>, StoreError> {
+        off_async(|| self.0.last_delivery(job_id))
+    }
+    fn record_attempt(
+        &self,
+        record: &AttemptRecord,
+        job_id: &JobId,
+        state: DeliveryState,
+        next_attempt_ms: i64,
+    ) -> Result<(), StoreError> {
+        off_async(|| {
+            self.0
+                .record_attempt(record, job_id, state, next_attempt_ms)
+        })
+    }
+    fn attempts(&self, job_id: &JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+        off_async(|| self.0.attempts(job_id))
+    }
+    fn finished_before(&self, before_ms: i64) -> Result<Vec<JobRecord>, StoreError> {
+        off_async(|| self.0.finished_before(before_ms))
+    }
+    fn expire(&self, job_id: &JobId) -> Result<(), StoreError> {
+        off_async(|| self.0.expire(job_id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use vidbuilder_domain::events::EventKind;
     use vidbuilder_domain::spec::{Quality, Scene, SceneContent, VideoSpec};
 
@@ -587,6 +643,48 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))
             .unwrap();
         assert_eq!(again, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_calls_leave_the_async_workers_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(OffAsync(
+            SqliteStore::open(&dir.path().join("j.db")).unwrap(),
+        ));
+        // The store's lock is held by a plain thread, as a slow disk would hold a write.
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let (s, released) = (store.clone(), released.clone());
+            std::thread::spawn(move || {
+                let _guard = s.0.conn();
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                released.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        locked_rx.recv().unwrap();
+        // Two store calls wait on it from the runtime's two workers…
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.load_jobs().unwrap().len() })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        // …and async work still runs meanwhile: it finishes before the lock is released.
+        let ticked = tokio::spawn(async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        });
+        ticked.await.unwrap();
+        assert!(
+            !released.load(std::sync::atomic::Ordering::SeqCst),
+            "async tasks were stuck behind the store"
+        );
+        for c in calls {
+            assert_eq!(c.await.unwrap(), 0);
+        }
+        holder.join().unwrap();
     }
 
     #[test]

@@ -288,8 +288,12 @@ pub struct ManagerSettings {
 pub struct JobManagerArgs {
     /// Makes the videos: each running job's RenderActor calls it.
     pub renderer: Arc<dyn Renderer>,
-    /// The WebhookActor, which delivers the events the manager queues.
+    /// The WebhookActor, which delivers the events the manager queues. The manager links it to
+    /// itself: its death is a supervision event to the manager.
     pub webhooks: ActorRef<WebhookMsg>,
+    /// How to start the WebhookActor again when it dies (it reloads pending deliveries from the
+    /// store); `None`: it is not restarted.
+    pub webhooks_respawn: Option<crate::webhook::WebhookArgs>,
     /// The read view the manager publishes snapshots to.
     pub views: JobViews,
     /// Where the manager publishes its counts (read with `subscribe()`).

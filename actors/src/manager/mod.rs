@@ -57,6 +57,9 @@ pub struct JobManagerState {
     core: Core,
     renderer: Arc<dyn Renderer>,
     webhooks: ActorRef<WebhookMsg>,
+    webhooks_respawn: Option<crate::webhook::WebhookArgs>,
+    /// The WebhookActor died and could not be started again yet (retried every tick).
+    webhooks_down: bool,
     views: JobViews,
     stats: StatsView,
     store: Arc<dyn JobStore>,
@@ -378,6 +381,31 @@ impl JobManagerState {
         }
     }
 
+    /// Starts the WebhookActor again after it died (it reloads what is pending from the store).
+    async fn respawn_webhooks(&mut self, myself: &ActorRef<JobManagerMsg>) {
+        let Some(args) = self.webhooks_respawn.clone() else {
+            return;
+        };
+        match Actor::spawn_linked(None, crate::webhook::WebhookActor, args, myself.get_cell()).await
+        {
+            Ok((actor, _)) => {
+                info!("the webhook deliverer is running again; pending deliveries reloaded from the store");
+                self.webhooks = actor;
+                self.webhooks_down = false;
+            }
+            Err(e) => {
+                error!("could not restart the webhook deliverer: {e}; retrying every second");
+                self.webhooks_down = true;
+            }
+        }
+    }
+
+    /// Redoes the uploads that were in flight in an UploadActor that died.
+    async fn redo_uploads(&mut self, myself: &ActorRef<JobManagerMsg>) {
+        let effects = self.core.redo_uploads();
+        self.run(myself, effects).await;
+    }
+
     /// (Re)starts the ClusterActor (cluster mode), linked to the manager.
     async fn spawn_cluster_actor(&mut self, myself: &ActorRef<JobManagerMsg>) {
         let Some(settings) = self.cluster_settings.clone() else {
@@ -528,6 +556,8 @@ impl Actor for JobManager {
             core: Core::new(args.settings, args.links, uploads),
             renderer: args.renderer,
             webhooks: args.webhooks,
+            webhooks_respawn: args.webhooks_respawn,
+            webhooks_down: false,
             views: args.views,
             stats: args.stats,
             store: args.store,
@@ -547,6 +577,8 @@ impl Actor for JobManager {
             cluster_settings: args.cluster,
             cluster: None,
         };
+        // Supervise the WebhookActor: its death comes here as a supervision event.
+        state.webhooks.get_cell().link(myself.get_cell());
         // Recover: finished jobs are served again; queued and interrupted ones run again, in
         // admission order; partial files of interrupted renders are discarded.
         let records = state.store.load_jobs()?;
@@ -575,6 +607,10 @@ impl Actor for JobManager {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(t) = state.ticker.take() {
             t.abort();
+        }
+        if state.webhooks_respawn.is_some() {
+            // The manager owns the deliverer it may have restarted: it goes with the manager.
+            state.webhooks.stop(Some("the job manager stopped".into()));
         }
         for (_, t) in state.restart_timers.drain() {
             t.abort();
@@ -631,6 +667,9 @@ impl Actor for JobManager {
             }
             JobManagerMsg::Tick => {
                 state.retry_unsaved();
+                if state.webhooks_down {
+                    state.respawn_webhooks(&myself).await;
+                }
                 if state.cluster.is_none() && state.cluster_settings.is_some() {
                     state.spawn_cluster_actor(&myself).await;
                 }
@@ -721,8 +760,16 @@ impl Actor for JobManager {
             .as_ref()
             .is_some_and(|u| u.get_id() == cell.get_id())
         {
-            error!("the upload worker stopped ({reason}); restarting it");
+            error!("the upload worker stopped ({reason}); restarting it and redoing its uploads");
             state.spawn_upload_actor(&myself).await;
+            state.redo_uploads(&myself).await;
+            return Ok(());
+        }
+        if state.webhooks.get_id() == cell.get_id() {
+            if state.webhooks_respawn.is_some() {
+                error!("the webhook deliverer stopped ({reason}); restarting it");
+                state.respawn_webhooks(&myself).await;
+            }
             return Ok(());
         }
         if state

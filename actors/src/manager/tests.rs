@@ -445,6 +445,31 @@ fn recovery_requeues_unfinished_jobs_in_admission_order() {
 }
 
 #[test]
+fn uploads_lost_with_their_worker_are_redone() {
+    let now = Now::system();
+    let mut c = core(true, settings());
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    let first = c.render_done(&a, 1, Ok(output(&a, true)), now);
+    let uploads = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Upload { job, files, .. } => Some((job.clone(), files.len())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(uploads(&first), vec![(a.clone(), 2)]);
+    assert_eq!(uploads(&c.redo_uploads()), vec![(a.clone(), 2)]);
+    // A finished job has nothing to redo.
+    let b = admit(&mut c, 2, now);
+    c.pump(now);
+    c.render_done(&b, 1, Err(failure("no")), now);
+    assert_eq!(uploads(&c.redo_uploads()), vec![(a, 2)]);
+}
+
+#[test]
 fn uploads_come_before_completion_with_contract_keys() {
     let now = Now::system();
     let mut c = core(

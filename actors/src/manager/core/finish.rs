@@ -67,6 +67,23 @@ impl Core {
         self.begin_upload(id, out)
     }
 
+    /// The uploads in flight again (their UploadActor died with them): every job that is
+    /// uploading starts its upload over.
+    pub fn redo_uploads(&mut self) -> Vec<Effect> {
+        let uploading: Vec<(JobId, RenderOutput)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| !j.is_terminal() && matches!(j.phase, JobPhase::Uploading { .. }))
+            .filter_map(|(id, j)| j.rendered.clone().map(|out| (id.clone(), out)))
+            .collect();
+        let mut effects = Vec::new();
+        for (id, out) in uploading {
+            info!(job_id = %id, "its upload was lost with the upload worker: uploading again");
+            effects.extend(self.begin_upload(&id, out));
+        }
+        effects
+    }
+
     /// A render is done and object storage is configured: store the files, then finish.
     pub(super) fn begin_upload(&mut self, id: &JobId, out: RenderOutput) -> Vec<Effect> {
         let prefix = self.settings.s3_prefix.clone();
