@@ -1049,6 +1049,12 @@ impl JobStore for FlakyStore {
         self.check()?;
         self.inner.expire(job_id)
     }
+    fn tombstone(
+        &self,
+        job_id: &JobId,
+    ) -> Result<Option<Option<String>>, vidbuilder_domain::store::StoreError> {
+        self.inner.tombstone(job_id)
+    }
 }
 
 #[tokio::test(start_paused = true)]

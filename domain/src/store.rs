@@ -257,7 +257,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// error; nothing else) and, in the same transaction, queues `outbox` if given. The store
     /// assigns the row's `seq`; a row whose `webhook_id` is already queued is left as it was.
     fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError>;
-    /// Every job, expired ones included, in admission order.
+    /// Every job that is not expired, in admission order (tombstones stay in the store, read one
+    /// at a time with [`JobStore::tombstone`]).
     fn load_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Deliveries not settled yet, in insertion order; each row's `owner` is its job's.
     fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError>;
@@ -276,10 +277,16 @@ pub trait JobStore: Send + Sync + 'static {
     fn attempts(&self, job_id: &JobId) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Jobs with `finished_ms < before_ms` that are not expired yet, in admission order.
     fn finished_before(&self, before_ms: i64) -> Result<Vec<JobRecord>, StoreError>;
-    /// Drops a job's result, file paths and webhook url, its deliveries and its attempt log,
-    /// keeping a tombstone (`expired`) so status can answer 410.
+    /// Drops a job's spec, result, file paths and webhook url, its deliveries and its attempt
+    /// log, keeping a tombstone (`expired`: its id, owner and times) so status can answer 410.
     fn expire(&self, job_id: &JobId) -> Result<(), StoreError>;
+    /// The tombstone of an expired job: `Some(owner)` (who may be told it is gone), `None` if
+    /// no expired job has this id.
+    fn tombstone(&self, job_id: &JobId) -> Result<Option<Option<String>>, StoreError>;
 }
+
+/// The most attempts one job's delivery log keeps; older ones are dropped as new ones come.
+pub const MAX_ATTEMPTS_LOGGED: usize = 100;
 
 /// An in-memory [`JobStore`] for tests, with the SQLite store's behaviour. Not durable.
 #[derive(Default)]
@@ -385,7 +392,13 @@ impl JobStore for MemoryStore {
     }
 
     fn load_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        Ok(self.lock().jobs.clone())
+        Ok(self
+            .lock()
+            .jobs
+            .iter()
+            .filter(|j| !j.expired)
+            .cloned()
+            .collect())
     }
 
     fn pending_deliveries(&self) -> Result<Vec<OutboxRow>, StoreError> {
@@ -423,10 +436,12 @@ impl JobStore for MemoryStore {
             o.state = state;
             o.next_attempt_ms = next_attempt_ms;
         }
-        m.attempts
-            .entry(job_id.clone())
-            .or_default()
-            .push(record.clone());
+        let log = m.attempts.entry(job_id.clone()).or_default();
+        log.push(record.clone());
+        if log.len() > MAX_ATTEMPTS_LOGGED {
+            let extra = log.len() - MAX_ATTEMPTS_LOGGED;
+            log.drain(..extra);
+        }
         Ok(())
     }
 
@@ -452,6 +467,7 @@ impl JobStore for MemoryStore {
         let mut m = self.lock();
         if let Some(j) = m.jobs.iter_mut().find(|j| &j.id == job_id) {
             j.expired = true;
+            j.spec = None;
             j.result = None;
             j.video = None;
             j.reel = None;
@@ -460,6 +476,15 @@ impl JobStore for MemoryStore {
         m.outbox.retain(|o| &o.job_id != job_id);
         m.attempts.remove(job_id);
         Ok(())
+    }
+
+    fn tombstone(&self, job_id: &JobId) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self
+            .lock()
+            .jobs
+            .iter()
+            .find(|j| &j.id == job_id && j.expired)
+            .map(|j| j.owner.clone()))
     }
 }
 

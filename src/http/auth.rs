@@ -52,9 +52,14 @@ impl Caller {
     /// Whether this caller may see `view`: everyone when the server is open, otherwise only the
     /// key that created the job.
     pub fn may_see(&self, view: &JobSnapshot) -> bool {
+        self.may_see_owner(view.owner.as_deref())
+    }
+
+    /// True when this caller may see a job of `owner`.
+    pub fn may_see_owner(&self, owner: Option<&str>) -> bool {
         match &self.key_id {
             None => true,
-            Some(id) => view.owner.as_deref() == Some(id.as_str()),
+            Some(id) => owner == Some(id.as_str()),
         }
     }
 }

@@ -39,7 +39,7 @@ async fn download<const REEL: bool, const POSTER: bool>(
     Extension(caller): Extension<Caller>,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let view = state.job_view(&caller, &job_id)?;
+    let view = state.job_view(&caller, &job_id).await?;
     if POSTER {
         poster(&view, REEL, req).await
     } else {

@@ -357,6 +357,6 @@ async fn job_status(
     Path(job_id): Path<String>,
 ) -> Result<Json<JobStatusBody>, ApiError> {
     Ok(Json(JobStatusBody::from(
-        &state.job_view(&caller, &job_id)?,
+        &state.job_view(&caller, &job_id).await?,
     )))
 }

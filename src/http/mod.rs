@@ -105,14 +105,33 @@ impl AppState {
 
     /// The view of a job the caller may see: 404 for unknown ids and for other keys' jobs, 410
     /// once retention removed it.
-    pub fn job_view(&self, caller: &auth::Caller, job_id: &str) -> Result<JobSnapshot, ApiError> {
+    /// Expired jobs are not in memory: an id the view does not know is looked up among the
+    /// store's tombstones (through the JobManager).
+    pub async fn job_view(
+        &self,
+        caller: &auth::Caller,
+        job_id: &str,
+    ) -> Result<JobSnapshot, ApiError> {
         let id = JobId::parse(job_id).ok_or_else(|| ApiError::not_found_job(job_id))?;
-        let view = self
-            .views
-            .get(&id)
-            .map(|v| v.clone())
-            .filter(|v| caller.may_see(v))
-            .ok_or_else(|| ApiError::not_found_job(job_id))?;
+        let known = self.views.get(&id).map(|v| v.clone());
+        let Some(view) = known else {
+            let tombstone = ractor::call_t!(
+                self.manager,
+                |reply| JobManagerMsg::Tombstone {
+                    job_id: id.clone(),
+                    reply
+                },
+                ACTOR_CALL_TIMEOUT.as_millis() as u64
+            )
+            .map_err(manager_unavailable)?;
+            return Err(match tombstone {
+                Some(owner) if caller.may_see_owner(owner.as_deref()) => ApiError::gone_job(job_id),
+                _ => ApiError::not_found_job(job_id),
+            });
+        };
+        if !caller.may_see(&view) {
+            return Err(ApiError::not_found_job(job_id));
+        }
         if view.expired {
             return Err(ApiError::gone_job(job_id));
         }

@@ -66,7 +66,7 @@ async fn delivery_log(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = state.job_view(&caller, &job_id)?.job_id;
+    let id = state.job_view(&caller, &job_id).await?.job_id;
     let job = id.clone();
     let attempts = ractor::call_t!(
         state.manager,
@@ -82,7 +82,7 @@ async fn redeliver(
     Extension(caller): Extension<Caller>,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = state.job_view(&caller, &job_id)?.job_id;
+    let id = state.job_view(&caller, &job_id).await?.job_id;
     let job = id.clone();
     let answer = ractor::call_t!(
         state.manager,

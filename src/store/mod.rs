@@ -327,7 +327,9 @@ impl JobStore for SqliteStore {
             }
             tx.commit().map_err(e)?;
         }
-        let mut stmt = conn.prepare("SELECT * FROM jobs ORDER BY seq").map_err(e)?;
+        let mut stmt = conn
+            .prepare("SELECT * FROM jobs WHERE expired = 0 ORDER BY seq")
+            .map_err(e)?;
         let rows = stmt.query_map([], job_from_row).map_err(e)?;
         rows.collect::<Result<_, _>>().map_err(e)
     }
@@ -385,6 +387,16 @@ impl JobStore for SqliteStore {
             params![job_id.as_str(), serde_json::to_string(record).map_err(e)?],
         )
         .map_err(e)?;
+        // The log is bounded per job: the oldest attempts go.
+        tx.execute(
+            "DELETE FROM attempts WHERE job_id = ?1 AND id NOT IN
+               (SELECT id FROM attempts WHERE job_id = ?1 ORDER BY id DESC LIMIT ?2)",
+            params![
+                job_id.as_str(),
+                vidbuilder_domain::store::MAX_ATTEMPTS_LOGGED as i64
+            ],
+        )
+        .map_err(e)?;
         tx.commit().map_err(e)
     }
 
@@ -416,7 +428,7 @@ impl JobStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(e)?;
         tx.execute(
-            "UPDATE jobs SET expired = 1, result = NULL, video = NULL, reel = NULL, webhook_url = NULL WHERE id = ?1",
+            "UPDATE jobs SET expired = 1, spec = 'null', result = NULL, video = NULL, reel = NULL, webhook_url = NULL WHERE id = ?1",
             [job_id.as_str()],
         )
         .map_err(e)?;
@@ -425,6 +437,17 @@ impl JobStore for SqliteStore {
         tx.execute("DELETE FROM attempts WHERE job_id = ?1", [job_id.as_str()])
             .map_err(e)?;
         tx.commit().map_err(e)
+    }
+
+    fn tombstone(&self, job_id: &JobId) -> Result<Option<Option<String>>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT owner FROM jobs WHERE id = ?1 AND expired = 1",
+                [job_id.as_str()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map_err(e)
     }
 }
 
@@ -480,6 +503,9 @@ impl<S: JobStore> JobStore for OffAsync<S> {
     }
     fn expire(&self, job_id: &JobId) -> Result<(), StoreError> {
         off_async(|| self.0.expire(job_id))
+    }
+    fn tombstone(&self, job_id: &JobId) -> Result<Option<Option<String>>, StoreError> {
+        off_async(|| self.0.tombstone(job_id))
     }
 }
 
@@ -579,7 +605,21 @@ mod tests {
         assert_eq!(store.finished_before(101).unwrap().len(), 1);
         store.expire(&a.id).unwrap();
         assert!(store.finished_before(101).unwrap().is_empty());
-        assert!(store.load_jobs().unwrap()[0].expired);
+        assert!(
+            store.load_jobs().unwrap().iter().all(|j| j.id != a.id),
+            "a tombstone is not loaded"
+        );
+        assert_eq!(store.tombstone(&a.id).unwrap(), Some(None));
+        assert_eq!(store.tombstone(&b.id).unwrap(), None);
+        let spec: String = store
+            .conn()
+            .query_row(
+                "SELECT spec FROM jobs WHERE id = ?1",
+                [a.id.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(spec, "null", "the spec is dropped at expiry");
         assert!(store.attempts(&a.id).unwrap().is_empty());
     }
 
@@ -625,11 +665,14 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let jobs = store.load_jobs().unwrap();
         let find = |id: &JobId| jobs.iter().find(|j| &j.id == id);
-        assert_eq!(jobs.len(), 3, "the row without a usable id is removed");
+        assert_eq!(
+            jobs.len(),
+            2,
+            "the row without a usable id is removed; the unreadable result expired"
+        );
         assert_eq!(find(&good.id).unwrap().spec, good.spec);
-        let r = find(&bad_result.id).unwrap();
-        assert!(r.result.is_none() && r.expired, "{r:?}");
-        assert_eq!(r.spec, bad_result.spec, "a readable spec is kept");
+        assert!(find(&bad_result.id).is_none());
+        assert_eq!(store.tombstone(&bad_result.id).unwrap(), Some(None));
         assert_eq!(find(&bad_status.id).unwrap().status, JobStatus::Processing);
         let quarantined: i64 = store
             .conn()
@@ -637,7 +680,7 @@ mod tests {
             .unwrap();
         assert_eq!(quarantined, 3);
         // Repaired rows read back: a second load quarantines nothing more.
-        assert_eq!(store.load_jobs().unwrap().len(), 3);
+        assert_eq!(store.load_jobs().unwrap().len(), 2);
         let again: i64 = store
             .conn()
             .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))

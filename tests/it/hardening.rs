@@ -558,3 +558,101 @@ async fn a_full_disk_fails_renders_cleanly_and_the_server_recovers() {
     assert_eq!(receiver.got("h").len(), 4, "no webhook was sent twice");
     p.sigkill();
 }
+
+/// The job store's files (database and WAL), in bytes.
+const ROUNDS: usize = 6;
+
+fn db_bytes(data: &std::path::Path) -> u64 {
+    ["vidbuilder.db", "vidbuilder.db-wal", "vidbuilder.db-shm"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_and_disk_stay_flat_over_many_jobs_past_retention() {
+    let data = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    let hook = receiver.url("h");
+    let http = reqwest::Client::new();
+    let env = [
+        // 0.0003 h ≈ 1.1 s.
+        ("VIDBUILDER_RETENTION_HOURS", "0.0003"),
+        ("VIDBUILDER_MAX_CONCURRENT_RENDERS", "2"),
+    ];
+    let p = crate::durability::Proc::start(data.path(), 0, &env).await;
+    let mut figures = Vec::new();
+    let mut an_old_id = String::new();
+    for round in 0..ROUNDS {
+        let mut ids = Vec::new();
+        for _ in 0..50 {
+            let (code, _, v) =
+                crate::durability::post(&http, &p.base, &quick_spec(Some(&hook), 0.2)).await;
+            assert_eq!(code, 202, "{v}");
+            ids.push(v["jobId"].as_str().unwrap().to_string());
+        }
+        for id in &ids {
+            poll(Duration::from_secs(300), "the job to expire", || async {
+                let v = crate::durability::status(&http, &p.base, id).await;
+                (v["error"] == "Job expired.").then_some(())
+            })
+            .await;
+        }
+        an_old_id = ids[0].clone();
+        // Expired jobs have left memory.
+        let health: Value = http
+            .get(format!("{}/api/health", p.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["jobs"]["total"], 0, "round {round}: {health}");
+        let files = std::fs::read_dir(data.path().join("videos"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 0, "round {round}: every file was removed");
+        figures.push((p.rss_kib(), db_bytes(data.path())));
+    }
+    eprintln!("after each round of 50 expired jobs (RSS KiB, database bytes): {figures:?}");
+    // The allocator warms up over the first rounds; after that, memory is flat.
+    let (rss_warm, db1) = (figures[2].0, figures[0].1);
+    let (rss_last, db_last) = figures[ROUNDS - 1];
+    assert!(
+        rss_last <= rss_warm + rss_warm / 10,
+        "RSS grew from {rss_warm} to {rss_last} KiB after warm-up"
+    );
+    // What stays on disk is a tombstone per job (id, owner, times): under 1 KB each.
+    let per_job = db_last.saturating_sub(db1) / (50 * (ROUNDS as u64 - 1));
+    assert!(
+        per_job < 1024,
+        "the database grew {per_job} bytes per expired job"
+    );
+    // A restart does not read the tombstones back, and still answers 410 from them.
+    p.sigkill();
+    let p = crate::durability::Proc::start(data.path(), 1, &env).await;
+    let health: Value = http
+        .get(format!("{}/api/health", p.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["jobs"]["total"], 0, "{health}");
+    let res = http
+        .get(format!("{}/api/job-status/{an_old_id}", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
+    let res = http
+        .get(format!("{}/api/job-status/00000000deadbeef", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    p.sigkill();
+}

@@ -135,6 +135,14 @@ pub enum JobManagerMsg {
     },
     /// Counts for health checks.
     Stats(RpcReplyPort<ManagerStats>),
+    /// Whether an id unknown in the view is an expired job (answered from the store, which keeps
+    /// tombstones out of memory): `Some(owner)` if it is.
+    Tombstone {
+        /// The id asked about.
+        job_id: JobId,
+        /// Gets the tombstone's owner, or `None`.
+        reply: RpcReplyPort<Option<Option<String>>>,
+    },
     /// From the UploadActor: bytes uploaded so far of a job's files.
     UploadProgress {
         /// The job being uploaded.

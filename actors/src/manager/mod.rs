@@ -246,6 +246,7 @@ impl JobManagerState {
                 Ok(()) => {
                     tracing::info!(job_id = %id, "retention: job expired");
                     self.core.expired(&id);
+                    self.views.remove(&id);
                 }
                 Err(e) => error!(job_id = %id, "retention: {e}"),
             },
@@ -717,6 +718,14 @@ impl Actor for JobManager {
                 if let Err(e) = state.webhooks.cast(msg) {
                     error!("webhook actor unavailable: {e}");
                 }
+                Vec::new()
+            }
+            JobManagerMsg::Tombstone { job_id, reply } => {
+                let found = state.store.tombstone(&job_id);
+                if let Err(e) = &found {
+                    error!(job_id = %job_id, "could not read the tombstone: {e}");
+                }
+                let _ = reply.send(found.ok().flatten());
                 Vec::new()
             }
             JobManagerMsg::Stats(reply) => {

@@ -603,7 +603,7 @@ fn a_restart_uploads_what_was_rendered_or_renders_again() {
 }
 
 #[test]
-fn expiry_removes_files_and_keeps_a_tombstone() {
+fn expiry_removes_files_and_the_job_leaves_memory() {
     let now = Now::system();
     let mut c = core(false, settings());
     let a = admit(&mut c, 1, now);
@@ -628,9 +628,11 @@ fn expiry_removes_files_and_keeps_a_tombstone() {
         ]
     );
     assert_eq!(effects[1], Effect::Expire(a.clone()));
-    c.expired(&a);
-    let snap = c.snapshot(&a).unwrap();
-    assert!(snap.expired && snap.result.is_none() && snap.files.video.is_none());
+    // Expired, the job leaves memory (the store's tombstone answers 410).
+    assert!(c.expired(&a));
+    assert!(c.snapshot(&a).is_none());
+    assert!(c.take_dirty().iter().all(|s| s.job_id != a));
+    assert_eq!(c.stats().total, 0);
 }
 
 #[test]

@@ -75,6 +75,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "unfinished_jobs_come_back_in_admission_order",
         unfinished_jobs_come_back_in_admission_order,
     ),
+    (
+        "the_attempt_log_is_bounded_per_job",
+        the_attempt_log_is_bounded_per_job,
+    ),
 ];
 
 /// Runs every check in [`CHECKS`] on a fresh store from `new_store`; panics listing each failure.
@@ -802,9 +806,9 @@ pub fn finished_before_lists_finished_unexpired_jobs_before_the_bound(store: &dy
     );
 }
 
-/// `expire` keeps a tombstone: `expired` is set and the result, video and reel paths and webhook
-/// url are cleared; id, seq, spec, owner, status, attempt, times and error stay. Other jobs are
-/// untouched; expiring twice or expiring an unknown id is not an error.
+/// `expire` keeps a tombstone: the job is no longer loaded, [`JobStore::tombstone`] gives its
+/// owner, and its spec, result, files and webhook url are dropped. Other jobs are untouched;
+/// expiring twice or expiring an unknown id is not an error.
 pub fn expire_keeps_a_tombstone(store: &dyn JobStore) {
     let mut a = insert(store, 1);
     let mut b = insert(store, 2);
@@ -814,30 +818,32 @@ pub fn expire_keeps_a_tombstone(store: &dyn JobStore) {
     ok(store.update_job(&a, None), "update_job");
     ok(store.update_job(&b, None), "update_job");
     let b_before = loaded(store, &b.id);
-    ok(store.expire(&a.id), "expire");
-    let tombstone = JobRecord {
-        expired: true,
-        result: None,
-        video: None,
-        reel: None,
-        webhook_url: None,
-        ..a.clone()
-    };
     assert_eq!(
-        loaded(store, &a.id),
-        tombstone,
-        "JobStore contract: expire sets expired and clears result, video, reel and webhook_url only"
+        store.tombstone(&a.id).ok(),
+        Some(None),
+        "JobStore contract: a job that is not expired has no tombstone"
+    );
+    ok(store.expire(&a.id), "expire");
+    assert_eq!(
+        store.tombstone(&a.id).ok(),
+        Some(Some(a.owner.clone())),
+        "JobStore contract: the tombstone of an expired job gives its owner"
     );
     assert_eq!(
-        loaded(store, &b.id),
-        b_before,
-        "JobStore contract: expire must not touch other jobs"
+        load(store),
+        vec![b_before.clone()],
+        "JobStore contract: an expired job is not loaded again"
     );
     ok(store.expire(&a.id), "expire of an expired job");
     ok(store.expire(&JobId::new()), "expire of an unknown job");
     assert_eq!(
+        store.tombstone(&JobId::new()).ok(),
+        Some(None),
+        "JobStore contract: an unknown id has no tombstone"
+    );
+    assert_eq!(
         load(store),
-        vec![tombstone, b_before],
+        vec![b_before],
         "JobStore contract: expiring again or expiring an unknown id changes nothing"
     );
 }
@@ -913,5 +919,32 @@ pub fn unfinished_jobs_come_back_in_admission_order(store: &dyn JobStore) {
     assert_eq!(
         unfinished, expected,
         "JobStore contract: queued and processing jobs must come back in admission order"
+    );
+}
+
+/// The attempt log keeps the newest [`super::MAX_ATTEMPTS_LOGGED`] attempts of a job.
+pub fn the_attempt_log_is_bounded_per_job(store: &dyn JobStore) {
+    let max = super::MAX_ATTEMPTS_LOGGED as u32;
+    let mut a = insert(store, 1);
+    start(&mut a);
+    let row = queue(store, &a, EventKind::Started);
+    for n in 1..=max + 5 {
+        record(
+            store,
+            &row,
+            &attempt(&row, n, AttemptResult::Retrying),
+            DeliveryState::Pending,
+            0,
+        );
+    }
+    let log = ok(store.attempts(&a.id), "attempts");
+    assert_eq!(
+        (
+            log.len(),
+            log.first().map(|r| r.attempt),
+            log.last().map(|r| r.attempt)
+        ),
+        (max as usize, Some(6), Some(max + 5)),
+        "JobStore contract: the attempt log keeps the newest MAX_ATTEMPTS_LOGGED attempts"
     );
 }

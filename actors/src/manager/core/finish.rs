@@ -298,15 +298,11 @@ impl Core {
         effects
     }
 
-    /// The store expired a job: it keeps only its tombstone.
-    pub fn expired(&mut self, id: &JobId) {
-        if let Some(job) = self.jobs.get_mut(id) {
-            job.record.expired = true;
-            job.record.result = None;
-            job.record.video = None;
-            job.record.reel = None;
-            self.dirty.insert(id.clone());
-        }
+    /// The store expired a job: it leaves memory (the store keeps its tombstone, which answers
+    /// 410). True if it was known.
+    pub fn expired(&mut self, id: &JobId) -> bool {
+        self.dirty.remove(id);
+        self.jobs.remove(id).is_some()
     }
 
     // ---- drain ----
