@@ -562,6 +562,17 @@ async fn a_full_disk_fails_renders_cleanly_and_the_server_recovers() {
 /// The job store's files (database and WAL), in bytes.
 const ROUNDS: usize = 6;
 
+/// `GET /api/health` of the server at `base`.
+async fn health_of(http: &reqwest::Client, base: &str) -> Value {
+    http.get(format!("{base}/api/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn db_bytes(data: &std::path::Path) -> u64 {
     ["vidbuilder.db", "vidbuilder.db-wal", "vidbuilder.db-shm"]
         .iter()
@@ -601,14 +612,7 @@ async fn memory_and_disk_stay_flat_over_many_jobs_past_retention() {
         }
         an_old_id = ids[0].clone();
         // Expired jobs have left memory.
-        let health: Value = http
-            .get(format!("{}/api/health", p.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = health_of(&http, &p.base).await;
         assert_eq!(health["jobs"]["total"], 0, "round {round}: {health}");
         let files = std::fs::read_dir(data.path().join("videos"))
             .unwrap()
@@ -633,14 +637,7 @@ async fn memory_and_disk_stay_flat_over_many_jobs_past_retention() {
     // A restart does not read the tombstones back, and still answers 410 from them.
     p.sigkill();
     let p = crate::durability::Proc::start(data.path(), 1, &env).await;
-    let health: Value = http
-        .get(format!("{}/api/health", p.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = health_of(&http, &p.base).await;
     assert_eq!(health["jobs"]["total"], 0, "{health}");
     let res = http
         .get(format!("{}/api/job-status/{an_old_id}", p.base))

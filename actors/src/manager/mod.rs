@@ -775,7 +775,8 @@ impl Actor for JobManager {
             return Ok(());
         }
         if state.webhooks.get_id() == cell.get_id() {
-            if state.webhooks_respawn.is_some() {
+            // Stopped on purpose at shutdown (after the drain): it stays stopped.
+            if state.webhooks_respawn.is_some() && !state.core.is_draining() {
                 error!("the webhook deliverer stopped ({reason}); restarting it");
                 state.respawn_webhooks(&myself).await;
             }
