@@ -161,10 +161,20 @@ impl JobRecord {
         owner: Option<String>,
         created_at: String,
     ) -> JobRecord {
+        JobRecord::admitted(id, Some(spec), webhook_url, owner, created_at)
+    }
+
+    fn admitted(
+        id: JobId,
+        spec: Option<VideoSpec>,
+        webhook_url: Option<String>,
+        owner: Option<String>,
+        created_at: String,
+    ) -> JobRecord {
         JobRecord {
             id,
             seq: 0,
-            spec: Some(spec),
+            spec,
             webhook_url,
             owner,
             status: JobStatus::Queued,
@@ -338,25 +348,17 @@ impl JobStore for MemoryStore {
         job.seq = m.job_seq;
         // Only the admission fields are stored, as SqliteStore does.
         m.jobs.push(JobRecord {
-            id: job.id.clone(),
             seq: job.seq,
             spec: job.spec.clone(),
-            webhook_url: job.webhook_url.clone(),
-            owner: job.owner.clone(),
             status: job.status,
             attempt: job.attempt,
-            created_at: job.created_at.clone(),
-            started_at: None,
-            finished_at: None,
-            result: None,
-            video: None,
-            reel: None,
-            error: None,
-            finished_ms: None,
-            expired: false,
-            node: None,
-            interrupted: 0,
-            drained: false,
+            ..JobRecord::admitted(
+                job.id.clone(),
+                None,
+                job.webhook_url.clone(),
+                job.owner.clone(),
+                job.created_at.clone(),
+            )
         });
         Ok(())
     }

@@ -559,7 +559,7 @@ async fn a_full_disk_fails_renders_cleanly_and_the_server_recovers() {
     p.sigkill();
 }
 
-/// The job store's files (database and WAL), in bytes.
+/// Rounds of 50 jobs in the soak below.
 const ROUNDS: usize = 6;
 
 /// `GET /api/health` of the server at `base`.
@@ -573,6 +573,7 @@ async fn health_of(http: &reqwest::Client, base: &str) -> Value {
         .unwrap()
 }
 
+/// The job store's files (database and WAL), in bytes.
 fn db_bytes(data: &std::path::Path) -> u64 {
     ["vidbuilder.db", "vidbuilder.db-wal", "vidbuilder.db-shm"]
         .iter()
