@@ -391,6 +391,8 @@ async fn jobs_run_in_fifo_order_within_the_concurrency_limit() {
     for j in &jobs {
         let done = wait(&t, j).await;
         assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+        // What a waiter is told is already in the view the HTTP layer reads.
+        assert_eq!(t.views.get(&j.job_id).unwrap().status, JobStatus::Completed);
         assert_eq!(done.phase, JobPhase::Completed);
         assert_eq!(
             done.result.as_ref().unwrap().video_url,

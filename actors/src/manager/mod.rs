@@ -256,6 +256,9 @@ impl JobManagerState {
                     // Answered once the store holds the result.
                     self.finished_unsaved.insert(id);
                 } else if let Some(snapshot) = self.core.snapshot(&id) {
+                    // Published before anyone is told: a blocking caller that goes on to
+                    // download (or ask job-status) finds what it was answered.
+                    self.views.insert(id.clone(), snapshot.clone());
                     for w in self.waiters.remove(&id).unwrap_or_default() {
                         let _ = w.send(snapshot.clone());
                     }
