@@ -76,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         quality: Quality::P720,
         fps: 30,
         generate_reels: false,
+        metadata: None,
         scenes: vec![spec.scenes[i].clone()],
     };
     let mut written = 0;

@@ -98,6 +98,8 @@ pub struct Server {
     /// The JobManager's live snapshots of every known job, by id.
     pub views: JobViews,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Set true at stop: live progress streams end before the HTTP server waits for requests.
+    closing: tokio::sync::watch::Sender<bool>,
     http: JoinHandle<()>,
     grace: Duration,
 }
@@ -168,6 +170,8 @@ impl Server {
             .map_err(|e| Error::Actors(e.to_string()))?;
 
         let views: JobViews = Arc::new(DashMap::new());
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
         let (stats_tx, stats) = tokio::sync::watch::channel(Default::default());
         let renderer = RenderPort::new(FfmpegRenderer::new(
             catalog.clone(),
@@ -199,6 +203,7 @@ impl Server {
             webhooks: webhooks.clone(),
             webhooks_respawn: Some(webhook_args),
             views: views.clone(),
+            changes: changes.clone(),
             stats: stats_tx,
             store,
             uploader,
@@ -251,6 +256,11 @@ impl Server {
             )),
             blocking_max: config.http.max_blocking_requests,
             blocking_timeout: Duration::from_secs_f64(config.http.blocking_timeout_secs),
+            changes,
+            boot: chrono::Utc::now().timestamp_millis().max(0) as u64,
+            closing,
+            event_streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_event_streams)),
+            event_streams_max: config.http.max_event_streams,
         };
         let app = router(
             state,
@@ -293,6 +303,7 @@ impl Server {
             webhooks,
             views,
             shutdown: Some(tx),
+            closing: closing_tx,
             http,
         })
     }
@@ -315,6 +326,8 @@ impl Server {
             ),
             Err(e) => warn!("drain did not complete: {e}"),
         }
+        // Live progress streams end, then the HTTP server stops accepting and finishes.
+        let _ = self.closing.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -84,6 +84,9 @@ pub struct HttpConfig {
     /// `http.blocking_timeout_secs`: the longest a blocking request waits for its video; then it
     /// is answered 202 with the job's id and status URL (the job goes on).
     pub blocking_timeout_secs: f64,
+    /// `http.max_event_streams`: live progress streams (`GET /api/job-events/:jobId`) open at
+    /// once; more are refused with 503 and Retry-After.
+    pub max_event_streams: usize,
 }
 
 impl HttpConfig {
@@ -103,6 +106,7 @@ impl HttpConfig {
             ("http.max_connections", self.max_connections),
             ("http.max_connections_per_ip", self.max_connections_per_ip),
             ("http.max_blocking_requests", self.max_blocking_requests),
+            ("http.max_event_streams", self.max_event_streams),
         ] {
             if v == 0 {
                 return Err(Error::Config(format!("{key}: at least 1")));

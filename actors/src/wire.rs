@@ -299,6 +299,8 @@ mod tests {
         let body = serde_json::json!({
             "theme": "corporate", "quality": "720p", "generateReels": true,
             "music": {"trackId": "corp-1", "volume": 0.3},
+            "metadata": {"orderId": "A-1", "n": -3, "f": 0.25, "big": 18446744073709551615u64,
+                         "list": [true, null, "x"], "o": {}},
             "scenes": [
                 {"type": "hero-title", "duration": 2.5,
                  "content": {"title": "Hello **world**", "subtitle": "sub"},

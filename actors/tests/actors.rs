@@ -169,6 +169,7 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
         quality: Quality::Draft,
         fps: 30,
         generate_reels: false,
+        metadata: None,
         scenes: vec![Scene::new(
             secs,
             SceneContent::HeroTitle {
@@ -313,6 +314,7 @@ async fn tree_full(
         webhooks: webhooks.clone(),
         webhooks_respawn: Some(webhook_args),
         views: views.clone(),
+        changes: tokio::sync::broadcast::channel(64).0,
         stats: stats_tx,
         store,
         settings: manager_settings,
@@ -351,8 +353,11 @@ async fn submit(
         spec: spec(title, secs),
         webhook_url: hook.map(String::from),
         owner: None,
+        idempotency: None,
     };
-    ractor::call!(t.manager, |reply| JobManagerMsg::Submit { request, reply }).unwrap()
+    ractor::call!(t.manager, |reply| JobManagerMsg::Submit { request, reply })
+        .unwrap()
+        .map(|a| a.snapshot)
 }
 
 async fn wait(t: &Tree, v: &JobView) -> JobView {
@@ -1003,6 +1008,15 @@ impl JobStore for FlakyStore {
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), vidbuilder_domain::store::StoreError> {
         self.check()?;
         self.inner.insert_job(job)
+    }
+    fn idempotent_job(
+        &self,
+        owner: Option<&str>,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<vidbuilder_domain::store::IdempotentJob>, vidbuilder_domain::store::StoreError>
+    {
+        self.inner.idempotent_job(owner, key, since_ms)
     }
     fn update_job(
         &self,

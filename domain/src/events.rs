@@ -47,6 +47,12 @@ pub struct WebhookEvent {
     /// `error`: the job's error text, on `failed` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `cancelled`: true on the `failed` event of a job the client cancelled; absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    /// `metadata`: the client's own object from the spec, echoed unchanged; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
     /// `timestamp`: when the event happened (contract timestamp), the same on every attempt.
     pub timestamp: String,
 }
@@ -61,6 +67,8 @@ impl WebhookEvent {
             message: "Video generation started".into(),
             result: None,
             error: None,
+            cancelled: false,
+            metadata: None,
             timestamp: timestamp(at),
         }
     }
@@ -74,6 +82,8 @@ impl WebhookEvent {
             message: "Video generated successfully".into(),
             result: Some(result),
             error: None,
+            cancelled: false,
+            metadata: None,
             timestamp: timestamp(at),
         }
     }
@@ -87,8 +97,22 @@ impl WebhookEvent {
             message: "Video generation failed".into(),
             result: None,
             error: Some(error.to_string()),
+            cancelled: false,
+            metadata: None,
             timestamp: timestamp(at),
         }
+    }
+
+    /// The event with the client's `metadata` (from the job's spec), echoed unchanged.
+    pub fn with_metadata(mut self, metadata: Option<serde_json::Value>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The `failed` event marked as the client's cancellation (`cancelled: true`).
+    pub fn as_cancelled(mut self, cancelled: bool) -> Self {
+        self.cancelled = cancelled;
+        self
     }
 
     /// The stable id receivers dedupe on: one per job and event, the same on every attempt.

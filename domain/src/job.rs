@@ -60,6 +60,16 @@ impl JobStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, JobStatus::Completed | JobStatus::Failed)
     }
+
+    /// The contract's name: `queued`, `processing`, `completed` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Processing => "processing",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+        }
+    }
 }
 
 /// Timestamps the way the contract writes them: `2025-11-12T18:30:00.000Z`.
@@ -80,6 +90,9 @@ pub enum JobFailure {
     /// The rendered files could not be put in object storage.
     #[error("Failed to upload to S3: {0}")]
     Upload(String),
+    /// The client cancelled the job (`POST /api/jobs/:jobId/cancel`).
+    #[error("Cancelled")]
+    Cancelled,
 }
 
 /// `s3Upload` block: `{"enabled": false}` until S3 is configured.
@@ -247,6 +260,13 @@ pub struct JobSnapshot {
     pub expired: bool,
     /// The job's files on this node (also after a failed upload).
     pub files: JobFiles,
+    /// The client cancelled the job (it is `failed` with `error: "Cancelled"`).
+    pub cancelled: bool,
+    /// The client's `metadata` object, echoed in job-status and webhooks.
+    pub metadata: Option<serde_json::Value>,
+    /// Publication number: every snapshot the JobManager publishes gets a higher one (live
+    /// progress streams use it as their event id); 0 before publication.
+    pub version: u64,
 }
 
 #[cfg(test)]

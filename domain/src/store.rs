@@ -149,6 +149,35 @@ pub struct JobRecord {
     pub interrupted: u32,
     /// The last attempt was stopped by a graceful drain, which does not count as an interruption.
     pub drained: bool,
+    /// The client cancelled the job.
+    #[serde(default)]
+    pub cancelled: bool,
+    /// The `Idempotency-Key` the job was submitted with, saved with the job at insert (not read
+    /// back: the store answers keys with [`JobStore::idempotent_job`]).
+    #[serde(skip)]
+    pub idempotency: Option<Idempotency>,
+}
+
+/// An `Idempotency-Key` with the hash of the body it came with: the same key (of the same API
+/// key) with the same body within [`IDEMPOTENCY_WINDOW_MS`] answers the job it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The client's key, as sent.
+    pub key: String,
+    /// A digest of the request body (hex), compared on reuse.
+    pub body_hash: String,
+}
+
+/// How long an `Idempotency-Key` names its job: 24 hours.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// A job an `Idempotency-Key` named before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentJob {
+    /// The job the key created.
+    pub job_id: JobId,
+    /// The digest of the body it came with.
+    pub body_hash: String,
 }
 
 impl JobRecord {
@@ -191,6 +220,8 @@ impl JobRecord {
             node: None,
             interrupted: 0,
             drained: false,
+            cancelled: false,
+            idempotency: None,
         }
     }
 }
@@ -260,9 +291,18 @@ pub struct OutboxRow {
 /// What the actors need from durable storage.
 pub trait JobStore: Send + Sync + 'static {
     /// Stores a new job; fills in `seq` (increasing). Only the admission fields are stored (id,
-    /// spec, webhook url, owner, status, attempt, created_at); an id already stored is refused.
+    /// spec, webhook url, owner, status, attempt, created_at, and its `Idempotency-Key`, which
+    /// then names this job in place of any older one of the same owner); an id already stored
+    /// is refused. Keys older than [`IDEMPOTENCY_WINDOW_MS`] may be forgotten here.
     /// Called before the client gets its 202.
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError>;
+    /// The job `owner`'s `Idempotency-Key` `key` named at or after `since_ms` (Unix ms), if any.
+    fn idempotent_job(
+        &self,
+        owner: Option<&str>,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<IdempotentJob>, StoreError>;
     /// Saves the job's progress (status, attempt, start/finish times, finished_ms, result, files,
     /// error; nothing else) and, in the same transaction, queues `outbox` if given. The store
     /// assigns the row's `seq`; a row whose `webhook_id` is already queued is left as it was.
@@ -314,6 +354,8 @@ struct MemoryInner {
     /// In insertion order. `owner` is not kept here: rows report their job's owner.
     outbox: Vec<OutboxRow>,
     attempts: HashMap<JobId, Vec<AttemptRecord>>,
+    /// `Idempotency-Key`s by (owner, key), with the Unix ms they were saved at.
+    idempotency: HashMap<(Option<String>, String), (IdempotentJob, i64)>,
 }
 
 impl MemoryInner {
@@ -346,6 +388,17 @@ impl JobStore for MemoryStore {
         }
         m.job_seq += 1;
         job.seq = m.job_seq;
+        if let Some(idem) = &job.idempotency {
+            let now = chrono::Utc::now().timestamp_millis();
+            m.idempotency
+                .retain(|_, (_, at)| *at >= now - IDEMPOTENCY_WINDOW_MS);
+            let named = IdempotentJob {
+                job_id: job.id.clone(),
+                body_hash: idem.body_hash.clone(),
+            };
+            m.idempotency
+                .insert((job.owner.clone(), idem.key.clone()), (named, now));
+        }
         // Only the admission fields are stored, as SqliteStore does.
         m.jobs.push(JobRecord {
             seq: job.seq,
@@ -363,6 +416,19 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
+    fn idempotent_job(
+        &self,
+        owner: Option<&str>,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<IdempotentJob>, StoreError> {
+        let m = self.lock();
+        Ok(m.idempotency
+            .get(&(owner.map(str::to_string), key.to_string()))
+            .filter(|(_, at)| *at >= since_ms)
+            .map(|(named, _)| named.clone()))
+    }
+
     fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError> {
         let mut m = self.lock();
         if let Some(j) = m.jobs.iter_mut().find(|j| j.id == job.id) {
@@ -378,6 +444,7 @@ impl JobStore for MemoryStore {
             j.node.clone_from(&job.node);
             j.interrupted = job.interrupted;
             j.drained = job.drained;
+            j.cancelled = job.cancelled;
         }
         if let Some(o) = outbox {
             if !m.outbox.iter().any(|x| x.webhook_id == o.webhook_id) {

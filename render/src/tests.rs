@@ -83,6 +83,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         quality,
         fps: 30,
         generate_reels: reels,
+        metadata: None,
         scenes,
     }
 }

@@ -369,6 +369,9 @@ mod tests {
             owner: None,
             expired: false,
             files: Default::default(),
+            cancelled: false,
+            metadata: None,
+            version: 0,
         };
         let mut owned = view.clone();
         owned.owner = Some("alice".into());

@@ -8,10 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
-use vidbuilder_actors::manager::{JobManagerMsg, SubmitError, SubmitRequest};
+use vidbuilder_actors::manager::{
+    Admitted, CancelError, JobManagerMsg, SubmitError, SubmitRequest,
+};
 use vidbuilder_domain::events::WebhookEvent;
 use vidbuilder_domain::job::{JobSnapshot, JobStatus};
 use vidbuilder_domain::spec::{ImageSource, VideoSpec};
+use vidbuilder_domain::store::Idempotency;
 use vidbuilder_domain::validate_spec;
 use vidbuilder_net::SsrfGuard;
 
@@ -24,7 +27,42 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/generate-video-async", post(generate_async))
         .route("/api/generate-flexible-video", post(generate_blocking))
+        .route("/api/jobs", post(create_job).get(list_jobs))
+        .route("/api/jobs/{job_id}/cancel", post(cancel_job))
         .route("/api/job-status/{job_id}", get(job_status))
+}
+
+/// The `Idempotency-Key` header: at most this many characters.
+pub(super) const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The request's `Idempotency-Key` (1–255 visible ASCII characters) with a digest of its body:
+/// the body as parsed JSON, written back compactly with its object keys in order, so spacing and
+/// key order do not make two equal specs differ.
+fn idempotency(headers: &HeaderMap, body: &Value) -> Result<Option<Idempotency>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| {
+            (1..=MAX_IDEMPOTENCY_KEY_CHARS).contains(&k.len())
+                && k.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid Idempotency-Key.",
+                format!("The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters (a UUID is a good choice)."),
+            )
+            .field("Idempotency-Key")
+        })?;
+    let canonical = serde_json::to_vec(body).expect("a parsed JSON value serialises");
+    let digest = super::auth::sha256(&canonical);
+    Ok(Some(Idempotency {
+        key: key.to_string(),
+        body_hash: digest.iter().map(|b| format!("{b:02x}")).collect(),
+    }))
 }
 
 /// Reads the body as a JSON object, with JSON errors for every way that can fail.
@@ -179,7 +217,8 @@ async fn submit(
     body: &Value,
     webhook_url: Option<String>,
     caller: &Caller,
-) -> Result<JobSnapshot, ApiError> {
+    idempotency: Option<Idempotency>,
+) -> Result<Admitted, ApiError> {
     let spec = validate_spec(body, &state.validation).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -193,6 +232,7 @@ async fn submit(
         spec,
         webhook_url,
         owner: caller.key_id.clone(),
+        idempotency,
     };
     let answer = ractor::call_t!(
         state.manager,
@@ -229,17 +269,49 @@ async fn submit(
             e.to_string(),
         )
         .retry_after(5),
+        SubmitError::IdempotencyConflict { ref job_id } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key reused.",
+            e.to_string(),
+        )
+        .with("jobId", job_id.to_string())
+        .field("Idempotency-Key"),
     })
 }
 
+/// `POST /api/generate-video-async`: the contract's submission; `webhookUrl` is required.
 async fn generate_async(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(&headers, body, state.max_json_depth)?;
-    let Some(hook) = webhook_url(&body, &state)? else {
+    accept(&state, &caller, &headers, body, true).await
+}
+
+/// `POST /api/jobs`: the same submission with `webhookUrl` optional (the studio and the CLI
+/// follow the job with job-status or the live event stream instead).
+async fn create_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    accept(&state, &caller, &headers, body, false).await
+}
+
+/// Admits a job and answers `202` with its id (or, for a replayed `Idempotency-Key`, the job
+/// the key created, with `Idempotent-Replayed: true`).
+async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    require_hook: bool,
+) -> Result<Response, ApiError> {
+    let body = parse_body(headers, body, state.max_json_depth)?;
+    let hook = webhook_url(&body, state)?;
+    if hook.is_none() && require_hook {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "Webhook URL is required for async video generation.",
@@ -247,19 +319,27 @@ async fn generate_async(
         )
         .with(
             "hint",
-            "Use /api/generate-flexible-video for synchronous generation without webhooks.",
+            "Use /api/generate-flexible-video for synchronous generation without webhooks, or POST /api/jobs and follow /api/job-events/:jobId.",
         )
         .field("webhookUrl"));
-    };
-    let view = submit(&state, &body, Some(hook), &caller).await?;
+    }
+    let idem = idempotency(headers, &body)?;
+    let has_hook = hook.is_some();
+    let admitted = submit(state, &body, hook, caller, idem).await?;
+    let view = &admitted.snapshot;
     let id = view.job_id.to_string();
     let body = json!({
         "success": true,
         "jobId": id,
-        "status": "queued",
-        "message": "Video generation started. You will receive updates via webhook.",
-        "webhookConfigured": true,
+        "status": view.status,
+        "message": if has_hook {
+            "Video generation started. You will receive updates via webhook."
+        } else {
+            "Video generation started. Follow it at statusUrl or eventsUrl."
+        },
+        "webhookConfigured": has_hook,
         "statusUrl": format!("/api/job-status/{id}"),
+        "eventsUrl": format!("/api/job-events/{id}"),
         "estimatedTime": "3-15 minutes",
         "queuePosition": view.queue_position,
     });
@@ -268,6 +348,12 @@ async fn generate_async(
         header::LOCATION,
         format!("/api/job-status/{id}").parse().expect("ascii id"),
     );
+    if admitted.replayed {
+        res.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
     Ok(res)
 }
 
@@ -291,7 +377,8 @@ async fn generate_blocking(
     })?;
     let body = parse_body(&headers, body, state.max_json_depth)?;
     let hook = webhook_url(&body, &state)?;
-    let view = submit(&state, &body, hook, &caller).await?;
+    let idem = idempotency(&headers, &body)?;
+    let view = submit(&state, &body, hook, &caller, idem).await?.snapshot;
     let job_id = view.job_id.clone();
     let id = job_id.clone();
     let wait = ractor::call_t!(
@@ -346,6 +433,9 @@ async fn generate_blocking(
             ),
         ),
     };
+    let event = event
+        .with_metadata(done.metadata.clone())
+        .as_cancelled(done.cancelled);
     let mut body = serde_json::to_value(event).expect("events serialise");
     body["success"] = json!(status == StatusCode::OK);
     Ok((status, Json(body)).into_response())
@@ -359,4 +449,85 @@ async fn job_status(
     Ok(Json(JobStatusBody::from(
         &state.job_view(&caller, &job_id).await?,
     )))
+}
+
+/// `?limit=` of `GET /api/jobs`.
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// The most jobs `GET /api/jobs` lists at once.
+pub(super) const MAX_LIST_LIMIT: usize = 100;
+
+/// `GET /api/jobs?limit=N`: the caller's most recent jobs (newest first, 20 unless `limit`
+/// says otherwise, at most 100), each as job-status shows it. Read from the published view.
+async fn list_jobs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid limit.",
+            format!("limit must be a whole number from 1 to {MAX_LIST_LIMIT}."),
+        )
+        .field("limit")
+    };
+    let limit = match query {
+        Ok(q) => q.0.limit.unwrap_or(20),
+        Err(_) => return Err(bad()),
+    };
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(bad());
+    }
+    let mut mine: Vec<JobSnapshot> = state
+        .views
+        .iter()
+        .filter(|v| !v.expired && caller.may_see(v))
+        .map(|v| v.clone())
+        .collect();
+    // Newest first: admission time, then the job id for a stable order.
+    mine.sort_by(|a, b| {
+        (b.created_at.as_str(), b.job_id.as_str()).cmp(&(a.created_at.as_str(), a.job_id.as_str()))
+    });
+    let jobs: Vec<JobStatusBody> = mine.iter().take(limit).map(JobStatusBody::from).collect();
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
+/// `POST /api/jobs/:jobId/cancel`: `202` once the job is cancelled (it is `failed` with
+/// `error: "Cancelled"` and `cancelled: true`; its `failed` webhook is queued); `409` when it
+/// had already finished.
+async fn cancel_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = state.job_view(&caller, &job_id).await?;
+    let id = view.job_id.clone();
+    let answer = ractor::call_t!(
+        state.manager,
+        |reply| JobManagerMsg::Cancel { job_id: id, reply },
+        super::ACTOR_CALL_TIMEOUT.as_millis() as u64
+    )
+    .map_err(super::manager_unavailable)?;
+    match answer {
+        Ok(done) => {
+            let mut body = serde_json::to_value(JobStatusBody::from(&done)).expect("serialises");
+            body["success"] = json!(true);
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+        Err(CancelError::Finished(status)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Job already finished.",
+            format!(
+                "Job '{job_id}' has already {}; there is nothing to cancel.",
+                status.as_str()
+            ),
+        )
+        .with("status", status.as_str())
+        .field("jobId")),
+        Err(CancelError::Unknown) => Err(ApiError::not_found_job(&job_id)),
+    }
 }

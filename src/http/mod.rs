@@ -6,6 +6,7 @@ mod catalog;
 mod cluster;
 mod download;
 pub mod error;
+pub mod events;
 mod jobs;
 pub mod limits;
 pub mod present;
@@ -61,6 +62,16 @@ pub struct AppState {
     pub blocking_max: usize,
     /// The longest a blocking request waits (`http.blocking_timeout_secs`).
     pub blocking_timeout: std::time::Duration,
+    /// The JobManager's change announcements (live progress streams subscribe).
+    pub changes: vidbuilder_actors::manager::JobChanges,
+    /// When this server started (Unix ms): the first part of live progress event ids.
+    pub boot: u64,
+    /// Turns true when the server stops: live progress streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Places for live progress streams (`http.max_event_streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// `http.max_event_streams`.
+    pub event_streams_max: usize,
 }
 
 /// How long an HTTP handler waits for the JobManager's answer before it answers `503`.
@@ -143,6 +154,7 @@ impl AppState {
 pub fn router(state: AppState, opts: RouterOptions) -> Router {
     let mut app = Router::new()
         .merge(jobs::router())
+        .merge(events::router())
         .merge(download::router())
         .merge(catalog::router())
         .merge(cluster::router())

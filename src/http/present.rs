@@ -60,6 +60,12 @@ pub struct JobStatusBody {
     /// The error text, once failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// True when the client cancelled the job (then `failed` with `error: "Cancelled"`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    /// The client's `metadata` object from the spec, unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl From<&JobSnapshot> for JobStatusBody {
@@ -78,6 +84,8 @@ impl From<&JobSnapshot> for JobStatusBody {
             node: s.node.clone(),
             result: s.result.clone(),
             error: s.error.clone(),
+            cancelled: s.cancelled,
+            metadata: s.metadata.clone(),
         }
     }
 }
@@ -131,6 +139,7 @@ pub fn progress_and_message(s: &JobSnapshot) -> (u8, String) {
             ),
         ),
         JobPhase::Completed => (100, "Video generated successfully".into()),
+        JobPhase::Failed if s.cancelled => (0, "Cancelled".into()),
         JobPhase::Failed => (0, "Video generation failed".into()),
     }
 }
@@ -160,6 +169,9 @@ mod tests {
             owner: Some("key-1".into()),
             expired: false,
             files: JobFiles::default(),
+            cancelled: false,
+            metadata: None,
+            version: 0,
         }
     }
 

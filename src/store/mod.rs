@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use vidbuilder_domain::job::{JobId, JobStatus};
 use vidbuilder_domain::store::AttemptRecord;
-use vidbuilder_domain::store::{DeliveryState, JobRecord, JobStore, OutboxRow, StoreError};
+use vidbuilder_domain::store::{
+    DeliveryState, IdempotentJob, JobRecord, JobStore, OutboxRow, StoreError, IDEMPOTENCY_WINDOW_MS,
+};
 
 /// Migrations, in order. The schema version is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -15,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_node.sql"),
     include_str!("migrations/0003_interrupted.sql"),
     include_str!("migrations/0004_quarantine.sql"),
+    include_str!("migrations/0005_cancel_idempotency.sql"),
 ];
 
 /// The [`JobStore`] on one SQLite database file (`<data_dir>/vidbuilder.db`).
@@ -25,15 +28,6 @@ pub struct SqliteStore {
 
 fn e(err: impl std::fmt::Display) -> StoreError {
     StoreError(err.to_string())
-}
-
-fn status_str(s: JobStatus) -> &'static str {
-    match s {
-        JobStatus::Queued => "queued",
-        JobStatus::Processing => "processing",
-        JobStatus::Completed => "completed",
-        JobStatus::Failed => "failed",
-    }
 }
 
 fn parse_status(s: &str) -> Option<JobStatus> {
@@ -129,6 +123,8 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
         node: r.get("node")?,
         interrupted: r.get("interrupted")?,
         drained: r.get::<_, i64>("drained")? != 0,
+        cancelled: r.get::<_, i64>("cancelled")? != 0,
+        idempotency: None,
         video: r.get::<_, Option<String>>("video")?.map(PathBuf::from),
         reel: r.get::<_, Option<String>>("reel")?.map(PathBuf::from),
         error: r.get("error")?,
@@ -247,22 +243,62 @@ fn path_str(p: &Option<PathBuf>) -> Option<String> {
 
 impl JobStore for SqliteStore {
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(e)?;
+        tx.execute(
             "INSERT INTO jobs (id, spec, webhook_url, owner, status, attempt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 job.id.as_str(),
                 serde_json::to_string(&job.spec).map_err(e)?,
                 job.webhook_url,
                 job.owner,
-                status_str(job.status),
+                job.status.as_str(),
                 job.attempt,
                 job.created_at
             ],
         )
         .map_err(e)?;
-        job.seq = conn.last_insert_rowid();
-        Ok(())
+        job.seq = tx.last_insert_rowid();
+        if let Some(idem) = &job.idempotency {
+            let now = unix_ms();
+            tx.execute(
+                "DELETE FROM idempotency WHERE created_ms < ?1",
+                params![now - IDEMPOTENCY_WINDOW_MS],
+            )
+            .map_err(e)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO idempotency (owner, key, body_hash, job_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    job.owner.as_deref().unwrap_or(""),
+                    idem.key,
+                    idem.body_hash,
+                    job.id.as_str(),
+                    now
+                ],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+
+    fn idempotent_job(
+        &self,
+        owner: Option<&str>,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<IdempotentJob>, StoreError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT job_id, body_hash FROM idempotency WHERE owner = ?1 AND key = ?2 AND created_ms >= ?3",
+            params![owner.unwrap_or(""), key, since_ms],
+            |r| {
+                let (id, body_hash): (String, String) = (r.get(0)?, r.get(1)?);
+                Ok(JobId::parse(&id).map(|job_id| IdempotentJob { job_id, body_hash }))
+            },
+        )
+        .optional()
+        .map(Option::flatten)
+        .map_err(e)
     }
 
     fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError> {
@@ -271,10 +307,10 @@ impl JobStore for SqliteStore {
         tx.execute(
             "UPDATE jobs SET status = ?2, attempt = ?3, started_at = ?4, finished_at = ?5, finished_ms = ?6,
                              result = ?7, video = ?8, reel = ?9, error = ?10, node = ?11,
-                             interrupted = ?12, drained = ?13 WHERE id = ?1",
+                             interrupted = ?12, drained = ?13, cancelled = ?14 WHERE id = ?1",
             params![
                 job.id.as_str(),
-                status_str(job.status),
+                job.status.as_str(),
                 job.attempt,
                 job.started_at,
                 job.finished_at,
@@ -285,7 +321,8 @@ impl JobStore for SqliteStore {
                 job.error,
                 job.node,
                 job.interrupted,
-                job.drained
+                job.drained,
+                job.cancelled
             ],
         )
         .map_err(e)?;
@@ -471,6 +508,14 @@ impl<S: JobStore> JobStore for OffAsync<S> {
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
         off_async(|| self.0.insert_job(job))
     }
+    fn idempotent_job(
+        &self,
+        owner: Option<&str>,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<IdempotentJob>, StoreError> {
+        off_async(|| self.0.idempotent_job(owner, key, since_ms))
+    }
     fn update_job(&self, job: &JobRecord, outbox: Option<&OutboxRow>) -> Result<(), StoreError> {
         off_async(|| self.0.update_job(job, outbox))
     }
@@ -523,6 +568,7 @@ mod tests {
             quality: Quality::Draft,
             fps: 30,
             generate_reels: false,
+            metadata: None,
             scenes: vec![Scene::new(
                 1.0,
                 SceneContent::HeroTitle {

@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod cluster;
+mod controls;
 mod durability;
 mod hardening;
 mod s3;

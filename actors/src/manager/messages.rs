@@ -27,6 +27,21 @@ pub type JobViews = Arc<DashMap<JobId, JobSnapshot>>;
 /// the actor a message.
 pub type StatsView = tokio::sync::watch::Sender<ManagerStats>;
 
+/// Where the JobManager announces that a job's published snapshot changed (the job's id; the
+/// snapshot is in [`JobViews`]). Live progress streams subscribe; a receiver that lags re-reads
+/// the view.
+pub type JobChanges = tokio::sync::broadcast::Sender<JobId>;
+
+/// An admitted job: its snapshot, and whether it was admitted before (an `Idempotency-Key`
+/// named it: nothing new was created).
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The job's snapshot now.
+    pub snapshot: JobSnapshot,
+    /// True when the request's `Idempotency-Key` named this existing job.
+    pub replayed: bool,
+}
+
 /// A job to admit.
 #[derive(Debug, Clone)]
 pub struct SubmitRequest {
@@ -36,6 +51,9 @@ pub struct SubmitRequest {
     pub webhook_url: Option<String>,
     /// The API key id of the caller, if keys are configured.
     pub owner: Option<String>,
+    /// The request's `Idempotency-Key` with its body's digest: the same key and body within
+    /// 24 h answer the job they created.
+    pub idempotency: Option<vidbuilder_domain::store::Idempotency>,
 }
 
 /// Why a job was not admitted.
@@ -65,6 +83,12 @@ pub enum SubmitError {
     /// The job could not be written to the store; the text says why.
     #[error("the job could not be stored: {0}")]
     Store(String),
+    /// The `Idempotency-Key` was used within 24 h with a different body.
+    #[error("this Idempotency-Key was used for job {job_id} with a different request body; use a new key for a new job")]
+    IdempotencyConflict {
+        /// The job the key created.
+        job_id: JobId,
+    },
 }
 
 /// Why no signed URL could be had for a stored video.
@@ -89,8 +113,16 @@ pub enum JobManagerMsg {
     Submit {
         /// The job to admit.
         request: SubmitRequest,
-        /// Gets the new job's snapshot, or why it was refused.
-        reply: RpcReplyPort<Result<JobSnapshot, SubmitError>>,
+        /// Gets the new job's snapshot (or the job its idempotency key named), or why it was
+        /// refused.
+        reply: RpcReplyPort<Result<Admitted, SubmitError>>,
+    },
+    /// The client cancels a job (see `Core::cancel`); the reply carries its snapshot after.
+    Cancel {
+        /// The job to cancel.
+        job_id: JobId,
+        /// Gets the cancelled job's snapshot, or why it could not be cancelled.
+        reply: RpcReplyPort<Result<JobSnapshot, crate::manager::core::CancelError>>,
     },
     /// Reply once the job is completed or failed (at once if it already is).
     WaitFinished {
@@ -304,6 +336,8 @@ pub struct JobManagerArgs {
     pub webhooks_respawn: Option<crate::webhook::WebhookArgs>,
     /// The read view the manager publishes snapshots to.
     pub views: JobViews,
+    /// Where the manager announces each published change (live progress streams listen).
+    pub changes: JobChanges,
     /// Where the manager publishes its counts (read with `subscribe()`).
     pub stats: StatsView,
     /// Durable storage: jobs are recovered from it at start and every change is written to it.

@@ -38,11 +38,12 @@ use tracing::{error, info, warn};
 use vidbuilder_domain::job::{poster_of, JobId, JobSnapshot};
 use vidbuilder_domain::store::JobStore;
 
+pub use self::core::CancelError;
 pub use self::core::{Core, Now};
 pub use effects::Effect;
 pub use messages::{
-    DrainReport, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings, ManagerStats,
-    PresignError, StatsView, SubmitError, SubmitRequest,
+    Admitted, DrainReport, JobChanges, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings,
+    ManagerStats, PresignError, StatsView, SubmitError, SubmitRequest,
 };
 
 use crate::cluster::coordinator::{ClusterActor, ClusterArgs, ClusterMsg, ClusterSettings};
@@ -61,6 +62,9 @@ pub struct JobManagerState {
     /// The WebhookActor died and could not be started again yet (retried every tick).
     webhooks_down: bool,
     views: JobViews,
+    changes: JobChanges,
+    /// The last publication number given to a snapshot (see `JobSnapshot::version`).
+    published: u64,
     stats: StatsView,
     store: Arc<dyn JobStore>,
     artifacts: Arc<dyn Artifacts>,
@@ -90,6 +94,18 @@ pub struct JobManagerState {
 pub struct JobManager;
 
 impl JobManagerState {
+    /// Shows `snapshot` to readers with the next publication number and announces the change;
+    /// returns what was published.
+    fn publish(&mut self, mut snapshot: JobSnapshot) -> JobSnapshot {
+        self.published += 1;
+        snapshot.version = self.published;
+        let id = snapshot.job_id.clone();
+        self.views.insert(id.clone(), snapshot.clone());
+        // No receiver (no live stream open) is not an error.
+        let _ = self.changes.send(id);
+        snapshot
+    }
+
     /// Carries out `effects` in order (an effect may produce more), then publishes every job
     /// whose snapshot changed.
     async fn run(&mut self, myself: &ActorRef<JobManagerMsg>, effects: Vec<Effect>) {
@@ -103,7 +119,7 @@ impl JobManagerState {
         for snapshot in self.core.take_dirty() {
             // A change the store does not hold yet is not shown (see `unsaved`).
             if !self.unsaved.contains_key(&snapshot.job_id) {
-                self.views.insert(snapshot.job_id.clone(), snapshot);
+                self.publish(snapshot);
             }
         }
         let mut now = self.core.stats();
@@ -247,6 +263,8 @@ impl JobManagerState {
                     tracing::info!(job_id = %id, "retention: job expired");
                     self.core.expired(&id);
                     self.views.remove(&id);
+                    // Live streams of the job end.
+                    let _ = self.changes.send(id);
                 }
                 Err(e) => error!(job_id = %id, "retention: {e}"),
             },
@@ -258,7 +276,7 @@ impl JobManagerState {
                 } else if let Some(snapshot) = self.core.snapshot(&id) {
                     // Published before anyone is told: a blocking caller that goes on to
                     // download (or ask job-status) finds what it was answered.
-                    self.views.insert(id.clone(), snapshot.clone());
+                    let snapshot = self.publish(snapshot);
                     for w in self.waiters.remove(&id).unwrap_or_default() {
                         let _ = w.send(snapshot.clone());
                     }
@@ -327,7 +345,7 @@ impl JobManagerState {
         }
         if held {
             if let Some(snapshot) = self.core.snapshot(id) {
-                self.views.insert(id.clone(), snapshot);
+                self.publish(snapshot);
             }
         }
         if self.finished_unsaved.remove(id) {
@@ -486,10 +504,37 @@ impl JobManagerState {
         }
     }
 
-    fn submit(&mut self, request: SubmitRequest) -> Result<JobSnapshot, SubmitError> {
-        self.core.admission(&request.owner)?;
+    /// Admits a job, or answers the job its `Idempotency-Key` created (within 24 h, while the
+    /// job is known here); the same key with another body is refused. Submissions are handled
+    /// one at a time, so two requests with one key never both create a job.
+    fn submit(&mut self, request: SubmitRequest) -> Result<Admitted, SubmitError> {
         let now = Now::system();
+        if let Some(idem) = &request.idempotency {
+            let since =
+                now.wall.timestamp_millis() - vidbuilder_domain::store::IDEMPOTENCY_WINDOW_MS;
+            let named = self
+                .store
+                .idempotent_job(request.owner.as_deref(), &idem.key, since)
+                .map_err(|e| SubmitError::Store(e.to_string()))?;
+            if let Some(named) = named {
+                if named.body_hash != idem.body_hash {
+                    return Err(SubmitError::IdempotencyConflict {
+                        job_id: named.job_id,
+                    });
+                }
+                if let Some(snapshot) = self.core.snapshot(&named.job_id) {
+                    info!(job_id = %named.job_id, "idempotent replay: answering the job this key created");
+                    return Ok(Admitted {
+                        snapshot,
+                        replayed: true,
+                    });
+                }
+                // The job it named expired: the key names the new job from now on.
+            }
+        }
+        self.core.admission(&request.owner)?;
         let mut record = Core::new_record(request.spec, request.webhook_url, request.owner, now);
+        record.idempotency = request.idempotency;
         if let Err(e) = self.store.insert_job(&mut record) {
             error!("could not store a new job: {e}");
             return Err(SubmitError::Store(e.to_string()));
@@ -497,7 +542,10 @@ impl JobManagerState {
         let id = record.id.clone();
         let effects = self.core.admit(record, now);
         debug_assert!(effects.is_empty());
-        Ok(self.core.snapshot(&id).expect("just admitted"))
+        Ok(Admitted {
+            snapshot: self.core.snapshot(&id).expect("just admitted"),
+            replayed: false,
+        })
     }
 
     fn presign(
@@ -563,6 +611,8 @@ impl Actor for JobManager {
             webhooks_respawn: args.webhooks_respawn,
             webhooks_down: false,
             views: args.views,
+            changes: args.changes,
+            published: 0,
             stats: args.stats,
             store: args.store,
             artifacts: args.artifacts,
@@ -632,7 +682,7 @@ impl Actor for JobManager {
         let effects = match msg {
             JobManagerMsg::Submit { request, reply } => {
                 let admitted = state.submit(request);
-                let ok = admitted.is_ok();
+                let ok = admitted.as_ref().is_ok_and(|a| !a.replayed);
                 // The snapshot is published before the caller can ask for it.
                 state.run(&myself, Vec::new()).await;
                 let _ = reply.send(admitted);
@@ -642,6 +692,24 @@ impl Actor for JobManager {
                     Vec::new()
                 }
             }
+            JobManagerMsg::Cancel { job_id, reply } => match state.core.cancel(&job_id, now) {
+                Ok(effects) => {
+                    // Carried out (saved, published) before the caller is answered.
+                    state.run(&myself, effects).await;
+                    let snapshot = state
+                        .views
+                        .get(&job_id)
+                        .map(|v| v.clone())
+                        .or_else(|| state.core.snapshot(&job_id))
+                        .ok_or(CancelError::Unknown);
+                    let _ = reply.send(snapshot);
+                    Vec::new()
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    Vec::new()
+                }
+            },
             JobManagerMsg::WaitFinished { job_id, reply } => {
                 match state.core.is_terminal(&job_id) {
                     Some(true) => {

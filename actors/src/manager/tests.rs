@@ -904,3 +904,90 @@ fn a_drain_marks_what_it_stops_so_the_next_start_does_not_count_it() {
     next.recover(records, now);
     assert_eq!(next.record(&a).unwrap().interrupted, 0);
 }
+
+#[test]
+fn cancel_stops_what_the_job_is_doing_and_fails_it_once() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let running = admit(&mut c, 1, now);
+    let queued = admit(&mut c, 2, now);
+    let third = admit(&mut c, 3, now);
+    assert_eq!(spawned(&c.pump(now)), vec![(running.clone(), 1)]);
+
+    // A queued job leaves the queue at once; the one behind it moves up.
+    let fx = c.cancel(&queued, now).expect("cancelled");
+    assert_eq!(events(&fx), vec![EventKind::Failed]);
+    assert!(spawned(&fx).is_empty(), "the only slot is still taken");
+    let snap = c.snapshot(&queued).unwrap();
+    assert_eq!(
+        (snap.status, snap.error.as_deref(), snap.cancelled),
+        (JobStatus::Failed, Some("Cancelled"), true)
+    );
+    assert_eq!(c.snapshot(&third).unwrap().queue_position, Some(1));
+    let failed = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Persist {
+                event: Some(ev), ..
+            } => Some(ev.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(failed.cancelled && failed.error.as_deref() == Some("Cancelled"));
+
+    // A running render is killed, its slot is free, and the next job starts in it.
+    let fx = c.cancel(&running, now).expect("cancelled");
+    assert!(fx.contains(&Effect::KillRender(running.clone())), "{fx:?}");
+    // Its failed event, then the next job's started event.
+    assert_eq!(events(&fx), vec![EventKind::Failed, EventKind::Started]);
+    assert_eq!(spawned(&fx), vec![(third.clone(), 1)]);
+    // Its exit, when it comes, changes nothing more.
+    let exit = c.render_exited(&running, failure("killed"), now);
+    assert!(exit.is_empty(), "{exit:?}");
+    assert_eq!(c.stats().running, 1);
+
+    // Finished jobs cannot be cancelled; unknown ones are unknown.
+    assert_eq!(
+        c.cancel(&running, now),
+        Err(super::CancelError::Finished(JobStatus::Failed))
+    );
+    assert_eq!(
+        c.cancel(&JobId::new(), now),
+        Err(super::CancelError::Unknown)
+    );
+    let done = c.render_done(&third, 1, Ok(output(&third, false)), now);
+    assert_eq!(events(&done), vec![EventKind::Completed]);
+    assert_eq!(
+        c.cancel(&third, now),
+        Err(super::CancelError::Finished(JobStatus::Completed))
+    );
+}
+
+#[test]
+fn cancel_during_an_upload_removes_the_rendered_files() {
+    let now = Now::system();
+    let mut c = core(true, settings());
+    let id = admit(&mut c, 1, now);
+    c.pump(now);
+    let fx = c.render_done(&id, 1, Ok(output(&id, true)), now);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Upload { .. })));
+    let fx = c.cancel(&id, now).expect("cancelled");
+    let removed: Vec<PathBuf> = fx
+        .iter()
+        .flat_map(|e| match e {
+            Effect::RemoveFiles { files, .. } => files.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    for f in [
+        format!("/videos/{id}.mp4"),
+        format!("/videos/{id}-reel.mp4"),
+        format!("/videos/{id}.jpg"),
+    ] {
+        assert!(removed.contains(&PathBuf::from(&f)), "{f} in {removed:?}");
+    }
+    let snap = c.snapshot(&id).unwrap();
+    assert!(snap.cancelled && snap.files.video.is_none());
+    // The upload's late result is stale.
+    assert!(c.upload_done(&id, 1, Ok(Vec::new()), now).is_empty());
+}

@@ -124,7 +124,14 @@ pub struct VideoSpec {
     pub generate_reels: bool,
     /// `scenes`: the scenes in order (at least one).
     pub scenes: Vec<Scene>,
+    /// `metadata`: the client's own JSON object (at most [`MAX_METADATA_BYTES`] serialised),
+    /// stored with the job and echoed unchanged in `job-status` and in every webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
 }
+
+/// The largest `metadata` object a spec may carry, in bytes of compact JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
 
 impl VideoSpec {
     /// Total length in seconds: the sum of the scene durations.
@@ -362,6 +369,8 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         );
     }
 
+    let metadata = validate_metadata(obj.get("metadata"))?;
+
     Ok(VideoSpec {
         theme,
         music,
@@ -369,7 +378,30 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         fps,
         generate_reels,
         scenes,
+        metadata,
     })
+}
+
+/// `metadata`: absent, `null`, or a JSON object of at most [`MAX_METADATA_BYTES`] (compact).
+fn validate_metadata(v: Option<&Value>) -> Result<Option<Value>, SpecError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(_)) => {
+            let v = v.expect("matched").clone();
+            let size = serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len());
+            if size > MAX_METADATA_BYTES {
+                return err(
+                    "metadata",
+                    format!("is {size} bytes of JSON; at most {MAX_METADATA_BYTES} are kept"),
+                );
+            }
+            Ok(Some(v))
+        }
+        Some(_) => err(
+            "metadata",
+            "must be a JSON object of your own fields (for example {\"orderId\": \"A-1\"})",
+        ),
+    }
 }
 
 fn validate_music(m: &Map<String, Value>, ctx: &ValidationContext) -> Result<MusicSpec, SpecError> {
@@ -528,6 +560,30 @@ mod tests {
                  "transition": "zoom"}
             ]
         })
+    }
+
+    #[test]
+    fn metadata_is_an_object_of_at_most_4_kb_kept_as_given() {
+        let mut body = contract_example();
+        body["metadata"] = json!({"orderId": "A-1", "n": 3, "nested": {"tags": ["x", null, 1.5]}});
+        let spec = validate_spec(&body, &ctx()).unwrap();
+        assert_eq!(spec.metadata, Some(body["metadata"].clone()));
+        body["metadata"] = Value::Null;
+        assert_eq!(validate_spec(&body, &ctx()).unwrap().metadata, None);
+        for bad in [json!("A-1"), json!([1]), json!(3), json!(true)] {
+            body["metadata"] = bad.clone();
+            let e = validate_spec(&body, &ctx()).unwrap_err();
+            assert_eq!(e.field, "metadata", "{bad}");
+        }
+        // 4096 bytes of compact JSON are kept; one more is refused.
+        let fill = |n: usize| json!({"k": "x".repeat(n)});
+        let base = serde_json::to_vec(&fill(0)).unwrap().len();
+        body["metadata"] = fill(MAX_METADATA_BYTES - base);
+        assert!(validate_spec(&body, &ctx()).is_ok());
+        body["metadata"] = fill(MAX_METADATA_BYTES - base + 1);
+        let e = validate_spec(&body, &ctx()).unwrap_err();
+        assert_eq!(e.field, "metadata");
+        assert!(e.message.contains("4096"), "{}", e.message);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use super::{
-    AttemptRecord, AttemptResult, DeliveryState, JobRecord, JobStore, OutboxRow, StoreError,
+    AttemptRecord, AttemptResult, DeliveryState, IdempotentJob, JobRecord, JobStore, OutboxRow,
+    StoreError,
 };
 use crate::events::{webhook_id, EventKind};
 use crate::job::{JobId, JobResult, JobStatus, S3Upload};
@@ -79,6 +80,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "the_attempt_log_is_bounded_per_job",
         the_attempt_log_is_bounded_per_job,
     ),
+    (
+        "idempotency_keys_name_their_job_per_owner",
+        idempotency_keys_name_their_job_per_owner,
+    ),
 ];
 
 /// Runs every check in [`CHECKS`] on a fresh store from `new_store`; panics listing each failure.
@@ -118,6 +123,7 @@ fn new_job(n: u32) -> JobRecord {
         quality: Quality::Draft,
         fps: 30,
         generate_reels: false,
+        metadata: None,
         scenes: vec![Scene::new(
             1.5,
             SceneContent::HeroTitle {
@@ -372,6 +378,7 @@ pub fn update_job_saves_the_progress_fields_only(store: &dyn JobStore) {
     job.created_at = "changed".into();
     job.seq = stored.seq + 100;
     job.expired = true;
+    job.cancelled = true;
     ok(store.update_job(&job, None), "update_job");
     let expected = JobRecord {
         spec: stored.spec.clone(),
@@ -946,5 +953,78 @@ pub fn the_attempt_log_is_bounded_per_job(store: &dyn JobStore) {
         ),
         (max as usize, Some(6), Some(max + 5)),
         "JobStore contract: the attempt log keeps the newest MAX_ATTEMPTS_LOGGED attempts"
+    );
+}
+
+/// An `Idempotency-Key` saved with a job names that job for its owner only, with its body's
+/// digest; a later job with the same key of the same owner takes the key over; keys saved before
+/// `since_ms` are not answered; the key is not part of the job's loaded record.
+pub fn idempotency_keys_name_their_job_per_owner(store: &dyn JobStore) {
+    use crate::store::Idempotency;
+    let now = chrono::Utc::now().timestamp_millis();
+    let with_key = |n: u32, owner: Option<&str>, hash: &str| {
+        let mut job = new_job(n);
+        job.owner = owner.map(str::to_string);
+        job.idempotency = Some(Idempotency {
+            key: "order-7".into(),
+            body_hash: hash.into(),
+        });
+        ok(
+            store.insert_job(&mut job),
+            "insert_job with an idempotency key",
+        );
+        job
+    };
+    let alice = with_key(1, Some("alice"), "h1");
+    let open = with_key(2, None, "h2");
+    let found = |owner: Option<&str>| {
+        ok(
+            store.idempotent_job(owner, "order-7", now - 60_000),
+            "idempotent_job",
+        )
+    };
+    assert_eq!(
+        found(Some("alice")),
+        Some(IdempotentJob {
+            job_id: alice.id.clone(),
+            body_hash: "h1".into()
+        }),
+        "JobStore contract: a key names the job it was saved with, for its owner"
+    );
+    assert_eq!(
+        found(None).map(|j| j.job_id),
+        Some(open.id.clone()),
+        "JobStore contract: keys without an owner are their own namespace"
+    );
+    assert_eq!(
+        found(Some("bob")),
+        None,
+        "JobStore contract: another owner's key names nothing"
+    );
+    assert_eq!(
+        ok(
+            store.idempotent_job(Some("alice"), "other", now - 60_000),
+            "idempotent_job"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.idempotent_job(Some("alice"), "order-7", now + 60_000),
+            "idempotent_job"
+        ),
+        None,
+        "JobStore contract: a key saved before since_ms is not answered"
+    );
+    let later = with_key(3, Some("alice"), "h3");
+    assert_eq!(
+        found(Some("alice")).map(|j| (j.job_id, j.body_hash)),
+        Some((later.id.clone(), "h3".into())),
+        "JobStore contract: a later job with the same key takes it over"
+    );
+    assert_eq!(
+        loaded(store, &alice.id).idempotency,
+        None,
+        "JobStore contract: the key is not part of the loaded record"
     );
 }

@@ -356,6 +356,7 @@ async fn prefetch_names_the_field_of_a_failing_image() {
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
         generate_reels: false,
+        metadata: None,
         scenes: vec![
             image_scene(ok.clone()),
             image_scene(logo.clone()),
@@ -408,6 +409,7 @@ async fn fetches_to_one_host_are_limited_across_jobs() {
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
         generate_reels: false,
+        metadata: None,
         scenes: (0..6)
             .map(|i| {
                 Scene::new(
@@ -444,6 +446,7 @@ fn decoded_images_are_kept_at_the_size_they_are_drawn_at() {
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
         generate_reels: false,
+        metadata: None,
         scenes: Vec::new(),
     };
     assert_eq!(draw_limit(&spec), 704);

@@ -152,6 +152,7 @@ fn render_case(c: &Case) -> ::image::RgbImage {
         quality: Quality::Draft,
         fps: 30,
         generate_reels: false,
+        metadata: None,
         scenes: vec![c.scene.clone()],
     };
     let images = demo_images(&spec);

@@ -10,7 +10,7 @@ use vidbuilder_domain::job::{
 };
 use vidbuilder_domain::ports::{RenderOutput, UploadFile};
 
-use super::{Core, Draining, Job, Now};
+use super::{CancelError, Core, Draining, Job, Now};
 use crate::manager::effects::Effect;
 use crate::manager::DrainReport;
 use crate::ports::{object_key, ObjectKind};
@@ -254,6 +254,15 @@ impl Core {
                 job.phase = JobPhase::Completed;
                 WebhookEvent::completed(id, job.record.result.clone().expect("just set"), now.wall)
             }
+            Err(JobFailure::Cancelled) => {
+                info!(job_id = %id, "job cancelled");
+                job.record.status = JobStatus::Failed;
+                job.record.error = Some(JobFailure::Cancelled.to_string());
+                job.record.cancelled = true;
+                job.phase = JobPhase::Failed;
+                WebhookEvent::failed(id, &JobFailure::Cancelled.to_string(), now.wall)
+                    .as_cancelled(true)
+            }
             Err(failure) => {
                 let e = failure.to_string();
                 warn!(job_id = %id, error = %e, "job failed");
@@ -268,6 +277,7 @@ impl Core {
                 WebhookEvent::failed(id, &e, now.wall)
             }
         };
+        let event = event.with_metadata(job.record.spec.as_ref().and_then(|s| s.metadata.clone()));
         self.dirty.insert(id.clone());
         effects.push(Effect::Persist {
             job: id.clone(),
@@ -275,6 +285,60 @@ impl Core {
         });
         effects.push(Effect::Finished(id.clone()));
         effects
+    }
+
+    // ---- cancel ----
+
+    /// The client cancels the job. A queued job leaves the queue; a running render is killed
+    /// (here: its RenderActor, whose drop kills the encoder and removes the partial files; on a
+    /// worker: cancelled there) and its slot is free at once; an upload or fetch in flight is
+    /// abandoned (its result will be stale) and the rendered files are removed. The job fails
+    /// with `error: "Cancelled"`, `cancelled: true` and its `failed` webhook; queued jobs start
+    /// in the freed slot.
+    pub fn cancel(&mut self, id: &JobId, now: Now) -> Result<Vec<Effect>, CancelError> {
+        let Some(job) = self.jobs.get(id) else {
+            return Err(CancelError::Unknown);
+        };
+        if job.is_terminal() {
+            return Err(CancelError::Finished(job.record.status));
+        }
+        let running = job.running;
+        let mut effects = Vec::new();
+        if self.queue.remove(id) {
+            self.number_queue();
+        }
+        if running {
+            effects.push(self.kill_effect(id));
+            self.stop_running(id);
+        }
+        let job = self.jobs.get_mut(id).expect("checked above");
+        let rendered = job.rendered.take();
+        let mut files: Vec<PathBuf> = [job.record.video.take(), job.record.reel.take()]
+            .into_iter()
+            .flatten()
+            .flat_map(|v| [poster_of(&v), v])
+            .collect();
+        if let Some(out) = rendered {
+            files.extend(
+                [Some(out.video), out.reel, out.poster, out.reel_poster]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        files.sort();
+        files.dedup();
+        if !files.is_empty() {
+            effects.push(Effect::RemoveFiles {
+                job: id.clone(),
+                files,
+            });
+        }
+        effects.extend(self.finish(id, Err(JobFailure::Cancelled), now));
+        if running {
+            effects.extend(self.check_drain(now));
+        }
+        effects.extend(self.pump(now));
+        Ok(effects)
     }
 
     // ---- retention ----

@@ -127,6 +127,9 @@ impl Job {
                 video: r.video.clone(),
                 reel: r.reel.clone(),
             },
+            cancelled: r.cancelled,
+            metadata: r.spec.as_ref().and_then(|s| s.metadata.clone()),
+            version: 0,
         }
     }
 }
@@ -441,9 +444,11 @@ impl Core {
         job.phase = JobPhase::Starting;
         self.dirty.insert(id.clone());
         // The `started` event goes out once per job, with the move to processing.
+        let metadata = job.record.spec.as_ref().and_then(|s| s.metadata.clone());
         let mut effects = vec![Effect::Persist {
             job: id.clone(),
-            event: first.then(|| Box::new(WebhookEvent::started(id, now.wall))),
+            event: first
+                .then(|| Box::new(WebhookEvent::started(id, now.wall).with_metadata(metadata))),
         }];
         // Rendered before a restart but not stored yet: upload instead of rendering again.
         if uploads {
@@ -498,6 +503,17 @@ impl Core {
         effects.extend(self.pump(now));
         effects
     }
+}
+
+/// Why a job could not be cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CancelError {
+    /// No such job here.
+    #[error("no such job")]
+    Unknown,
+    /// The job already completed or failed.
+    #[error("the job has already {}", .0.as_str())]
+    Finished(JobStatus),
 }
 
 /// Why a job whose stored spec did not read back fails.
