@@ -11,6 +11,7 @@ mod jobs;
 pub mod limits;
 pub mod present;
 pub mod serve;
+mod studio;
 mod webhooks;
 
 use std::sync::Arc;
@@ -155,6 +156,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     let mut app = Router::new()
         .merge(jobs::router())
         .merge(events::router())
+        .merge(studio::router())
         .merge(download::router())
         .merge(catalog::router())
         .merge(cluster::router())

@@ -11,4 +11,6 @@ mod durability;
 mod hardening;
 mod s3;
 mod s3_jobs;
+mod schema;
+mod studio;
 mod webhooks;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 mod content;
+pub mod schema;
 mod style;
 
 pub use content::{

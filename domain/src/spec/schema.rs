@@ -1,0 +1,244 @@
+//! The JSON Schema of a spec body, built from the same tables and limits as [`super::validate_spec`]
+//! (scene types, bullet and stat counts, fps choices, transition kinds, and this server's themes,
+//! tracks and size limits), so the schema a client validates against is the one this server
+//! enforces.
+//!
+//! It is written for JSON Schema draft-07 (what browser validators such as Ajv read) and uses
+//! nothing that 2020-12 (OpenAPI 3.1) reads differently. It describes the canonical form: the
+//! server is more lenient in a few ways a schema cannot say (names are trimmed, transition names
+//! and directions are read in any case). A few rules depend on several fields at once and are
+//! checked by the server only: the sum of the scene durations, the work a job asks for
+//! (`limits.max_work_megapixels`), a scene lasting at least one frame at the spec's fps, and the
+//! SSRF rules for URLs (see [`SERVER_ONLY_RULES`]).
+
+use serde_json::{json, Map, Value};
+
+use super::content::{MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS, SCENE_TYPES};
+use super::style::{TransitionKind, MAX_TRANSITION_SECONDS};
+use super::{ValidationContext, FPS_CHOICES, MAX_METADATA_BYTES};
+
+/// What the server checks that the schema cannot express.
+pub const SERVER_ONLY_RULES: [&str; 5] = [
+    "the sum of the scene durations is at most limits.max_total_seconds",
+    "the work asked for (frames × pixels, the reel's too) is at most limits.max_work_megapixels",
+    "every scene lasts at least one frame at the spec's fps",
+    "metadata is at most 4096 bytes of compact JSON",
+    "URLs do not point at internal addresses (SSRF guard), also when their names are resolved",
+];
+
+/// The `$id` the schema is served under.
+pub const SCHEMA_PATH: &str = "/api/schema/video-spec.json";
+
+/// A string field of at most `max` characters that is not blank, or `null` when optional.
+fn text(max: usize, required: bool, description: &str) -> Value {
+    let s = json!({"type": "string", "maxLength": max, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$", "description": description});
+    if required {
+        s
+    } else {
+        json!({"anyOf": [s, {"type": "null"}], "description": description})
+    }
+}
+
+/// Named definitions the schema refers to with `#/definitions/<name>`.
+fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
+    let l = &ctx.limits;
+    let mut d = Map::new();
+    d.insert(
+        "image".into(),
+        json!({
+            "description": "An http(s) URL, or a relative path of a .png, .jpg, .jpeg, .webp or .gif file in the server's assets directory (no leading '/', no '..').",
+            "type": "string",
+            "maxLength": l.max_url_chars,
+            "anyOf": [
+                {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$"},
+                {"pattern": "^(?!.*://)(?![/~])(?!.*(^|/)\\.\\.(/|$))(?!.*//)[^\\\\:\\s]+\\.([Pp][Nn][Gg]|[Jj][Pp][Ee]?[Gg]|[Ww][Ee][Bb][Pp]|[Gg][Ii][Ff])$"}
+            ]
+        }),
+    );
+    d.insert(
+        "color".into(),
+        json!({"type": "string", "pattern": "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$", "description": "#RGB or #RRGGBB."}),
+    );
+    d.insert(
+        "fit".into(),
+        json!({"anyOf": [{"enum": ["cover", "contain"]}, {"type": "null"}], "description": "How the image fills its box (default cover)."}),
+    );
+    let kinds: Vec<&str> = TransitionKind::ALL.iter().map(|(n, _)| *n).collect();
+    d.insert(
+        "transition".into(),
+        json!({
+            "description": "How the scene gives way to the next: a name, or an object with type, duration (seconds, default 0.5) and direction (slide and wipe).",
+            "anyOf": [
+                {"type": "null"},
+                {"enum": kinds},
+                {"type": "object", "required": ["type"], "properties": {
+                    "type": {"enum": kinds},
+                    "duration": {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TRANSITION_SECONDS}, {"type": "null"}]},
+                    "direction": {"anyOf": [{"enum": ["left", "right", "up", "down"]}, {"type": "null"}]}
+                }}
+            ]
+        }),
+    );
+    d.insert(
+        "background".into(),
+        json!({
+            "description": "This scene's background instead of the theme's: a colour, or an object with color, gradient (2 to 4 colours, angle in degrees) or image (with dim 0..1).",
+            "anyOf": [
+                {"type": "null"},
+                {"$ref": "#/definitions/color"},
+                {"type": "object", "required": ["color"], "properties": {"color": {"$ref": "#/definitions/color"}}},
+                {"type": "object", "required": ["gradient"], "not": {"required": ["color"]}, "properties": {
+                    "gradient": {"type": "array", "minItems": 2, "maxItems": 4, "items": {"$ref": "#/definitions/color"}},
+                    "angle": {"anyOf": [{"type": "number", "minimum": -360, "maximum": 360}, {"type": "null"}]}
+                }},
+                {"type": "object", "required": ["image"], "not": {"anyOf": [{"required": ["color"]}, {"required": ["gradient"]}]}, "properties": {
+                    "image": {"$ref": "#/definitions/image"},
+                    "dim": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]}
+                }}
+            ]
+        }),
+    );
+    let t = l.max_text_chars;
+    let stat = json!({"type": "object", "required": ["value", "label"], "properties": {
+        "value": {"type": "number", "exclusiveMinimum": -1e15, "exclusiveMaximum": 1e15},
+        "label": text(t, true, "Shown below the number."),
+        "prefix": text(24, false, "Shown before the number, e.g. \"$\"."),
+        "suffix": text(24, false, "Shown after the number, e.g. \"%\"."),
+        "decimals": {"anyOf": [{"enum": [0, 1, 2, 3]}, {"type": "null"}]}
+    }});
+    let contents = [
+        (
+            "hero-title",
+            json!({"required": ["title"], "properties": {
+            "title": text(t, true, "The title; **bold** and ==highlight== marks are drawn."),
+            "subtitle": text(t, false, "A line below the title.")}}),
+        ),
+        (
+            "text",
+            json!({"required": ["body"], "properties": {
+            "heading": text(t, false, "A heading above the body."),
+            "body": text(t, true, "The text.")}}),
+        ),
+        (
+            "bullet-list",
+            json!({"required": ["items"], "properties": {
+            "heading": text(t, false, "A heading above the list."),
+            "items": {"type": "array", "minItems": 1, "maxItems": MAX_BULLETS, "items": text(t, true, "One bullet.")}}}),
+        ),
+        (
+            "stats",
+            json!({"required": ["stats"], "properties": {
+            "heading": text(t, false, "A heading above the numbers."),
+            "stats": {"type": "array", "minItems": 1, "maxItems": MAX_STATS, "items": stat}}}),
+        ),
+        (
+            "quote",
+            json!({"required": ["quote"], "properties": {
+            "quote": text(t, true, "The quotation."),
+            "author": text(t, false, "Who said it."),
+            "role": text(t, false, "Their role.")}}),
+        ),
+        (
+            "image",
+            json!({"required": ["src"], "properties": {
+            "src": {"$ref": "#/definitions/image"},
+            "fit": {"$ref": "#/definitions/fit"},
+            "caption": text(t, false, "A caption over the image."),
+            "kenBurns": {"type": ["boolean", "null"], "description": "A slow zoom and pan (default true)."}}}),
+        ),
+        (
+            "split",
+            json!({"required": ["image"],
+            "anyOf": [{"required": ["heading"], "properties": {"heading": {"type": "string", "pattern": "\\S"}}},
+                      {"required": ["body"], "properties": {"body": {"type": "string", "pattern": "\\S"}}}],
+            "properties": {
+            "heading": text(t, false, "A heading beside the image."),
+            "body": text(t, false, "Text beside the image."),
+            "image": {"$ref": "#/definitions/image"},
+            "imageSide": {"anyOf": [{"enum": ["left", "right"]}, {"type": "null"}]},
+            "fit": {"$ref": "#/definitions/fit"}}}),
+        ),
+        (
+            "call-to-action",
+            json!({"required": ["headline", "button"], "properties": {
+            "headline": text(t, true, "The headline."),
+            "button": text(MAX_BUTTON_CHARS, true, "The button's label."),
+            "url": text(l.max_url_chars, false, "A URL shown below the button.")}}),
+        ),
+        (
+            "logo-outro",
+            json!({
+            "anyOf": [{"required": ["logo"], "properties": {"logo": {"type": "string"}}},
+                      {"required": ["wordmark"], "properties": {"wordmark": {"type": "string", "pattern": "\\S"}}}],
+            "properties": {
+            "logo": {"anyOf": [{"$ref": "#/definitions/image"}, {"type": "null"}]},
+            "wordmark": text(t, false, "The brand name, drawn as text."),
+            "tagline": text(t, false, "A line below.")}}),
+        ),
+    ];
+    debug_assert_eq!(contents.len(), SCENE_TYPES.len());
+    let scenes: Vec<Value> = contents
+        .into_iter()
+        .map(|(ty, mut content)| {
+            content["type"] = json!("object");
+            json!({
+                "title": ty,
+                "type": "object",
+                "required": ["type", "duration", "content"],
+                "properties": {
+                    "type": {"const": ty},
+                    "duration": {"type": "number", "exclusiveMinimum": 0, "maximum": l.max_scene_seconds,
+                                 "description": "Seconds on screen."},
+                    "content": content,
+                    "background": {"$ref": "#/definitions/background"},
+                    "transition": {"$ref": "#/definitions/transition"}
+                }
+            })
+        })
+        .collect();
+    d.insert(
+        "scene".into(),
+        json!({
+            "description": format!("One scene: its type ({}), duration and content.", SCENE_TYPES.join(", ")),
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": SCENE_TYPES}},
+            "oneOf": scenes
+        }),
+    );
+    d
+}
+
+/// The JSON Schema of a request body of `POST /api/generate-video-async` (and the other
+/// submission endpoints) on a server with this validation context.
+pub fn json_schema(ctx: &ValidationContext) -> Value {
+    let themes: Vec<&String> = ctx.themes.iter().collect();
+    let tracks: Vec<&String> = ctx.tracks.iter().collect();
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_PATH,
+        "title": "Video spec",
+        "description": format!(
+            "A video to render: a theme, music, a quality and its scenes. Checked by the server only: {}.",
+            SERVER_ONLY_RULES.join("; ")
+        ),
+        "type": "object",
+        "required": ["scenes"],
+        "properties": {
+            "webhookUrl": {"anyOf": [{"type": "string", "pattern": "^\\s*[Hh][Tt][Tt][Pp][Ss]?://\\S+\\s*$", "maxLength": ctx.limits.max_url_chars}, {"type": "null"}],
+                           "description": "Where the started and completed/failed webhooks go (required by POST /api/generate-video-async)."},
+            "theme": {"anyOf": [{"enum": themes}, {"type": "null"}], "description": format!("An installed theme (default {}).", ctx.default_theme)},
+            "music": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["trackId"], "properties": {
+                "trackId": {"enum": tracks},
+                "volume": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}], "description": "0..1 (default 0.3)."}
+            }}]},
+            "quality": {"anyOf": [{"enum": ["draft", "720p", "1080p", "4k"]}, {"type": "null"}], "description": "Output resolution (default 1080p)."},
+            "fps": {"anyOf": [{"enum": FPS_CHOICES}, {"type": "null"}], "description": "Frames per second (default 30)."},
+            "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel."},
+            "metadata": {"anyOf": [{"type": "object"}, {"type": "null"}],
+                         "description": format!("Your own JSON object (at most {MAX_METADATA_BYTES} bytes), echoed in job-status and every webhook.")},
+            "scenes": {"type": "array", "minItems": 1, "maxItems": ctx.limits.max_scenes, "items": {"$ref": "#/definitions/scene"}}
+        },
+        "definitions": definitions(ctx)
+    })
+}

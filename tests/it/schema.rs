@@ -1,0 +1,108 @@
+//! The served JSON Schema of the spec agrees with the server on a corpus of good and bad specs
+//! (`tests/corpus/specs.json`: the examples, the contract's example, and the 400 cases of the
+//! tests), checked by an independent validator (the `jsonschema` crate); `vidbuilder validate`
+//! gives the same verdicts.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::start_server;
+
+fn corpus() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/specs.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `vidbuilder validate FILE`'s exit status and output.
+fn cli_validate(dir: &std::path::Path, name: &str, spec: &Value) -> (bool, String) {
+    let file = dir.join(format!("{}.json", name.replace([' ', '/'], "-")));
+    std::fs::write(&file, serde_json::to_vec(spec).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vidbuilder"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_schema_the_server_and_validate_agree_on_the_corpus() {
+    let t = start_server(&[]).await;
+    let (s, schema) = t.get_json("/api/schema/video-spec.json").await;
+    assert_eq!(s, 200);
+    let validator = jsonschema::draft7::new(&schema).expect("the served schema compiles");
+    let corpus = corpus();
+    let dir = tempfile::tempdir().unwrap();
+
+    for case in corpus["good"].as_array().unwrap() {
+        let (name, spec) = (case["name"].as_str().unwrap(), &case["spec"]);
+        let errors: Vec<String> = validator
+            .iter_errors(spec)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "schema refuses good spec '{name}': {errors:?}"
+        );
+        let (ok, out) = cli_validate(dir.path(), name, spec);
+        assert!(ok, "vidbuilder validate refuses good spec '{name}': {out}");
+    }
+
+    let mut server_only = 0;
+    for case in corpus["bad"].as_array().unwrap() {
+        let (name, spec) = (case["name"].as_str().unwrap(), &case["spec"]);
+        let (s, _, body) = t.post("/api/jobs", spec).await;
+        assert_eq!(s, 400, "the server accepts bad spec '{name}': {body}");
+        assert_eq!(body["field"], case["field"], "'{name}': {body}");
+        let schema_ok = validator.is_valid(spec);
+        if case["serverOnly"] == true {
+            // Tagged honestly: the schema cannot say it, so it accepts the spec.
+            assert!(
+                schema_ok,
+                "'{name}' is tagged serverOnly but the schema refuses it"
+            );
+            server_only += 1;
+        } else {
+            assert!(!schema_ok, "the schema accepts bad spec '{name}'");
+        }
+        if !name.starts_with("webhookUrl") {
+            // (`validate` checks the spec; webhook URLs are the submission's.)
+            let (ok, out) = cli_validate(dir.path(), name, spec);
+            let ssrf = name.contains("image URL");
+            assert_eq!(ok, ssrf, "vidbuilder validate on '{name}': {out}");
+        }
+    }
+    println!(
+        "corpus: {} good, {} bad ({server_only} refused by the server only)",
+        corpus["good"].as_array().unwrap().len(),
+        corpus["bad"].as_array().unwrap().len()
+    );
+    let (_, jobs) = t.get_json("/api/jobs?limit=100").await;
+    assert_eq!(
+        jobs["jobs"].as_array().unwrap().len(),
+        0,
+        "no bad spec made a job"
+    );
+
+    // The examples the studio offers are served without webhookUrl and are all valid.
+    let (_, examples) = t.get_json("/api/examples").await;
+    let examples = examples["examples"].as_array().unwrap();
+    assert!(examples.iter().any(|e| e["name"] == "quick"));
+    for e in examples {
+        assert!(e["spec"].get("webhookUrl").is_none());
+        assert!(validator.is_valid(&e["spec"]), "{}", e["name"]);
+    }
+    t.server.stop().await;
+}
