@@ -1,6 +1,10 @@
-//! The `vidbuilder` command: `serve`, `render`, `validate`, `config`.
+//! The `vidbuilder` command: `serve`, `worker`, `render`, `validate`, `config`, `bench`,
+//! `cluster`, `health`, and the client commands `submit`, `status`, `wait`, `cancel`.
 #![forbid(unsafe_code)]
 
+mod client;
+
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,7 +23,8 @@ use vidbuilder_render::{check_ffmpeg, render_blocking, Catalog};
 #[command(
     name = "vidbuilder",
     version,
-    about = "Async video generation API: JSON spec in, MP4 out, webhooks on the way"
+    about = "Async video generation API: JSON spec in, MP4 out, webhooks on the way",
+    after_help = TOP_HELP
 )]
 struct Cli {
     /// A TOML file laid over the embedded defaults (see `vidbuilder config`).
@@ -29,9 +34,31 @@ struct Cli {
     command: Command,
 }
 
+/// The top-level `--help`'s examples, environment and exit codes (docs/cli.md has more).
+const TOP_HELP: &str = "\
+Examples:
+  vidbuilder serve --bind 0.0.0.0:8080 --data-dir ./data
+  vidbuilder submit examples/quick.json --wait --download quick.mp4
+  vidbuilder render examples/quick.json -o quick.mp4
+
+Environment:
+  VIDBUILDER_SERVER   the server submit, status, wait and cancel talk to (default http://127.0.0.1:8080)
+  VIDBUILDER_API_KEY  the API key they send (Authorization: Bearer KEY)
+  VIDBUILDER_CONFIG   a TOML file laid over the defaults (`vidbuilder config` lists every other variable)
+
+Exit codes:
+  0  success; for wait and submit --wait: the job completed
+  1  the job failed or was cancelled (wait, submit --wait, status); cancel refused because the job had
+     already finished (409); any error of serve, worker, render, validate, config, bench, cluster, health
+  2  a usage error; for submit, status, wait and cancel: a connection or server error (unreachable,
+     401 bad API key, 404 unknown job, ...)";
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the HTTP API and the actor tree.
+    #[command(
+        after_help = "Example:\n  vidbuilder serve --bind 0.0.0.0:8080 --data-dir /var/lib/vidbuilder"
+    )]
     Serve {
         /// Address to listen on (overrides `bind` / VIDBUILDER_BIND).
         #[arg(long)]
@@ -42,6 +69,9 @@ enum Command {
     },
     /// Run a render worker that joins a coordinator (cluster mode). The cookie comes from
     /// `cluster.cookie`, VIDBUILDER_CLUSTER_COOKIE or `cluster.cookie_file`, never the command line.
+    #[command(
+        after_help = "Example:\n  VIDBUILDER_CLUSTER_COOKIE=$(cat cookie) vidbuilder worker --join coordinator:9000 --name gpu-1 --capacity 2"
+    )]
     Worker {
         /// The coordinator's cluster address, HOST:PORT (overrides `cluster.join`).
         #[arg(long, env = "VIDBUILDER_CLUSTER_JOIN")]
@@ -60,6 +90,7 @@ enum Command {
         stand_in_sleep_ms: Option<u64>,
     },
     /// Print the cluster's nodes as the coordinator sees them (`GET /api/cluster`).
+    #[command(after_help = "Example:\n  vidbuilder cluster --url http://coordinator:8080 --json")]
     Cluster {
         /// The coordinator's HTTP address.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -73,6 +104,9 @@ enum Command {
     },
     /// Exit 0 when this node is healthy (for container health checks): the HTTP API answers, or
     /// with --worker, this data dir's worker is linked to its coordinator.
+    #[command(
+        after_help = "Examples:\n  vidbuilder health --url http://127.0.0.1:8080/api/health\n  vidbuilder health --worker --data-dir /var/lib/vidbuilder"
+    )]
     Health {
         /// The URL to check.
         #[arg(long, default_value = "http://127.0.0.1:8080/api/health")]
@@ -84,7 +118,9 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Render a spec file to an MP4 without a server.
+    /// Render a spec file to an MP4 without a server (a progress bar on stderr when it is a
+    /// terminal).
+    #[command(after_help = "Example:\n  vidbuilder render examples/quick.json -o quick.mp4")]
     Render {
         /// The spec, as the API takes it (JSON).
         spec: PathBuf,
@@ -96,11 +132,18 @@ enum Command {
         quiet: bool,
     },
     /// Check a spec file and print what is wrong with it, if anything.
+    #[command(after_help = "Example:\n  vidbuilder validate examples/tour.json")]
     Validate { spec: PathBuf },
     /// Print the effective configuration (defaults + file + environment) and the variables read.
+    #[command(
+        after_help = "Example:\n  VIDBUILDER_BIND=0.0.0.0:9000 vidbuilder --config my.toml config"
+    )]
     Config,
     /// Measure the renderer against the encoder-only limit (run a release build:
     /// `cargo run --release -- bench`).
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- bench --runs 5\n  vidbuilder bench --cluster --workers 1,2,4 --json"
+    )]
     Bench {
         /// Runs per case; the median is reported.
         #[arg(long, default_value_t = 3)]
@@ -125,12 +168,48 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         sleep_ms: u64,
     },
+    /// Submit a spec to a running server (`POST /api/jobs`) and print the job id on stdout; with
+    /// --wait, follow the job as `vidbuilder wait` does.
+    #[command(after_help = "\
+Examples:
+  vidbuilder submit examples/quick.json
+  vidbuilder submit examples/quick.json --wait --download quick.mp4
+  vidbuilder submit spec.json --server https://video.example.com --idempotency-key order-1234
+
+Exit codes: 0 submitted (with --wait: completed), 1 the job failed (--wait), 2 usage or connection error.")]
+    Submit(client::SubmitArgs),
+    /// Print a job's status, progress, message and video URL or error (`GET /api/job-status/JOB`).
+    #[command(after_help = "\
+Examples:
+  vidbuilder status 3f6c2a9e-8d1b-4c47-9a0e-5b7d2f1c4e88
+  vidbuilder status $JOB --json | jq .progress
+
+Exit codes: 0 the job is queued, processing or completed; 1 it failed; 2 usage or connection error.")]
+    Status(client::StatusArgs),
+    /// Follow a job until it ends (`GET /api/job-events/JOB`): a progress bar on stderr when it is
+    /// a terminal, then one line: `completed: URL` or `failed: ERROR`.
+    #[command(after_help = "\
+Examples:
+  vidbuilder wait $JOB
+  vidbuilder wait $JOB --quiet --download out.mp4 && mpv out.mp4
+
+A dropped stream is resumed (Last-Event-ID, backoff 1 s to 10 s); after 2 minutes of failures
+the job's status is polled every 2 s instead.
+Exit codes: 0 the job completed, 1 it failed or was cancelled, 2 usage or connection error.")]
+    Wait(client::WaitArgs),
+    /// Cancel a queued or running job (`POST /api/jobs/JOB/cancel`).
+    #[command(after_help = "\
+Example:
+  vidbuilder cancel $JOB
+
+Exit codes: 0 cancelled, 1 the job had already finished (409), 2 usage or connection error.")]
+    Cancel(client::CancelArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -233,9 +312,20 @@ fn cluster_command(url: &str, api_key: Option<String>, json: bool) -> Result<(),
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    // The client commands need no configuration: they talk to a server.
+    let command = match cli.command {
+        Command::Submit(args) => return Ok(client::submit(args)),
+        Command::Status(args) => return Ok(client::status(args)),
+        Command::Wait(args) => return Ok(client::wait(args)),
+        Command::Cancel(args) => return Ok(client::cancel(args)),
+        other => other,
+    };
     let mut config = Config::load(cli.config.as_deref())?;
-    match cli.command {
+    let done = match command {
+        Command::Submit(_) | Command::Status(_) | Command::Wait(_) | Command::Cancel(_) => {
+            unreachable!("handled above")
+        }
         Command::Serve { bind, data_dir } => {
             config.bind = bind.unwrap_or(config.bind);
             config.data_dir = data_dir.unwrap_or(config.data_dir);
@@ -357,7 +447,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> Result<(), Error> {
@@ -395,14 +486,21 @@ fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Resu
         out_dir: out_dir.clone(),
     };
     let bar = indicatif::ProgressBar::new(req.spec.frame_count());
-    if quiet {
+    // Quiet when asked, and when stderr is not a terminal (logs, CI): only the final line then.
+    if quiet || !std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} frames {msg}",
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} frames {fps} ETA {eta} {msg}",
         )
         .expect("template")
+        .with_key(
+            "fps",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1} fps", state.per_sec());
+            },
+        )
         .progress_chars("=> "),
     );
     let started = Instant::now();

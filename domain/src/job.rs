@@ -44,6 +44,7 @@ impl fmt::Display for JobId {
 /// The four public statuses of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobStatus {
     /// Admitted and waiting for a render slot.
     Queued,
@@ -98,6 +99,7 @@ pub enum JobFailure {
 /// `s3Upload` block: `{"enabled": false}` until S3 is configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct S3Upload {
     /// True when the job's videos were put in object storage.
     pub enabled: bool,
@@ -112,6 +114,7 @@ pub struct S3Upload {
 /// One uploaded video, as `s3Upload.standard` or `s3Upload.reels` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct S3Object {
     /// `s3Key`: the object key (see [`object_key`]).
     pub s3_key: String,
@@ -125,6 +128,7 @@ pub struct S3Object {
 /// answer and of `job-status` once done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobResult {
     /// `videoUrl`: where clients download the landscape video.
     pub video_url: String,

@@ -1,21 +1,24 @@
 //! `GET /api/cluster`: every node of the cluster, this one first.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vidbuilder_actors::cluster::registry::{rfc3339, NodeStatus, NodeView};
 use vidbuilder_actors::manager::JobManagerMsg;
 
 use super::error::ApiError;
 use super::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/cluster", get(cluster))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(cluster))
 }
 
 /// This node's entry and the workers' (as the ClusterActor last saw them; a worker's `running`
 /// is what the JobManager placed on it).
+#[utoipa::path(get, path = "/api/cluster", tag = "server",
+    responses((status = 200, description = "The nodes: name, address, status, capacity, running, lastHeartbeat, reason.", body = serde_json::Value)))]
 async fn cluster(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let slots = ractor::call_t!(
         s.manager,

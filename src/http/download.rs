@@ -7,10 +7,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vidbuilder_actors::manager::JobManagerMsg;
 use vidbuilder_domain::job::{poster_of, JobSnapshot, JobStatus};
 
@@ -18,18 +19,87 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/download/{job_id}", get(download::<false, false>))
-        .route("/api/download/{job_id}/reel", get(download::<true, false>))
-        .route(
-            "/api/download/{job_id}/poster",
-            get(download::<false, true>),
-        )
-        .route(
-            "/api/download/{job_id}/reel/poster",
-            get(download::<true, true>),
-        )
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(video_file))
+        .routes(routes!(reel_file))
+        .routes(routes!(video_poster))
+        .routes(routes!(reel_poster))
+}
+
+/// The finished MP4 (HTTP Range supported); with S3 and no local copy, a redirect to a fresh
+/// signed URL.
+#[utoipa::path(get, path = "/api/download/{job_id}", tag = "downloads",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The video.", content_type = "video/mp4", body = Vec<u8>),
+        (status = 206, description = "The requested range.", content_type = "video/mp4", body = Vec<u8>),
+        (status = 307, description = "With S3 and no local copy: a fresh presigned URL in Location."),
+        (status = 404, description = "No such job, or no video (yet).", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+        (status = 416, description = "The range is outside the file."),
+    ))]
+async fn video_file(
+    state: State<AppState>,
+    path: Path<String>,
+    caller: Extension<Caller>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    download::<false, false>(state, path, caller, req).await
+}
+
+/// The vertical reel, when `generateReels` was true.
+#[utoipa::path(get, path = "/api/download/{job_id}/reel", tag = "downloads",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The reel.", content_type = "video/mp4", body = Vec<u8>),
+        (status = 206, description = "The requested range.", content_type = "video/mp4", body = Vec<u8>),
+        (status = 307, description = "With S3 and no local copy: a fresh presigned URL in Location."),
+        (status = 404, description = "No such job, or no reel.", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+        (status = 416, description = "The range is outside the file."),
+    ))]
+async fn reel_file(
+    state: State<AppState>,
+    path: Path<String>,
+    caller: Extension<Caller>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    download::<true, false>(state, path, caller, req).await
+}
+
+/// The video's JPEG poster frame, while the local copy exists.
+#[utoipa::path(get, path = "/api/download/{job_id}/poster", tag = "downloads",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The poster.", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such job, or no poster.", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+    ))]
+async fn video_poster(
+    state: State<AppState>,
+    path: Path<String>,
+    caller: Extension<Caller>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    download::<false, true>(state, path, caller, req).await
+}
+
+/// The reel's JPEG poster frame.
+#[utoipa::path(get, path = "/api/download/{job_id}/reel/poster", tag = "downloads",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The reel's poster.", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such job, or no poster.", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+    ))]
+async fn reel_poster(
+    state: State<AppState>,
+    path: Path<String>,
+    caller: Extension<Caller>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    download::<true, true>(state, path, caller, req).await
 }
 
 /// The video (or the reel), or with `POSTER` its poster JPEG.

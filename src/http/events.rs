@@ -19,10 +19,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vidbuilder_domain::job::{JobId, JobSnapshot, JobStatus};
 
 use super::auth::Caller;
@@ -33,8 +34,8 @@ use super::AppState;
 /// How often a comment line keeps an idle stream (and the proxies on its way) open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/job-events/{job_id}", get(job_events))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(job_events))
 }
 
 /// `?after=`: the last event id seen, for clients that cannot send `Last-Event-ID`.
@@ -51,6 +52,24 @@ pub fn resumed_version(id: &str, boot: u64) -> Option<u64> {
     v.parse().ok()
 }
 
+/// A job's live progress as Server-Sent Events.
+///
+/// `status`, `progress` and `message` events (JSON data with `jobId`) as they change, each group
+/// ending with an `id:`; then a `result` event with the job-status body; then the stream ends.
+/// Resume with `Last-Event-ID` or `?after=`; `204` when the client had seen the end.
+#[utoipa::path(get, path = "/api/job-events/{job_id}", tag = "jobs",
+    params(
+        ("job_id" = String, Path, description = "The job's id."),
+        ("after" = Option<String>, Query, description = "The last event id seen (for clients that cannot send Last-Event-ID)."),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event id seen."),
+    ),
+    responses(
+        (status = 200, description = "The event stream.", content_type = "text/event-stream", body = super::openapi::SseEvent),
+        (status = 204, description = "The client had seen the job's end already."),
+        (status = 400, description = "A malformed query.", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such job (or not the caller's).", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+    ))]
 async fn job_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -5,9 +5,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vidbuilder_actors::manager::{
     Admitted, CancelError, JobManagerMsg, SubmitError, SubmitRequest,
 };
@@ -20,16 +23,48 @@ use vidbuilder_net::SsrfGuard;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::{ErrorBody, VideoSpecBody};
 use super::present::JobStatusBody;
 use super::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/generate-video-async", post(generate_async))
-        .route("/api/generate-flexible-video", post(generate_blocking))
-        .route("/api/jobs", post(create_job).get(list_jobs))
-        .route("/api/jobs/{job_id}/cancel", post(cancel_job))
-        .route("/api/job-status/{job_id}", get(job_status))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(generate_async))
+        .routes(routes!(generate_blocking))
+        .routes(routes!(create_job, list_jobs))
+        .routes(routes!(cancel_job))
+        .routes(routes!(job_status))
+}
+
+/// The `202` of a submission.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Accepted {
+    /// Always true.
+    pub success: bool,
+    /// The job's id (for a replayed `Idempotency-Key`, the original job's).
+    pub job_id: String,
+    /// Its status now (`queued` for a new job).
+    pub status: JobStatus,
+    /// A human line.
+    pub message: String,
+    /// Whether webhooks go out for this job.
+    pub webhook_configured: bool,
+    /// `/api/job-status/:jobId`.
+    pub status_url: String,
+    /// `/api/job-events/:jobId`, the live progress stream.
+    pub events_url: String,
+    /// The contract's rough estimate.
+    pub estimated_time: String,
+    /// 1-based position in the queue, while queued.
+    pub queue_position: Option<usize>,
+}
+
+/// `GET /api/jobs`'s body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct JobList {
+    /// The caller's most recent jobs, newest first.
+    pub jobs: Vec<JobStatusBody>,
 }
 
 /// The `Idempotency-Key` header: at most this many characters.
@@ -279,7 +314,17 @@ async fn submit(
     })
 }
 
-/// `POST /api/generate-video-async`: the contract's submission; `webhookUrl` is required.
+/// Submit a video spec (the contract's endpoint): `202` with the job's id at once.
+///
+/// `webhookUrl` is required: the `started` and then `completed` or `failed` webhooks go there.
+/// With an `Idempotency-Key` the same key and body within 24 h answer the original job.
+#[utoipa::path(post, path = "/api/generate-video-async", tag = "jobs",
+    request_body(content = VideoSpecBody, content_type = "application/json", description = "The video spec, with webhookUrl."),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters; the same key and body within 24 h answer the original job.")),
+    responses(
+        (status = 202, description = "Accepted: the job is queued (or, for a replayed key, the original job).", body = Accepted),
+        (status = 422, description = "This Idempotency-Key was used with another body.", body = ErrorBody),
+    ))]
 async fn generate_async(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -289,8 +334,15 @@ async fn generate_async(
     accept(&state, &caller, &headers, body, true).await
 }
 
-/// `POST /api/jobs`: the same submission with `webhookUrl` optional (the studio and the CLI
-/// follow the job with job-status or the live event stream instead).
+/// Submit a video spec with `webhookUrl` optional: follow the job by job-status or its event
+/// stream (the studio and the CLI do).
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs",
+    request_body(content = VideoSpecBody, content_type = "application/json", description = "The video spec; webhookUrl optional."),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters; the same key and body within 24 h answer the original job.")),
+    responses(
+        (status = 202, description = "Accepted: the job is queued (or, for a replayed key, the original job).", body = Accepted),
+        (status = 422, description = "This Idempotency-Key was used with another body.", body = ErrorBody),
+    ))]
 async fn create_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -328,21 +380,22 @@ async fn accept(
     let admitted = submit(state, &body, hook, caller, idem).await?;
     let view = &admitted.snapshot;
     let id = view.job_id.to_string();
-    let body = json!({
-        "success": true,
-        "jobId": id,
-        "status": view.status,
-        "message": if has_hook {
+    let body = Accepted {
+        success: true,
+        job_id: id.clone(),
+        status: view.status,
+        message: if has_hook {
             "Video generation started. You will receive updates via webhook."
         } else {
             "Video generation started. Follow it at statusUrl or eventsUrl."
-        },
-        "webhookConfigured": has_hook,
-        "statusUrl": format!("/api/job-status/{id}"),
-        "eventsUrl": format!("/api/job-events/{id}"),
-        "estimatedTime": "3-15 minutes",
-        "queuePosition": view.queue_position,
-    });
+        }
+        .into(),
+        webhook_configured: has_hook,
+        status_url: format!("/api/job-status/{id}"),
+        events_url: format!("/api/job-events/{id}"),
+        estimated_time: "3-15 minutes".into(),
+        queue_position: view.queue_position,
+    };
     let mut res = (StatusCode::ACCEPTED, Json(body)).into_response();
     res.headers_mut().insert(
         header::LOCATION,
@@ -357,6 +410,19 @@ async fn accept(
     Ok(res)
 }
 
+/// The old blocking API: submit and wait for the video (`webhookUrl` optional).
+///
+/// Answers `200` with the `completed` webhook's fields, or `500` with `failed`'s; after
+/// `http.blocking_timeout_secs` it answers `202` with the job to poll.
+#[utoipa::path(post, path = "/api/generate-flexible-video", tag = "jobs",
+    request_body(content = VideoSpecBody, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "The same key and body within 24 h wait for the original job.")),
+    responses(
+        (status = 200, description = "The video is done: the completed event's fields and success: true.", body = serde_json::Value),
+        (status = 202, description = "Still rendering after http.blocking_timeout_secs: poll statusUrl.", body = serde_json::Value),
+        (status = 422, description = "This Idempotency-Key was used with another body.", body = ErrorBody),
+        (status = 500, description = "The job failed: the failed event's fields and success: false.", body = serde_json::Value),
+    ))]
 async fn generate_blocking(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -441,6 +507,14 @@ async fn generate_blocking(
     Ok((status, Json(body)).into_response())
 }
 
+/// A job's status, progress and result.
+#[utoipa::path(get, path = "/api/job-status/{job_id}", tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job as it is now.", body = JobStatusBody),
+        (status = 404, description = "No such job (or not the caller's).", body = ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = ErrorBody),
+    ))]
 async fn job_status(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -462,11 +536,17 @@ pub(super) const MAX_LIST_LIMIT: usize = 100;
 
 /// `GET /api/jobs?limit=N`: the caller's most recent jobs (newest first, 20 unless `limit`
 /// says otherwise, at most 100), each as job-status shows it. Read from the published view.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "How many (1–100, default 20).")),
+    responses(
+        (status = 200, description = "The caller's most recent jobs, newest first.", body = JobList),
+        (status = 400, description = "limit is not a whole number from 1 to 100.", body = ErrorBody),
+    ))]
 async fn list_jobs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     let bad = || {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -493,12 +573,20 @@ async fn list_jobs(
         (b.created_at.as_str(), b.job_id.as_str()).cmp(&(a.created_at.as_str(), a.job_id.as_str()))
     });
     let jobs: Vec<JobStatusBody> = mine.iter().take(limit).map(JobStatusBody::from).collect();
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(Json(JobList { jobs }))
 }
 
 /// `POST /api/jobs/:jobId/cancel`: `202` once the job is cancelled (it is `failed` with
 /// `error: "Cancelled"` and `cancelled: true`; its `failed` webhook is queued); `409` when it
 /// had already finished.
+#[utoipa::path(post, path = "/api/jobs/{job_id}/cancel", tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 202, description = "Cancelled: the job is failed with error \"Cancelled\" and cancelled: true.", body = JobStatusBody),
+        (status = 404, description = "No such job (or not the caller's).", body = ErrorBody),
+        (status = 409, description = "The job had already finished.", body = ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = ErrorBody),
+    ))]
 async fn cancel_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 mod jobs;
 pub mod limits;
+pub mod openapi;
 pub mod present;
 pub mod serve;
 mod studio;
@@ -153,14 +154,23 @@ impl AppState {
 
 /// The whole API: every route, with the body limit, API-key check, rate limit, CORS and tracing layers.
 pub fn router(state: AppState, opts: RouterOptions) -> Router {
-    let mut app = Router::new()
-        .merge(jobs::router())
-        .merge(events::router())
-        .merge(studio::router())
-        .merge(download::router())
-        .merge(catalog::router())
-        .merge(cluster::router())
-        .merge(webhooks::router())
+    let (api, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(
+        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    )
+    .merge(jobs::router())
+    .merge(events::router())
+    .merge(studio::router())
+    .merge(download::router())
+    .merge(catalog::router())
+    .merge(cluster::router())
+    .merge(webhooks::router())
+    .split_for_parts();
+    let doc = openapi::document(doc, &state.validation);
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .external_url_unchecked(openapi::OPENAPI_PATH, doc);
+    let mut app = api
+        .merge(studio::pages())
+        .merge(docs)
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -25,10 +25,11 @@ impl Links for DownloadLinks {
 }
 
 /// `GET /api/job-status/:jobId`'s body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobStatusBody {
     /// The job's id.
+    #[schema(value_type = String)]
     pub job_id: JobId,
     /// `queued`, `processing`, `completed` or `failed`.
     pub status: JobStatus,
@@ -56,6 +57,7 @@ pub struct JobStatusBody {
     pub node: Option<String>,
     /// The result fields (download URLs and the like), flattened in once completed.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = result_fields)]
     pub result: Option<JobResult>,
     /// The error text, once failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,7 +67,19 @@ pub struct JobStatusBody {
     pub cancelled: bool,
     /// The client's `metadata` object from the spec, unchanged.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+}
+
+/// The schema of the flattened result: [`JobResult`]'s fields, none required (they are there once
+/// the job completed, absent before).
+fn result_fields() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::{RefOr, Schema};
+    let mut schema = <JobResult as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(o)) = &mut schema {
+        o.required.clear();
+    }
+    schema
 }
 
 impl From<&JobSnapshot> for JobStatusBody {

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::AppState;
@@ -65,15 +67,19 @@ const EXAMPLES: [(&str, &str, &str); 3] = [
     ),
 ];
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| file("index.html")))
-        .route(
-            "/studio/{*path}",
-            get(|Path(path): Path<String>| file_owned(path)),
-        )
-        .route("/api/examples", get(examples))
-        .route(vidbuilder_domain::spec::schema::SCHEMA_PATH, get(schema))
+/// The studio's pages (not API: not in the OpenAPI document).
+pub(super) fn pages() -> Router<AppState> {
+    Router::new().route("/", get(|| file("index.html"))).route(
+        "/studio/{*path}",
+        get(|Path(path): Path<String>| file_owned(path)),
+    )
+}
+
+/// The example specs and the spec's JSON Schema.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(examples))
+        .routes(routes!(schema))
 }
 
 async fn file_owned(path: String) -> Response {
@@ -102,6 +108,8 @@ async fn file(path: &str) -> Response {
 
 /// `GET /api/examples`: the example specs, without `webhookUrl` (the studio follows jobs over
 /// their event stream; a client adds its own URL).
+#[utoipa::path(get, path = "/api/examples", tag = "server",
+    responses((status = 200, description = "{\"examples\": [{name, title, spec}]}.", body = serde_json::Value)))]
 async fn examples() -> Json<Value> {
     let list: Vec<Value> = EXAMPLES
         .iter()
@@ -118,6 +126,8 @@ async fn examples() -> Json<Value> {
 
 /// `GET /api/schema/video-spec.json`: the spec's JSON Schema with this server's themes, tracks
 /// and limits.
+#[utoipa::path(get, path = "/api/schema/video-spec.json", tag = "server",
+    responses((status = 200, description = "The JSON Schema (draft-07) of a spec.", content_type = "application/schema+json", body = serde_json::Value)))]
 async fn schema(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/schema+json")],

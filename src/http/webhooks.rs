@@ -15,9 +15,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vidbuilder_actors::manager::JobManagerMsg;
 use vidbuilder_actors::webhook::{RedeliveryRefused, WebhookMsg};
 
@@ -25,13 +26,19 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/jobs/{job_id}/webhooks", get(delivery_log))
-        .route("/api/jobs/{job_id}/webhooks/redeliver", post(redeliver))
-        .route("/api/webhooks/secret", get(signing_secret))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(delivery_log))
+        .routes(routes!(redeliver))
+        .routes(routes!(signing_secret))
 }
 
+/// The calling key's webhook signing secret (only when the server has API keys).
+#[utoipa::path(get, path = "/api/webhooks/secret", tag = "webhooks",
+    responses(
+        (status = 200, description = "{\"keyId\", \"secret\"}.", body = serde_json::Value),
+        (status = 403, description = "The server has no API keys: its secret is not handed out.", body = super::openapi::ErrorBody),
+    ))]
 async fn signing_secret(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -61,6 +68,14 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
     .retry_after(5)
 }
 
+/// A job's webhook delivery log, oldest first.
+#[utoipa::path(get, path = "/api/jobs/{job_id}/webhooks", tag = "webhooks",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "{\"jobId\", \"attempts\": [...]}.", body = serde_json::Value),
+        (status = 404, description = "No such job (or not the caller's).", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+    ))]
 async fn delivery_log(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -77,6 +92,17 @@ async fn delivery_log(
     Ok(Json(json!({ "jobId": id.to_string(), "attempts": attempts })).into_response())
 }
 
+/// Send the job's last webhook event again now (same webhook-id and body).
+#[utoipa::path(post, path = "/api/jobs/{job_id}/webhooks/redeliver", tag = "webhooks",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 202, description = "Sent; the result appears in the delivery log.", body = serde_json::Value),
+        (status = 404, description = "No such job (or not the caller's).", body = super::openapi::ErrorBody),
+        (status = 409, description = "The job has no event yet, or its receiver answered 410 Gone.", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+        (status = 429, description = "A delivery of the job is in flight, or within webhook.redelivery_cooldown_secs of the last redelivery.", body = super::openapi::ErrorBody),
+        (status = 500, description = "The redelivery could not be queued.", body = super::openapi::ErrorBody),
+    ))]
 async fn redeliver(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

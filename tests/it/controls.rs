@@ -559,3 +559,85 @@ async fn an_idempotency_key_returns_the_original_job_across_a_restart() {
     );
     server.sigkill();
 }
+
+/// `vidbuilder <args>` against `server`: exit code, stdout, stderr.
+fn cli(server: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vidbuilder"))
+        .args(args)
+        .env("VIDBUILDER_SERVER", server)
+        .env_remove("VIDBUILDER_API_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_client_submits_waits_downloads_and_cancels() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Proc::start(
+        data.path(),
+        1,
+        &[("VIDBUILDER_MAX_CONCURRENT_RENDERS", "1")],
+    )
+    .await;
+    let base = server.base.clone();
+    let quick = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quick.json");
+    let video = data.path().join("quick.mp4");
+    let run = |args: Vec<String>| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&base, &args)
+        })
+    };
+    let (code, id, err) = run(vec![
+        "submit".into(),
+        quick.into(),
+        "--wait".into(),
+        "--download".into(),
+        video.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let id = id.lines().next().unwrap().to_string();
+    assert_eq!(id.len(), 16, "the job id on stdout: {id}");
+    let probe = crate::common::ffprobe(&video);
+    assert!(probe.duration > 0.9, "{probe:?}");
+    let (code, out, err) = run(vec!["status".into(), id.clone(), "--json".into()])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let body: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(body["status"], "completed");
+
+    // A long job: cancelled, `wait` reports the failure (1), a second cancel is refused (1).
+    let long = data.path().join("long.json");
+    std::fs::write(&long, long_spec("https://hooks.example.com/x").to_string()).unwrap();
+    let (code, id, err) = run(vec!["submit".into(), long.display().to_string()])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(vec!["cancel".into(), id.clone()]).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(vec!["wait".into(), id.clone()]).await.unwrap();
+    assert_eq!(code, 1, "a cancelled job is a failure: {err}");
+    assert!(err.contains("cancel"), "{err}");
+    let (code, _, err) = run(vec!["cancel".into(), id.clone()]).await.unwrap();
+    assert_eq!(code, 1, "already finished: {err}");
+    // Unknown jobs and unreachable servers are errors of their own (2).
+    let (code, _, _) = run(vec!["status".into(), "0123456789abcdef".into()])
+        .await
+        .unwrap();
+    assert_eq!(code, 2);
+    let (code, _, _) =
+        tokio::task::spawn_blocking(|| cli("http://127.0.0.1:9", &["status", "0123456789abcdef"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 2);
+    server.sigkill();
+}

@@ -106,3 +106,90 @@ async fn the_json_schema_the_server_and_validate_agree_on_the_corpus() {
     }
     t.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_covers_every_route_and_the_docs_are_local() {
+    let t = start_server(&[]).await;
+    let (s, doc) = t.get_json("/api/openapi.json").await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let expected = [
+        ("/api/generate-video-async", "post"),
+        ("/api/generate-flexible-video", "post"),
+        ("/api/jobs", "post"),
+        ("/api/jobs", "get"),
+        ("/api/jobs/{job_id}/cancel", "post"),
+        ("/api/job-status/{job_id}", "get"),
+        ("/api/job-events/{job_id}", "get"),
+        ("/api/download/{job_id}", "get"),
+        ("/api/download/{job_id}/reel", "get"),
+        ("/api/download/{job_id}/poster", "get"),
+        ("/api/download/{job_id}/reel/poster", "get"),
+        ("/api/jobs/{job_id}/webhooks", "get"),
+        ("/api/jobs/{job_id}/webhooks/redeliver", "post"),
+        ("/api/webhooks/secret", "get"),
+        ("/api/health", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/api/themes", "get"),
+        ("/api/music", "get"),
+        ("/api/cluster", "get"),
+        ("/api/examples", "get"),
+        ("/api/schema/video-spec.json", "get"),
+    ];
+    for (path, method) in expected {
+        let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
+        assert!(op.is_object(), "{method} {path} missing");
+        let responses = op["responses"].as_object().unwrap();
+        if path.starts_with("/api/") && path != "/api/health" {
+            for code in ["401", "429", "503"] {
+                assert!(responses.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+        if op.get("requestBody").is_some() {
+            for code in ["400", "408", "413", "415"] {
+                assert!(responses.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+    }
+    let count: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(count, expected.len(), "every operation is listed above");
+    // The spec's schema is the served one, its scene types included.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["VideoSpec.scene"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .len(),
+        9
+    );
+    assert_eq!(
+        doc.pointer("/paths/~1api~1generate-video-async/post/requestBody/content/application~1json/schema/$ref"),
+        Some(&serde_json::json!("#/components/schemas/VideoSpecWithWebhook"))
+    );
+    // The docs page and its assets come from the binary.
+    let html = t
+        .http
+        .get(format!("{}/docs/", t.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "nothing loads from the network: {html}"
+    );
+    let bundle = t
+        .http
+        .get(format!("{}/docs/swagger-ui-bundle.js", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status().as_u16(), 200);
+    assert!(bundle.bytes().await.unwrap().len() > 100_000);
+    t.server.stop().await;
+}
