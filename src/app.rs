@@ -100,6 +100,8 @@ pub struct Server {
     shutdown: Option<oneshot::Sender<()>>,
     /// Set true at stop: live progress streams end before the HTTP server waits for requests.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The dependency probes (readiness), stopped at stop.
+    probe_task: JoinHandle<()>,
     http: JoinHandle<()>,
     grace: Duration,
 }
@@ -177,13 +179,15 @@ impl Server {
             catalog.clone(),
             render_settings(&config, ssrf.clone()),
         ));
+        let mut s3_probe: Option<Arc<S3Uploader>> = None;
         let uploader: Option<(Arc<dyn Uploader>, UploadSettings)> = if config.s3.enabled() {
-            let s3 = S3Uploader::new(&config.s3).await?;
+            let s3 = Arc::new(S3Uploader::new(&config.s3).await?);
+            s3_probe = Some(s3.clone());
             if let Err(e) = s3.check_bucket().await {
                 warn!(bucket = %config.s3.bucket, "S3 bucket check failed (uploads will retry): {e}");
             }
             info!(bucket = %config.s3.bucket, endpoint = %config.s3.endpoint, "S3 uploads on");
-            Some((Arc::new(s3), upload_settings(&config)))
+            Some((s3 as Arc<dyn Uploader>, upload_settings(&config)))
         } else {
             info!("S3 is off: videos stay on local disk (set VIDBUILDER_S3_BUCKET to turn it on)");
             None
@@ -233,6 +237,7 @@ impl Server {
             .await
             .map_err(|e| Error::Actors(e.to_string()))?;
 
+        let (probes, probe_task) = spawn_probes(config.render.ffmpeg.clone(), s3_probe);
         let connections = Arc::new(crate::http::serve::ConnStats::default());
         let state = AppState {
             manager: manager.clone(),
@@ -261,6 +266,8 @@ impl Server {
             closing,
             event_streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_event_streams)),
             event_streams_max: config.http.max_event_streams,
+            metrics: crate::telemetry::handle(),
+            probes,
         };
         let app = router(
             state,
@@ -304,6 +311,7 @@ impl Server {
             views,
             shutdown: Some(tx),
             closing: closing_tx,
+            probe_task,
             http,
         })
     }
@@ -333,7 +341,60 @@ impl Server {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.http).await;
         self.http.abort();
+        self.probe_task.abort();
         self.manager.stop(Some("shutdown".into()));
         self.webhooks.stop(Some("shutdown".into()));
     }
+}
+
+/// How often the dependency probes run.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Probes ffmpeg (it still runs) and object storage (its bucket answers) every [`PROBE_EVERY`],
+/// publishing what they find for `/readyz`; requests never wait on them.
+fn spawn_probes(
+    ffmpeg: PathBuf,
+    s3: Option<Arc<S3Uploader>>,
+) -> (
+    tokio::sync::watch::Receiver<crate::http::Probes>,
+    JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(crate::http::Probes::default());
+    let task = tokio::spawn(async move {
+        loop {
+            let path = ffmpeg.clone();
+            let ffmpeg_down = tokio::task::spawn_blocking(move || {
+                check_ffmpeg(&path).err().map(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Some(e.to_string()));
+            let s3_down = match &s3 {
+                None => None,
+                Some(s3) => {
+                    match tokio::time::timeout(Duration::from_secs(5), s3.check_bucket()).await {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some("no answer within 5 s".into()),
+                    }
+                }
+            };
+            let now = crate::http::Probes {
+                ffmpeg: ffmpeg_down,
+                s3: s3_down,
+            };
+            tx.send_if_modified(|p| {
+                if *p != now {
+                    if now != crate::http::Probes::default() {
+                        warn!(?now, "a dependency is down: not ready");
+                    }
+                    *p = now;
+                    true
+                } else {
+                    false
+                }
+            });
+            tokio::time::sleep(PROBE_EVERY).await;
+        }
+    });
+    (rx, task)
 }

@@ -16,6 +16,7 @@ pub mod http;
 pub mod render_port;
 pub mod s3;
 pub mod store;
+pub mod telemetry;
 pub mod webhook_client;
 
 pub use app::Server;

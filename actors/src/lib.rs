@@ -20,6 +20,7 @@
 
 pub mod cluster;
 pub mod manager;
+mod observe;
 pub mod ports;
 pub mod render;
 pub mod retry;

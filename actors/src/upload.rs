@@ -167,6 +167,7 @@ async fn upload_job(
         })
         .await;
         if let Err(e) = result {
+            metrics::counter!("vidbuilder_s3_errors_total", "op" => "upload").increment(1);
             let _ = manager.cast(JobManagerMsg::UploadDone {
                 job_id,
                 attempt,
@@ -175,9 +176,11 @@ async fn upload_job(
             return;
         }
         before += size;
+        metrics::counter!("vidbuilder_s3_uploaded_bytes_total").increment(size);
         match presign_object(uploader.as_ref(), &settings, &file.key).await {
             Ok(object) => objects.push(object),
             Err(e) => {
+                metrics::counter!("vidbuilder_s3_errors_total", "op" => "presign").increment(1);
                 let _ = manager.cast(JobManagerMsg::UploadDone {
                     job_id,
                     attempt,

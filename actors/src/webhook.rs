@@ -297,6 +297,7 @@ impl WebhookState {
             latency_ms: outcome.latency_ms,
             result,
         };
+        crate::observe::webhook_attempt(&record);
         let _span =
             info_span!("webhook", job_id = %job_id, event = head.delivery.event.as_str(), attempt)
                 .entered();

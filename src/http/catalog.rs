@@ -64,8 +64,10 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: `200` when the JobManager runs, the store accepts writes and no drain began;
-/// else `503` with the reasons (for load balancers: send this node no new work).
+/// Readiness: `200` when the JobManager runs, the store accepts writes, ffmpeg runs, object
+/// storage answers (when configured) and no drain began; else `503` with the reasons (for load
+/// balancers: send this node no new work). ffmpeg and storage are probed in the background, not
+/// per request.
 #[utoipa::path(get, path = "/readyz", tag = "server",
     responses(
         (status = 200, description = "{\"ready\": true, \"reasons\": []}.", body = serde_json::Value),
@@ -74,17 +76,25 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(s): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let stats = *s.stats.borrow();
-    let mut reasons = Vec::new();
+    let probes = s.probes.borrow().clone();
+    let mut reasons: Vec<String> = Vec::new();
     if s.manager.get_status() != ractor::ActorStatus::Running {
-        reasons.push("the job manager is not running");
+        reasons.push("the job manager is not running".into());
+    }
+    if let Some(why) = probes.ffmpeg {
+        reasons.push(format!("ffmpeg cannot be run: {why}"));
+    }
+    if let Some(why) = probes.s3 {
+        reasons.push(format!("object storage does not answer: {why}"));
     }
     if !stats.store_ok {
         reasons.push(
-            "the job store refuses writes (disk full or failing); changes are held and retried",
+            "the job store refuses writes (disk full or failing); changes are held and retried"
+                .into(),
         );
     }
     if stats.draining {
-        reasons.push("the server is shutting down");
+        reasons.push("the server is shutting down".into());
     }
     let ready = reasons.is_empty();
     let code = if ready {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 mod jobs;
 pub mod limits;
+mod metrics;
 pub mod openapi;
 pub mod present;
 pub mod serve;
@@ -74,6 +75,20 @@ pub struct AppState {
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// `http.max_event_streams`.
     pub event_streams_max: usize,
+    /// The Prometheus recorder `/metrics` renders.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// What the dependency probes last found (ffmpeg runs, object storage answers), for readiness.
+    pub probes: tokio::sync::watch::Receiver<Probes>,
+}
+
+/// What the server's dependency probes (run every few seconds by `app.rs`, never by a request)
+/// last found: why this node should get no work, if anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probes {
+    /// ffmpeg could not be run: why.
+    pub ffmpeg: Option<String>,
+    /// Object storage is configured and did not answer: why.
+    pub s3: Option<String>,
 }
 
 /// How long an HTTP handler waits for the JobManager's answer before it answers `503`.
@@ -164,6 +179,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     .merge(catalog::router())
     .merge(cluster::router())
     .merge(webhooks::router())
+    .merge(metrics::router())
     .split_for_parts();
     let doc = openapi::document(doc, &state.validation);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
@@ -194,5 +210,26 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     if let Some(cors) = limits::cors(&opts.cors_origins) {
         app = app.layer(cors);
     }
-    app.layer(TraceLayer::new_for_http()).with_state(state)
+    // Outermost: every request gets an `x-request-id` (the client's, or a new UUID), sent back and
+    // put in the request's log span; then it is counted by route and status.
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    app.layer(axum::middleware::from_fn(metrics::track))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            request_id.clone(),
+        ))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            request_id,
+            tower_http::request_id::MakeRequestUuid,
+        ))
+        .with_state(state)
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod controls;
 mod durability;
 mod hardening;
+mod observability;
 mod s3;
 mod s3_jobs;
 mod schema;

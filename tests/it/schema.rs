@@ -137,6 +137,7 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_local() {
         ("/api/cluster", "get"),
         ("/api/examples", "get"),
         ("/api/schema/video-spec.json", "get"),
+        ("/metrics", "get"),
     ];
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];

@@ -540,6 +540,7 @@ impl JobManagerState {
             return Err(SubmitError::Store(e.to_string()));
         }
         let id = record.id.clone();
+        metrics::counter!("vidbuilder_jobs_submitted_total").increment(1);
         let effects = self.core.admit(record, now);
         debug_assert!(effects.is_empty());
         Ok(Admitted {

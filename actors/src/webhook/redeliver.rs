@@ -202,6 +202,7 @@ impl WebhookState {
                 AttemptResult::RedeliveryFailed
             },
         };
+        crate::observe::webhook_attempt(&record);
         let _span = info_span!("webhook", job_id = %row.job_id, event = row.event.as_str(), attempt, manual = true).entered();
         if ok {
             info!(status = ?outcome.status, latency_ms = outcome.latency_ms, "webhook redelivered");

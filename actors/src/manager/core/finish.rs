@@ -244,6 +244,7 @@ impl Core {
                         .map(|_| links.poster(id)),
                 };
                 info!(job_id = %id, render_secs = elapsed, "job completed");
+                crate::observe::job_completed(elapsed, out.frames);
                 job.record.status = JobStatus::Completed;
                 job.record.result = Some(result);
                 (job.record.video, job.record.reel) = if delete_local {
@@ -256,6 +257,7 @@ impl Core {
             }
             Err(JobFailure::Cancelled) => {
                 info!(job_id = %id, "job cancelled");
+                crate::observe::job_ended("cancelled");
                 job.record.status = JobStatus::Failed;
                 job.record.error = Some(JobFailure::Cancelled.to_string());
                 job.record.cancelled = true;
@@ -266,6 +268,7 @@ impl Core {
             Err(failure) => {
                 let e = failure.to_string();
                 warn!(job_id = %id, error = %e, "job failed");
+                crate::observe::job_ended("failed");
                 job.record.status = JobStatus::Failed;
                 job.record.error = Some(e.clone());
                 // A render that finished but could not be stored stays downloadable from here.
