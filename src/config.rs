@@ -512,6 +512,14 @@ impl Config {
                 env.push((canonical.to_string(), v));
             }
         }
+        let known: Vec<String> = leaves(&defaults).iter().map(|(p, _)| env_name(p)).collect();
+        if let Some((bad, _)) = env.iter().find(|(k, _)| {
+            !known.contains(k)
+                && !OTHER_ENV.contains(&k.as_str())
+                && !ENV_ALIASES.iter().any(|(a, _)| a == k)
+        }) {
+            return Err(Error::Config(unknown_var(bad, &known)));
+        }
         for (path, default) in leaves(&defaults) {
             let var = env_name(&path);
             if let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) {
@@ -645,6 +653,35 @@ impl Config {
 
 /// Extra environment names: (alias, the variable it stands for).
 const ENV_ALIASES: [(&str, &str); 1] = [("VIDBUILDER_API_KEYS", "VIDBUILDER_AUTH_API_KEYS")];
+
+/// `VIDBUILDER_*` variables that are not settings but are read elsewhere: the log filter, the
+/// config file's path, the CLI client's server and key, the test harnesses'.
+const OTHER_ENV: [&str; 8] = [
+    "VIDBUILDER_LOG",
+    "VIDBUILDER_CONFIG",
+    "VIDBUILDER_SERVER",
+    "VIDBUILDER_API_KEY",
+    "VIDBUILDER_URL",
+    "VIDBUILDER_BLESS",
+    "VIDBUILDER_S3_TEST_CHILD",
+    "VIDBUILDER_S3_TEST_ENDPOINT",
+];
+
+/// The error for a `VIDBUILDER_*` variable that names no setting: a typo would otherwise be
+/// ignored silently. Suggests the closest setting.
+fn unknown_var(var: &str, known: &[String]) -> String {
+    let closest = known
+        .iter()
+        .map(|k| (strsim::levenshtein(var, k), k))
+        .min()
+        .filter(|(d, _)| *d <= 4);
+    match closest {
+        Some((_, k)) => format!(
+            "{var} is not a setting; did you mean {k}? (`vidbuilder config` lists them all)"
+        ),
+        None => format!("{var} is not a setting (`vidbuilder config` lists them all)"),
+    }
+}
 
 fn env_name(path: &[String]) -> String {
     format!("VIDBUILDER_{}", path.join("_").to_ascii_uppercase())
@@ -818,6 +855,29 @@ mod tests {
             (7, 2, 5)
         );
         std::fs::write(&f, "max_queued_jobz = 7\n").unwrap();
-        assert!(Config::load_with_env(Some(&f), env(&[])).is_err());
+        let e = Config::load_with_env(Some(&f), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("max_queued_jobz"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_that_names_no_setting_is_refused_with_a_suggestion() {
+        let e = Config::load_with_env(None, env(&[("VIDBUILDER_HTTP_MAX_CONECTIONS", "9")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("VIDBUILDER_HTTP_MAX_CONECTIONS")
+                && e.contains("VIDBUILDER_HTTP_MAX_CONNECTIONS"),
+            "{e}"
+        );
+        let e = Config::load_with_env(None, env(&[("VIDBUILDER_NOTHING_LIKE_IT_AT_ALL", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a setting"), "{e}");
+        // Variables read elsewhere are not settings, and not errors.
+        Config::load_with_env(
+            None,
+            env(&[("VIDBUILDER_LOG", "debug"), ("VIDBUILDER_SERVER", "x")]),
+        )
+        .unwrap();
     }
 }

@@ -371,7 +371,7 @@ async fn accept(
         )
         .with(
             "hint",
-            "Use /api/generate-flexible-video for synchronous generation without webhooks, or POST /api/jobs and follow /api/job-events/:jobId.",
+            "Use /api/generate-flexible-video for synchronous generation without webhooks.",
         )
         .field("webhookUrl"));
     }
