@@ -352,15 +352,16 @@ async fn create_job(
     accept(&state, &caller, &headers, body, false).await
 }
 
-/// Admits a job and answers `202` with its id (or, for a replayed `Idempotency-Key`, the job
-/// the key created, with `Idempotent-Replayed: true`).
-async fn accept(
+/// Reads the body and admits its job: the body parsed, its webhook URL checked (a `400` when
+/// `require_hook` and there is none), its `Idempotency-Key` read, the job submitted. Returns the
+/// admitted job and whether it has a webhook URL.
+async fn parse_and_submit(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     require_hook: bool,
-) -> Result<Response, ApiError> {
+) -> Result<(Admitted, bool), ApiError> {
     let body = parse_body(headers, body, state.max_json_depth)?;
     let hook = webhook_url(&body, state)?;
     if hook.is_none() && require_hook {
@@ -377,7 +378,19 @@ async fn accept(
     }
     let idem = idempotency(headers, &body)?;
     let has_hook = hook.is_some();
-    let admitted = submit(state, &body, hook, caller, idem).await?;
+    Ok((submit(state, &body, hook, caller, idem).await?, has_hook))
+}
+
+/// Admits a job and answers `202` with its id (or, for a replayed `Idempotency-Key`, the job
+/// the key created, with `Idempotent-Replayed: true`).
+async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    require_hook: bool,
+) -> Result<Response, ApiError> {
+    let (admitted, has_hook) = parse_and_submit(state, caller, headers, body, require_hook).await?;
     let view = &admitted.snapshot;
     let id = view.job_id.to_string();
     let body = Accepted {
@@ -441,10 +454,10 @@ async fn generate_blocking(
         )
         .retry_after(5)
     })?;
-    let body = parse_body(&headers, body, state.max_json_depth)?;
-    let hook = webhook_url(&body, &state)?;
-    let idem = idempotency(&headers, &body)?;
-    let view = submit(&state, &body, hook, &caller, idem).await?.snapshot;
+    let view = parse_and_submit(&state, &caller, &headers, body, false)
+        .await?
+        .0
+        .snapshot;
     let job_id = view.job_id.clone();
     let id = job_id.clone();
     let wait = ractor::call_t!(

@@ -169,7 +169,10 @@ pub fn document(api: utoipa::openapi::OpenApi, validation: &ValidationContext) -
             "description": "A video spec with its webhookUrl (required by POST /api/generate-video-async).",
             "allOf": [{"$ref": "#/components/schemas/VideoSpec"}],
             "required": ["webhookUrl"],
-            "properties": {"webhookUrl": {"type": "string", "pattern": "^\\s*[Hh][Tt][Tt][Pp][Ss]?://\\S+\\s*$"}}
+            "properties": {"webhookUrl": {
+                "type": "string",
+                "pattern": vidbuilder_domain::spec::schema::WEBHOOK_URL_PATTERN
+            }}
         }),
     );
     if let Some(body) = doc.pointer_mut(

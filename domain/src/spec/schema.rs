@@ -26,6 +26,9 @@ pub const SERVER_ONLY_RULES: [&str; 5] = [
     "URLs do not point at internal addresses (SSRF guard), also when their names are resolved",
 ];
 
+/// What a `webhookUrl` looks like: an http(s) URL (surrounding spaces are trimmed).
+pub const WEBHOOK_URL_PATTERN: &str = "^\\s*[Hh][Tt][Tt][Pp][Ss]?://\\S+\\s*$";
+
 /// The `$id` the schema is served under.
 pub const SCHEMA_PATH: &str = "/api/schema/video-spec.json";
 
@@ -225,7 +228,7 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
         "type": "object",
         "required": ["scenes"],
         "properties": {
-            "webhookUrl": {"anyOf": [{"type": "string", "pattern": "^\\s*[Hh][Tt][Tt][Pp][Ss]?://\\S+\\s*$", "maxLength": ctx.limits.max_url_chars}, {"type": "null"}],
+            "webhookUrl": {"anyOf": [{"type": "string", "pattern": WEBHOOK_URL_PATTERN, "maxLength": ctx.limits.max_url_chars}, {"type": "null"}],
                            "description": "Where the started and completed/failed webhooks go (required by POST /api/generate-video-async)."},
             "theme": {"anyOf": [{"enum": themes}, {"type": "null"}], "description": format!("An installed theme (default {}).", ctx.default_theme)},
             "music": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["trackId"], "properties": {

@@ -255,20 +255,17 @@ impl Core {
                 job.phase = JobPhase::Completed;
                 WebhookEvent::completed(id, job.record.result.clone().expect("just set"), now.wall)
             }
-            Err(JobFailure::Cancelled) => {
-                info!(job_id = %id, "job cancelled");
-                crate::observe::job_ended("cancelled");
-                job.record.status = JobStatus::Failed;
-                job.record.error = Some(JobFailure::Cancelled.to_string());
-                job.record.cancelled = true;
-                job.phase = JobPhase::Failed;
-                WebhookEvent::failed(id, &JobFailure::Cancelled.to_string(), now.wall)
-                    .as_cancelled(true)
-            }
             Err(failure) => {
                 let e = failure.to_string();
-                warn!(job_id = %id, error = %e, "job failed");
-                crate::observe::job_ended("failed");
+                let cancelled = failure == JobFailure::Cancelled;
+                if cancelled {
+                    info!(job_id = %id, "job cancelled");
+                    crate::observe::job_ended("cancelled");
+                } else {
+                    warn!(job_id = %id, error = %e, "job failed");
+                    crate::observe::job_ended("failed");
+                }
+                job.record.cancelled = cancelled;
                 job.record.status = JobStatus::Failed;
                 job.record.error = Some(e.clone());
                 // A render that finished but could not be stored stays downloadable from here.
@@ -277,7 +274,7 @@ impl Core {
                     job.record.reel = out.reel;
                 }
                 job.phase = JobPhase::Failed;
-                WebhookEvent::failed(id, &e, now.wall)
+                WebhookEvent::failed(id, &e, now.wall).as_cancelled(cancelled)
             }
         };
         let event = event.with_metadata(job.record.spec.as_ref().and_then(|s| s.metadata.clone()));
@@ -315,21 +312,12 @@ impl Core {
             self.stop_running(id);
         }
         let job = self.jobs.get_mut(id).expect("checked above");
-        let rendered = job.rendered.take();
-        let mut files: Vec<PathBuf> = [job.record.video.take(), job.record.reel.take()]
-            .into_iter()
-            .flatten()
-            .flat_map(|v| [poster_of(&v), v])
-            .collect();
-        if let Some(out) = rendered {
-            files.extend(
-                [Some(out.video), out.reel, out.poster, out.reel_poster]
-                    .into_iter()
-                    .flatten(),
-            );
+        // A finished render (uploading, or fetched from its worker) goes with the job.
+        if let Some(out) = job.rendered.take() {
+            job.record.video = Some(out.video);
+            job.record.reel = out.reel;
         }
-        files.sort();
-        files.dedup();
+        let files = with_posters(&[job.record.video.take(), job.record.reel.take()]);
         if !files.is_empty() {
             effects.push(Effect::RemoveFiles {
                 job: id.clone(),
@@ -351,11 +339,7 @@ impl Core {
     pub fn expire(&mut self, records: Vec<JobRecord>) -> Vec<Effect> {
         let mut effects = Vec::new();
         for record in records {
-            let files = [&record.video, &record.reel]
-                .into_iter()
-                .flatten()
-                .flat_map(|v| [v.clone(), poster_of(v)])
-                .collect();
+            let files = with_posters(&[record.video.clone(), record.reel.clone()]);
             effects.push(Effect::RemoveFiles {
                 job: record.id.clone(),
                 files,
@@ -442,4 +426,13 @@ impl Core {
         }
         effects
     }
+}
+
+/// A job's video files with their posters (the files a job leaves on disk).
+fn with_posters(videos: &[Option<PathBuf>]) -> Vec<PathBuf> {
+    videos
+        .iter()
+        .flatten()
+        .flat_map(|v| [v.clone(), poster_of(v)])
+        .collect()
 }
