@@ -28,7 +28,9 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::ports::{AttemptOutcome, WebhookRequest, WebhookTransport};
 use vidbuilder_domain::events::{EventKind, WebhookEvent};
 use vidbuilder_domain::job::{timestamp, JobId};
-use vidbuilder_domain::store::{AttemptRecord, AttemptResult, DeliveryState, JobStore, OutboxRow};
+use vidbuilder_domain::store::{
+    AttemptRecord, AttemptResult, AttemptToRecord, DeliveryState, JobStore, OutboxRow,
+};
 
 mod redeliver;
 pub use redeliver::{may_redeliver, Manual, Redelivery, RedeliveryRefused};
@@ -136,8 +138,12 @@ pub enum WebhookMsg {
         /// Gets its attempts, oldest first (none when the store fails).
         reply: RpcReplyPort<Vec<AttemptRecord>>,
     },
-    /// How many deliveries are not settled yet (in flight or waiting for a retry).
+    /// How many deliveries are not settled yet (in flight, waiting for a retry, or finished but
+    /// not yet recorded in the outbox).
     Pending(RpcReplyPort<usize>),
+    /// Write the attempts finished since the last flush to the outbox in one transaction (sent
+    /// by the actor to itself when the first of them is queued: a group commit).
+    Flush,
     /// Send the job's last event again now, outside the retry schedule, with the same
     /// `webhook-id` and body (see [`Redelivery`]). `Ok(None)`: the job has no event.
     Redeliver {
@@ -189,9 +195,36 @@ pub struct WebhookState {
     /// Manual redeliveries by job: the one in flight and when the last began (the throttle).
     manual: HashMap<JobId, Manual>,
     store: Arc<dyn JobStore>,
+    /// Attempts finished but not yet in the outbox; [`WebhookMsg::Flush`] writes them.
+    unrecorded: Vec<AttemptToRecord>,
 }
 
 impl WebhookState {
+    /// Queues a finished attempt for the outbox. The first one queued sends the actor a
+    /// [`WebhookMsg::Flush`], which comes after every message already in the mailbox: the
+    /// attempts that finish meanwhile share its transaction (one disk flush), and an idle actor
+    /// still records each attempt at once.
+    fn record_later(&mut self, myself: &ActorRef<WebhookMsg>, attempt: AttemptToRecord) {
+        if self.unrecorded.is_empty() {
+            let _ = myself.cast(WebhookMsg::Flush);
+        }
+        self.unrecorded.push(attempt);
+    }
+
+    /// Writes the queued attempts to the outbox (before anything that reads it, and at stop).
+    pub(crate) fn flush(&mut self) {
+        if self.unrecorded.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.unrecorded);
+        if let Err(e) = self.store.record_attempts(&batch) {
+            error!(
+                attempts = batch.len(),
+                "could not record the attempts in the outbox: {e}"
+            );
+        }
+    }
+
     fn start_attempt(&mut self, myself: &ActorRef<WebhookMsg>, job_id: &JobId) {
         self.timers.remove(job_id);
         let Some(head) = self.queues.get_mut(job_id).and_then(|q| q.front_mut()) else {
@@ -315,9 +348,18 @@ impl WebhookState {
             }
         });
         let next_ms = now_ms() + delay.map(|d| d.as_millis() as i64).unwrap_or(0);
-        if let Err(e) = self.store.record_attempt(&record, &job_id, state, next_ms) {
-            error!("could not record the attempt in the outbox: {e}");
-        }
+        self.record_later(
+            myself,
+            AttemptToRecord {
+                record,
+                job_id: job_id.clone(),
+                state,
+                next_attempt_ms: next_ms,
+            },
+        );
+        let Some(queue) = self.queues.get_mut(&job_id) else {
+            return;
+        };
 
         if let Some(delay) = delay {
             let job = job_id.clone();
@@ -353,6 +395,7 @@ impl Actor for WebhookActor {
             timers: HashMap::new(),
             manual: HashMap::new(),
             store: args.store,
+            unrecorded: Vec::new(),
         };
         // Resume what a previous run left: each job's head delivery at its due time (at once when
         // overdue), the rest of its events behind it.
@@ -387,6 +430,7 @@ impl Actor for WebhookActor {
         _myself: ActorRef<WebhookMsg>,
         state: &mut WebhookState,
     ) -> Result<(), ActorProcessingErr> {
+        state.flush();
         for (_, t) in state.timers.drain() {
             t.abort();
         }
@@ -420,19 +464,26 @@ impl Actor for WebhookActor {
                 state.finish_attempt(&myself, job_id, outcome)
             }
             WebhookMsg::Log { job_id, reply } => {
+                state.flush();
                 let _ = reply.send(state.store.attempts(&job_id).unwrap_or_default());
             }
             WebhookMsg::Pending(reply) => {
-                let _ = reply.send(state.queues.values().map(|q| q.len()).sum());
+                let queued: usize = state.queues.values().map(|q| q.len()).sum();
+                let _ = reply.send(queued + state.unrecorded.len());
             }
             WebhookMsg::Redeliver { job_id, reply } => {
+                state.flush();
                 let _ = reply.send(state.redeliver(&myself, &job_id));
             }
             WebhookMsg::RedeliveryDone {
                 row,
                 attempt,
                 outcome,
-            } => state.finish_redelivery(row, attempt, outcome),
+            } => {
+                state.flush();
+                state.finish_redelivery(row, attempt, outcome)
+            }
+            WebhookMsg::Flush => state.flush(),
         }
         Ok(())
     }

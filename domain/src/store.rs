@@ -262,6 +262,20 @@ impl DeliveryState {
     }
 }
 
+/// One attempt to log with [`JobStore::record_attempts`]: the arguments of one
+/// [`JobStore::record_attempt`] call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptToRecord {
+    /// How the attempt ended.
+    pub record: AttemptRecord,
+    /// The job whose delivery was attempted.
+    pub job_id: JobId,
+    /// The delivery's state after it.
+    pub state: DeliveryState,
+    /// When the delivery is next due (unix ms; 0 when settled).
+    pub next_attempt_ms: i64,
+}
+
 /// One row of the webhook outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxRow {
@@ -323,6 +337,15 @@ pub trait JobStore: Send + Sync + 'static {
         state: DeliveryState,
         next_attempt_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Several [`JobStore::record_attempt`]s, in order, with the same effect as making them one
+    /// by one; a store that can writes them in one transaction (one disk flush for the lot: the
+    /// WebhookActor's group commit). On an error nothing or only part may be recorded.
+    fn record_attempts(&self, batch: &[AttemptToRecord]) -> Result<(), StoreError> {
+        for a in batch {
+            self.record_attempt(&a.record, &a.job_id, a.state, a.next_attempt_ms)?;
+        }
+        Ok(())
+    }
     /// The attempt log of one job, oldest first.
     fn attempts(&self, job_id: &JobId) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Jobs with `finished_ms < before_ms` that are not expired yet, in admission order.

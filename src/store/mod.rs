@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use vidbuilder_domain::job::{JobId, JobStatus};
-use vidbuilder_domain::store::AttemptRecord;
+use vidbuilder_domain::store::{AttemptRecord, AttemptToRecord};
 use vidbuilder_domain::store::{
     DeliveryState, IdempotentJob, JobRecord, JobStore, OutboxRow, StoreError, IDEMPOTENCY_WINDOW_MS,
 };
@@ -241,6 +241,45 @@ fn path_str(p: &Option<PathBuf>) -> Option<String> {
     p.as_ref().map(|p| p.display().to_string())
 }
 
+/// Logs one attempt and moves its delivery on, inside `tx` (see [`JobStore::record_attempt`]).
+fn record_attempt_in(
+    tx: &rusqlite::Transaction<'_>,
+    record: &AttemptRecord,
+    job_id: &JobId,
+    state: DeliveryState,
+    next_attempt_ms: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE outbox SET attempts = MAX(attempts, ?2), state = ?3, next_attempt_ms = ?4 WHERE webhook_id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            record.webhook_id,
+            record.attempt,
+            state.as_str(),
+            next_attempt_ms
+        ])
+    })
+    .map_err(e)?;
+    let json = serde_json::to_string(record).map_err(e)?;
+    tx.prepare_cached("INSERT INTO attempts (job_id, record) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![job_id.as_str(), json]))
+        .map_err(e)?;
+    // The log is bounded per job: the oldest attempts go.
+    tx.prepare_cached(
+        "DELETE FROM attempts WHERE job_id = ?1 AND id NOT IN
+           (SELECT id FROM attempts WHERE job_id = ?1 ORDER BY id DESC LIMIT ?2)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            job_id.as_str(),
+            vidbuilder_domain::store::MAX_ATTEMPTS_LOGGED as i64
+        ])
+    })
+    .map_err(e)?;
+    Ok(())
+}
+
 impl JobStore for SqliteStore {
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
         let mut conn = self.conn();
@@ -414,26 +453,16 @@ impl JobStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(e)?;
-        tx.execute(
-            "UPDATE outbox SET attempts = MAX(attempts, ?2), state = ?3, next_attempt_ms = ?4 WHERE webhook_id = ?1",
-            params![record.webhook_id, record.attempt, state.as_str(), next_attempt_ms],
-        )
-        .map_err(e)?;
-        tx.execute(
-            "INSERT INTO attempts (job_id, record) VALUES (?1, ?2)",
-            params![job_id.as_str(), serde_json::to_string(record).map_err(e)?],
-        )
-        .map_err(e)?;
-        // The log is bounded per job: the oldest attempts go.
-        tx.execute(
-            "DELETE FROM attempts WHERE job_id = ?1 AND id NOT IN
-               (SELECT id FROM attempts WHERE job_id = ?1 ORDER BY id DESC LIMIT ?2)",
-            params![
-                job_id.as_str(),
-                vidbuilder_domain::store::MAX_ATTEMPTS_LOGGED as i64
-            ],
-        )
-        .map_err(e)?;
+        record_attempt_in(&tx, record, job_id, state, next_attempt_ms)?;
+        tx.commit().map_err(e)
+    }
+
+    fn record_attempts(&self, batch: &[AttemptToRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(e)?;
+        for a in batch {
+            record_attempt_in(&tx, &a.record, &a.job_id, a.state, a.next_attempt_ms)?;
+        }
         tx.commit().map_err(e)
     }
 
@@ -539,6 +568,9 @@ impl<S: JobStore> JobStore for OffAsync<S> {
             self.0
                 .record_attempt(record, job_id, state, next_attempt_ms)
         })
+    }
+    fn record_attempts(&self, batch: &[AttemptToRecord]) -> Result<(), StoreError> {
+        off_async(|| self.0.record_attempts(batch))
     }
     fn attempts(&self, job_id: &JobId) -> Result<Vec<AttemptRecord>, StoreError> {
         off_async(|| self.0.attempts(job_id))

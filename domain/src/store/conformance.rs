@@ -10,8 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use super::{
-    AttemptRecord, AttemptResult, DeliveryState, IdempotentJob, JobRecord, JobStore, OutboxRow,
-    StoreError,
+    AttemptRecord, AttemptResult, AttemptToRecord, DeliveryState, IdempotentJob, JobRecord,
+    JobStore, OutboxRow, StoreError,
 };
 use crate::events::{webhook_id, EventKind};
 use crate::job::{JobId, JobResult, JobStatus, S3Upload};
@@ -54,6 +54,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     (
         "record_attempt_moves_the_delivery_and_logs_the_attempt",
         record_attempt_moves_the_delivery_and_logs_the_attempt,
+    ),
+    (
+        "record_attempts_is_record_attempt_in_order",
+        record_attempts_is_record_attempt_in_order,
     ),
     (
         "attempts_are_listed_oldest_first_per_job",
@@ -666,6 +670,60 @@ pub fn record_attempt_moves_the_delivery_and_logs_the_attempt(store: &dyn JobSto
         last(store, &job.id).map(|r| r.webhook_id),
         Some(queued.webhook_id),
         "JobStore contract: record_attempt must not create an outbox row"
+    );
+}
+
+/// `record_attempts` (a batch, as the WebhookActor's group commit writes) has the effect of
+/// `record_attempt` on each in order: every attempt logged to its own job, each row moved, and a
+/// later attempt of the same delivery in the batch wins.
+pub fn record_attempts_is_record_attempt_in_order(store: &dyn JobStore) {
+    let (mut a, mut b) = (insert(store, 1), insert(store, 2));
+    start(&mut a);
+    start(&mut b);
+    let ra = queue(store, &a, EventKind::Started);
+    let rb = queue(store, &b, EventKind::Started);
+    let batch = vec![
+        AttemptToRecord {
+            record: attempt(&ra, 1, AttemptResult::Retrying),
+            job_id: a.id.clone(),
+            state: DeliveryState::Pending,
+            next_attempt_ms: 7_000,
+        },
+        AttemptToRecord {
+            record: attempt(&rb, 1, AttemptResult::Delivered),
+            job_id: b.id.clone(),
+            state: DeliveryState::Delivered,
+            next_attempt_ms: 0,
+        },
+        AttemptToRecord {
+            record: attempt(&ra, 2, AttemptResult::Retrying),
+            job_id: a.id.clone(),
+            state: DeliveryState::Pending,
+            next_attempt_ms: 9_000,
+        },
+    ];
+    ok(store.record_attempts(&batch), "record_attempts");
+    assert_eq!(
+        log(store, &a.id),
+        vec![batch[0].record.clone(), batch[2].record.clone()],
+        "JobStore contract: record_attempts logs each attempt to its job, in order"
+    );
+    assert_eq!(
+        log(store, &b.id),
+        vec![batch[1].record.clone()],
+        "JobStore contract: record_attempts logs each attempt to its job"
+    );
+    let rows = pending(store);
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.webhook_id.clone(), r.attempts, r.next_attempt_ms))
+            .collect::<Vec<_>>(),
+        vec![(ra.webhook_id.clone(), 2, 9_000)],
+        "JobStore contract: record_attempts moves every row, the batch's last attempt winning"
+    );
+    ok(
+        store.record_attempts(&[]),
+        "record_attempts with an empty batch",
     );
 }
 
