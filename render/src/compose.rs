@@ -8,6 +8,7 @@
 //! the output frame, which is then converted to yuv in full.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cosmic_text::{FontSystem, SwashCache};
 use tiny_skia::Pixmap;
@@ -34,8 +35,12 @@ pub struct Composer<'a> {
     /// Per distinct background: the last scene using it, and the pixmap while needed.
     bgs: Vec<(usize, Option<Arc<Pixmap>>)>,
     drawers: Vec<Option<Box<dyn SceneDraw>>>,
+    /// Per scene with an underlay: its background with the underlay drawn on, while needed.
+    underlays: Vec<Option<Arc<Pixmap>>>,
     /// The two scenes of a transition are drawn here, allocated at the first transition.
     scratch: Option<[FrameBuf; 2]>,
+    /// Time spent compositing transitions (a part of drawing).
+    composite_time: Duration,
 }
 
 impl<'a> Composer<'a> {
@@ -74,13 +79,20 @@ impl<'a> Composer<'a> {
             bg_of,
             bgs,
             drawers: (0..spec.scenes.len()).map(|_| None).collect(),
+            underlays: vec![None; spec.scenes.len()],
             scratch: None,
+            composite_time: Duration::ZERO,
         }
     }
 
     /// The geometry of this output.
     pub fn frame(&self) -> Frame {
         self.frame
+    }
+
+    /// How long compositing the transitions' two scenes has taken so far.
+    pub fn composite_time(&self) -> Duration {
+        self.composite_time
     }
 
     /// Draw frame `f` into `out` (a buffer of this output's size, possibly recycled).
@@ -118,6 +130,7 @@ impl<'a> Composer<'a> {
                     .draw_scene(i, f, &mut scratch[0], fonts, swash)
                     .and_then(|()| self.draw_scene(i + 1, f, &mut scratch[1], fonts, swash));
                 if drawn.is_ok() {
+                    let t0 = Instant::now();
                     let cut = &tl.cuts[i];
                     composite(
                         cut.kind,
@@ -130,6 +143,7 @@ impl<'a> Composer<'a> {
                         out.pixmap.data_mut(),
                     );
                     out.set_full();
+                    self.composite_time += t0.elapsed();
                 }
                 self.scratch = Some(scratch);
                 drawn
@@ -148,15 +162,30 @@ impl<'a> Composer<'a> {
     ) -> Result<(), RenderError> {
         let (start, _) = self.timeline.span(i);
         let fps = self.spec.fps;
-        let bg = self.background(i)?;
+        let mut bg = self.background(i)?;
         if self.drawers[i].is_none() {
             self.drawers[i] = Some(self.prepare(i, fonts, swash)?);
         }
-        let k = self.bg_of[i];
-        let t = f.saturating_sub(start) as f32 / fps as f32;
+        // Background ids: 1 + the shared background's index, or past those for an underlay.
+        let mut bg_id = self.bg_of[i] + 1;
         let drawer = self.drawers[i].as_ref().expect("prepared above");
+        if drawer.has_underlay() {
+            bg_id = self.bgs.len() + 1 + i;
+            bg = match &self.underlays[i] {
+                Some(u) => u.clone(),
+                None => {
+                    let mut base = FrameBuf::new(self.frame.width, self.frame.height);
+                    base.reset(&bg, 0);
+                    drawer.underlay(&mut base.canvas());
+                    let u = Arc::new(base.pixmap);
+                    self.underlays[i] = Some(u.clone());
+                    u
+                }
+            };
+        }
+        let t = f.saturating_sub(start) as f32 / fps as f32;
         // Skips all pixel work when the buffer already holds this very frame (a scene at rest).
-        out.redraw(&bg, k + 1, i as u64, &mut |c| drawer.draw(c, t));
+        out.redraw(&bg, bg_id, i as u64, &mut |c| drawer.draw(c, t));
         Ok(())
     }
 
@@ -204,6 +233,9 @@ impl<'a> Composer<'a> {
     fn release_before(&mut self, first: usize) {
         for d in &mut self.drawers[..first] {
             *d = None;
+        }
+        for u in &mut self.underlays[..first] {
+            *u = None;
         }
         for (last, bg) in &mut self.bgs {
             if *last < first {

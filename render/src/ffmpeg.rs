@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -275,7 +275,7 @@ pub struct Encoder {
     reaped: bool,
     tx: Option<SyncSender<FrameBuf>>,
     recycle: Receiver<FrameBuf>,
-    writer: Option<JoinHandle<std::io::Result<Vec<u8>>>>,
+    writer: Option<JoinHandle<WriterResult>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     stderr_thread: Option<JoinHandle<()>>,
     width: u32,
@@ -329,8 +329,8 @@ impl Encoder {
         let writer = std::thread::Builder::new()
             .name("ffmpeg-writer".into())
             .spawn(move || {
-                write_frames(stdin, rx, recycle_tx, w, h)?;
-                Ok(Vec::new())
+                let stats = write_frames(stdin, rx, recycle_tx, w, h)?;
+                Ok((Vec::new(), stats))
             });
         let writer = match writer {
             Ok(t) => t,
@@ -363,8 +363,8 @@ impl Encoder {
             .name("frame-capture".into())
             .spawn(move || {
                 let mut mem = Vec::with_capacity(yuv420p_len(w, h) * frames as usize);
-                write_frames(&mut mem, rx, recycle_tx, w, h)?;
-                Ok(mem)
+                let stats = write_frames(&mut mem, rx, recycle_tx, w, h)?;
+                Ok((mem, stats))
             })
             .map_err(|e| RenderError::Io("starting the capture thread".into(), e))?;
         Ok(Encoder {
@@ -416,15 +416,18 @@ impl Encoder {
         }
     }
 
-    /// Close stdin, let ffmpeg finish, and report how it went. Polls `cancel` throughout and
-    /// kills ffmpeg when it fires.
-    pub fn finish(self, cancel: &CancellationToken) -> Result<(), RenderError> {
-        self.finish_captured(cancel).map(drop)
+    /// Close stdin, let ffmpeg finish, and report how it went (and where the writer's time
+    /// went). Polls `cancel` throughout and kills ffmpeg when it fires.
+    pub fn finish(self, cancel: &CancellationToken) -> Result<WriterStats, RenderError> {
+        self.finish_captured(cancel).map(|(_, stats)| stats)
     }
 
-    /// [`Encoder::finish`], returning the captured yuv420p frames of a [`Encoder::capture`]
-    /// (empty for a real encode).
-    pub fn finish_captured(mut self, cancel: &CancellationToken) -> Result<Vec<u8>, RenderError> {
+    /// [`Encoder::finish`], also returning the captured yuv420p frames of a
+    /// [`Encoder::capture`] (empty for a real encode).
+    pub fn finish_captured(
+        mut self,
+        cancel: &CancellationToken,
+    ) -> Result<(Vec<u8>, WriterStats), RenderError> {
         self.tx = None; // the writer drains the queue, then closes ffmpeg's stdin
         let writer = self.writer.take().expect("writer");
         while !writer.is_finished() {
@@ -498,20 +501,49 @@ impl Drop for Encoder {
     }
 }
 
+/// What the writer thread ends with: what it captured of the encoder's output (when asked) and
+/// its timings.
+type WriterResult = std::io::Result<(Vec<u8>, WriterStats)>;
+
+/// Where the writer thread's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    /// Frames written.
+    pub frames: u64,
+    /// Converting RGBA to yuv420p (only the regions that changed).
+    pub convert: Duration,
+    /// Writing to ffmpeg's stdin (blocks while ffmpeg does not read: the encoder is the limit).
+    pub write: Duration,
+    /// Waiting for the drawing thread's next frame (the drawing is the limit).
+    pub idle: Duration,
+    /// Frames converted in full, in part, and not at all (identical to the previous one).
+    pub conversions: [u64; 3],
+}
+
 fn write_frames(
     mut stdin: impl Write,
     rx: Receiver<FrameBuf>,
     recycle: std::sync::mpsc::Sender<FrameBuf>,
     w: usize,
     h: usize,
-) -> std::io::Result<()> {
+) -> std::io::Result<WriterStats> {
     let mut yuv = YuvState::new(w, h);
+    let mut stats = WriterStats::default();
+    let mut t = Instant::now();
     for frame in rx {
+        let t1 = Instant::now();
+        stats.idle += t1 - t;
         let data = yuv.convert(&frame);
         let _ = recycle.send(frame);
+        let t2 = Instant::now();
+        stats.convert += t2 - t1;
         stdin.write_all(data)?;
+        t = Instant::now();
+        stats.write += t - t2;
+        stats.frames += 1;
     }
     stdin.flush()?;
     drop(stdin);
-    Ok(())
+    stats.conversions = yuv.stats;
+    Ok(stats)
 }

@@ -9,6 +9,7 @@
 use tiny_skia::{FillRule, Paint, Pixmap, PixmapMut, Transform};
 
 use super::paint::{rgba_to_yuv420p_rect, yuv420p_len};
+use super::resample::RowSampler;
 use super::theme::Rgb;
 
 /// A pixel rectangle `[x0, x1) × [y0, y1)`, always even-aligned (for 4:2:0 chroma).
@@ -425,10 +426,20 @@ impl Canvas<'_> {
 impl Canvas<'_> {
     /// Draw `src` scaled by `scale` with its top-left at (`ox`, `oy`), bilinearly sampled,
     /// inside the clip rectangle `[x, y, w, h]`. For images that move or zoom every frame (Ken
-    /// Burns): an axis-aligned scale needs one source column/weight table per call, so the inner
-    /// loop is four loads and a blend per pixel; a static image is cheaper as a
-    /// [`Canvas::layer`].
-    pub fn image_scaled(&mut self, src: &Pixmap, clip: [f32; 4], scale: f32, ox: f32, oy: f32) {
+    /// Burns); a static image is cheaper as a [`Canvas::layer`]. `opaque` says that every pixel
+    /// of `src` is opaque (see [`is_opaque`]): the samples are then written as they are instead
+    /// of blended over what is there.
+    ///
+    /// Sampled row by row with a separable bilinear filter (`resample::RowSampler`).
+    pub fn image_scaled(
+        &mut self,
+        src: &Pixmap,
+        opaque: bool,
+        clip: [f32; 4],
+        scale: f32,
+        ox: f32,
+        oy: f32,
+    ) {
         if scale <= 0.0 || !scale.is_finite() {
             return;
         }
@@ -452,57 +463,50 @@ impl Canvas<'_> {
             f(scale),
             f(ox),
             f(oy),
+            opaque as u64,
         ]);
         // A probe records what would be drawn and touches no pixel.
         if self.dry {
             return;
         }
         // source index of the left/top neighbour and the 8-bit weight of the right/bottom one
-        let tap = |d: usize, o: f32, n: usize| -> (usize, usize, u32) {
+        let tap = |d: usize, o: f32, n: usize| -> (usize, usize, u16) {
             let f = ((d as f32 + 0.5 - o) / scale - 0.5).clamp(0.0, (n - 1) as f32);
             let i = (f.floor() as usize).min(n.saturating_sub(2));
-            let w = (((f - i as f32) * 256.0).round() as u32).min(256);
+            let w = (((f - i as f32) * 256.0).round() as u16).min(256);
             (i, (i + 1).min(n - 1), w)
         };
-        let cols: Vec<(usize, usize, u32)> = (x0..x1).map(|x| tap(x, ox, sw)).collect();
+        let cols: Vec<(usize, usize, u16)> = (x0..x1).map(|x| tap(x, ox, sw)).collect();
+        let mut sampler = RowSampler::new(&cols);
+        let n = x1 - x0;
+        let mut line = vec![0u8; if opaque { 0 } else { n * 4 }];
         let data = src.data();
-        let w = self.w;
+        let (w, stride) = (self.w, sw * 4);
         for y in y0..y1 {
             let (j0, j1, wy) = tap(y, oy, sh);
-            let r0 = &data[j0 * sw * 4..(j0 + 1) * sw * 4];
-            let r1 = &data[j1 * sw * 4..(j1 + 1) * sw * 4];
+            let (r0, r1) = (
+                &data[j0 * stride..(j0 + 1) * stride],
+                &data[j1 * stride..(j1 + 1) * stride],
+            );
             let drow = &mut self.data[(y * w + x0) * 4..(y * w + x1) * 4];
-            let iwy = 256 - wy;
-            for (d, &(i0, i1, wx)) in drow.chunks_exact_mut(4).zip(&cols) {
-                let iwx = 256 - wx;
-                // one bounds check per neighbour, then plain arithmetic
-                let p00: [u8; 4] = r0[i0 * 4..i0 * 4 + 4].try_into().expect("4 bytes");
-                let p01: [u8; 4] = r0[i1 * 4..i1 * 4 + 4].try_into().expect("4 bytes");
-                let p10: [u8; 4] = r1[i0 * 4..i0 * 4 + 4].try_into().expect("4 bytes");
-                let p11: [u8; 4] = r1[i1 * 4..i1 * 4 + 4].try_into().expect("4 bytes");
-                let (w00, w01, w10, w11) = (iwx * iwy, wx * iwy, iwx * wy, wx * wy);
-                let px: [u32; 4] = std::array::from_fn(|k| {
-                    (p00[k] as u32 * w00
-                        + p01[k] as u32 * w01
-                        + p10[k] as u32 * w10
-                        + p11[k] as u32 * w11
-                        + 32768)
-                        >> 16
-                });
-                if px[3] >= 255 {
-                    d[0] = px[0].min(255) as u8;
-                    d[1] = px[1].min(255) as u8;
-                    d[2] = px[2].min(255) as u8;
-                    d[3] = 255;
-                } else if px[3] > 0 {
-                    let inv = 255 - px[3];
-                    for k in 0..4 {
-                        d[k] = (px[k] + div255(d[k] as u32 * inv)).min(255) as u8;
-                    }
+            if opaque {
+                sampler.row(r0, r1, wy, drow);
+                continue;
+            }
+            sampler.row(r0, r1, wy, &mut line);
+            for (d, s) in drow.chunks_exact_mut(4).zip(line.chunks_exact(4)) {
+                let inv = 255 - s[3] as u32;
+                for k in 0..4 {
+                    d[k] = (s[k] as u32 + div255(d[k] as u32 * inv)).min(255) as u8;
                 }
             }
         }
     }
+}
+
+/// Whether every pixel of `p` is opaque (then [`Canvas::image_scaled`] may overwrite).
+pub fn is_opaque(p: &Pixmap) -> bool {
+    p.data().chunks_exact(4).all(|px| px[3] == 255)
 }
 
 /// The writer side: a yuv420p frame kept up to date incrementally.
@@ -666,7 +670,7 @@ mod tests {
                 c.layer(l, x, 3.0, 0.8);
                 c.round_rect([40.0, 10.0, 8.0, 4.0], 1.0, Rgb(250, 250, 0), 1.0);
                 // Ken Burns images go through probes too (a probe has no pixels to touch).
-                c.image_scaled(l, [20.0, 16.0, 20.0, 14.0], 1.5, 18.0 + x, 15.0);
+                c.image_scaled(l, false, [20.0, 16.0, 20.0, 14.0], 1.5, 18.0 + x, 15.0);
             }
         };
         let reference = |bg: &Pixmap, x: f32| {

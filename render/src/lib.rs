@@ -20,6 +20,7 @@ pub mod frame;
 pub mod image;
 pub mod paint;
 pub mod poster;
+mod resample;
 pub mod scene;
 pub mod text;
 pub mod theme;
@@ -27,6 +28,7 @@ pub mod transition;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cosmic_text::SwashCache;
 pub use tiny_skia::Pixmap;
@@ -41,7 +43,7 @@ pub use ffmpeg::check_ffmpeg;
 pub use theme::{Theme, ThemeColors, ThemeInfo};
 
 use compose::Composer;
-use ffmpeg::{EncodeParams, Encoder};
+use ffmpeg::{EncodeParams, Encoder, WriterStats};
 use poster::PosterJob;
 use scene::Frame;
 use transition::Timeline;
@@ -129,6 +131,46 @@ struct Lane<'a> {
     poster: Option<PathBuf>,
 }
 
+/// Where a render's time went (the benchmark's breakdown); summed over the outputs (lanes).
+///
+/// The drawing thread's time is `draw + composite + encoder_wait` (plus posters); the writer
+/// threads' is `writer.convert + writer.write + writer.idle`. Whichever of the two waits less is
+/// the limit: a large `encoder_wait` and `writer.write` mean the encoder is.
+#[derive(Debug, Clone, Default)]
+pub struct RenderStats {
+    /// From the call until the first frame is asked for: music prepared, ffmpeg started.
+    pub setup: Duration,
+    /// From the call until the first frame is handed to an encoder: setup, plus preparing the
+    /// first scene (shaping and rasterising its text) and drawing it.
+    pub first_frame: Duration,
+    /// Drawing frames (scene layers over their backgrounds), transitions' compositing excluded.
+    pub draw: Duration,
+    /// Compositing the two scenes of a transition.
+    pub composite: Duration,
+    /// The drawing thread blocked handing a frame over (the queue is full: the encoder is slower).
+    pub encoder_wait: Duration,
+    /// From the last frame handed over until every ffmpeg has exited (the encoder's backlog,
+    /// the music, the MP4 index).
+    pub drain: Duration,
+    /// The writer threads: colour conversion, pipe writes, waiting for frames.
+    pub writer: WriterStats,
+    /// The whole call.
+    pub total: Duration,
+}
+
+impl RenderStats {
+    fn add_writer(&mut self, w: WriterStats) {
+        let s = &mut self.writer;
+        s.frames += w.frames;
+        s.convert += w.convert;
+        s.write += w.write;
+        s.idle += w.idle;
+        for (a, b) in s.conversions.iter_mut().zip(w.conversions) {
+            *a += b;
+        }
+    }
+}
+
 /// Removes its files on drop unless disarmed.
 struct TempFiles(Vec<PathBuf>);
 
@@ -171,6 +213,7 @@ fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
 /// Draw every frame of every lane in order and hand each to its encoder; start each lane's
 /// poster on the poster frame. Returns the poster jobs, or `None` if an encoder stopped reading
 /// early (its `finish` says why). `on_frame` gets the number of frames handed over so far.
+#[allow(clippy::too_many_arguments)]
 fn drive(
     catalog: &Catalog,
     lanes: &mut [Lane],
@@ -178,18 +221,23 @@ fn drive(
     poster_frame: u64,
     on_frame: &mut dyn FnMut(u64),
     cancel: &CancellationToken,
+    started: Instant,
+    stats: &mut RenderStats,
 ) -> Result<Option<Vec<PosterJob>>, RenderError> {
     let mut fonts = catalog.font_system();
     let mut swash = SwashCache::new();
     let mut posters = Vec::new();
     let mut done = 0u64;
+    stats.setup = started.elapsed();
     for f in 0..frames {
         if cancel.is_cancelled() {
             return Err(RenderError::Cancelled);
         }
         for lane in lanes.iter_mut() {
             let mut buf = lane.enc.buffer();
+            let t0 = Instant::now();
             lane.composer.draw(f, &mut buf, &mut fonts, &mut swash)?;
+            stats.draw += t0.elapsed();
             if f == poster_frame {
                 if let Some(path) = &lane.poster {
                     let fr = lane.composer.frame();
@@ -201,13 +249,23 @@ fn drive(
                     )?);
                 }
             }
+            let t1 = Instant::now();
             if !lane.enc.send(buf) {
                 return Ok(None);
+            }
+            let t2 = Instant::now();
+            stats.encoder_wait += t2 - t1;
+            if done == 0 {
+                stats.first_frame = t2 - started;
             }
             done += 1;
         }
         on_frame(done);
     }
+    for lane in lanes.iter() {
+        stats.composite += lane.composer.composite_time();
+    }
+    stats.draw = stats.draw.saturating_sub(stats.composite);
     Ok(Some(posters))
 }
 
@@ -224,6 +282,20 @@ pub fn render_blocking(
     progress: &dyn Fn(RenderProgress),
     cancel: &CancellationToken,
 ) -> Result<RenderOutput, RenderError> {
+    render_with_stats(catalog, settings, req, images, progress, cancel).map(|(out, _)| out)
+}
+
+/// [`render_blocking`], also telling where the time went.
+pub fn render_with_stats(
+    catalog: &Catalog,
+    settings: &RenderSettings,
+    req: &RenderRequest,
+    images: &image::Images,
+    progress: &dyn Fn(RenderProgress),
+    cancel: &CancellationToken,
+) -> Result<(RenderOutput, RenderStats), RenderError> {
+    let started = Instant::now();
+    let mut stats = RenderStats::default();
     let spec = &req.spec;
     let theme = catalog
         .theme(&spec.theme)
@@ -311,13 +383,17 @@ pub fn render_blocking(
         timeline.poster_frame(),
         &mut |done| report(RenderPhase::Rendering, done),
         cancel,
+        started,
+        &mut stats,
     )?;
     if posters.is_some() {
         report(RenderPhase::Encoding, total);
     }
+    let drain = Instant::now();
     for lane in lanes {
-        lane.enc.finish(cancel)?;
+        stats.add_writer(lane.enc.finish(cancel)?);
     }
+    stats.drain = drain.elapsed();
     let Some(posters) = posters else {
         // ffmpeg stopped reading yet exited cleanly: should not happen, but never report success.
         return Err(RenderError::Ffmpeg {
@@ -349,7 +425,8 @@ pub fn render_blocking(
     let mut finals = finals.into_iter();
     let (video, poster) = finals.next().expect("the landscape output");
     let reel = finals.next();
-    Ok(RenderOutput {
+    stats.total = started.elapsed();
+    let out = RenderOutput {
         video,
         reel: reel.as_ref().map(|r| r.0.clone()),
         duration_secs: frames as f64 / fps as f64,
@@ -358,22 +435,30 @@ pub fn render_blocking(
         frames,
         poster: Some(poster),
         reel_poster: reel.map(|r| r.1),
-    })
+    };
+    Ok((out, stats))
 }
 
-/// Every frame of `spec`'s landscape video, drawn and converted exactly as
-/// [`render_blocking`] does, as concatenated yuv420p frames in memory (the benchmark's
-/// encoder-only input). No files, no music, no posters.
+/// Every frame of `spec`'s landscape video (or, with `reel`, of its reel), drawn and converted
+/// exactly as [`render_blocking`] does, as concatenated yuv420p frames in memory (the
+/// benchmark's encoder-only input), with where the time went (no encoder competes for the
+/// CPU here, so these are the drawing's and conversion's own costs). No files, no music, no
+/// posters.
 pub fn render_yuv_frames(
     catalog: &Catalog,
     spec: &VideoSpec,
     images: &image::Images,
-) -> Result<Vec<u8>, RenderError> {
+    reel: bool,
+) -> Result<(Vec<u8>, RenderStats), RenderError> {
     let theme = catalog
         .theme(&spec.theme)
         .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
     let frames = check_spec(spec)?;
-    let (w, h) = spec.quality.dimensions();
+    let (w, h) = if reel {
+        REEL_SIZE
+    } else {
+        spec.quality.dimensions()
+    };
     let timeline = Timeline::new(spec, theme);
     let frame = Frame {
         width: w,
@@ -385,9 +470,23 @@ pub fn render_yuv_frames(
         poster: None,
     }];
     let cancel = CancellationToken::new();
-    drive(catalog, &mut lanes, frames, u64::MAX, &mut |_| {}, &cancel)?;
+    let mut stats = RenderStats::default();
+    let started = Instant::now();
+    drive(
+        catalog,
+        &mut lanes,
+        frames,
+        u64::MAX,
+        &mut |_| {},
+        &cancel,
+        started,
+        &mut stats,
+    )?;
     let [lane] = lanes;
-    lane.enc.finish_captured(&cancel)
+    let (yuv, writer) = lane.enc.finish_captured(&cancel)?;
+    stats.add_writer(writer);
+    stats.total = started.elapsed();
+    Ok((yuv, stats))
 }
 
 /// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout) and return it as

@@ -425,37 +425,45 @@ pub fn rgba_to_yuv420p_rect(rgba: &[u8], w: usize, h: usize, r: IRect, out: &mut
     let (yp, uv) = out.split_at_mut(w * h);
     let (up, vp) = uv.split_at_mut((w / 2) * (h / 2));
     let cw = w / 2;
-    let luma = |p: &[u8], d: i32| -> u8 {
-        ((YR * p[0] as i32 + YG * p[1] as i32 + YB * p[2] as i32 + (16 * FP) + d) >> 16) as u8
-    };
     for y0 in (r.y0..r.y1).step_by(2) {
         let row0 = &rgba[(y0 * w + r.x0) * 4..(y0 * w + r.x1) * 4];
         let row1 = &rgba[((y0 + 1) * w + r.x0) * 4..((y0 + 1) * w + r.x1) * 4];
         let (ya, yb) = yp[y0 * w..(y0 + 2) * w].split_at_mut(w);
-        let ya = &mut ya[r.x0..r.x1];
-        let yb = &mut yb[r.x0..r.x1];
-        let (d0, d1) = (&DITHER[y0 & 7], &DITHER[(y0 + 1) & 7]);
+        // Luma, row by row, eight pixels at a time with the dither rotated to the first column:
+        // fixed-size inner loops the compiler turns into vector code.
+        for (out, src, dither) in [
+            (&mut ya[r.x0..r.x1], row0, &DITHER[y0 & 7]),
+            (&mut yb[r.x0..r.x1], row1, &DITHER[(y0 + 1) & 7]),
+        ] {
+            let add: [i32; 8] = std::array::from_fn(|k| dither[(r.x0 + k) & 7] + 16 * FP);
+            let mut outs = out.chunks_exact_mut(8);
+            let mut pixels = src.chunks_exact(32);
+            for (o, p) in (&mut outs).zip(&mut pixels) {
+                let o: &mut [u8; 8] = o.try_into().expect("8 pixels");
+                let p: &[u8; 32] = p.try_into().expect("8 pixels");
+                for k in 0..8 {
+                    o[k] = ((YR * p[4 * k] as i32
+                        + YG * p[4 * k + 1] as i32
+                        + YB * p[4 * k + 2] as i32
+                        + add[k])
+                        >> 16) as u8;
+                }
+            }
+            let rest = pixels.remainder().chunks_exact(4);
+            for ((o, p), a) in outs.into_remainder().iter_mut().zip(rest).zip(add) {
+                *o = ((YR * p[0] as i32 + YG * p[1] as i32 + YB * p[2] as i32 + a) >> 16) as u8;
+            }
+        }
+        // Chroma: the 2×2 average (sums of 4 pixels; the extra /4 is folded into the shift).
         let cy = y0 / 2;
         let urow = &mut up[cy * cw + r.x0 / 2..cy * cw + r.x1 / 2];
         let vrow = &mut vp[cy * cw + r.x0 / 2..cy * cw + r.x1 / 2];
-        let iter = row0
-            .chunks_exact(8)
-            .zip(row1.chunks_exact(8))
-            .zip(ya.chunks_exact_mut(2).zip(yb.chunks_exact_mut(2)))
-            .zip(urow.iter_mut().zip(vrow.iter_mut()))
-            .enumerate();
-        for (i, (((p0, p1), (oa, ob)), (u, v))) in iter {
-            let x = r.x0 + i * 2;
-            let (da, db) = (d0[x & 7], d0[(x + 1) & 7]);
-            let (dc, dd) = (d1[x & 7], d1[(x + 1) & 7]);
-            oa[0] = luma(&p0[0..4], da);
-            oa[1] = luma(&p0[4..8], db);
-            ob[0] = luma(&p1[0..4], dc);
-            ob[1] = luma(&p1[4..8], dd);
-            let sr = p0[0] as i32 + p0[4] as i32 + p1[0] as i32 + p1[4] as i32;
-            let sg = p0[1] as i32 + p0[5] as i32 + p1[1] as i32 + p1[5] as i32;
-            let sb = p0[2] as i32 + p0[6] as i32 + p1[2] as i32 + p1[6] as i32;
-            // sums of 4 pixels: the extra /4 is folded into the shift
+        let pairs = row0.chunks_exact(8).zip(row1.chunks_exact(8));
+        for ((u, v), (p0, p1)) in urow.iter_mut().zip(vrow.iter_mut()).zip(pairs) {
+            let p0: &[u8; 8] = p0.try_into().expect("2 pixels");
+            let p1: &[u8; 8] = p1.try_into().expect("2 pixels");
+            let sum = |k: usize| p0[k] as i32 + p0[k + 4] as i32 + p1[k] as i32 + p1[k + 4] as i32;
+            let (sr, sg, sb) = (sum(0), sum(1), sum(2));
             *u = ((CBR * sr + CBG * sg + CBB * sb + (128 * 4 * FP) + 2 * FP) >> 18) as u8;
             *v = ((CRR * sr + CRG * sg + CRB * sb + (128 * 4 * FP) + 2 * FP) >> 18) as u8;
         }

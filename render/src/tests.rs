@@ -839,16 +839,19 @@ fn scaled_image_drawing_is_exact_at_scale_one_and_clipped() {
     }
     let mut buf = frame::FrameBuf::new(32, 24);
     let bg = tiny_skia::Pixmap::new(32, 24).unwrap();
-    buf.reset(&bg, 0);
-    buf.canvas()
-        .image_scaled(&src, [4.0, 2.0, 8.0, 6.0], 1.0, 4.0, 2.0);
-    for y in 0..6 {
-        for x in 0..8 {
-            assert_eq!(
-                buf.pixmap.pixel(x + 4, y + 2).unwrap(),
-                src.pixel(x, y).unwrap(),
-                "({x}, {y})"
-            );
+    // The opaque path and the blending path agree on an opaque source.
+    for (gen, opaque) in [(0, true), (2, false)] {
+        buf.reset(&bg, gen);
+        buf.canvas()
+            .image_scaled(&src, opaque, [4.0, 2.0, 8.0, 6.0], 1.0, 4.0, 2.0);
+        for y in 0..6 {
+            for x in 0..8 {
+                assert_eq!(
+                    buf.pixmap.pixel(x + 4, y + 2).unwrap(),
+                    src.pixel(x, y).unwrap(),
+                    "({x}, {y}), opaque path {opaque}"
+                );
+            }
         }
     }
     assert_eq!(
@@ -869,7 +872,7 @@ fn scaled_image_drawing_is_exact_at_scale_one_and_clipped() {
     .unwrap();
     buf.reset(&bg, 1);
     buf.canvas()
-        .image_scaled(&flat, [0.0, 0.0, 10.0, 10.0], 2.0, 1.0, 1.0);
+        .image_scaled(&flat, true, [0.0, 0.0, 10.0, 10.0], 2.0, 1.0, 1.0);
     for y in 0..10 {
         for x in 0..10 {
             let p = buf.pixmap.pixel(x, y).unwrap();
@@ -878,4 +881,63 @@ fn scaled_image_drawing_is_exact_at_scale_one_and_clipped() {
     }
     assert_eq!(buf.pixmap.pixel(10, 5).unwrap().alpha(), 0);
     assert_eq!(buf.dirty.len(), 1);
+}
+
+/// The separable sampler against a plain floating-point bilinear reference at a Ken Burns
+/// scale, opaque and half-transparent (blended over an opaque background): within one level
+/// per channel (it rounds after each pass).
+#[test]
+fn scaled_image_matches_a_bilinear_reference() {
+    let (sw, sh) = (61u32, 47u32);
+    for alpha in [255u8, 128] {
+        let mut src = tiny_skia::Pixmap::new(sw, sh).unwrap();
+        for (i, px) in src.data_mut().chunks_exact_mut(4).enumerate() {
+            let (x, y) = (i as u32 % sw, i as u32 / sw);
+            let c = |v: u32| (v % 256) as u8;
+            let rgb = [c(x * 37 + y * 11), c(x * x + y * 5), c(y * y * 3 + x)];
+            // premultiplied, as tiny-skia stores it
+            let pm = |v: u8| ((v as u32 * alpha as u32 + 127) / 255) as u8;
+            px.copy_from_slice(&[pm(rgb[0]), pm(rgb[1]), pm(rgb[2]), alpha]);
+        }
+        assert_eq!(frame::is_opaque(&src), alpha == 255);
+        let bg_color = [40u8, 80, 120, 255];
+        let bg = tiny_skia::Pixmap::from_vec(
+            bg_color.repeat(64 * 48),
+            tiny_skia::IntSize::from_wh(64, 48).unwrap(),
+        )
+        .unwrap();
+        let mut buf = frame::FrameBuf::new(64, 48);
+        buf.reset(&bg, 0);
+        let (scale, ox, oy) = (0.937f32, 1.3f32, -0.7f32);
+        buf.canvas()
+            .image_scaled(&src, alpha == 255, [0.0, 0.0, 56.0, 44.0], scale, ox, oy);
+        let d = src.data();
+        for y in 0..44usize {
+            for x in 0..56usize {
+                let fx = ((x as f32 + 0.5 - ox) / scale - 0.5).clamp(0.0, (sw - 1) as f32);
+                let fy = ((y as f32 + 0.5 - oy) / scale - 0.5).clamp(0.0, (sh - 1) as f32);
+                let (i0, j0) = (
+                    (fx.floor() as usize).min(sw as usize - 2),
+                    (fy.floor() as usize).min(sh as usize - 2),
+                );
+                let (tx, ty) = (fx - i0 as f32, fy - j0 as f32);
+                let at = |i: usize, j: usize, k: usize| d[(j * sw as usize + i) * 4 + k] as f32;
+                let got = buf.pixmap.pixel(x as u32, y as u32).unwrap();
+                let got = [got.red(), got.green(), got.blue(), got.alpha()];
+                for k in 0..4 {
+                    let s = at(i0, j0, k) * (1.0 - tx) * (1.0 - ty)
+                        + at(i0 + 1, j0, k) * tx * (1.0 - ty)
+                        + at(i0, j0 + 1, k) * (1.0 - tx) * ty
+                        + at(i0 + 1, j0 + 1, k) * tx * ty;
+                    let sa = alpha as f32;
+                    let want = s + bg_color[k] as f32 * (255.0 - sa) / 255.0;
+                    assert!(
+                        (got[k] as f32 - want).abs() <= 1.6,
+                        "alpha {alpha}, ({x}, {y}) channel {k}: {} vs {want:.2}",
+                        got[k]
+                    );
+                }
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@
 
 use vidbuilder_domain::spec::{Direction, TransitionKind, VideoSpec};
 
+use super::resample::RowSampler;
 use super::theme::{Easing, Theme};
 
 /// The transition between scene `i` and scene `i + 1`, in frames.
@@ -262,49 +263,41 @@ fn wipe(d: Direction, p: f32, a: &[u8], b: &[u8], w: usize, h: usize, out: &mut 
     }
 }
 
-/// Source coordinate (index of the left/top tap, weight of the right/bottom tap in 0..=256) of
-/// each destination position when scaling by `s` about the centre, clamped to the edge.
-fn taps(n: usize, s: f32) -> Vec<(usize, usize, u32)> {
+/// Source coordinate (index of the left/top tap, of the right/bottom one, and the latter's
+/// weight in 0..=256) of each destination position when scaling by `s` about the centre, clamped
+/// to the edge.
+fn taps(n: usize, s: f32) -> Vec<(usize, usize, u16)> {
     let c = n as f32 / 2.0;
     (0..n)
         .map(|i| {
             let x = ((i as f32 + 0.5 - c) / s + c - 0.5).clamp(0.0, (n - 1) as f32);
             let x0 = x.floor() as usize;
             let x1 = (x0 + 1).min(n - 1);
-            (x0, x1, ((x - x0 as f32) * 256.0).round() as u32)
+            (x0, x1, ((x - x0 as f32) * 256.0).round() as u16)
         })
         .collect()
 }
 
 /// The outgoing frame grows and fades; the incoming one grows from slightly smaller into place.
+/// Both are resampled row by row ([`RowSampler`]) and cross-faded.
 fn zoom(p: f32, a: &[u8], b: &[u8], w: usize, h: usize, out: &mut [u8]) {
     let e = Easing::EaseInOutCubic.apply(p);
     let sa = 1.0 + ZOOM_OUT_GROWTH * e;
     let sb = ZOOM_IN_START + (1.0 - ZOOM_IN_START) * e;
-    let k = weight(Easing::EaseInOutSine.apply(p)) as u32;
-    let (ax, ay) = (taps(w, sa), taps(h, sa));
-    let (bx, by) = (taps(w, sb), taps(h, sb));
-    let sample = |img: &[u8], (x0, x1, fx): (usize, usize, u32), r0: usize, r1: usize, fy: u32| {
-        let mut px = [0u32; 4];
-        let (i00, i10, i01, i11) = (r0 + x0 * 4, r0 + x1 * 4, r1 + x0 * 4, r1 + x1 * 4);
-        for (c, v) in px.iter_mut().enumerate() {
-            let top = img[i00 + c] as u32 * (256 - fx) + img[i10 + c] as u32 * fx;
-            let bottom = img[i01 + c] as u32 * (256 - fx) + img[i11 + c] as u32 * fx;
-            *v = (top * (256 - fy) + bottom * fy + (1 << 15)) >> 16;
-        }
-        px
-    };
+    let k = weight(Easing::EaseInOutSine.apply(p));
+    let (ay, by) = (taps(h, sa), taps(h, sb));
+    let (mut sample_a, mut sample_b) =
+        (RowSampler::new(&taps(w, sa)), RowSampler::new(&taps(w, sb)));
     let row = w * 4;
-    for y in 0..h {
+    let (mut line_a, mut line_b) = (vec![0u8; row], vec![0u8; row]);
+    fn src_row(img: &[u8], row: usize, y: usize) -> &[u8] {
+        &img[y * row..(y + 1) * row]
+    }
+    for (y, ro) in out.chunks_exact_mut(row).enumerate().take(h) {
         let (a0, a1, afy) = ay[y];
         let (b0, b1, bfy) = by[y];
-        let ro = &mut out[y * row..(y + 1) * row];
-        for x in 0..w {
-            let pa = sample(a, ax[x], a0 * row, a1 * row, afy);
-            let pb = sample(b, bx[x], b0 * row, b1 * row, bfy);
-            for c in 0..4 {
-                ro[x * 4 + c] = ((pa[c] * (256 - k) + pb[c] * k + 128) >> 8) as u8;
-            }
-        }
+        sample_a.row(src_row(a, row, a0), src_row(a, row, a1), afy, &mut line_a);
+        sample_b.row(src_row(b, row, b0), src_row(b, row, b1), bfy, &mut line_b);
+        lerp_row(&line_a, &line_b, k, ro);
     }
 }

@@ -17,6 +17,8 @@ const ZOOM_CONTAIN: f32 = 1.05;
 pub struct ImageScene {
     /// Scaled once: to the frame (× the zoom reached at the end, so it is never upscaled).
     img: Pixmap,
+    /// Every pixel of `img` is opaque (a photo): Ken Burns frames overwrite instead of blending.
+    opaque: bool,
     /// Resting rectangle of the image in the frame (x, y, w, h).
     rect: [f32; 4],
     fit: Fit,
@@ -52,6 +54,7 @@ impl ImageScene {
             caption_band(ctx, &mut layers, text);
         }
         ImageScene {
+            opaque: crate::frame::is_opaque(&img),
             img,
             rect,
             fit,
@@ -99,7 +102,7 @@ impl SceneDraw for ImageScene {
     fn draw(&self, canvas: &mut Canvas, t: f32) {
         let [x, y, w, h] = self.rect;
         if !self.ken_burns {
-            canvas.layer(&self.img, x, y, 1.0);
+            // a still photo is the underlay, already in the background
         } else {
             // Zoom in slowly (smooth at both ends) and drift towards the upper left, never
             // further than the zoom leaves room for, so the frame stays covered.
@@ -126,8 +129,19 @@ impl SceneDraw for ImageScene {
                     (ih * scale).round(),
                 ],
             };
-            canvas.image_scaled(&self.img, rect, scale, ox, oy);
+            canvas.image_scaled(&self.img, self.opaque, rect, scale, ox, oy);
         }
         self.caption.draw(canvas, t);
+    }
+
+    fn has_underlay(&self) -> bool {
+        !self.ken_burns
+    }
+
+    fn underlay(&self, canvas: &mut Canvas) {
+        if !self.ken_burns {
+            let [x, y, _, _] = self.rect;
+            canvas.layer(&self.img, x, y, 1.0);
+        }
     }
 }

@@ -107,6 +107,16 @@ pub struct SceneContext<'a> {
 pub trait SceneDraw: Send {
     /// Draws the frame `t` seconds into the scene onto `canvas`.
     fn draw(&self, canvas: &mut Canvas, t: f32);
+
+    /// Whether the scene draws something identical on every frame under all else (a still
+    /// photo): then [`SceneDraw::underlay`] is drawn once onto a copy of the scene's background,
+    /// and `draw` leaves it out, so frames restore and convert only what moves.
+    fn has_underlay(&self) -> bool {
+        false
+    }
+
+    /// Draws the scene's unchanging bottom layer (see [`SceneDraw::has_underlay`]).
+    fn underlay(&self, _canvas: &mut Canvas) {}
 }
 
 /// Prepare a scene for drawing. Fails only when an image the scene needs is not among the
