@@ -1,12 +1,22 @@
-//! `vidbuilder bench`: how close the renderer runs to the encoder's own speed limit.
+//! `vidbuilder bench`: how close the renderer runs to the encoder's own speed limit, on the
+//! specs users send.
 //!
 //! For each case, measured side by side in one run on the same frames:
 //! (a) the encoder-only limit: the video's frames are first rendered into memory as yuv420p
 //!     (exactly what the pipeline pipes), then ffmpeg encodes them from memory with the very same
-//!     command line as a real render (preset, crf, x264 params, pixel format, music);
+//!     command line as a real render (preset, crf, x264 params, pixel format, music) — with
+//!     reels, both outputs' encoders at once, as a render runs them;
 //! (b) our end-to-end render of the same spec (drawing, conversion, encoding, music, poster);
-//! (c) b / a, and the realtime factor of b.
+//! (c) b / a, and the realtime factor of b;
+//! and where (b)'s time went: set-up (music, ffmpeg start), the first frame's latency, and per
+//! frame the drawing, compositing, colour conversion, pipe writes and the time the drawing
+//! thread waited for the encoder; and how many frames repeat the previous one exactly.
 //! Runs alternate (a) and (b) so both see the same machine; medians are reported.
+//!
+//! The cases ([`cases`]) cover every scene type with its entrance, every transition, an image
+//! with and without Ken Burns, gradient and image backgrounds, music, reels, a 1 s video, and
+//! `examples/all-scenes.json` whole, at 1080p, some also at 720p and 4k (`--quality` picks).
+//! Their images are the examples' own, built into the binary.
 //!
 //! `--editly` renders editly's reference spec instead (1080p30, three clips of 4, 5 and 4 s with
 //! colour/gradient backgrounds, title + subtitle, 0.5 s fades, music, x264 `medium` crf 18).
@@ -23,15 +33,17 @@ use vidbuilder_domain::{validate_spec, JobId, VideoSpec};
 
 use crate::app::{render_settings, validation_context};
 use crate::{Config, Error};
+use vidbuilder_domain::spec::Quality;
 use vidbuilder_render::ffmpeg::{ffmpeg_args, EncodeParams};
-use vidbuilder_render::image::Images;
+use vidbuilder_render::image::{prefetch, Images};
 use vidbuilder_render::paint::yuv420p_len;
 use vidbuilder_render::{
-    check_ffmpeg, render_blocking, render_yuv_frames, Catalog, RenderSettings,
+    check_ffmpeg, render_with_stats, render_yuv_frames, Catalog, RenderSettings, RenderStats,
+    REEL_SIZE,
 };
 
 /// What `vidbuilder bench` was asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BenchOptions {
     /// Runs per case; the median is reported.
     pub runs: usize,
@@ -39,21 +51,62 @@ pub struct BenchOptions {
     pub json: bool,
     /// editly's reference spec instead of the default cases.
     pub editly: bool,
+    /// Only the cases whose name contains one of these (all when empty).
+    pub cases: Vec<String>,
+    /// Render every case at these qualities instead of each case's own list.
+    pub qualities: Vec<Quality>,
+    /// Print the cases and their specs' sizes, render nothing.
+    pub list: bool,
+}
+
+/// Where (b)'s time went, from the median run: seconds, and milliseconds per frame (per output
+/// frame: a reel's frames count too).
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    /// Call to the first frame asked for: music prepared, ffmpeg started.
+    pub setup_secs: f64,
+    /// Call to the first frame handed to the encoder (set-up, first scene prepared and drawn).
+    pub first_frame_secs: f64,
+    /// Drawing, per frame (transitions' compositing excluded).
+    pub draw_ms: f64,
+    /// Compositing transitions, per frame.
+    pub composite_ms: f64,
+    /// RGBA → yuv420p on the writer thread, per frame.
+    pub convert_ms: f64,
+    /// Writing to ffmpeg's stdin, per frame (long when the encoder is the limit).
+    pub write_ms: f64,
+    /// The drawing thread waiting for room in the queue, per frame (the encoder is the limit).
+    pub encoder_wait_ms: f64,
+    /// The writer waiting for a frame, per frame (the drawing is the limit).
+    pub writer_idle_ms: f64,
+    /// Last frame handed over to every ffmpeg exited.
+    pub drain_secs: f64,
+    /// Frames identical to the previous one (not converted again), in %.
+    pub repeated_pct: f64,
+    /// Drawing per frame with nothing else running (the pre-render into memory): the drawing's
+    /// own cost, where `draw_ms` also counts time the encoder's threads took the CPU.
+    pub draw_alone_ms: f64,
+    /// Colour conversion per frame with nothing else running.
+    pub convert_alone_ms: f64,
 }
 
 /// One case's results (seconds are medians over the runs).
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
-    /// The case's name, e.g. `1080p30 10s`.
+    /// The case's name, e.g. `scene:hero-title`.
     pub name: String,
+    /// The spec's quality.
+    pub quality: String,
     /// Frame width, in pixels.
     pub width: u32,
     /// Frame height, in pixels.
     pub height: u32,
     /// Frames per second.
     pub fps: u32,
-    /// Frames in the video.
+    /// Frames in the video (per output).
     pub frames: u64,
+    /// Outputs rendered (2 with a reel).
+    pub outputs: usize,
     /// Length of the video, in seconds (`frames / fps`).
     pub video_secs: f64,
     /// The x264 preset used (`render.preset`).
@@ -76,6 +129,8 @@ pub struct CaseResult {
     pub encoder_only_all: Vec<f64>,
     /// Every run's (b), in seconds.
     pub end_to_end_all: Vec<f64>,
+    /// Where (b)'s time went.
+    pub breakdown: Breakdown,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -88,47 +143,158 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn hero(duration: f64, title: &str, subtitle: &str) -> Value {
-    json!({"type": "hero-title", "duration": duration,
-           "content": {"title": title, "subtitle": subtitle}})
+/// `examples/all-scenes.json`, built in.
+const ALL_SCENES: &str = include_str!("../examples/all-scenes.json");
+/// The examples' images (`demo/…`), built in and written to the bench's assets directory.
+const ASSETS: [(&str, &[u8]); 2] = [
+    (
+        "demo/landscape.jpg",
+        include_bytes!("../examples/assets/demo/landscape.jpg"),
+    ),
+    (
+        "demo/logo.png",
+        include_bytes!("../examples/assets/demo/logo.png"),
+    ),
+];
+
+/// One benchmark case: a name and a spec, rendered at each of `qualities`.
+pub struct Case {
+    /// e.g. `scene:image`, `transition:fade`, `realistic`.
+    pub name: String,
+    /// The spec (its `quality` is replaced by each of `qualities`).
+    pub spec: Value,
+    /// The qualities it is measured at by default.
+    pub qualities: Vec<Quality>,
 }
 
-/// The default cases: (name, spec JSON).
-fn cases() -> Vec<(&'static str, Value)> {
-    vec![
+fn all_scenes() -> Value {
+    serde_json::from_str(ALL_SCENES).expect("examples/all-scenes.json is JSON")
+}
+
+/// The scene of `examples/all-scenes.json` of type `ty`, without its transition.
+fn example_scene(ty: &str) -> Value {
+    let doc = all_scenes();
+    let mut scene = doc["scenes"]
+        .as_array()
+        .expect("scenes")
+        .iter()
+        .find(|s| s["type"] == ty)
+        .unwrap_or_else(|| panic!("examples/all-scenes.json has a {ty} scene"))
+        .clone();
+    scene.as_object_mut().expect("object").remove("transition");
+    scene
+}
+
+fn spec_of(scenes: Vec<Value>, music: bool, reels: bool) -> Value {
+    let mut spec = json!({"theme": "modern", "quality": "1080p", "fps": 30, "scenes": scenes});
+    if music {
+        spec["music"] = json!({"trackId": "upbeat-1", "volume": 0.4});
+    }
+    if reels {
+        spec["generateReels"] = json!(true);
+    }
+    spec
+}
+
+/// The issue's realistic spec: a hero title, a bullet list entered with a fade, a call to
+/// action; 8 s with music.
+fn realistic(reels: bool) -> Value {
+    let mut hero = example_scene("hero-title");
+    hero["duration"] = json!(2.5);
+    hero["transition"] = json!({"type": "fade", "duration": 0.6});
+    let mut bullets = example_scene("bullet-list");
+    bullets["duration"] = json!(3.0);
+    bullets["transition"] = json!({"type": "fade", "duration": 0.6});
+    let mut cta = json!({"type": "call-to-action", "duration": 2.5, "content":
+        {"headline": "Start rendering **today**", "button": "Get your API key",
+         "url": "vidbuilder.dev/start"}});
+    cta["background"] = json!({"gradient": ["#1E1B4B", "#0F766E"], "angle": 120});
+    spec_of(vec![hero, bullets, cta], true, reels)
+}
+
+/// Every default case.
+pub fn cases() -> Vec<Case> {
+    use Quality::{K4, P1080, P720};
+    let mut out = Vec::new();
+    let mut add = |name: String, spec: Value, qualities: &[Quality]| {
+        out.push(Case {
+            name,
+            spec,
+            qualities: qualities.to_vec(),
+        })
+    };
+    add("realistic".into(), realistic(false), &[P720, P1080, K4]);
+    add("realistic+reels".into(), realistic(true), &[P1080]);
+    for ty in [
+        "hero-title",
+        "text",
+        "bullet-list",
+        "stats",
+        "quote",
+        "image",
+        "split",
+        "call-to-action",
+        "logo-outro",
+    ] {
+        let q: &[Quality] = if ty == "image" {
+            &[P1080, K4]
+        } else {
+            &[P1080]
+        };
+        add(
+            format!("scene:{ty}"),
+            spec_of(vec![example_scene(ty)], false, false),
+            q,
+        );
+    }
+    let mut still = example_scene("image");
+    still["content"]["kenBurns"] = json!(false);
+    add(
+        "scene:image (still)".into(),
+        spec_of(vec![still], false, false),
+        &[P1080],
+    );
+    for kind in ["fade", "slide", "wipe", "zoom"] {
+        let mut a = example_scene("hero-title");
+        a["duration"] = json!(2.5);
+        a["transition"] = json!({"type": kind, "duration": 1.0});
+        let mut b = example_scene("text");
+        b["duration"] = json!(2.5);
+        let q: &[Quality] = if kind == "fade" {
+            &[P1080, K4]
+        } else {
+            &[P1080]
+        };
+        add(
+            format!("transition:{kind}"),
+            spec_of(vec![a, b], false, false),
+            q,
+        );
+    }
+    for (bg, value) in [
         (
-            "1080p30 10s",
-            json!({
-                "theme": "corporate", "quality": "1080p", "fps": 30,
-                "music": {"trackId": "corp-1", "volume": 0.5},
-                "scenes": [
-                    hero(3.5, "Welcome to **VidBuilder**", "Create stunning videos"),
-                    {"type": "bullet-list", "duration": 3.5, "content": {
-                        "heading": "Why teams switch",
-                        "items": ["Renders faster than realtime", "Themes, music and reels built in",
-                                  "Webhooks you can trust"]}},
-                    {"type": "stats", "duration": 3.0, "content": {
-                        "heading": "In numbers",
-                        "stats": [{"value": 3, "label": "times faster"},
-                                  {"value": 99.9, "label": "uptime, %"},
-                                  {"value": 24, "label": "scene looks"}]}}
-                ]
-            }),
+            "gradient",
+            json!({"gradient": ["#1E1B4B", "#0F766E"], "angle": 120}),
         ),
-        (
-            "4k30 4s",
-            json!({
-                "theme": "modern", "quality": "4k", "fps": 30,
-                "music": {"trackId": "upbeat-1", "volume": 0.5},
-                "scenes": [
-                    hero(2.0, "Ship videos **faster**", "JSON in, MP4 out"),
-                    {"type": "text", "duration": 2.0, "content": {
-                        "heading": "Self-hosted",
-                        "body": "Your data stays on your servers, and renders run at the speed of the encoder."}}
-                ]
-            }),
-        ),
-    ]
+        ("image", json!({"image": "demo/landscape.jpg", "dim": 0.6})),
+    ] {
+        let mut s = example_scene("hero-title");
+        s["background"] = value;
+        add(
+            format!("background:{bg}"),
+            spec_of(vec![s], false, false),
+            &[P1080],
+        );
+    }
+    let mut one = example_scene("hero-title");
+    one["duration"] = json!(1.0);
+    add(
+        "1s video".into(),
+        spec_of(vec![one], false, false),
+        &[P1080],
+    );
+    add("all-scenes.json".into(), all_scenes(), &[P1080]);
+    out
 }
 
 /// editly's reference spec, in our terms.
@@ -155,71 +321,103 @@ fn editly_case() -> (&'static str, Value) {
     )
 }
 
-/// (a): ffmpeg alone, encoding `yuv` (whole frames back to back) piped from memory with the
-/// command line a render of `spec` uses. Returns wall seconds, spawn to exit.
-fn encode_from_memory(
-    settings: &RenderSettings,
-    params: &EncodeParams,
-    yuv: &[u8],
-) -> Result<f64, Error> {
+/// (a): ffmpeg alone, encoding each output's `yuv` (whole frames back to back) piped from
+/// memory with the command line a render uses, all outputs at once as a render runs them.
+/// Returns wall seconds, first spawn to last exit.
+fn encode_from_memory(outputs: &[(EncodeParams, Vec<u8>)]) -> Result<f64, Error> {
     let t0 = Instant::now();
-    let mut child = Command::new(params.ffmpeg)
-        .args(ffmpeg_args(params))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(Error::io(format!("starting {}", settings.ffmpeg.display())))?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let frame = yuv420p_len(params.width as usize, params.height as usize);
-    // One frame per write, as the pipeline's writer does.
-    let written = std::thread::scope(|s| {
-        s.spawn(move || -> std::io::Result<()> {
-            for chunk in yuv.chunks(frame) {
-                stdin.write_all(chunk)?;
-            }
-            Ok(())
-        })
-        .join()
-        .expect("writer thread")
+    let mut children = Vec::new();
+    for (params, _) in outputs {
+        let child = Command::new(params.ffmpeg)
+            .args(ffmpeg_args(params))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(Error::io(format!("starting {}", params.ffmpeg.display())))?;
+        children.push(child);
+    }
+    // One frame per write, as the pipeline's writer does; one writer thread per output.
+    let written: Vec<std::io::Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = children
+            .iter_mut()
+            .zip(outputs)
+            .map(|(child, (params, yuv))| {
+                let mut stdin = child.stdin.take().expect("piped stdin");
+                let frame = yuv420p_len(params.width as usize, params.height as usize);
+                s.spawn(move || -> std::io::Result<()> {
+                    for chunk in yuv.chunks(frame) {
+                        stdin.write_all(chunk)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread"))
+            .collect()
     });
-    let out = child
-        .wait_with_output()
-        .map_err(Error::io("waiting for ffmpeg"))?;
+    let mut failures = Vec::new();
+    for (child, w) in children.into_iter().zip(written) {
+        let out = child
+            .wait_with_output()
+            .map_err(Error::io("waiting for ffmpeg"))?;
+        if !out.status.success() || w.is_err() {
+            failures.push(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
     let secs = t0.elapsed().as_secs_f64();
-    if !out.status.success() || written.is_err() {
+    if !failures.is_empty() {
         return Err(Error::Config(format!(
-            "the encoder-only ffmpeg failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "the encoder-only ffmpeg failed: {}",
+            failures.join("; ")
         )));
     }
     Ok(secs)
 }
 
-fn run_case(
-    catalog: &Catalog,
-    settings: &RenderSettings,
-    name: &str,
-    spec: VideoSpec,
+/// Everything a case needs that does not change between cases.
+struct Bench<'a> {
+    catalog: &'a Catalog,
+    settings: &'a RenderSettings,
+    scratch: &'a Path,
     runs: usize,
-    scratch: &Path,
-    say: &dyn Fn(String),
-) -> Result<CaseResult, Error> {
-    let images = Images::default();
+    say: &'a dyn Fn(String),
+}
+
+fn breakdown(s: &RenderStats, alone: &RenderStats, frames: u64) -> Breakdown {
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1000.0 / frames.max(1) as f64;
+    let w = &s.writer;
+    Breakdown {
+        setup_secs: s.setup.as_secs_f64(),
+        first_frame_secs: s.first_frame.as_secs_f64(),
+        draw_ms: per(s.draw),
+        composite_ms: per(s.composite),
+        convert_ms: per(w.convert),
+        write_ms: per(w.write),
+        encoder_wait_ms: per(s.encoder_wait),
+        writer_idle_ms: per(w.idle),
+        drain_secs: s.drain.as_secs_f64(),
+        repeated_pct: 100.0 * w.conversions[2] as f64 / w.frames.max(1) as f64,
+        draw_alone_ms: per(alone.draw + alone.composite),
+        convert_alone_ms: per(alone.writer.convert),
+    }
+}
+
+fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<CaseResult, Error> {
+    let (catalog, settings) = (b.catalog, b.settings);
     let (w, h) = spec.quality.dimensions();
     let frames = spec.frame_count();
     let fps = spec.fps;
-    say(format!(
-        "{name}: pre-rendering {frames} frames {w}x{h} into memory …"
+    let label = format!("{name} {}", spec.quality.as_str());
+    (b.say)(format!(
+        "{label}: pre-rendering {frames} frames {w}x{h} into memory …"
     ));
-    let t0 = Instant::now();
-    let yuv = render_yuv_frames(catalog, &spec, &images)?;
-    let prerender_secs = t0.elapsed().as_secs_f64();
-    assert_eq!(
-        yuv.len(),
-        yuv420p_len(w as usize, h as usize) * frames as usize
-    );
     let audio = match &spec.music {
         Some(m) => Some(catalog.track_audio(
             &m.track_id,
@@ -229,103 +427,210 @@ fn run_case(
         )?),
         None => None,
     };
-    let encoded = scratch.join("encoder-only.mp4");
-    let params = EncodeParams {
-        ffmpeg: &settings.ffmpeg,
-        preset: &settings.preset,
-        crf: settings.crf,
-        width: w,
-        height: h,
-        fps,
-        frames,
-        audio,
-        out: &encoded,
-    };
-    let (mut enc_all, mut e2e_all) = (Vec::new(), Vec::new());
-    for run in 1..=runs {
-        let a = encode_from_memory(settings, &params, &yuv)?;
+    let t0 = Instant::now();
+    let mut sizes = vec![(w, h, false)];
+    if spec.generate_reels {
+        sizes.push((REEL_SIZE.0, REEL_SIZE.1, true));
+    }
+    let encoded: Vec<_> = (0..sizes.len())
+        .map(|i| b.scratch.join(format!("encoder-only-{i}.mp4")))
+        .collect();
+    let mut outputs = Vec::new();
+    let mut alone = RenderStats::default();
+    for (&(ow, oh, reel), out) in sizes.iter().zip(&encoded) {
+        let (yuv, stats) = render_yuv_frames(catalog, &spec, images, reel)?;
+        alone.draw += stats.draw + stats.composite;
+        alone.writer.convert += stats.writer.convert;
+        assert_eq!(
+            yuv.len(),
+            yuv420p_len(ow as usize, oh as usize) * frames as usize
+        );
+        let params = EncodeParams {
+            ffmpeg: &settings.ffmpeg,
+            preset: &settings.preset,
+            crf: settings.crf,
+            width: ow,
+            height: oh,
+            fps,
+            frames,
+            audio: audio.clone(),
+            out,
+        };
+        outputs.push((params, yuv));
+    }
+    let prerender_secs = t0.elapsed().as_secs_f64();
+    let (mut enc_all, mut e2e_all, mut stats_all) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=b.runs {
+        let a = encode_from_memory(&outputs)?;
         let req = RenderRequest {
             job_id: JobId::new(),
             attempt: 1,
             spec: spec.clone(),
-            out_dir: scratch.join("out"),
+            out_dir: b.scratch.join("out"),
         };
         let t0 = Instant::now();
-        let out = render_blocking(
+        let (out, stats) = render_with_stats(
             catalog,
             settings,
             &req,
-            &images,
+            images,
             &|_| {},
             &CancellationToken::new(),
         )?;
-        let b = t0.elapsed().as_secs_f64();
-        for p in [Some(&out.video), out.poster.as_ref()]
-            .into_iter()
-            .flatten()
+        let e2e = t0.elapsed().as_secs_f64();
+        for p in [
+            Some(&out.video),
+            out.poster.as_ref(),
+            out.reel.as_ref(),
+            out.reel_poster.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = std::fs::remove_file(p);
         }
-        say(format!(
-            "{name}: run {run}/{runs}: encoder-only {a:.2} s, end-to-end {b:.2} s ({:.3}x)",
-            b / a
+        (b.say)(format!(
+            "{label}: run {run}/{}: encoder-only {a:.2} s, end-to-end {e2e:.2} s ({:.3}x)",
+            b.runs,
+            e2e / a
         ));
         enc_all.push(a);
-        e2e_all.push(b);
+        e2e_all.push(e2e);
+        stats_all.push(stats);
     }
-    let _ = std::fs::remove_file(&encoded);
-    let (a, b) = (median(&enc_all), median(&e2e_all));
+    drop(outputs);
+    for p in &encoded {
+        let _ = std::fs::remove_file(p);
+    }
+    let (a, e2e) = (median(&enc_all), median(&e2e_all));
+    // The breakdown of the run closest to the median.
+    let closest = (0..e2e_all.len())
+        .min_by(|&i, &j| {
+            (e2e_all[i] - e2e)
+                .abs()
+                .total_cmp(&(e2e_all[j] - e2e).abs())
+        })
+        .expect("at least one run");
     let video_secs = frames as f64 / fps as f64;
     Ok(CaseResult {
         name: name.to_string(),
+        quality: spec.quality.as_str().to_string(),
         width: w,
         height: h,
         fps,
         frames,
+        outputs: sizes.len(),
         video_secs,
         preset: settings.preset.clone(),
         crf: settings.crf,
-        runs,
+        runs: b.runs,
         prerender_secs,
         encoder_only_secs: a,
-        end_to_end_secs: b,
-        ratio: b / a,
-        realtime: video_secs / b,
+        end_to_end_secs: e2e,
+        ratio: e2e / a,
+        realtime: video_secs / e2e,
         encoder_only_all: enc_all,
         end_to_end_all: e2e_all,
+        breakdown: breakdown(&stats_all[closest], &alone, frames * sizes.len() as u64),
     })
+}
+
+/// The cases to run: (name, spec JSON with its quality set), filtered by `opts`.
+fn selected(opts: &BenchOptions) -> Vec<(String, Value)> {
+    if opts.editly {
+        let (name, spec) = editly_case();
+        return vec![(name.to_string(), spec)];
+    }
+    let mut out = Vec::new();
+    for case in cases() {
+        if !opts.cases.is_empty() && !opts.cases.iter().any(|c| case.name.contains(c.as_str())) {
+            continue;
+        }
+        let qualities = if opts.qualities.is_empty() {
+            &case.qualities
+        } else {
+            &opts.qualities
+        };
+        for q in qualities {
+            let mut spec = case.spec.clone();
+            spec["quality"] = json!(q.as_str());
+            out.push((case.name.clone(), spec));
+        }
+    }
+    out
 }
 
 /// Run the benchmark and print its results.
 pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
-    let version = check_ffmpeg(&config.render.ffmpeg)?;
     let catalog = Catalog::load(config.config_dir())?;
+    let ctx = validation_context(&catalog, config);
+    let list = selected(opts);
+    if list.is_empty() {
+        return Err(Error::Config(format!(
+            "no bench case matches {:?}; `vidbuilder bench --list` shows them",
+            opts.cases
+        )));
+    }
+    let mut specs = Vec::new();
+    for (name, body) in list {
+        let spec = validate_spec(&body, &ctx)
+            .map_err(|e| Error::Config(format!("bench case {name}: {e}")))?;
+        specs.push((name, spec));
+    }
+    if opts.list {
+        for (name, spec) in &specs {
+            let (w, h) = spec.quality.dimensions();
+            println!(
+                "{:<24} {:>5} {w}x{h}, {:.1} s, {} scene(s){}{}",
+                name,
+                spec.quality.as_str(),
+                spec.duration(),
+                spec.scenes.len(),
+                if spec.music.is_some() { ", music" } else { "" },
+                if spec.generate_reels { ", reel" } else { "" },
+            );
+        }
+        return Ok(());
+    }
+    let version = check_ffmpeg(&config.render.ffmpeg)?;
     let scratch = tempfile_dir()?;
     let ssrf = std::sync::Arc::new(config.ssrf_guard()?);
     let mut settings = render_settings(config, ssrf);
     settings.work_dir = scratch.join("work");
-    let ctx = validation_context(&catalog, config);
-    let runs = opts.runs.max(1);
+    let assets = scratch.join("assets");
+    for (rel, bytes) in ASSETS {
+        let path = assets.join(rel);
+        std::fs::create_dir_all(path.parent().expect("a parent"))
+            .map_err(Error::io(format!("creating {}", assets.display())))?;
+        std::fs::write(&path, bytes).map_err(Error::io(format!("writing {}", path.display())))?;
+    }
+    settings.images.assets_dir = Some(assets);
+    if opts.editly {
+        settings.preset = "medium".into();
+        settings.crf = 18;
+    }
     let json_out = opts.json;
     let say = |s: String| {
         if !json_out {
             eprintln!("{s}");
         }
     };
-    let list = if opts.editly {
-        settings.preset = "medium".into();
-        settings.crf = 18;
-        vec![editly_case()]
-    } else {
-        cases()
+    let bench = Bench {
+        catalog: &catalog,
+        settings: &settings,
+        scratch: &scratch,
+        runs: opts.runs.max(1),
+        say: &say,
     };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the runtime"))?;
     let mut results = Vec::new();
     let outcome = (|| -> Result<(), Error> {
-        for (name, body) in list {
-            let spec = validate_spec(&body, &ctx)?;
-            results.push(run_case(
-                &catalog, &settings, name, spec, runs, &scratch, &say,
-            )?);
+        for (name, spec) in specs {
+            let images = rt.block_on(prefetch(&spec, &settings.images))?;
+            results.push(run_case(&bench, &name, spec, &images)?);
         }
         Ok(())
     })();
@@ -335,6 +640,7 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let runs = bench.runs;
     if json_out {
         let doc = json!({
             "ffmpeg": version,
@@ -348,22 +654,16 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
         );
         return Ok(());
     }
-    println!("{version}, {cores} cores, median of {runs} run(s)");
     println!(
-        "{:<46} {:>9} {:>12} {:>12} {:>7} {:>9}",
-        "case", "preset", "(a) encoder", "(b) ours", "(c) b/a", "realtime"
+        "{version}, {cores} cores, x264 {}/{}, median of {runs} run(s); per-frame columns in ms",
+        settings.preset, settings.crf
     );
-    for r in &results {
-        println!(
-            "{:<46} {:>9} {:>10.2} s {:>10.2} s {:>6.3}x {:>8.2}x",
-            format!("{} ({}x{}, {} frames)", r.name, r.width, r.height, r.frames),
-            format!("{}/{}", r.preset, r.crf),
-            r.encoder_only_secs,
-            r.end_to_end_secs,
-            r.ratio,
-            r.realtime
-        );
-    }
+    println!(
+        "setup: to the first frame asked for; 1st: to the first frame handed over; draw, comp(osite), \
+         conv(ert), write, wait (for the encoder): during (b), sharing the CPU with x264; \
+         draw1, conv1: the same work alone; rep%: frames repeating the previous one"
+    );
+    print!("{}", table(&results));
     if opts.editly {
         if let Some(r) = results.first() {
             println!(
@@ -375,9 +675,91 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// The results as a text table.
+pub fn table(results: &[CaseResult]) -> String {
+    let mut t = format!(
+        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>4} {:>6} {:>6}\n",
+        "case", "qual", "frames", "(a) enc", "(b) ours", "b/a", "rt", "setup", "1st", "draw",
+        "comp", "conv", "write", "wait", "rep%", "draw1", "conv1"
+    );
+    for r in results {
+        let b = &r.breakdown;
+        t += &format!(
+            "{:<22} {:>5} {:>6} {:>7.2}s {:>7.2}s {:>5.3}x {:>5.2}x {:>5.2}s {:>5.2}s {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>4.0} {:>6.1} {:>6.1}\n",
+            r.name,
+            r.quality,
+            r.frames * r.outputs as u64,
+            r.encoder_only_secs,
+            r.end_to_end_secs,
+            r.ratio,
+            r.realtime,
+            b.setup_secs,
+            b.first_frame_secs,
+            b.draw_ms,
+            b.composite_ms,
+            b.convert_ms,
+            b.write_ms,
+            b.encoder_wait_ms,
+            b.repeated_pct,
+            b.draw_alone_ms,
+            b.convert_alone_ms,
+        );
+    }
+    t
+}
+
 /// A fresh scratch directory under the system temp dir.
 fn tempfile_dir() -> Result<std::path::PathBuf, Error> {
     let dir = std::env::temp_dir().join(format!("vidbuilder-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bench measures specs users could send: every case (at every quality) and the editly
+    /// case pass the server's own validation with the shipped catalog.
+    #[test]
+    fn every_case_is_a_valid_spec() {
+        let config = Config::load_with_env(None, std::iter::empty()).expect("embedded defaults");
+        let catalog = Catalog::load(config.config_dir()).expect("catalog");
+        let ctx = validation_context(&catalog, &config);
+        let mut names = std::collections::BTreeSet::new();
+        for case in cases() {
+            assert!(
+                names.insert(case.name.clone()),
+                "duplicate case {}",
+                case.name
+            );
+            for q in Quality::ALL {
+                let mut body = case.spec.clone();
+                body["quality"] = json!(q.as_str());
+                let spec = validate_spec(&body, &ctx)
+                    .unwrap_or_else(|e| panic!("bench case {} at {}: {e}", case.name, q.as_str()));
+                assert!(spec.frame_count() > 0);
+            }
+        }
+        // Every scene type and transition has its case, and the whole example is there.
+        for want in [
+            "scene:image",
+            "scene:logo-outro",
+            "transition:zoom",
+            "all-scenes.json",
+        ] {
+            assert!(names.contains(want), "{want} missing");
+        }
+        let (_, editly) = editly_case();
+        validate_spec(&editly, &ctx).expect("editly case");
+        // --case filters by substring; --quality replaces each case's own list.
+        let opts = BenchOptions {
+            cases: vec!["transition:".into()],
+            qualities: vec![Quality::P720],
+            ..Default::default()
+        };
+        let picked = selected(&opts);
+        assert_eq!(picked.len(), 4);
+        assert!(picked.iter().all(|(_, s)| s["quality"] == "720p"));
+    }
 }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod artifacts;
 pub mod bench;
 pub mod bench_cluster;
+pub mod bench_webhooks;
 pub mod cluster;
 pub mod config;
 pub mod error;

@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 use vidbuilder::app::{render_settings, validation_context};
 use vidbuilder::{Config, Error, Server};
 use vidbuilder_actors::ports::{CancellationToken, RenderPhase, RenderRequest};
+use vidbuilder_domain::spec::Quality;
 use vidbuilder_domain::{validate_spec, JobId};
 use vidbuilder_render::{check_ffmpeg, render_blocking, Catalog};
 
@@ -154,6 +155,15 @@ enum Command {
         /// Render editly's reference spec (1080p30, 3 clips, fades, music, medium crf 18).
         #[arg(long)]
         editly: bool,
+        /// Only the cases whose name contains one of these (e.g. `--case scene:,realistic`).
+        #[arg(long = "case", value_delimiter = ',')]
+        cases: Vec<String>,
+        /// Render every case at these qualities (draft, 720p, 1080p, 4k) instead of its own.
+        #[arg(long = "quality", value_delimiter = ',', value_parser = parse_quality)]
+        qualities: Vec<Quality>,
+        /// List the cases (name, quality, size, length) and render nothing.
+        #[arg(long)]
+        list: bool,
         /// Measure cluster dispatch instead: a coordinator and 1, 2, 4, 8 worker processes whose
         /// renders only sleep; jobs/second, scaling efficiency and overhead per job.
         #[arg(long)]
@@ -167,6 +177,26 @@ enum Command {
         /// With --cluster: how long each stand-in render sleeps, in milliseconds.
         #[arg(long, default_value_t = 500)]
         sleep_ms: u64,
+        /// Measure webhook delivery instead: signed deliveries through the WebhookActor and the
+        /// HTTP transport to loopback receivers (burst throughput; paced latency with and without
+        /// a slow receiver).
+        #[arg(long)]
+        webhooks: bool,
+        /// With --webhooks: deliveries in the burst.
+        #[arg(long, default_value_t = 10_000)]
+        deliveries: usize,
+        /// With --webhooks: deliveries in each paced phase.
+        #[arg(long, default_value_t = 5_000)]
+        paced: usize,
+        /// With --webhooks: deliveries per second offered in the paced phases.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u32,
+        /// With --webhooks: healthy receivers, each on its own loopback address.
+        #[arg(long, default_value_t = 4)]
+        receivers: usize,
+        /// With --webhooks: seconds the slow receiver waits before answering.
+        #[arg(long, default_value_t = 10.0)]
+        slow_secs: f64,
     },
     /// Submit a spec to a running server (`POST /api/jobs`) and print the job id on stdout; with
     /// --wait, follow the job as `vidbuilder wait` does.
@@ -383,15 +413,35 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             quiet,
         } => render(&config, &spec, &output, quiet),
         Command::Bench {
+            json,
+            webhooks: true,
+            deliveries,
+            paced,
+            rate,
+            receivers,
+            slow_secs,
+            ..
+        } => runtime("bench")?.block_on(vidbuilder::bench_webhooks::run(
+            config,
+            vidbuilder::bench_webhooks::WebhookBenchOptions {
+                deliveries,
+                paced,
+                rate,
+                receivers,
+                slow: Duration::from_secs_f64(slow_secs.clamp(0.0, 3600.0)),
+                json,
+            },
+        )),
+        Command::Bench {
             runs,
             json,
-            editly,
             cluster: true,
             workers,
             jobs_per_worker,
             sleep_ms,
+            ..
         } => {
-            let _ = (runs, editly);
+            let _ = runs;
             runtime("bench")?.block_on(vidbuilder::bench_cluster::run(
                 config,
                 vidbuilder::bench_cluster::ClusterBenchOptions {
@@ -403,10 +453,23 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             ))
         }
         Command::Bench {
-            runs, json, editly, ..
+            runs,
+            json,
+            editly,
+            cases,
+            qualities,
+            list,
+            ..
         } => vidbuilder::bench::run(
             &config,
-            &vidbuilder::bench::BenchOptions { runs, json, editly },
+            &vidbuilder::bench::BenchOptions {
+                runs,
+                json,
+                editly,
+                cases,
+                qualities,
+                list,
+            },
         ),
         Command::Validate { spec } => {
             let catalog = Catalog::load(config.config_dir())?;
@@ -469,6 +532,13 @@ fn read_spec(
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Config(format!("{}: not valid JSON: {e}", path.display())))?;
     Ok(validate_spec(&value, &validation_context(catalog, config))?)
+}
+
+fn parse_quality(s: &str) -> Result<Quality, String> {
+    Quality::ALL
+        .into_iter()
+        .find(|q| q.as_str() == s)
+        .ok_or_else(|| format!("'{s}' is not one of draft, 720p, 1080p, 4k"))
 }
 
 fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Result<(), Error> {

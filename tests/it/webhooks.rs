@@ -1009,3 +1009,37 @@ async fn redelivery_moves_a_waiting_retry_forward() {
     );
     t.server.stop().await;
 }
+
+#[test]
+fn the_webhook_bench_delivers_every_signed_delivery_in_each_phase() {
+    // A smoke run (speed is measured by the bench itself, never asserted here).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vidbuilder"))
+        .args([
+            "bench",
+            "--webhooks",
+            "--deliveries",
+            "300",
+            "--paced",
+            "100",
+        ])
+        .args(["--rate", "500", "--slow-secs", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let phases = v["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["burst", "paced", "paced + slow receiver"], "{v}");
+    for (p, n) in phases.iter().zip([300, 100, 100]) {
+        assert_eq!(p["deliveries"], n, "{p}");
+        assert_eq!(p["badSignatures"], 0, "every signature verifies: {p}");
+        let (p50, p99) = (p["p50Ms"].as_f64().unwrap(), p["p99Ms"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p50 <= p99, "{p}");
+        assert!(p["perSec"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    assert_eq!(phases[2]["slowDeliveries"], 10, "{v}");
+}
