@@ -225,17 +225,7 @@ pub fn cases() -> Vec<Case> {
     };
     add("realistic".into(), realistic(false), &[P720, P1080, K4]);
     add("realistic+reels".into(), realistic(true), &[P1080]);
-    for ty in [
-        "hero-title",
-        "text",
-        "bullet-list",
-        "stats",
-        "quote",
-        "image",
-        "split",
-        "call-to-action",
-        "logo-outro",
-    ] {
+    for ty in vidbuilder_domain::spec::SCENE_TYPES {
         let q: &[Quality] = if ty == "image" {
             &[P1080, K4]
         } else {
