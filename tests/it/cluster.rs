@@ -871,24 +871,15 @@ async fn tls_links_work_with_the_cluster_ca_and_refuse_any_other_certificate() {
 #[test]
 fn the_cluster_bench_runs_and_reports_every_worker_count() {
     // A smoke run (speed is measured by the bench itself, never asserted here).
-    let out = Command::new(env!("CARGO_BIN_EXE_vidbuilder"))
-        .args([
-            "bench",
-            "--cluster",
-            "--workers",
-            "1,2",
-            "--jobs-per-worker",
-            "2",
-        ])
-        .args(["--sleep-ms", "100", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bench_json(&[
+        "--cluster",
+        "--workers",
+        "1,2",
+        "--jobs-per-worker",
+        "2",
+        "--sleep-ms",
+        "100",
+    ]);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     for (r, n) in runs.iter().zip([1, 2]) {

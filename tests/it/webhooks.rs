@@ -1013,24 +1013,17 @@ async fn redelivery_moves_a_waiting_retry_forward() {
 #[test]
 fn the_webhook_bench_delivers_every_signed_delivery_in_each_phase() {
     // A smoke run (speed is measured by the bench itself, never asserted here).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vidbuilder"))
-        .args([
-            "bench",
-            "--webhooks",
-            "--deliveries",
-            "300",
-            "--paced",
-            "100",
-        ])
-        .args(["--rate", "500", "--slow-secs", "1", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bench_json(&[
+        "--webhooks",
+        "--deliveries",
+        "300",
+        "--paced",
+        "100",
+        "--rate",
+        "500",
+        "--slow-secs",
+        "1",
+    ]);
     let phases = v["phases"].as_array().unwrap();
     let names: Vec<&str> = phases.iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, ["burst", "paced", "paced + slow receiver"], "{v}");

@@ -359,3 +359,19 @@ pub(crate) fn quick_spec(webhook: Option<&str>, secs: f64) -> Value {
     }
     v
 }
+
+/// Runs `vidbuilder bench <args> --json` and returns its document (the run must succeed).
+pub(crate) fn bench_json(args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vidbuilder"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
