@@ -133,6 +133,13 @@ pub struct CaseResult {
     pub breakdown: Breakdown,
 }
 
+/// The `p` quantile (0..=1) of `sorted` by nearest rank: the smallest value with at least a
+/// share `p` of the values at or below it; `None` when empty.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    let rank = (sorted.len() as f64 * p).ceil() as usize;
+    sorted.get(rank.max(1) - 1).copied()
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -708,6 +715,18 @@ fn tempfile_dir() -> Result<std::path::PathBuf, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentile_is_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), Some(50.0));
+        assert_eq!(percentile(&v, 0.95), Some(95.0));
+        assert_eq!(percentile(&v, 0.99), Some(99.0));
+        assert_eq!(percentile(&v, 1.0), Some(100.0));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
 
     /// The bench measures specs users could send: every case (at every quality) and the editly
     /// case pass the server's own validation with the shipped catalog.

@@ -226,10 +226,7 @@ async fn one_run(
     }
     overheads.sort_by(f64::total_cmp);
     let mean = overheads.iter().sum::<f64>() / overheads.len().max(1) as f64;
-    let p95 = overheads
-        .get(((overheads.len() as f64 * 0.95).ceil() as usize).saturating_sub(1))
-        .copied()
-        .unwrap_or(0.0);
+    let p95 = crate::bench::percentile(&overheads, 0.95).unwrap_or(0.0);
     let ideal = opts.jobs_per_worker.max(1) as f64 * opts.sleep.as_secs_f64();
     drop(workers);
     server.stop().await;

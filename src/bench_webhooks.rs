@@ -38,6 +38,7 @@ use vidbuilder_domain::store::{JobRecord, JobStore};
 use vidbuilder_domain::{validate_spec, JobId, VideoSpec};
 
 use crate::app::validation_context;
+use crate::bench::percentile;
 use crate::store::{OffAsync, SqliteStore};
 use crate::webhook_client::HttpWebhookTransport;
 use crate::{Config, Error};
@@ -144,14 +145,6 @@ async fn receiver(
         let _ = axum::serve(listener, app).await;
     });
     Ok(addr)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 #[derive(Clone)]
@@ -293,8 +286,8 @@ impl Phase<'_> {
             received_secs: received_at.duration_since(start).as_secs_f64(),
             settled_secs,
             per_sec: n as f64 / settled_secs,
-            p50_ms: percentile(&lat, 0.50),
-            p99_ms: percentile(&lat, 0.99),
+            p50_ms: percentile(&lat, 0.50).unwrap_or(f64::NAN),
+            p99_ms: percentile(&lat, 0.99).unwrap_or(f64::NAN),
             max_ms: lat.last().copied().unwrap_or(f64::NAN),
             slow_deliveries: slow_count,
             bad_signatures: bad,

@@ -4,8 +4,8 @@
 //! Separable and branch-free, so the compiler vectorises the arithmetic: each output row blends
 //! its two source rows (8-bit, rounded), gathers every output pixel's two neighbouring columns
 //! (the column table is made once per image and scale: the scale is axis-aligned), and blends
-//! those by the column weight. ~3 ms per 1080p frame here, against ~20–37 ms for a direct 2×2
-//! blend per pixel.
+//! those by the column weight. Ken Burns at 1080p went from 21.6 to 6.6 ms of drawing per frame
+//! with it (`vidbuilder bench --case scene:image`), against a direct 2×2 blend per pixel.
 
 /// Samples output rows of `n` pixels from source rows, along a fixed column table.
 pub(crate) struct RowSampler {

@@ -101,9 +101,8 @@ pub(crate) fn caption_band(ctx: &mut SceneContext, layers: &mut Layers, text: &s
 impl SceneDraw for ImageScene {
     fn draw(&self, canvas: &mut Canvas, t: f32) {
         let [x, y, w, h] = self.rect;
-        if !self.ken_burns {
-            // a still photo is the underlay, already in the background
-        } else {
+        // A still photo is the underlay, already in the background: only Ken Burns draws here.
+        if self.ken_burns {
             // Zoom in slowly (smooth at both ends) and drift towards the upper left, never
             // further than the zoom leaves room for, so the frame stays covered.
             let s = Easing::EaseInOutSine.apply(t / self.duration.max(0.01));
