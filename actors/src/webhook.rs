@@ -468,8 +468,14 @@ impl Actor for WebhookActor {
                 let _ = reply.send(state.store.attempts(&job_id).unwrap_or_default());
             }
             WebhookMsg::Pending(reply) => {
+                // A retrying delivery is still queued; a settled one waits only for its record.
                 let queued: usize = state.queues.values().map(|q| q.len()).sum();
-                let _ = reply.send(queued + state.unrecorded.len());
+                let settling = state
+                    .unrecorded
+                    .iter()
+                    .filter(|a| a.state != DeliveryState::Pending)
+                    .count();
+                let _ = reply.send(queued + settling);
             }
             WebhookMsg::Redeliver { job_id, reply } => {
                 state.flush();
