@@ -75,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         music: None,
         quality: Quality::P720,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes: vec![spec.scenes[i].clone()],

@@ -33,7 +33,7 @@ use vidbuilder_domain::{validate_spec, JobId, VideoSpec};
 
 use crate::app::{render_settings, validation_context};
 use crate::{Config, Error};
-use vidbuilder_domain::spec::Quality;
+use vidbuilder_domain::spec::{FrameRate, Quality};
 use vidbuilder_render::ffmpeg::{ffmpeg_args, EncodeParams};
 use vidbuilder_render::image::{prefetch, Images};
 use vidbuilder_render::paint::yuv420p_len;
@@ -123,12 +123,22 @@ pub struct CaseResult {
     pub end_to_end_secs: f64,
     /// (c) b / a.
     pub ratio: f64,
+    /// (d) our whole render at `frameRate: "variable"` (repeated frames held back).
+    pub variable_secs: f64,
+    /// d / a: the variable-frame-rate render against x264 alone on every frame.
+    pub variable_ratio: f64,
+    /// b / d: how much faster the variable frame rate renders this case.
+    pub variable_speedup: f64,
+    /// Frames (d) sent to the encoder, in % of the video's frames.
+    pub variable_encoded_pct: f64,
     /// Video seconds per wall second of (b).
     pub realtime: f64,
     /// Every run's (a), in seconds.
     pub encoder_only_all: Vec<f64>,
     /// Every run's (b), in seconds.
     pub end_to_end_all: Vec<f64>,
+    /// Every run's (d), in seconds.
+    pub variable_all: Vec<f64>,
     /// Where (b)'s time went.
     pub breakdown: Breakdown,
 }
@@ -450,56 +460,39 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
             height: oh,
             fps,
             frames,
+            frame_rate: FrameRate::Constant,
             audio: audio.clone(),
             out,
         };
         outputs.push((params, yuv));
     }
     let prerender_secs = t0.elapsed().as_secs_f64();
+    let mut variable_spec = spec.clone();
+    variable_spec.frame_rate = FrameRate::Variable;
     let (mut enc_all, mut e2e_all, mut stats_all) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut var_all, mut held) = (Vec::new(), 0u64);
     for run in 1..=b.runs {
         let a = encode_from_memory(&outputs)?;
-        let req = RenderRequest {
-            job_id: JobId::new(),
-            attempt: 1,
-            spec: spec.clone(),
-            out_dir: b.scratch.join("out"),
-        };
-        let t0 = Instant::now();
-        let (out, stats) = render_with_stats(
-            catalog,
-            settings,
-            &req,
-            images,
-            &|_| {},
-            &CancellationToken::new(),
-        )?;
-        let e2e = t0.elapsed().as_secs_f64();
-        for p in [
-            Some(&out.video),
-            out.poster.as_ref(),
-            out.reel.as_ref(),
-            out.reel_poster.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let _ = std::fs::remove_file(p);
-        }
+        let (e2e, stats) = timed_render(b, &spec, images)?;
+        let (d, var_stats) = timed_render(b, &variable_spec, images)?;
+        held = var_stats.writer.held;
         (b.say)(format!(
-            "{label}: run {run}/{}: encoder-only {a:.2} s, end-to-end {e2e:.2} s ({:.3}x)",
+            "{label}: run {run}/{}: encoder-only {a:.2} s, end-to-end {e2e:.2} s ({:.3}x), variable frame rate {d:.2} s ({:.3}x)",
             b.runs,
-            e2e / a
+            e2e / a,
+            d / a
         ));
         enc_all.push(a);
         e2e_all.push(e2e);
+        var_all.push(d);
         stats_all.push(stats);
     }
     drop(outputs);
     for p in &encoded {
         let _ = std::fs::remove_file(p);
     }
-    let (a, e2e) = (median(&enc_all), median(&e2e_all));
+    let (a, e2e, d) = (median(&enc_all), median(&e2e_all), median(&var_all));
+    let output_frames = frames * sizes.len() as u64;
     // The breakdown of the run closest to the median.
     let closest = (0..e2e_all.len())
         .min_by(|&i, &j| {
@@ -525,11 +518,50 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
         encoder_only_secs: a,
         end_to_end_secs: e2e,
         ratio: e2e / a,
+        variable_secs: d,
+        variable_ratio: d / a,
+        variable_speedup: e2e / d,
+        variable_encoded_pct: 100.0 * output_frames.saturating_sub(held) as f64
+            / output_frames.max(1) as f64,
         realtime: video_secs / e2e,
         encoder_only_all: enc_all,
         end_to_end_all: e2e_all,
-        breakdown: breakdown(&stats_all[closest], &alone, frames * sizes.len() as u64),
+        variable_all: var_all,
+        breakdown: breakdown(&stats_all[closest], &alone, output_frames),
     })
+}
+
+/// One end-to-end render of `spec` into the scratch directory (its files removed after): wall
+/// seconds, and where the time went.
+fn timed_render(b: &Bench, spec: &VideoSpec, images: &Images) -> Result<(f64, RenderStats), Error> {
+    let req = RenderRequest {
+        job_id: JobId::new(),
+        attempt: 1,
+        spec: spec.clone(),
+        out_dir: b.scratch.join("out"),
+    };
+    let t0 = Instant::now();
+    let (out, stats) = render_with_stats(
+        b.catalog,
+        b.settings,
+        &req,
+        images,
+        &|_| {},
+        &CancellationToken::new(),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    for p in [
+        Some(&out.video),
+        out.poster.as_ref(),
+        out.reel.as_ref(),
+        out.reel_poster.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok((secs, stats))
 }
 
 /// The cases to run: (name, spec JSON with its quality set), filtered by `opts`.
@@ -658,7 +690,8 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
     println!(
         "setup: to the first frame asked for; 1st: to the first frame handed over; draw, comp(osite), \
          conv(ert), write, wait (for the encoder): during (b), sharing the CPU with x264; \
-         draw1, conv1: the same work alone; rep%: frames repeating the previous one"
+         draw1, conv1: the same work alone; rep%: frames repeating the previous one; \
+         (d) vfr: (b) at frameRate variable, d/a its ratio to (a), enc%: frames it encoded"
     );
     print!("{}", table(&results));
     if opts.editly {
@@ -675,14 +708,14 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
 /// The results as a text table.
 pub fn table(results: &[CaseResult]) -> String {
     let mut t = format!(
-        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>4} {:>6} {:>6}\n",
-        "case", "qual", "frames", "(a) enc", "(b) ours", "b/a", "rt", "setup", "1st", "draw",
-        "comp", "conv", "write", "wait", "rep%", "draw1", "conv1"
+        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>4} {:>6} {:>6}\n",
+        "case", "qual", "frames", "(a) enc", "(b) ours", "b/a", "rt", "(d) vfr", "d/a", "enc%",
+        "setup", "1st", "draw", "comp", "conv", "write", "wait", "rep%", "draw1", "conv1"
     );
     for r in results {
         let b = &r.breakdown;
         t += &format!(
-            "{:<22} {:>5} {:>6} {:>7.2}s {:>7.2}s {:>5.3}x {:>5.2}x {:>5.2}s {:>5.2}s {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>4.0} {:>6.1} {:>6.1}\n",
+            "{:<22} {:>5} {:>6} {:>7.2}s {:>7.2}s {:>5.3}x {:>5.2}x {:>7.2}s {:>5.3}x {:>5.0}% {:>5.2}s {:>5.2}s {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>4.0} {:>6.1} {:>6.1}\n",
             r.name,
             r.quality,
             r.frames * r.outputs as u64,
@@ -690,6 +723,9 @@ pub fn table(results: &[CaseResult]) -> String {
             r.end_to_end_secs,
             r.ratio,
             r.realtime,
+            r.variable_secs,
+            r.variable_ratio,
+            r.variable_encoded_pct,
             b.setup_secs,
             b.first_frame_secs,
             b.draw_ms,

@@ -168,6 +168,7 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
         music: None,
         quality: Quality::Draft,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes: vec![Scene::new(

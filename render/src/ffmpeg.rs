@@ -1,5 +1,7 @@
 //! The ffmpeg child: raw yuv420p frames in on stdin (written by a dedicated thread, fed through
-//! a bounded channel), H.264 (+ AAC music) MP4 out. The child dies with its [`Encoder`]: on
+//! a bounded channel), H.264 (+ AAC music) MP4 out. At a variable frame rate the frames go in a
+//! Matroska stream with timestamps ([`super::mkv`]) and a frame that repeats the previous one
+//! is held back, so the encoder sees each hold once. The child dies with its [`Encoder`]: on
 //! cancel, on error and on panic (Drop kills and reaps it).
 //!
 //! Music is looped or trimmed to the video, faded in and out, and loudness-normalised by a
@@ -17,8 +19,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use vidbuilder_domain::spec::FrameRate;
 
 use super::frame::{FrameBuf, YuvState};
+use super::mkv;
 use super::paint::yuv420p_len;
 use super::RenderError;
 
@@ -187,6 +191,8 @@ pub struct EncodeParams<'a> {
     pub fps: u32,
     /// Frames that will be sent; the video lasts `frames / fps` seconds.
     pub frames: u64,
+    /// Constant: every frame is encoded; variable: repeats are held back (see the module docs).
+    pub frame_rate: FrameRate,
     /// Background music; `None`: a silent video without an audio track.
     pub audio: Option<AudioInput>,
     /// The MP4 file to write.
@@ -196,26 +202,26 @@ pub struct EncodeParams<'a> {
 /// The ffmpeg command line for `p`.
 pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     let secs = p.frames as f64 / p.fps as f64;
-    let mut a: Vec<String> = [
-        "-hide_banner",
-        "-nostats",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "yuv420p",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.extend([
-        "-s".into(),
-        format!("{}x{}", p.width, p.height),
-        "-r".into(),
-        p.fps.to_string(),
-    ]);
+    let variable = p.frame_rate == FrameRate::Variable;
+    let mut a: Vec<String> = ["-hide_banner", "-nostats", "-loglevel", "error", "-y"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if variable {
+        // size, pixel format and timing come in the stream (see `mkv`)
+        a.extend(["-f".into(), "matroska".into()]);
+    } else {
+        a.extend([
+            "-f".into(),
+            "rawvideo".into(),
+            "-pix_fmt".into(),
+            "yuv420p".into(),
+            "-s".into(),
+            format!("{}x{}", p.width, p.height),
+            "-r".into(),
+            p.fps.to_string(),
+        ]);
+    }
     a.extend(["-i".into(), "pipe:0".into()]);
     if let Some(audio) = &p.audio {
         a.extend([
@@ -238,6 +244,12 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     // Auto-variance AQ biased to dark, flat areas keeps the dithered gradients from banding
     // (measured: visibly smoother backgrounds for the same speed, ~+50% bytes on static frames).
     a.extend(["-x264-params".into(), X264_PARAMS.into()]);
+    if variable {
+        // Keep the gaps (mp4 would otherwise be filled back to a constant rate), and no
+        // B-frames: with them x264's decode times run ahead of a hold's presentation times and
+        // the MP4 track ends early (ffprobe: a 3 s video's track lasting 1.6 s).
+        a.extend(["-fps_mode".into(), "vfr".into(), "-bf".into(), "0".into()]);
+    }
     for s in [
         "-pix_fmt",
         "yuv420p",
@@ -326,10 +338,14 @@ impl Encoder {
         let (tx, rx) = sync_channel::<FrameBuf>(QUEUE);
         let (recycle_tx, recycle) = std::sync::mpsc::channel::<FrameBuf>();
         let (w, h) = (p.width as usize, p.height as usize);
+        let timing = match p.frame_rate {
+            FrameRate::Constant => Timing::Constant,
+            FrameRate::Variable => Timing::Variable(p.fps),
+        };
         let writer = std::thread::Builder::new()
             .name("ffmpeg-writer".into())
             .spawn(move || {
-                let stats = write_frames(stdin, rx, recycle_tx, w, h)?;
+                let stats = write_frames(stdin, rx, recycle_tx, w, h, timing)?;
                 Ok((Vec::new(), stats))
             });
         let writer = match writer {
@@ -363,7 +379,7 @@ impl Encoder {
             .name("frame-capture".into())
             .spawn(move || {
                 let mut mem = Vec::with_capacity(yuv420p_len(w, h) * frames as usize);
-                let stats = write_frames(&mut mem, rx, recycle_tx, w, h)?;
+                let stats = write_frames(&mut mem, rx, recycle_tx, w, h, Timing::Constant)?;
                 Ok((mem, stats))
             })
             .map_err(|e| RenderError::Io("starting the capture thread".into(), e))?;
@@ -510,6 +526,9 @@ type WriterResult = std::io::Result<(Vec<u8>, WriterStats)>;
 pub struct WriterStats {
     /// Frames written.
     pub frames: u64,
+    /// Of those, frames held back at a variable frame rate (repeats of the previous frame that
+    /// the encoder never saw: the previous frame lasts longer instead).
+    pub held: u64,
     /// Converting RGBA to yuv420p (only the regions that changed).
     pub convert: Duration,
     /// Writing to ffmpeg's stdin (blocks while ffmpeg does not read: the encoder is the limit).
@@ -520,27 +539,69 @@ pub struct WriterStats {
     pub conversions: [u64; 3],
 }
 
+/// How the writer hands frames over.
+#[derive(Debug, Clone, Copy)]
+enum Timing {
+    /// Raw frames back to back, every one (`-f rawvideo`).
+    Constant,
+    /// A Matroska stream at this fps, repeats held back ([`mkv::HoldPolicy`]).
+    Variable(u32),
+}
+
 fn write_frames(
     mut stdin: impl Write,
     rx: Receiver<FrameBuf>,
     recycle: std::sync::mpsc::Sender<FrameBuf>,
     w: usize,
     h: usize,
+    timing: Timing,
 ) -> std::io::Result<WriterStats> {
     let mut yuv = YuvState::new(w, h);
     let mut stats = WriterStats::default();
+    let mut prefix = Vec::with_capacity(32);
+    let mut holds = match timing {
+        Timing::Constant => None,
+        Timing::Variable(fps) => {
+            stdin.write_all(&mkv::header(w as u32, h as u32, fps))?;
+            Some((fps, mkv::HoldPolicy::new(fps)))
+        }
+    };
     let mut t = Instant::now();
     for frame in rx {
         let t1 = Instant::now();
         stats.idle += t1 - t;
-        let data = yuv.convert(&frame);
+        let repeats = yuv.stats[2];
+        yuv.convert(&frame);
+        let repeat = yuv.stats[2] > repeats;
+        let data = yuv.current();
         let _ = recycle.send(frame);
         let t2 = Instant::now();
         stats.convert += t2 - t1;
+        let n = stats.frames;
+        stats.frames += 1;
+        if let Some((fps, policy)) = &mut holds {
+            if !policy.send(n, repeat) {
+                stats.held += 1;
+                t = Instant::now();
+                continue;
+            }
+            mkv::frame_prefix(n, *fps, data.len(), &mut prefix);
+            stdin.write_all(&prefix)?;
+        }
         stdin.write_all(data)?;
         t = Instant::now();
         stats.write += t - t2;
-        stats.frames += 1;
+    }
+    if let Some((fps, policy)) = &holds {
+        let last = stats.frames.saturating_sub(1);
+        if stats.frames > 0 && policy.finish(last) {
+            // the video lasts to its end: its last frame is sent even when it repeats
+            let data = yuv.current();
+            mkv::frame_prefix(last, *fps, data.len(), &mut prefix);
+            stdin.write_all(&prefix)?;
+            stdin.write_all(data)?;
+            stats.held -= 1;
+        }
     }
     stdin.flush()?;
     drop(stdin);

@@ -563,6 +563,11 @@ impl YuvState {
         }
     }
 
+    /// The last frame converted (all zeroes before the first).
+    pub fn current(&self) -> &[u8] {
+        &self.yuv
+    }
+
     /// Bring the yuv frame up to date with `f` and return it. Converts what `f` drew plus what
     /// the previous frame drew (now background again), or everything when either was full.
     pub fn convert(&mut self, f: &FrameBuf) -> &[u8] {

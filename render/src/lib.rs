@@ -18,6 +18,7 @@ pub mod compose;
 pub mod ffmpeg;
 pub mod frame;
 pub mod image;
+pub mod mkv;
 pub mod paint;
 pub mod poster;
 mod resample;
@@ -162,6 +163,7 @@ impl RenderStats {
     fn add_writer(&mut self, w: WriterStats) {
         let s = &mut self.writer;
         s.frames += w.frames;
+        s.held += w.held;
         s.convert += w.convert;
         s.write += w.write;
         s.idle += w.idle;
@@ -357,6 +359,7 @@ pub fn render_with_stats(
             height: frame.height,
             fps,
             frames,
+            frame_rate: spec.frame_rate,
             audio: audio.clone(),
             out: &partial(stem, "mp4"),
         })?;

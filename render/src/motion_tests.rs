@@ -45,6 +45,7 @@ fn video(scenes: Vec<Scene>, fps: u32) -> VideoSpec {
         music: None,
         quality: Quality::Draft,
         fps,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes,

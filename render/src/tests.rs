@@ -12,6 +12,7 @@ use vidbuilder_domain::spec::{MusicSpec, Quality, Scene, SceneContent, VideoSpec
 use super::*;
 
 mod golden;
+mod vfr;
 
 // Shared with the other render test modules (motion_tests, golden).
 pub(super) fn catalog() -> Arc<Catalog> {
@@ -82,6 +83,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         }),
         quality,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: reels,
         metadata: None,
         scenes,

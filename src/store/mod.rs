@@ -599,6 +599,7 @@ mod tests {
             music: None,
             quality: Quality::Draft,
             fps: 30,
+            frame_rate: Default::default(),
             generate_reels: false,
             metadata: None,
             scenes: vec![Scene::new(

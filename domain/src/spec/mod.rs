@@ -72,6 +72,34 @@ impl Quality {
     }
 }
 
+/// How frames are timed in the output (`frameRate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameRate {
+    /// Every frame at the spec's `fps` (the default): what every player and editor expects.
+    #[default]
+    Constant,
+    /// A frame that repeats the previous one is not encoded again: the previous one lasts
+    /// longer instead (at least one frame a second is kept, and the last frame). Faster to
+    /// encode where the video holds still; some editing software handles such files worse.
+    Variable,
+}
+
+impl FrameRate {
+    /// The name the spec uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameRate::Constant => "constant",
+            FrameRate::Variable => "variable",
+        }
+    }
+
+    /// `true` for the default ([`FrameRate::Constant`]), which specs leave out when stored.
+    pub fn is_constant(&self) -> bool {
+        *self == FrameRate::Constant
+    }
+}
+
 /// Background music for a video.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +149,10 @@ pub struct VideoSpec {
     pub quality: Quality,
     /// `fps`: frames per second, one of [`FPS_CHOICES`] (30 when not given).
     pub fps: u32,
+    /// `frameRate`: constant (the default) or variable, where held frames are encoded once.
+    /// Left out when constant, so specs stored by earlier versions read back unchanged.
+    #[serde(default, skip_serializing_if = "FrameRate::is_constant")]
+    pub frame_rate: FrameRate,
     /// `generateReels`: also render a vertical 1080×1920 reel.
     pub generate_reels: bool,
     /// `scenes`: the scenes in order (at least one).
@@ -305,6 +337,21 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         },
     };
 
+    let frame_rate = match obj.get("frameRate") {
+        None | Some(Value::Null) => FrameRate::Constant,
+        Some(Value::String(r)) => match r.as_str() {
+            "constant" => FrameRate::Constant,
+            "variable" => FrameRate::Variable,
+            _ => {
+                return err(
+                    "frameRate",
+                    format!("unknown frame rate '{r}'; use constant or variable"),
+                )
+            }
+        },
+        Some(_) => return err("frameRate", "must be a string: constant or variable"),
+    };
+
     let generate_reels = match obj.get("generateReels") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -377,6 +424,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         music,
         quality,
         fps,
+        frame_rate,
         generate_reels,
         scenes,
         metadata,
@@ -1008,6 +1056,39 @@ mod tests {
         assert_eq!(spec.fps, 30);
         assert!(spec.music.is_none());
         assert!(!spec.generate_reels);
+        assert_eq!(spec.frame_rate, FrameRate::Constant);
+    }
+
+    #[test]
+    fn frame_rate_is_constant_or_variable_and_constant_is_stored_as_before() {
+        let scenes = json!([{"type": "hero-title", "duration": 1, "content": {"title": "x"}}]);
+        let v = validate_spec(&json!({"frameRate": "variable", "scenes": scenes}), &ctx()).unwrap();
+        assert_eq!(v.frame_rate, FrameRate::Variable);
+        let stored = serde_json::to_value(&v).unwrap();
+        assert_eq!(stored["frameRate"], "variable");
+        assert_eq!(serde_json::from_value::<VideoSpec>(stored).unwrap(), v);
+        for constant in [json!("constant"), Value::Null] {
+            let c =
+                validate_spec(&json!({"frameRate": constant, "scenes": scenes}), &ctx()).unwrap();
+            assert_eq!(c.frame_rate, FrameRate::Constant);
+            // a spec stored by an earlier version (no frameRate) reads back as constant, and a
+            // constant one is stored without the field, as before
+            let stored = serde_json::to_value(&c).unwrap();
+            assert!(stored.get("frameRate").is_none(), "{stored}");
+            assert_eq!(serde_json::from_value::<VideoSpec>(stored).unwrap(), c);
+        }
+        for bad in [
+            json!("Variable"),
+            json!("vfr"),
+            json!(true),
+            json!(30),
+            json!({}),
+        ] {
+            let e =
+                validate_spec(&json!({"frameRate": bad, "scenes": scenes}), &ctx()).unwrap_err();
+            assert_eq!(e.field, "frameRate", "{bad}");
+            assert!(e.message.contains("constant"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -237,6 +237,8 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
             }}]},
             "quality": {"anyOf": [{"enum": ["draft", "720p", "1080p", "4k"]}, {"type": "null"}], "description": "Output resolution (default 1080p)."},
             "fps": {"anyOf": [{"enum": FPS_CHOICES}, {"type": "null"}], "description": "Frames per second (default 30)."},
+            "frameRate": {"anyOf": [{"enum": ["constant", "variable"]}, {"type": "null"}],
+                          "description": "constant (default): every frame at fps. variable: a frame that repeats the previous one is not encoded again, the previous one lasts longer (at least one frame a second is kept); faster where the video holds still."},
             "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel."},
             "metadata": {"anyOf": [{"type": "object"}, {"type": "null"}],
                          "description": format!("Your own JSON object (at most {MAX_METADATA_BYTES} bytes), echoed in job-status and every webhook.")},

@@ -126,6 +126,7 @@ fn new_job(n: u32) -> JobRecord {
         music: None,
         quality: Quality::Draft,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes: vec![Scene::new(

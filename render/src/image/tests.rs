@@ -355,6 +355,7 @@ async fn prefetch_names_the_field_of_a_failing_image() {
         music: None,
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes: vec![
@@ -408,6 +409,7 @@ async fn fetches_to_one_host_are_limited_across_jobs() {
         music: None,
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes: (0..6)
@@ -445,6 +447,7 @@ fn decoded_images_are_kept_at_the_size_they_are_drawn_at() {
         music: None,
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes: Vec::new(),

@@ -151,6 +151,7 @@ fn render_case(c: &Case) -> ::image::RgbImage {
         music: None,
         quality: Quality::Draft,
         fps: 30,
+        frame_rate: Default::default(),
         generate_reels: false,
         metadata: None,
         scenes: vec![c.scene.clone()],
