@@ -1,5 +1,5 @@
 //! Renders the poster frames of `docs/scenes.md`: every scene type of `examples/all-scenes.json`
-//! in every theme (landscape), plus a few reel (portrait) layouts, as small JPEGs.
+//! in every theme (landscape), plus a few reel (portrait) layouts and a watermark, as small JPEGs.
 //!
 //! ```text
 //! cargo run --release --example scene-gallery            # writes docs/img/
@@ -13,7 +13,9 @@
 
 use std::path::PathBuf;
 
-use vidbuilder_domain::spec::{validate_spec, Quality, SpecLimits, VideoSpec};
+use vidbuilder_domain::spec::{
+    validate_spec, ImageSource, Quality, SpecLimits, VideoSpec, Watermark, WatermarkPosition,
+};
 use vidbuilder_domain::ValidationContext;
 use vidbuilder_render::image::demo_images;
 use vidbuilder_render::{render_still, Catalog};
@@ -76,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         quality: Quality::P720,
         fps: 30,
         frame_rate: Default::default(),
+        watermark: None,
         generate_reels: false,
         metadata: None,
         scenes: vec![spec.scenes[i].clone()],
@@ -123,6 +126,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         written += 1;
     }
+    // A watermark over a scene (docs/scenes.md#watermark): the example's logo, bottom right.
+    let bullets = spec
+        .scenes
+        .iter()
+        .position(|s| s.content.type_name() == "bullet-list")
+        .ok_or("a bullet-list scene in the example")?;
+    let mut s = single("corporate", bullets);
+    s.watermark = Some(Box::new(Watermark {
+        src: ImageSource::Asset("demo/logo.png".into()),
+        position: WatermarkPosition::BottomRight,
+        opacity: 0.8,
+        scale: 0.2,
+    }));
+    let frame = render_still(
+        &catalog,
+        &s,
+        &images,
+        poster_time(spec.scenes[bullets].duration, 0.5),
+        false,
+    )?;
+    save_jpeg(&frame, THUMB, &out.join("watermark.jpg"))?;
+    written += 1;
     println!("wrote {written} images to {}", out.display());
     Ok(())
 }

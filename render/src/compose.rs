@@ -6,13 +6,17 @@
 //! scene's layers (the dirty-rect path, see `frame.rs`). A frame inside a transition window draws
 //! both scenes into two scratch buffers, each over its own background, and composites them into
 //! the output frame, which is then converted to yuv in full.
+//!
+//! The spec's watermark goes over every frame: drawn with the scene's layers (so a frame at rest
+//! still repeats the previous one exactly), or over the composite in a transition (so it stays
+//! put while the scenes move).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmic_text::{FontSystem, SwashCache};
 use tiny_skia::Pixmap;
-use vidbuilder_domain::spec::VideoSpec;
+use vidbuilder_domain::spec::{Fit, VideoSpec, WATERMARK_MARGIN};
 
 use super::frame::FrameBuf;
 use super::image::Images;
@@ -41,6 +45,22 @@ pub struct Composer<'a> {
     scratch: Option<[FrameBuf; 2]>,
     /// Time spent compositing transitions (a part of drawing).
     composite_time: Duration,
+    /// The watermark scaled and placed for this output, once first needed (`Some(None)`: none).
+    mark: Option<Option<Arc<Mark>>>,
+}
+
+/// The spec's watermark, ready to copy onto this output's frames.
+struct Mark {
+    pixmap: Pixmap,
+    x: f32,
+    y: f32,
+    opacity: f32,
+}
+
+impl Mark {
+    fn draw(&self, c: &mut super::frame::Canvas) {
+        c.layer(&self.pixmap, self.x, self.y, self.opacity);
+    }
 }
 
 impl<'a> Composer<'a> {
@@ -82,7 +102,46 @@ impl<'a> Composer<'a> {
             underlays: vec![None; spec.scenes.len()],
             scratch: None,
             composite_time: Duration::ZERO,
+            mark: None,
         }
+    }
+
+    /// The watermark for this output's size: the image fitted to its share of the shorter side
+    /// (its height at most half of it), placed `WATERMARK_MARGIN` from the edges.
+    fn mark(&mut self) -> Result<Option<Arc<Mark>>, RenderError> {
+        if let Some(m) = &self.mark {
+            return Ok(m.clone());
+        }
+        let made = match &self.spec.watermark {
+            None => None,
+            Some(w) => {
+                let src = self.images.get(&w.src)?;
+                let (fw, fh) = (self.frame.width as f32, self.frame.height as f32);
+                let short = fw.min(fh);
+                let pixmap = super::image::fitted(
+                    src,
+                    (w.scale * short).max(1.0),
+                    (0.5 * short).max(1.0),
+                    Fit::Contain,
+                    1.0,
+                );
+                let (x, y) = w.position.place(
+                    fw,
+                    fh,
+                    pixmap.width() as f32,
+                    pixmap.height() as f32,
+                    WATERMARK_MARGIN * short,
+                );
+                Some(Arc::new(Mark {
+                    pixmap,
+                    x,
+                    y,
+                    opacity: w.opacity,
+                }))
+            }
+        };
+        self.mark = Some(made.clone());
+        Ok(made)
     }
 
     /// The geometry of this output.
@@ -118,8 +177,9 @@ impl<'a> Composer<'a> {
                 .map(|p| (c, p)),
         };
         self.release_before(pair.map(|(i, _)| i).unwrap_or(c));
+        let mark = self.mark()?;
         match pair {
-            None => self.draw_scene(c, f, out, fonts, swash),
+            None => self.draw_scene(c, f, out, fonts, swash, mark.as_deref()),
             Some((i, p)) => {
                 let (w, h) = (self.frame.width, self.frame.height);
                 let mut scratch = self
@@ -127,8 +187,8 @@ impl<'a> Composer<'a> {
                     .take()
                     .unwrap_or_else(|| [FrameBuf::new(w, h), FrameBuf::new(w, h)]);
                 let drawn = self
-                    .draw_scene(i, f, &mut scratch[0], fonts, swash)
-                    .and_then(|()| self.draw_scene(i + 1, f, &mut scratch[1], fonts, swash));
+                    .draw_scene(i, f, &mut scratch[0], fonts, swash, None)
+                    .and_then(|()| self.draw_scene(i + 1, f, &mut scratch[1], fonts, swash, None));
                 if drawn.is_ok() {
                     let t0 = Instant::now();
                     let cut = &tl.cuts[i];
@@ -143,6 +203,9 @@ impl<'a> Composer<'a> {
                         out.pixmap.data_mut(),
                     );
                     out.set_full();
+                    if let Some(m) = &mark {
+                        m.draw(&mut out.canvas());
+                    }
                     self.composite_time += t0.elapsed();
                 }
                 self.scratch = Some(scratch);
@@ -151,7 +214,8 @@ impl<'a> Composer<'a> {
         }
     }
 
-    /// Draw scene `i` as it is at frame `f` (its own clock starts where it comes into view).
+    /// Draw scene `i` as it is at frame `f` (its own clock starts where it comes into view),
+    /// with `mark` over it.
     fn draw_scene(
         &mut self,
         i: usize,
@@ -159,6 +223,7 @@ impl<'a> Composer<'a> {
         out: &mut FrameBuf,
         fonts: &mut FontSystem,
         swash: &mut SwashCache,
+        mark: Option<&Mark>,
     ) -> Result<(), RenderError> {
         let (start, _) = self.timeline.span(i);
         let fps = self.spec.fps;
@@ -185,7 +250,12 @@ impl<'a> Composer<'a> {
         }
         let t = f.saturating_sub(start) as f32 / fps as f32;
         // Skips all pixel work when the buffer already holds this very frame (a scene at rest).
-        out.redraw(&bg, bg_id, i as u64, &mut |c| drawer.draw(c, t));
+        out.redraw(&bg, bg_id, i as u64, &mut |c| {
+            drawer.draw(c, t);
+            if let Some(m) = mark {
+                m.draw(c);
+            }
+        });
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use super::*;
 
 mod golden;
 mod vfr;
+mod watermark;
 
 // Shared with the other render test modules (motion_tests, golden).
 pub(super) fn catalog() -> Arc<Catalog> {
@@ -84,6 +85,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         quality,
         fps: 30,
         frame_rate: Default::default(),
+        watermark: None,
         generate_reels: reels,
         metadata: None,
         scenes,

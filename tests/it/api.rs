@@ -432,6 +432,27 @@ async fn bad_input_gets_a_clear_error_and_creates_nothing() {
             json!({"webhookUrl": hook, "scenes": [{"type": "stats", "duration": 2, "content": {"stats": [{"value": "ten", "label": "x"}]}}]}),
             "scenes[0].content.stats[0].value",
         ),
+        (
+            json!({"webhookUrl": hook, "frameRate": "vfr", "scenes": [scene]}),
+            "frameRate",
+        ),
+        // A watermark's image follows the scene images' rules.
+        (
+            json!({"webhookUrl": hook, "watermark": {"src": "../secret.png"}, "scenes": [scene]}),
+            "watermark.src",
+        ),
+        (
+            json!({"webhookUrl": hook, "watermark": {"src": "http://169.254.169.254/logo.png"}, "scenes": [scene]}),
+            "watermark.src",
+        ),
+        (
+            json!({"webhookUrl": hook, "watermark": {"src": "logo.png", "position": "middle"}, "scenes": [scene]}),
+            "watermark.position",
+        ),
+        (
+            json!({"webhookUrl": hook, "watermark": {"src": "logo.png", "opacity": 3}, "scenes": [scene]}),
+            "watermark.opacity",
+        ),
     ];
     for (body, field) in cases {
         for endpoint in ["/api/generate-video-async", "/api/generate-flexible-video"] {

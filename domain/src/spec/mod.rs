@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 mod content;
 pub mod schema;
 mod style;
+mod watermark;
 
 pub use content::{
     Fit, ImageSource, SceneContent, Side, Stat, MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS,
@@ -20,6 +21,10 @@ pub use content::{
 pub use style::{
     parse_color, Background, Direction, Transition, TransitionKind, DEFAULT_TRANSITION_SECONDS,
     MAX_TRANSITION_SECONDS,
+};
+pub use watermark::{
+    Watermark, WatermarkPosition, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE,
+    MIN_WATERMARK_SCALE, WATERMARK_MARGIN,
 };
 
 /// Output resolution preset.
@@ -157,6 +162,10 @@ pub struct VideoSpec {
     pub generate_reels: bool,
     /// `scenes`: the scenes in order (at least one).
     pub scenes: Vec<Scene>,
+    /// `watermark`: an image over every frame of every output; `None`: none. Boxed: most
+    /// specs have none, and a spec travels inside wire messages kept small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<Box<Watermark>>,
     /// `metadata`: the client's own JSON object (at most [`MAX_METADATA_BYTES`] serialised),
     /// stored with the job and echoed unchanged in `job-status` and in every webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +191,9 @@ impl VideoSpec {
             if let Some(Background::Image { src, .. }) = &scene.background {
                 out.push((format!("scenes[{i}].background.image"), src));
             }
+        }
+        if let Some(w) = &self.watermark {
+            out.push(("watermark.src".to_string(), &w.src));
         }
         out
     }
@@ -417,6 +429,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         );
     }
 
+    let watermark = watermark::validate_watermark(obj.get("watermark"), ctx)?.map(Box::new);
     let metadata = validate_metadata(obj.get("metadata"))?;
 
     Ok(VideoSpec {
@@ -427,6 +440,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         frame_rate,
         generate_reels,
         scenes,
+        watermark,
         metadata,
     })
 }
@@ -1057,6 +1071,65 @@ mod tests {
         assert!(spec.music.is_none());
         assert!(!spec.generate_reels);
         assert_eq!(spec.frame_rate, FrameRate::Constant);
+    }
+
+    #[test]
+    fn a_watermark_is_validated_with_defaults_and_each_bad_field_named() {
+        let scenes = json!([{"type": "hero-title", "duration": 1, "content": {"title": "x"}}]);
+        let body = json!({"watermark": {"src": "brand/logo.png", "position": "top-left", "opacity": 0.5, "scale": 0.25}, "scenes": scenes});
+        let w = *validate_spec(&body, &ctx()).unwrap().watermark.unwrap();
+        assert_eq!(w.src, ImageSource::Asset("brand/logo.png".into()));
+        assert_eq!(w.position, WatermarkPosition::TopLeft);
+        assert_eq!((w.opacity, w.scale), (0.5, 0.25));
+        let spec = validate_spec(
+            &json!({"watermark": {"src": "https://cdn.example.com/l.png"}, "scenes": scenes}),
+            &ctx(),
+        )
+        .unwrap();
+        let w = spec.watermark.clone().unwrap();
+        assert_eq!(w.position, WatermarkPosition::BottomRight);
+        assert_eq!(
+            f64::from(w.opacity),
+            DEFAULT_WATERMARK_OPACITY as f32 as f64
+        );
+        assert_eq!(f64::from(w.scale), DEFAULT_WATERMARK_SCALE as f32 as f64);
+        // fetched like every image: listed with its field
+        let images: Vec<String> = spec.images().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(images, ["watermark.src"]);
+        // stored and read back unchanged; a spec without one stores no field
+        let stored = serde_json::to_value(&spec).unwrap();
+        assert_eq!(serde_json::from_value::<VideoSpec>(stored).unwrap(), spec);
+        let plain = validate_spec(&json!({"watermark": null, "scenes": scenes}), &ctx()).unwrap();
+        assert!(serde_json::to_value(&plain)
+            .unwrap()
+            .get("watermark")
+            .is_none());
+        for (wm, field) in [
+            (json!("logo.png"), "watermark"),
+            (json!({}), "watermark.src"),
+            (json!({"src": ""}), "watermark.src"),
+            (json!({"src": "../etc/passwd"}), "watermark.src"),
+            (json!({"src": 5}), "watermark.src"),
+            (
+                json!({"src": "l.png", "position": "middle"}),
+                "watermark.position",
+            ),
+            (json!({"src": "l.png", "position": 1}), "watermark.position"),
+            (json!({"src": "l.png", "opacity": 1.5}), "watermark.opacity"),
+            (
+                json!({"src": "l.png", "opacity": -0.1}),
+                "watermark.opacity",
+            ),
+            (
+                json!({"src": "l.png", "opacity": "half"}),
+                "watermark.opacity",
+            ),
+            (json!({"src": "l.png", "scale": 0.01}), "watermark.scale"),
+            (json!({"src": "l.png", "scale": 2}), "watermark.scale"),
+        ] {
+            let e = validate_spec(&json!({"watermark": wm, "scenes": scenes}), &ctx()).unwrap_err();
+            assert_eq!(e.field, field, "{wm}: {}", e.message);
+        }
     }
 
     #[test]

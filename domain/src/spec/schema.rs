@@ -15,7 +15,10 @@ use serde_json::{json, Map, Value};
 
 use super::content::{MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS, SCENE_TYPES};
 use super::style::{TransitionKind, MAX_TRANSITION_SECONDS};
-use super::{ValidationContext, FPS_CHOICES, MAX_METADATA_BYTES};
+use super::{
+    ValidationContext, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE, FPS_CHOICES,
+    MAX_METADATA_BYTES, MIN_WATERMARK_SCALE,
+};
 
 /// What the server checks that the schema cannot express.
 pub const SERVER_ONLY_RULES: [&str; 5] = [
@@ -240,6 +243,13 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
             "frameRate": {"anyOf": [{"enum": ["constant", "variable"]}, {"type": "null"}],
                           "description": "constant (default): every frame at fps. variable: a frame that repeats the previous one is not encoded again, the previous one lasts longer (at least one frame a second is kept); faster where the video holds still."},
             "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel."},
+            "watermark": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["src"], "properties": {
+                "src": {"$ref": "#/definitions/image"},
+                "position": {"anyOf": [{"enum": ["top-left", "top-right", "bottom-left", "bottom-right", "center"]}, {"type": "null"}], "description": "Default bottom-right."},
+                "opacity": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}], "description": format!("0..1 (default {DEFAULT_WATERMARK_OPACITY}).")},
+                "scale": {"anyOf": [{"type": "number", "minimum": MIN_WATERMARK_SCALE, "maximum": 1}, {"type": "null"}],
+                          "description": format!("Its width as a share of the frame's shorter side (default {DEFAULT_WATERMARK_SCALE}); its height at most half of it.")}
+            }}], "description": "An image over every frame of every output (the reel too)."},
             "metadata": {"anyOf": [{"type": "object"}, {"type": "null"}],
                          "description": format!("Your own JSON object (at most {MAX_METADATA_BYTES} bytes), echoed in job-status and every webhook.")},
             "scenes": {"type": "array", "minItems": 1, "maxItems": ctx.limits.max_scenes, "items": {"$ref": "#/definitions/scene"}}

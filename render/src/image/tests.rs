@@ -356,6 +356,7 @@ async fn prefetch_names_the_field_of_a_failing_image() {
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
         frame_rate: Default::default(),
+        watermark: None,
         generate_reels: false,
         metadata: None,
         scenes: vec![
@@ -410,6 +411,7 @@ async fn fetches_to_one_host_are_limited_across_jobs() {
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
         frame_rate: Default::default(),
+        watermark: None,
         generate_reels: false,
         metadata: None,
         scenes: (0..6)
@@ -448,6 +450,7 @@ fn decoded_images_are_kept_at_the_size_they_are_drawn_at() {
         quality: vidbuilder_domain::spec::Quality::Draft,
         fps: 30,
         frame_rate: Default::default(),
+        watermark: None,
         generate_reels: false,
         metadata: None,
         scenes: Vec::new(),

@@ -20,7 +20,9 @@
 
 use std::path::{Path, PathBuf};
 
-use vidbuilder_domain::spec::{validate_spec, Background, Scene, SpecLimits, VideoSpec};
+use vidbuilder_domain::spec::{
+    validate_spec, Background, Scene, SpecLimits, VideoSpec, Watermark, WatermarkPosition,
+};
 use vidbuilder_domain::ValidationContext;
 
 use super::super::image::demo_images;
@@ -59,6 +61,7 @@ struct Case {
     /// Seconds into the scene.
     t: f64,
     reel: bool,
+    watermark: Option<Watermark>,
 }
 
 fn cases() -> Vec<Case> {
@@ -76,6 +79,7 @@ fn cases() -> Vec<Case> {
         scene,
         t,
         reel,
+        watermark: None,
     };
     let mut v = Vec::new();
     // Every scene type at rest (everything entered, nothing leaving yet), in one theme. The
@@ -142,6 +146,28 @@ fn cases() -> Vec<Case> {
         let t = (s.duration * 0.8).min(s.duration - 0.6);
         v.push(case(&format!("reel-{ty}"), "modern", s, t, true));
     }
+    // A watermark: a logo at 80% bottom right of the landscape frame, and at full opacity top
+    // left of the reel, the same size on both (a share of the shorter side).
+    let logo = vidbuilder_domain::spec::ImageSource::Asset("demo/logo.png".into());
+    for (reel, position, opacity) in [
+        (false, WatermarkPosition::BottomRight, 0.8),
+        (true, WatermarkPosition::TopLeft, 1.0),
+    ] {
+        let mut c = case(
+            if reel { "watermark-reel" } else { "watermark" },
+            "corporate",
+            by_type("bullet-list"),
+            3.0,
+            reel,
+        );
+        c.watermark = Some(Watermark {
+            src: logo.clone(),
+            position,
+            opacity,
+            scale: 0.2,
+        });
+        v.push(c);
+    }
     v
 }
 
@@ -152,6 +178,7 @@ fn render_case(c: &Case) -> ::image::RgbImage {
         quality: Quality::Draft,
         fps: 30,
         frame_rate: Default::default(),
+        watermark: c.watermark.clone().map(Box::new),
         generate_reels: false,
         metadata: None,
         scenes: vec![c.scene.clone()],
