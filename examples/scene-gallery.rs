@@ -1,5 +1,5 @@
 //! Renders the poster frames of `docs/scenes.md`: every scene type of `examples/all-scenes.json`
-//! in every theme (landscape), plus a few reel (portrait) layouts and a watermark, as small JPEGs.
+//! in every theme (landscape), plus a few reel (portrait) layouts, a watermark and captions, as small JPEGs.
 //!
 //! ```text
 //! cargo run --release --example scene-gallery            # writes docs/img/
@@ -14,7 +14,8 @@
 use std::path::PathBuf;
 
 use vidbuilder_domain::spec::{
-    validate_spec, ImageSource, Quality, SpecLimits, VideoSpec, Watermark, WatermarkPosition,
+    validate_spec, Captions, Cue, ImageSource, Quality, SpecLimits, VideoSpec, Watermark,
+    WatermarkPosition, Word,
 };
 use vidbuilder_domain::ValidationContext;
 use vidbuilder_render::image::demo_images;
@@ -78,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         quality: Quality::P720,
         fps: 30,
         frame_rate: Default::default(),
+        captions: None,
         watermark: None,
         generate_reels: false,
         metadata: None,
@@ -147,6 +149,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         false,
     )?;
     save_jpeg(&frame, THUMB, &out.join("watermark.jpg"))?;
+    written += 1;
+    // Captions (docs/scenes.md#captions): the spoken word lit.
+    let mut s = single("modern", bullets);
+    s.captions = Some(Box::new(Captions {
+        cues: vec![Cue {
+            start: 0.5,
+            end: 5.0,
+            text: "Give word timings and the spoken word lights up.".into(),
+            words: ["Give", "word", "timings", "and", "the", "spoken"]
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Word {
+                    start: 0.5 + 0.3 * i as f64,
+                    end: 0.8 + 0.3 * i as f64,
+                    text: w.to_string(),
+                })
+                .collect(),
+        }],
+    }));
+    let frame = render_still(
+        &catalog,
+        &s,
+        &images,
+        poster_time(spec.scenes[bullets].duration, 0.5),
+        false,
+    )?;
+    save_jpeg(&frame, THUMB, &out.join("captions.jpg"))?;
     written += 1;
     println!("wrote {written} images to {}", out.display());
     Ok(())

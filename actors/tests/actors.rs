@@ -169,6 +169,7 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
         quality: Quality::Draft,
         fps: 30,
         frame_rate: Default::default(),
+        captions: None,
         watermark: None,
         generate_reels: false,
         metadata: None,

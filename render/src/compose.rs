@@ -7,7 +7,7 @@
 //! both scenes into two scratch buffers, each over its own background, and composites them into
 //! the output frame, which is then converted to yuv in full.
 //!
-//! The spec's watermark goes over every frame: drawn with the scene's layers (so a frame at rest
+//! The spec's captions and watermark go over every frame: drawn with the scene's layers (so a frame at rest
 //! still repeats the previous one exactly), or over the composite in a transition (so it stays
 //! put while the scenes move).
 
@@ -18,7 +18,8 @@ use cosmic_text::{FontSystem, SwashCache};
 use tiny_skia::Pixmap;
 use vidbuilder_domain::spec::{Fit, VideoSpec, WATERMARK_MARGIN};
 
-use super::frame::FrameBuf;
+use super::captions::{CaptionLayer, CaptionTrack};
+use super::frame::{Canvas, FrameBuf};
 use super::image::Images;
 use super::scene::{self, Frame, SceneContext, SceneDraw};
 use super::theme::Theme;
@@ -47,6 +48,26 @@ pub struct Composer<'a> {
     composite_time: Duration,
     /// The watermark scaled and placed for this output, once first needed (`Some(None)`: none).
     mark: Option<Option<Arc<Mark>>>,
+    /// The spec's captions laid out for this output.
+    captions: Option<CaptionTrack<'a>>,
+}
+
+/// What goes over a frame's scenes: the caption on screen, then the watermark.
+#[derive(Clone, Copy, Default)]
+struct Overlays<'x> {
+    caption: Option<&'x CaptionLayer>,
+    mark: Option<&'x Mark>,
+}
+
+impl Overlays<'_> {
+    fn draw(&self, c: &mut Canvas) {
+        if let Some(cap) = self.caption {
+            cap.draw(c);
+        }
+        if let Some(m) = self.mark {
+            m.draw(c);
+        }
+    }
 }
 
 /// The spec's watermark, ready to copy onto this output's frames.
@@ -58,7 +79,7 @@ struct Mark {
 }
 
 impl Mark {
-    fn draw(&self, c: &mut super::frame::Canvas) {
+    fn draw(&self, c: &mut Canvas) {
         c.layer(&self.pixmap, self.x, self.y, self.opacity);
     }
 }
@@ -103,6 +124,10 @@ impl<'a> Composer<'a> {
             scratch: None,
             composite_time: Duration::ZERO,
             mark: None,
+            captions: spec
+                .captions
+                .as_deref()
+                .map(|c| CaptionTrack::new(c, spec.fps, frame)),
         }
     }
 
@@ -178,8 +203,16 @@ impl<'a> Composer<'a> {
         };
         self.release_before(pair.map(|(i, _)| i).unwrap_or(c));
         let mark = self.mark()?;
+        let caption = match &mut self.captions {
+            Some(track) => track.at(f, self.theme, self.images, fonts, swash),
+            None => None,
+        };
+        let over = Overlays {
+            caption: caption.as_deref(),
+            mark: mark.as_deref(),
+        };
         match pair {
-            None => self.draw_scene(c, f, out, fonts, swash, mark.as_deref()),
+            None => self.draw_scene(c, f, out, fonts, swash, over),
             Some((i, p)) => {
                 let (w, h) = (self.frame.width, self.frame.height);
                 let mut scratch = self
@@ -187,8 +220,17 @@ impl<'a> Composer<'a> {
                     .take()
                     .unwrap_or_else(|| [FrameBuf::new(w, h), FrameBuf::new(w, h)]);
                 let drawn = self
-                    .draw_scene(i, f, &mut scratch[0], fonts, swash, None)
-                    .and_then(|()| self.draw_scene(i + 1, f, &mut scratch[1], fonts, swash, None));
+                    .draw_scene(i, f, &mut scratch[0], fonts, swash, Overlays::default())
+                    .and_then(|()| {
+                        self.draw_scene(
+                            i + 1,
+                            f,
+                            &mut scratch[1],
+                            fonts,
+                            swash,
+                            Overlays::default(),
+                        )
+                    });
                 if drawn.is_ok() {
                     let t0 = Instant::now();
                     let cut = &tl.cuts[i];
@@ -203,9 +245,7 @@ impl<'a> Composer<'a> {
                         out.pixmap.data_mut(),
                     );
                     out.set_full();
-                    if let Some(m) = &mark {
-                        m.draw(&mut out.canvas());
-                    }
+                    over.draw(&mut out.canvas());
                     self.composite_time += t0.elapsed();
                 }
                 self.scratch = Some(scratch);
@@ -215,7 +255,7 @@ impl<'a> Composer<'a> {
     }
 
     /// Draw scene `i` as it is at frame `f` (its own clock starts where it comes into view),
-    /// with `mark` over it.
+    /// with `over` drawn over it.
     fn draw_scene(
         &mut self,
         i: usize,
@@ -223,7 +263,7 @@ impl<'a> Composer<'a> {
         out: &mut FrameBuf,
         fonts: &mut FontSystem,
         swash: &mut SwashCache,
-        mark: Option<&Mark>,
+        over: Overlays,
     ) -> Result<(), RenderError> {
         let (start, _) = self.timeline.span(i);
         let fps = self.spec.fps;
@@ -252,9 +292,7 @@ impl<'a> Composer<'a> {
         // Skips all pixel work when the buffer already holds this very frame (a scene at rest).
         out.redraw(&bg, bg_id, i as u64, &mut |c| {
             drawer.draw(c, t);
-            if let Some(m) = mark {
-                m.draw(c);
-            }
+            over.draw(c);
         });
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! middle frame becomes the poster JPEG ([`poster`]).
 #![forbid(unsafe_code)]
 
+mod captions;
 pub mod catalog;
 pub mod compose;
 pub mod ffmpeg;

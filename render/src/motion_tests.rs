@@ -46,6 +46,7 @@ fn video(scenes: Vec<Scene>, fps: u32) -> VideoSpec {
         quality: Quality::Draft,
         fps,
         frame_rate: Default::default(),
+        captions: None,
         watermark: None,
         generate_reels: false,
         metadata: None,

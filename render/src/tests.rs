@@ -11,6 +11,7 @@ use vidbuilder_domain::spec::{MusicSpec, Quality, Scene, SceneContent, VideoSpec
 
 use super::*;
 
+mod captions;
 mod golden;
 mod vfr;
 mod watermark;
@@ -85,6 +86,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         quality,
         fps: 30,
         frame_rate: Default::default(),
+        captions: None,
         watermark: None,
         generate_reels: reels,
         metadata: None,

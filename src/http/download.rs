@@ -1,5 +1,6 @@
 //! `GET /api/download/:jobId` (and `/reel`): the finished MP4, with HTTP Range support; `/poster`
-//! (and `/reel/poster`): its JPEG poster frame, while the local copy exists.
+//! (and `/reel/poster`): its JPEG poster frame, while the local copy exists; `/captions`: the
+//! spec's captions as WebVTT.
 
 use std::path::PathBuf;
 
@@ -25,6 +26,56 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reel_file))
         .routes(routes!(video_poster))
         .routes(routes!(reel_poster))
+        .routes(routes!(captions_file))
+}
+
+/// The spec's `captions` as a WebVTT file (the sidecar of the burned-in captions), from the
+/// moment the job is accepted.
+#[utoipa::path(get, path = "/api/download/{job_id}/captions", tag = "downloads",
+    params(("job_id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The captions.", content_type = "text/vtt", body = String),
+        (status = 404, description = "No such job, or it has no captions.", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+    ))]
+async fn captions_file(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    let view = state.job_view(&caller, &job_id).await?;
+    let id = view.job_id.clone();
+    let vtt = ractor::call_t!(
+        state.manager,
+        |reply| JobManagerMsg::Captions {
+            job_id: id.clone(),
+            reply
+        },
+        super::ACTOR_CALL_TIMEOUT.as_millis() as u64
+    )
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The job manager did not answer.",
+            e.to_string(),
+        )
+    })?;
+    match vtt {
+        Some(text) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/vtt; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "No captions.",
+            "This job's spec has no captions.",
+        )
+        .with("jobId", id.to_string())),
+    }
 }
 
 /// The finished MP4 (HTTP Range supported); with S3 and no local copy, a redirect to a fresh

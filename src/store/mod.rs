@@ -600,6 +600,7 @@ mod tests {
             quality: Quality::Draft,
             fps: 30,
             frame_rate: Default::default(),
+            captions: None,
             watermark: None,
             generate_reels: false,
             metadata: None,

@@ -768,3 +768,46 @@ async fn every_scene_type_renders_through_the_server_with_images_from_assets_and
     }
     t.server.stop().await;
 }
+
+/// `captions` are burned in and served as a WebVTT sidecar at `/api/download/:jobId/captions`,
+/// equal to the captions given; a job without captions answers 404 there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captions_are_served_as_a_webvtt_sidecar() {
+    let t = start_server(&[]).await;
+    let srt = "1\n00:00:00,200 --> 00:00:00,900\n<i>Hello</i> there\n\n2\n00:00:01,000 --> 00:00:01,400\nSecond line\n";
+    let mut spec = quick_spec(None, 1.5);
+    spec["captions"] = json!({ "srt": srt });
+    let (status, _, body) = t.post("/api/generate-flexible-video", &spec).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let job_id = body["jobId"].as_str().unwrap();
+    let res = t
+        .http
+        .get(format!("{}/api/download/{job_id}/captions", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "text/vtt; charset=utf-8");
+    assert_eq!(
+        res.text().await.unwrap(),
+        "WEBVTT\n\n1\n00:00:00.200 --> 00:00:00.900\nHello there\n\n2\n00:00:01.000 --> 00:00:01.400\nSecond line\n"
+    );
+    let plain = quick_spec(None, 1.0);
+    let (status, _, body) = t.post("/api/generate-flexible-video", &plain).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let other = body["jobId"].as_str().unwrap();
+    let (code, answer) = t.get_json(&format!("/api/download/{other}/captions")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"], "No captions.");
+    let (code, _) = t
+        .get_json("/api/download/00000000-0000-4000-8000-000000000000/captions")
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    // A cue past the video's end is a 400 naming the field, and nothing is created.
+    let mut late = quick_spec(None, 1.0);
+    late["captions"] = json!({"cues": [{"start": 2, "end": 3, "text": "too late"}]});
+    let (code, _, answer) = t.post("/api/generate-flexible-video", &late).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["field"], "captions.cues[0].start");
+    t.server.stop().await;
+}

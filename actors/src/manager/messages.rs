@@ -252,6 +252,13 @@ pub enum JobManagerMsg {
         /// Gets the signed URL, or why there is none.
         reply: RpcReplyPort<Result<String, PresignError>>,
     },
+    /// A job's captions as a WebVTT file (`None`: the job has none, or is not known here).
+    Captions {
+        /// The job.
+        job_id: JobId,
+        /// Gets the file's text.
+        reply: RpcReplyPort<Option<String>>,
+    },
 }
 
 /// The JobManager's counts, for health checks (the answer to `Stats`, and what it publishes to

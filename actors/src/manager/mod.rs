@@ -786,6 +786,16 @@ impl Actor for JobManager {
                 state.presign(job_id, reel, reply);
                 Vec::new()
             }
+            JobManagerMsg::Captions { job_id, reply } => {
+                let vtt = state
+                    .core
+                    .record(&job_id)
+                    .and_then(|r| r.spec.as_ref())
+                    .and_then(|s| s.captions.as_ref())
+                    .map(|c| c.to_vtt());
+                let _ = reply.send(vtt);
+                Vec::new()
+            }
             JobManagerMsg::ToWebhooks(msg) => {
                 if let Err(e) = state.webhooks.cast(msg) {
                     error!("webhook actor unavailable: {e}");

@@ -9,11 +9,13 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod captions;
 mod content;
 pub mod schema;
 mod style;
 mod watermark;
 
+pub use captions::{vtt_time, Captions, Cue, Word, MAX_CUES, MAX_CUE_CHARS, MAX_CUE_WORDS};
 pub use content::{
     Fit, ImageSource, SceneContent, Side, Stat, MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS,
     SCENE_TYPES,
@@ -166,6 +168,10 @@ pub struct VideoSpec {
     /// specs have none, and a spec travels inside wire messages kept small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<Box<Watermark>>,
+    /// `captions`: timed text burned in over every output, and served as a WebVTT sidecar;
+    /// `None`: none. Boxed for the same reason as `watermark`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captions: Option<Box<Captions>>,
     /// `metadata`: the client's own JSON object (at most [`MAX_METADATA_BYTES`] serialised),
     /// stored with the job and echoed unchanged in `job-status` and in every webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -430,6 +436,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
     }
 
     let watermark = watermark::validate_watermark(obj.get("watermark"), ctx)?.map(Box::new);
+    let captions = captions::validate_captions(obj.get("captions"), total)?.map(Box::new);
     let metadata = validate_metadata(obj.get("metadata"))?;
 
     Ok(VideoSpec {
@@ -441,6 +448,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         generate_reels,
         scenes,
         watermark,
+        captions,
         metadata,
     })
 }

@@ -16,17 +16,18 @@ use serde_json::{json, Map, Value};
 use super::content::{MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS, SCENE_TYPES};
 use super::style::{TransitionKind, MAX_TRANSITION_SECONDS};
 use super::{
-    ValidationContext, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE, FPS_CHOICES,
-    MAX_METADATA_BYTES, MIN_WATERMARK_SCALE,
+    ValidationContext, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE, FPS_CHOICES, MAX_CUES,
+    MAX_CUE_CHARS, MAX_CUE_WORDS, MAX_METADATA_BYTES, MIN_WATERMARK_SCALE,
 };
 
 /// What the server checks that the schema cannot express.
-pub const SERVER_ONLY_RULES: [&str; 5] = [
+pub const SERVER_ONLY_RULES: [&str; 6] = [
     "the sum of the scene durations is at most limits.max_total_seconds",
     "the work asked for (frames × pixels, the reel's too) is at most limits.max_work_megapixels",
     "every scene lasts at least one frame at the spec's fps",
     "metadata is at most 4096 bytes of compact JSON",
     "URLs do not point at internal addresses (SSRF guard), also when their names are resolved",
+    "captions give exactly one of srt, vtt and cues; SRT and WebVTT text parses; a cue ends after it starts and starts before the video ends; word timings are in order, within their cue and found in its text",
 ];
 
 /// What a `webhookUrl` looks like: an http(s) URL (surrounding spaces are trimmed).
@@ -220,6 +221,30 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
 pub fn json_schema(ctx: &ValidationContext) -> Value {
     let themes: Vec<&String> = ctx.themes.iter().collect();
     let tracks: Vec<&String> = ctx.tracks.iter().collect();
+    let watermark = json!({"anyOf": [{"type": "null"}, {"type": "object", "required": ["src"], "properties": {
+                "src": {"$ref": "#/definitions/image"},
+                "position": {"anyOf": [{"enum": ["top-left", "top-right", "bottom-left", "bottom-right", "center"]}, {"type": "null"}], "description": "Default bottom-right."},
+                "opacity": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}], "description": format!("0..1 (default {DEFAULT_WATERMARK_OPACITY}).")},
+                "scale": {"anyOf": [{"type": "number", "minimum": MIN_WATERMARK_SCALE, "maximum": 1}, {"type": "null"}],
+                          "description": format!("Its width as a share of the frame's shorter side (default {DEFAULT_WATERMARK_SCALE}); its height at most half of it.")}
+            }}], "description": "An image over every frame of every output (the reel too)."});
+    let cue_text = text(MAX_CUE_CHARS, true, "The cue's text (plain).");
+    let word = json!({"type": "object", "required": ["start", "end", "text"], "properties": {
+        "start": {"type": "number", "minimum": 0}, "end": {"type": "number", "minimum": 0},
+        "text": text(MAX_CUE_CHARS, true, "The word, as it appears in the cue's text.")
+    }});
+    let cue = json!({"type": "object", "required": ["start", "end", "text"], "properties": {
+        "start": {"type": "number", "minimum": 0, "description": "Seconds from the video's start."},
+        "end": {"type": "number", "minimum": 0, "description": "Seconds from the video's start, after start."},
+        "text": cue_text,
+        "words": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": MAX_CUE_WORDS, "items": word}],
+                  "description": "Word timings, in order: the spoken word is highlighted."}
+    }});
+    let captions = json!({"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+        "srt": {"type": ["string", "null"], "description": "An SRT file's text."},
+        "vtt": {"type": ["string", "null"], "description": "A WebVTT file's text (starting with WEBVTT)."},
+        "cues": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": MAX_CUES, "items": cue}]}
+    }}], "description": "Timed text burned into every output and served as WebVTT at /api/download/{jobId}/captions: exactly one of srt, vtt, cues."});
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": SCHEMA_PATH,
@@ -243,13 +268,8 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
             "frameRate": {"anyOf": [{"enum": ["constant", "variable"]}, {"type": "null"}],
                           "description": "constant (default): every frame at fps. variable: a frame that repeats the previous one is not encoded again, the previous one lasts longer (at least one frame a second is kept); faster where the video holds still."},
             "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel."},
-            "watermark": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["src"], "properties": {
-                "src": {"$ref": "#/definitions/image"},
-                "position": {"anyOf": [{"enum": ["top-left", "top-right", "bottom-left", "bottom-right", "center"]}, {"type": "null"}], "description": "Default bottom-right."},
-                "opacity": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}], "description": format!("0..1 (default {DEFAULT_WATERMARK_OPACITY}).")},
-                "scale": {"anyOf": [{"type": "number", "minimum": MIN_WATERMARK_SCALE, "maximum": 1}, {"type": "null"}],
-                          "description": format!("Its width as a share of the frame's shorter side (default {DEFAULT_WATERMARK_SCALE}); its height at most half of it.")}
-            }}], "description": "An image over every frame of every output (the reel too)."},
+            "watermark": watermark,
+            "captions": captions,
             "metadata": {"anyOf": [{"type": "object"}, {"type": "null"}],
                          "description": format!("Your own JSON object (at most {MAX_METADATA_BYTES} bytes), echoed in job-status and every webhook.")},
             "scenes": {"type": "array", "minItems": 1, "maxItems": ctx.limits.max_scenes, "items": {"$ref": "#/definitions/scene"}}

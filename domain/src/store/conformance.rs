@@ -127,6 +127,7 @@ fn new_job(n: u32) -> JobRecord {
         quality: Quality::Draft,
         fps: 30,
         frame_rate: Default::default(),
+        captions: None,
         watermark: None,
         generate_reels: false,
         metadata: None,

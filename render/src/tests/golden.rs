@@ -21,7 +21,8 @@
 use std::path::{Path, PathBuf};
 
 use vidbuilder_domain::spec::{
-    validate_spec, Background, Scene, SpecLimits, VideoSpec, Watermark, WatermarkPosition,
+    validate_spec, Background, Captions, Cue, Scene, SpecLimits, VideoSpec, Watermark,
+    WatermarkPosition, Word,
 };
 use vidbuilder_domain::ValidationContext;
 
@@ -62,6 +63,7 @@ struct Case {
     t: f64,
     reel: bool,
     watermark: Option<Watermark>,
+    captions: Option<Captions>,
 }
 
 fn cases() -> Vec<Case> {
@@ -80,6 +82,7 @@ fn cases() -> Vec<Case> {
         t,
         reel,
         watermark: None,
+        captions: None,
     };
     let mut v = Vec::new();
     // Every scene type at rest (everything entered, nothing leaving yet), in one theme. The
@@ -168,6 +171,34 @@ fn cases() -> Vec<Case> {
         });
         v.push(c);
     }
+    // Captions at the bottom of the safe box, the second word lit, landscape and reel.
+    let cues = Captions {
+        cues: vec![Cue {
+            start: 2.0,
+            end: 4.0,
+            text: "Captions sit above the reel's buttons".into(),
+            words: ["Captions", "sit", "above"]
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Word {
+                    start: 2.0 + 0.4 * i as f64,
+                    end: 2.4 + 0.4 * i as f64,
+                    text: w.to_string(),
+                })
+                .collect(),
+        }],
+    };
+    for reel in [false, true] {
+        let mut c = case(
+            if reel { "captions-reel" } else { "captions" },
+            "modern",
+            by_type("stats"),
+            2.5,
+            reel,
+        );
+        c.captions = Some(cues.clone());
+        v.push(c);
+    }
     v
 }
 
@@ -179,6 +210,7 @@ fn render_case(c: &Case) -> ::image::RgbImage {
         fps: 30,
         frame_rate: Default::default(),
         watermark: c.watermark.clone().map(Box::new),
+        captions: c.captions.clone().map(Box::new),
         generate_reels: false,
         metadata: None,
         scenes: vec![c.scene.clone()],
