@@ -5,8 +5,10 @@
 //!
 //! Each (cue, highlighted word) is shaped and rasterised once, when first shown, and kept while
 //! its cue is on screen: a frame that repeats the previous one draws the same layer at the same
-//! place, so it stays an exact repeat (see `frame.rs`).
+//! place, so it stays an exact repeat (see `frame.rs`); each layer carries a serial number into
+//! the frame's signature, so a new caption is never taken for the last one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cosmic_text::{FontSystem, SwashCache};
@@ -27,8 +29,15 @@ const TEXT: Rgb = Rgb(255, 255, 255);
 /// The spoken word when the theme's accent is too dark to stand out on the band.
 const HIGHLIGHT: Rgb = Rgb(255, 214, 10);
 
+/// Numbers every caption layer made in this process (see [`CaptionLayer::draw`]).
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
 /// One caption as drawn: the band and the text over it.
 pub(crate) struct CaptionLayer {
+    /// Unique in this process: a frame's signature says which caption it shows, so two captions
+    /// of the same size in the same place (a freed layer's memory reused by the next) never
+    /// make two different frames compare equal.
+    serial: u64,
     band: [f32; 4],
     radius: f32,
     text: Pixmap,
@@ -38,6 +47,7 @@ pub(crate) struct CaptionLayer {
 
 impl CaptionLayer {
     pub(crate) fn draw(&self, c: &mut Canvas) {
+        c.identify(self.serial);
         c.round_rect(self.band, self.radius, BAND, BAND_OPACITY);
         c.layer(&self.text, self.tx, self.ty, 1.0);
     }
@@ -190,6 +200,7 @@ fn layout(
     let pad = layer.pad as f32;
     let (text, dx, dy) = trim(layer.pixmap);
     CaptionLayer {
+        serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         band: [bx, by, bw.round(), bh.round()],
         radius: 0.9 * u,
         text,

@@ -7,9 +7,9 @@
 //! both scenes into two scratch buffers, each over its own background, and composites them into
 //! the output frame, which is then converted to yuv in full.
 //!
-//! The spec's captions and watermark go over every frame: drawn with the scene's layers (so a frame at rest
-//! still repeats the previous one exactly), or over the composite in a transition (so it stays
-//! put while the scenes move).
+//! The spec's captions and watermark go over every frame: drawn with the scene's layers (so a
+//! frame at rest still repeats the previous one exactly), or over the composite in a
+//! transition (so they stay put while the scenes move).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

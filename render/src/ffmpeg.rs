@@ -246,16 +246,21 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     if variable {
         // x264's rate control by frame count, not by timestamps: with timestamps a held frame
         // lasting a second gets the bits of a second of video (measured: all-scenes.json at
-        // 1080p 9.4 MB instead of 5.2 MB; the timestamps in the file are the same either way).
-        a.extend(["-x264-params".into(), format!("{X264_PARAMS}:force-cfr=1")]);
+        // 1080p 9.4 MB instead of 6.4 MB; the timestamps in the file are the same either way).
+        // `-fps_mode vfr` (ffmpeg 5.1+) keeps the gaps (mp4 would otherwise be filled back to a
+        // constant rate). No B-frames: with them x264's decode times run ahead of a hold's
+        // presentation times and the MP4 track ends early (ffprobe: a 3 s video's track
+        // lasting 1.6 s).
+        a.extend([
+            "-x264-params".into(),
+            format!("{X264_PARAMS}:force-cfr=1"),
+            "-fps_mode".into(),
+            "vfr".into(),
+            "-bf".into(),
+            "0".into(),
+        ]);
     } else {
         a.extend(["-x264-params".into(), X264_PARAMS.into()]);
-    }
-    if variable {
-        // Keep the gaps (mp4 would otherwise be filled back to a constant rate), and no
-        // B-frames: with them x264's decode times run ahead of a hold's presentation times and
-        // the MP4 track ends early (ffprobe: a 3 s video's track lasting 1.6 s).
-        a.extend(["-fps_mode".into(), "vfr".into(), "-bf".into(), "0".into()]);
     }
     for s in [
         "-pix_fmt",

@@ -126,6 +126,30 @@ pub(super) fn ffprobe(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Every frame of the video at `path`, decoded to 8-bit grey at its own size: (width, height,
+/// frames).
+pub(super) fn grey_frames(path: &Path) -> (usize, usize, Vec<Vec<u8>>) {
+    let p = ffprobe(path);
+    let v = stream(&p, "video").expect("a video stream");
+    let (w, h) = (
+        v["width"].as_u64().unwrap() as usize,
+        v["height"].as_u64().unwrap() as usize,
+    );
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-vf", "format=gray", "-f", "rawvideo", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames = out.stdout.chunks_exact(w * h).map(<[u8]>::to_vec).collect();
+    (w, h, frames)
+}
+
 pub(super) fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
     probe["streams"]
         .as_array()

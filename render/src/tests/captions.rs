@@ -2,8 +2,6 @@
 //! decoded frame by frame. A cue shows exactly during its time, at the bottom of the frame
 //! (landscape and reel), and with word timings the spoken word changes the picture as it moves.
 
-use std::path::Path;
-
 use serde_json::json;
 use vidbuilder_domain::spec::{Captions, Quality};
 
@@ -32,24 +30,6 @@ fn captions() -> Captions {
         .unwrap()
         .captions
         .unwrap()
-}
-
-fn grey(path: &Path) -> (usize, usize, Vec<Vec<u8>>) {
-    let p = ffprobe(path);
-    let v = stream(&p, "video").expect("video");
-    let (w, h) = (
-        v["width"].as_u64().unwrap() as usize,
-        v["height"].as_u64().unwrap() as usize,
-    );
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-vf", "format=gray", "-f", "rawvideo", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success());
-    let frames = out.stdout.chunks_exact(w * h).map(<[u8]>::to_vec).collect();
-    (w, h, frames)
 }
 
 /// How many pixels of rows `y0..y1` (fractions of the height) differ by more than 40 levels:
@@ -100,8 +80,8 @@ fn captions_show_during_their_cues_and_highlight_the_spoken_word() {
             (0.7, 0.9),
         ),
     ] {
-        let (w, h, a) = grey(plain);
-        let (_, _, b) = grey(captioned);
+        let (w, h, a) = grey_frames(plain);
+        let (_, _, b) = grey_frames(captioned);
         assert_eq!(a.len(), 90);
         for (f, (p, q)) in a.iter().zip(&b).enumerate() {
             let t = f as f64 / 30.0;
@@ -140,6 +120,73 @@ fn captions_show_during_their_cues_and_highlight_the_spoken_word() {
         assert!(
             next > 40 && last > 40,
             "the highlight did not move: {next} and {last} pixels changed"
+        );
+    }
+}
+
+/// Two cues of the same size in the same place, back to back, over a scene at rest: the second
+/// must replace the first on screen, at a constant and at a variable frame rate (a frame is
+/// reused, or held back, only when it repeats the previous one exactly).
+#[test]
+fn a_caption_of_the_same_size_replaces_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    let cat = catalog();
+    let body = json!({
+        "scenes": [{"type": "hero-title", "duration": 3, "content": {"title": "x"}}],
+        "captions": {"cues": [
+            {"start": 1.0, "end": 1.5, "text": "abcd"},
+            {"start": 1.5, "end": 2.0, "text": "dcba"},
+            {"start": 2.0, "end": 2.5, "text": "abcd"}
+        ]}
+    });
+    let ctx = vidbuilder_domain::ValidationContext {
+        themes: cat.theme_names(),
+        tracks: cat.track_ids(),
+        default_theme: "corporate".into(),
+        limits: vidbuilder_domain::spec::SpecLimits::default(),
+    };
+    let caps = vidbuilder_domain::validate_spec(&body, &ctx)
+        .unwrap()
+        .captions
+        .unwrap();
+    for rate in [
+        vidbuilder_domain::spec::FrameRate::Constant,
+        vidbuilder_domain::spec::FrameRate::Variable,
+    ] {
+        let mut s = spec(
+            "corporate",
+            Quality::Draft,
+            vec![hero("Still", None, 3.0)],
+            false,
+            false,
+        );
+        s.captions = Some(caps.clone());
+        s.frame_rate = rate;
+        let req = request(s, &dir.path().join(rate.as_str()));
+        let out = render_blocking(
+            &cat,
+            &settings,
+            &req,
+            &image::Images::default(),
+            &|_| {},
+            &CancellationToken::new(),
+        )
+        .unwrap();
+        let (w, h, f) = grey_frames(&out.video);
+        let at = |t: f64| &f[(t * 30.0).round() as usize];
+        let swap = changed(at(1.3), at(1.7), w, h, 0.6, 0.9);
+        let back = changed(at(1.7), at(2.2), w, h, 0.6, 0.9);
+        let same = changed(at(1.3), at(2.2), w, h, 0.6, 0.9);
+        assert!(
+            swap > 40 && back > 40,
+            "{}: the second caption did not replace the first ({swap}, {back} pixels changed)",
+            rate.as_str()
+        );
+        assert!(
+            same < 10,
+            "{}: the same text drew differently ({same})",
+            rate.as_str()
         );
     }
 }

@@ -50,49 +50,36 @@ fn held_spec(frame_rate: FrameRate) -> VideoSpec {
     s
 }
 
-/// Every packet's presentation time (seconds), in decode order.
-fn packet_times(path: &Path) -> Vec<f64> {
+/// One field of every packet of the video stream, in decode order (`pts_time`, `size`).
+fn packets(path: &Path, field: &str) -> Vec<String> {
     let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .arg(format!("packet={field}"))
+        .args(["-of", "csv=p=0"])
         .arg(path)
         .output()
         .expect("ffprobe runs");
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.trim().trim_end_matches(',').parse().expect("a time"))
+        .map(|l| l.trim().trim_end_matches(',').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Every packet's presentation time (seconds), in decode order.
+fn packet_times(path: &Path) -> Vec<f64> {
+    packets(path, "pts_time")
+        .iter()
+        .map(|t| t.parse().expect("a time"))
         .collect()
 }
 
 /// The size of the video stream's packets, in bytes.
 fn video_bytes(path: &Path) -> u64 {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=size",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<u64>().ok())
+    packets(path, "size")
+        .iter()
+        .map(|n| n.parse::<u64>().expect("a size"))
         .sum()
 }
 

@@ -2,8 +2,6 @@
 //! transition, and nowhere else. The same spec is rendered with and without one (real ffmpeg)
 //! and the decoded frames are compared inside and outside the watermark's box.
 
-use std::path::Path;
-
 use vidbuilder_domain::spec::{
     Direction, ImageSource, Quality, Scene, SceneContent, Transition, TransitionKind, Watermark,
     WatermarkPosition, WATERMARK_MARGIN,
@@ -38,29 +36,6 @@ fn spec_with(watermark: Option<Watermark>) -> VideoSpec {
     );
     s.watermark = watermark.map(Box::new);
     s
-}
-
-/// Every frame of `path`, decoded to 8-bit grey at its own size.
-fn grey_frames(path: &Path) -> (u32, u32, Vec<Vec<u8>>) {
-    let p = ffprobe(path);
-    let v = stream(&p, "video").expect("video");
-    let (w, h) = (
-        v["width"].as_u64().unwrap() as u32,
-        v["height"].as_u64().unwrap() as u32,
-    );
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-vf", "format=gray", "-f", "rawvideo", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success());
-    let frames = out
-        .stdout
-        .chunks_exact((w * h) as usize)
-        .map(<[u8]>::to_vec)
-        .collect();
-    (w, h, frames)
 }
 
 /// Mean absolute difference of two grey frames inside (`true`) or outside the box.
@@ -114,6 +89,7 @@ fn a_watermark_is_on_every_frame_of_every_output_and_nowhere_else() {
     ] {
         let (w, h, a) = grey_frames(&plain);
         let (_, _, b) = grey_frames(&marked);
+        let (w, h) = (w as u32, h as u32);
         assert_eq!(a.len(), 90);
         assert_eq!(a.len(), b.len());
         // Where the watermark should be: 20% of the shorter side wide, 4% of it from the
