@@ -126,6 +126,23 @@ pub(super) fn ffprobe(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The video at `path` through the ffmpeg filter `vf` (which must end in grey `w × h`
+/// pictures), one `Vec` a frame.
+pub(super) fn decode(path: &Path, vf: &str, w: usize, h: usize) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-vf", vf, "-f", "rawvideo", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout.chunks_exact(w * h).map(<[u8]>::to_vec).collect()
+}
+
 /// Every frame of the video at `path`, decoded to 8-bit grey at its own size: (width, height,
 /// frames).
 pub(super) fn grey_frames(path: &Path) -> (usize, usize, Vec<Vec<u8>>) {
@@ -135,19 +152,7 @@ pub(super) fn grey_frames(path: &Path) -> (usize, usize, Vec<Vec<u8>>) {
         v["width"].as_u64().unwrap() as usize,
         v["height"].as_u64().unwrap() as usize,
     );
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-vf", "format=gray", "-f", "rawvideo", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let frames = out.stdout.chunks_exact(w * h).map(<[u8]>::to_vec).collect();
-    (w, h, frames)
+    (w, h, decode(path, "format=gray", w, h))
 }
 
 pub(super) fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {

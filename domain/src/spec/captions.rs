@@ -119,40 +119,39 @@ fn parse_time(s: &str, srt: bool) -> Option<f64> {
     Some((h * 3600 + m * 60 + sec) as f64 + ms as f64 / 1000.0)
 }
 
+/// `line` without its tags: a run from `<` to the next `>`, or from `{\` to the next `}`; an
+/// opener with no closer after it stays.
+fn strip_tags(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find(['<', '{']) {
+        out.push_str(&rest[..i]);
+        let at = &rest[i..];
+        let close = if at.starts_with('<') {
+            Some('>')
+        } else if at.starts_with("{\\") {
+            Some('}')
+        } else {
+            None
+        };
+        match close.and_then(|c| at.find(c)) {
+            Some(end) => rest = &at[end + 1..],
+            None => {
+                out.push_str(&at[..1]);
+                rest = &at[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Cue text as shown: tags (`<i>`, `<v Name>`, `<00:01.000>`), ASS overrides (`{\an8}`) and
 /// the common entities removed, lines trimmed, empty lines dropped.
 fn clean_text(lines: &[&str]) -> String {
     let mut out = Vec::new();
     for line in lines {
-        let mut s = String::with_capacity(line.len());
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '<' => {
-                    // a tag runs to the next '>'; a lone '<' stays
-                    let rest: String = chars.clone().collect();
-                    if let Some(end) = rest.find('>') {
-                        for _ in 0..=rest[..end].chars().count() {
-                            chars.next();
-                        }
-                    } else {
-                        s.push(c);
-                    }
-                }
-                '{' if chars.peek() == Some(&'\\') => {
-                    let rest: String = chars.clone().collect();
-                    if let Some(end) = rest.find('}') {
-                        for _ in 0..=rest[..end].chars().count() {
-                            chars.next();
-                        }
-                    } else {
-                        s.push(c);
-                    }
-                }
-                _ => s.push(c),
-            }
-        }
-        let s = s
+        let s = strip_tags(line)
             .replace("&lt;", "<")
             .replace("&gt;", ">")
             .replace("&nbsp;", " ")
@@ -473,6 +472,13 @@ mod tests {
         assert_eq!(c.at(2.0).unwrap().0, 0);
         assert_eq!(c.at(2.5).unwrap().0, 1);
         assert!(c.at(0.5).is_none() && c.at(4.0).is_none());
+    }
+
+    #[test]
+    fn tags_go_and_lone_openers_stay() {
+        assert_eq!(strip_tags("<i>a</i> <v Ana>b</v>{\\an8}c"), "a bc");
+        assert_eq!(strip_tags("1 < 2 {x} é"), "1 < 2 {x} é");
+        assert_eq!(strip_tags("a {\\b"), "a {\\b");
     }
 
     #[test]

@@ -19,6 +19,11 @@ fn captions() -> Captions {
                 {"start": 2.1, "end": 2.5, "text": "three"}]}
         ]}
     });
+    *validated(&body)
+}
+
+/// The captions of a spec body, validated as the server does.
+fn validated(body: &serde_json::Value) -> Box<Captions> {
     let c = catalog();
     let ctx = vidbuilder_domain::ValidationContext {
         themes: c.theme_names(),
@@ -26,10 +31,10 @@ fn captions() -> Captions {
         default_theme: "corporate".into(),
         limits: vidbuilder_domain::spec::SpecLimits::default(),
     };
-    *vidbuilder_domain::validate_spec(&body, &ctx)
+    vidbuilder_domain::validate_spec(body, &ctx)
         .unwrap()
         .captions
-        .unwrap()
+        .expect("the body has captions")
 }
 
 /// How many pixels of rows `y0..y1` (fractions of the height) differ by more than 40 levels:
@@ -140,16 +145,7 @@ fn a_caption_of_the_same_size_replaces_the_last_one() {
             {"start": 2.0, "end": 2.5, "text": "abcd"}
         ]}
     });
-    let ctx = vidbuilder_domain::ValidationContext {
-        themes: cat.theme_names(),
-        tracks: cat.track_ids(),
-        default_theme: "corporate".into(),
-        limits: vidbuilder_domain::spec::SpecLimits::default(),
-    };
-    let caps = vidbuilder_domain::validate_spec(&body, &ctx)
-        .unwrap()
-        .captions
-        .unwrap();
+    let caps = validated(&body);
     for rate in [
         vidbuilder_domain::spec::FrameRate::Constant,
         vidbuilder_domain::spec::FrameRate::Variable,

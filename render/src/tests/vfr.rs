@@ -86,27 +86,8 @@ fn video_bytes(path: &Path) -> u64 {
 /// The video decoded at a constant `fps` (frames repeated where the file holds them), as 8-bit
 /// grey `w × h` pictures.
 fn decoded_at(path: &Path, fps: u32, w: u32, h: u32) -> Vec<Vec<u8>> {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args([
-            "-vf",
-            &format!("fps={fps},scale={w}:{h}:flags=area,format=gray"),
-            "-f",
-            "rawvideo",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact((w * h) as usize)
-        .map(<[u8]>::to_vec)
-        .collect()
+    let vf = format!("fps={fps},scale={w}:{h}:flags=area,format=gray");
+    decode(path, &vf, w as usize, h as usize)
 }
 
 /// The MP4's top-level boxes in file order.
