@@ -251,6 +251,8 @@ impl Server {
             auth: api_keys,
             signing,
             max_json_depth: config.limits.max_json_depth,
+            max_batch_jobs: config.limits.max_batch_jobs,
+            max_templates_per_key: config.limits.max_templates_per_key,
             cluster: crate::http::ClusterInfo {
                 listen: cluster.as_ref().map(|c| c.listen),
                 views: cluster_views,

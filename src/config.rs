@@ -437,6 +437,10 @@ pub struct LimitsConfig {
     pub max_work_megapixels: u64,
     /// Deepest array/object nesting of a request body (400 beyond; at least 4).
     pub max_json_depth: usize,
+    /// `limits.max_batch_jobs`: most jobs one `POST /api/batch` may create (at least 1).
+    pub max_batch_jobs: usize,
+    /// `limits.max_templates_per_key`: most templates one API key may keep.
+    pub max_templates_per_key: usize,
 }
 
 impl Config {
@@ -474,6 +478,11 @@ impl Config {
         if self.limits.max_json_depth < 4 {
             return Err(Error::Config(
                 "limits.max_json_depth must be at least 4 (a spec nests 4 deep)".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.limits.max_batch_jobs) {
+            return Err(Error::Config(
+                "limits.max_batch_jobs must be 1 to 10000".into(),
             ));
         }
         Ok(())

@@ -1074,6 +1074,46 @@ impl JobStore for FlakyStore {
     ) -> Result<Option<Option<String>>, vidbuilder_domain::store::StoreError> {
         self.inner.tombstone(job_id)
     }
+    fn insert_jobs(
+        &self,
+        jobs: &mut [JobRecord],
+    ) -> Result<(), vidbuilder_domain::store::StoreError> {
+        self.check()?;
+        self.inner.insert_jobs(jobs)
+    }
+    fn insert_template(
+        &self,
+        t: &vidbuilder_domain::template::TemplateRecord,
+    ) -> Result<(), vidbuilder_domain::store::StoreError> {
+        self.check()?;
+        self.inner.insert_template(t)
+    }
+    fn template(
+        &self,
+        id: &vidbuilder_domain::template::TemplateId,
+    ) -> Result<
+        Option<vidbuilder_domain::template::TemplateRecord>,
+        vidbuilder_domain::store::StoreError,
+    > {
+        self.inner.template(id)
+    }
+    fn delete_template(
+        &self,
+        id: &vidbuilder_domain::template::TemplateId,
+    ) -> Result<bool, vidbuilder_domain::store::StoreError> {
+        self.check()?;
+        self.inner.delete_template(id)
+    }
+    fn templates(
+        &self,
+        owner: Option<&str>,
+        limit: usize,
+    ) -> Result<
+        (Vec<vidbuilder_domain::template::TemplateRecord>, usize),
+        vidbuilder_domain::store::StoreError,
+    > {
+        self.inner.templates(owner, limit)
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,8 @@
 //! - [`ports`]: the plain data that crosses the actors' ports (render requests and outputs,
 //!   webhook attempts, files for object storage);
 //! - [`store`]: the job store's contract ([`store::JobStore`]), its records, and
-//!   [`store::MemoryStore`].
+//!   [`store::MemoryStore`];
+//! - [`template`]: stored specs with `{{name}}` merge fields, and filling them in.
 #![forbid(unsafe_code)]
 
 pub mod events;
@@ -16,6 +17,7 @@ pub mod job;
 pub mod ports;
 pub mod spec;
 pub mod store;
+pub mod template;
 
 pub use job::{JobId, JobStatus};
 pub use spec::{validate_spec, SpecError, ValidationContext, VideoSpec};

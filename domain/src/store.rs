@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::EventKind;
 use crate::job::{JobId, JobResult, JobStatus};
 use crate::spec::VideoSpec;
+use crate::template::{TemplateId, TemplateRecord};
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -310,6 +311,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// is refused. Keys older than [`IDEMPOTENCY_WINDOW_MS`] may be forgotten here.
     /// Called before the client gets its 202.
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError>;
+    /// Stores several new jobs as [`JobStore::insert_job`] does, all or none: on an error none of
+    /// them is stored (a batch is admitted whole or refused whole). `seq`s increase in order.
+    fn insert_jobs(&self, jobs: &mut [JobRecord]) -> Result<(), StoreError>;
     /// The job `owner`'s `Idempotency-Key` `key` named at or after `since_ms` (Unix ms), if any.
     fn idempotent_job(
         &self,
@@ -356,6 +360,19 @@ pub trait JobStore: Send + Sync + 'static {
     /// The tombstone of an expired job: `Some(owner)` (who may be told it is gone), `None` if
     /// no expired job has this id.
     fn tombstone(&self, job_id: &JobId) -> Result<Option<Option<String>>, StoreError>;
+    /// Stores a new template; an id already stored is refused.
+    fn insert_template(&self, template: &TemplateRecord) -> Result<(), StoreError>;
+    /// A template by id, whoever owns it (callers check the owner).
+    fn template(&self, id: &TemplateId) -> Result<Option<TemplateRecord>, StoreError>;
+    /// Deletes a template; `false` when there was none with this id.
+    fn delete_template(&self, id: &TemplateId) -> Result<bool, StoreError>;
+    /// The templates whose owner is `owner` (`None`: those made without an API key), newest
+    /// first, at most `limit` of them, with how many that owner has in all.
+    fn templates(
+        &self,
+        owner: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TemplateRecord>, usize), StoreError>;
 }
 
 /// The most attempts one job's delivery log keeps; older ones are dropped as new ones come.
@@ -377,6 +394,8 @@ struct MemoryInner {
     /// In insertion order. `owner` is not kept here: rows report their job's owner.
     outbox: Vec<OutboxRow>,
     attempts: HashMap<JobId, Vec<AttemptRecord>>,
+    /// Templates, oldest first.
+    templates: Vec<TemplateRecord>,
     /// `Idempotency-Key`s by (owner, key), with the Unix ms they were saved at.
     idempotency: HashMap<(Option<String>, String), (IdempotentJob, i64)>,
 }
@@ -436,6 +455,23 @@ impl JobStore for MemoryStore {
                 job.created_at.clone(),
             )
         });
+        Ok(())
+    }
+
+    fn insert_jobs(&self, jobs: &mut [JobRecord]) -> Result<(), StoreError> {
+        {
+            let m = self.lock();
+            for (i, job) in jobs.iter().enumerate() {
+                if m.jobs.iter().any(|j| j.id == job.id) || jobs[..i].iter().any(|j| j.id == job.id)
+                {
+                    return Err(StoreError(format!("job {} is already stored", job.id)));
+                }
+            }
+        }
+        // Nothing below can fail now: all or none.
+        for job in jobs.iter_mut() {
+            self.insert_job(job)?;
+        }
         Ok(())
     }
 
@@ -577,6 +613,44 @@ impl JobStore for MemoryStore {
             .iter()
             .find(|j| &j.id == job_id && j.expired)
             .map(|j| j.owner.clone()))
+    }
+
+    fn insert_template(&self, template: &TemplateRecord) -> Result<(), StoreError> {
+        let mut m = self.lock();
+        if m.templates.iter().any(|t| t.id == template.id) {
+            return Err(StoreError(format!(
+                "template {} is already stored",
+                template.id
+            )));
+        }
+        m.templates.push(template.clone());
+        Ok(())
+    }
+
+    fn template(&self, id: &TemplateId) -> Result<Option<TemplateRecord>, StoreError> {
+        Ok(self.lock().templates.iter().find(|t| &t.id == id).cloned())
+    }
+
+    fn delete_template(&self, id: &TemplateId) -> Result<bool, StoreError> {
+        let mut m = self.lock();
+        let before = m.templates.len();
+        m.templates.retain(|t| &t.id != id);
+        Ok(m.templates.len() != before)
+    }
+
+    fn templates(
+        &self,
+        owner: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TemplateRecord>, usize), StoreError> {
+        let m = self.lock();
+        let mine: Vec<&TemplateRecord> = m
+            .templates
+            .iter()
+            .filter(|t| t.owner.as_deref() == owner)
+            .collect();
+        let total = mine.len();
+        Ok((mine.into_iter().rev().take(limit).cloned().collect(), total))
     }
 }
 

@@ -73,7 +73,10 @@ pub(super) const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// The request's `Idempotency-Key` (1–255 visible ASCII characters) with a digest of its body:
 /// the body as parsed JSON, written back compactly with its object keys in order, so spacing and
 /// key order do not make two equal specs differ.
-fn idempotency(headers: &HeaderMap, body: &Value) -> Result<Option<Idempotency>, ApiError> {
+pub(super) fn idempotency(
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Option<Idempotency>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -101,7 +104,7 @@ fn idempotency(headers: &HeaderMap, body: &Value) -> Result<Option<Idempotency>,
 }
 
 /// Reads the body as a JSON object, with JSON errors for every way that can fail.
-fn parse_body(
+pub(super) fn parse_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     max_depth: usize,
@@ -176,7 +179,7 @@ fn parse_body(
 /// `Some(url)` when the body has a usable webhook URL, `None` when it has none; the contract's
 /// 400 when it has a bad one.
 /// A URL the SSRF guard refuses (IP literal or `localhost`) is a 400 too, saying why.
-fn webhook_url(body: &Value, state: &AppState) -> Result<Option<String>, ApiError> {
+pub(super) fn webhook_url(body: &Value, state: &AppState) -> Result<Option<String>, ApiError> {
     let guard: &SsrfGuard = &state.ssrf;
     let raw = match body.get("webhookUrl") {
         None | Some(Value::Null) => return Ok(None),
@@ -209,7 +212,7 @@ fn webhook_url(body: &Value, state: &AppState) -> Result<Option<String>, ApiErro
 
 /// Image URLs in the spec: refused at submission when the SSRF guard can tell from the URL alone
 /// (IP literals in refused ranges, `localhost`); names resolved later are checked again at fetch.
-fn check_image_urls(spec: &VideoSpec, guard: &SsrfGuard) -> Result<(), ApiError> {
+pub(super) fn check_image_urls(spec: &VideoSpec, guard: &SsrfGuard) -> Result<(), ApiError> {
     for (field, src) in spec.images() {
         let ImageSource::Url(raw) = src else { continue };
         let bad = |why: String| {
@@ -275,7 +278,12 @@ async fn submit(
         super::ACTOR_CALL_TIMEOUT.as_millis() as u64
     )
     .map_err(super::manager_unavailable)?;
-    answer.map_err(|e| match e {
+    answer.map_err(submit_error)
+}
+
+/// The answer to a submission the JobManager refused.
+pub(super) fn submit_error(e: SubmitError) -> ApiError {
+    match e {
         SubmitError::QueueFull {
             retry_after_secs, ..
         } => ApiError::new(
@@ -311,7 +319,7 @@ async fn submit(
         )
         .with("jobId", job_id.to_string())
         .field("Idempotency-Key"),
-    })
+    }
 }
 
 /// Submit a video spec (the contract's endpoint): `202` with the job's id at once.
@@ -378,7 +386,12 @@ async fn parse_and_submit(
     }
     let idem = idempotency(headers, &body)?;
     let has_hook = hook.is_some();
-    Ok((submit(state, &body, hook, caller, idem).await?, has_hook))
+    let spec = if body.get("templateId").is_some() {
+        super::templates::resolve(state, caller, &body).await?
+    } else {
+        body
+    };
+    Ok((submit(state, &spec, hook, caller, idem).await?, has_hook))
 }
 
 /// Admits a job and answers `202` with its id (or, for a replayed `Idempotency-Key`, the job

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod present;
 pub mod serve;
 mod studio;
+mod templates;
 mod webhooks;
 
 use std::sync::Arc;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub signing: Arc<vidbuilder_actors::signing::SigningKeys>,
     /// Deepest array/object nesting a request body may have.
     pub max_json_depth: usize,
+    /// `limits.max_batch_jobs`: most jobs one `POST /api/batch` creates.
+    pub max_batch_jobs: usize,
+    /// `limits.max_templates_per_key`: most templates one API key keeps.
+    pub max_templates_per_key: usize,
     /// The cluster's worker nodes (empty on a single node), for `GET /api/cluster`.
     pub cluster: ClusterInfo,
     /// The HTTP server's connection counters (health details).
@@ -173,6 +178,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
     )
     .merge(jobs::router())
+    .merge(templates::router())
     .merge(events::router())
     .merge(studio::router())
     .merge(download::router())
@@ -181,7 +187,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     .merge(webhooks::router())
     .merge(metrics::router())
     .split_for_parts();
-    let doc = openapi::document(doc, &state.validation);
+    let doc = openapi::document(doc, &state.validation, state.max_batch_jobs);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .external_url_unchecked(openapi::OPENAPI_PATH, doc);
     let mut app = api

@@ -30,7 +30,8 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
         license(name = "Apache-2.0")
     ),
     tags(
-        (name = "jobs", description = "Submit, follow, list and cancel jobs."),
+        (name = "jobs", description = "Submit, follow, list and cancel jobs; batches from a template."),
+        (name = "templates", description = "Specs with {{name}} merge fields, stored to be rendered with values."),
         (name = "downloads", description = "Finished videos and their posters."),
         (name = "webhooks", description = "Delivery logs, redelivery, signing secrets."),
         (name = "server", description = "Health, readiness, catalog, cluster, schema and examples.")
@@ -143,7 +144,11 @@ fn relocate_refs(v: &mut Value) {
 
 /// The served document: `api` (paths from the routers) with the spec's schema for this server's
 /// validation context, and the responses every route can give.
-pub fn document(api: utoipa::openapi::OpenApi, validation: &ValidationContext) -> Value {
+pub fn document(
+    api: utoipa::openapi::OpenApi,
+    validation: &ValidationContext,
+    max_batch_jobs: usize,
+) -> Value {
     let mut doc = serde_json::to_value(&api).expect("the OpenAPI document serialises");
     let mut spec = vidbuilder_domain::spec::schema::json_schema(validation);
     let spec_obj = spec.as_object_mut().expect("an object");
@@ -175,10 +180,84 @@ pub fn document(api: utoipa::openapi::OpenApi, validation: &ValidationContext) -
             }}
         }),
     );
-    if let Some(body) = doc.pointer_mut(
-        "/paths/~1api~1generate-video-async/post/requestBody/content/application~1json/schema",
-    ) {
-        *body = json!({"$ref": "#/components/schemas/VideoSpecWithWebhook"});
+    // The submission endpoints take a spec, or a stored template with merge-field values.
+    let hook = json!({"anyOf": [
+        {"type": "string", "pattern": vidbuilder_domain::spec::schema::WEBHOOK_URL_PATTERN,
+         "maxLength": validation.limits.max_url_chars},
+        {"type": "null"}
+    ]});
+    let from_template = |hook_required: bool| {
+        let mut s = json!({
+            "description": "A stored template's id with a value for each of its merge fields (POST /api/templates).",
+            "type": "object",
+            "required": ["templateId"],
+            "additionalProperties": false,
+            "properties": {
+                "templateId": {"type": "string", "description": "The template's id."},
+                "mergeFields": {"anyOf": [{"type": "object"}, {"type": "null"}],
+                                "description": "A value for each merge field the template uses."},
+                "webhookUrl": hook.clone(),
+                "metadata": {"anyOf": [{"type": "object"}, {"type": "null"}],
+                             "description": "The job's metadata, in place of the template's."}
+            }
+        });
+        if hook_required {
+            s["required"] = json!(["templateId", "webhookUrl"]);
+            s["properties"]["webhookUrl"] = json!({"type": "string",
+                "pattern": vidbuilder_domain::spec::schema::WEBHOOK_URL_PATTERN});
+        }
+        s
+    };
+    schemas.insert("TemplateSubmission".into(), from_template(false));
+    schemas.insert("TemplateSubmissionWithWebhook".into(), from_template(true));
+    let no_template = json!({"not": {"required": ["templateId"]}});
+    for (path, spec, template) in [
+        (
+            "/paths/~1api~1generate-video-async/post",
+            "VideoSpecWithWebhook",
+            "TemplateSubmissionWithWebhook",
+        ),
+        ("/paths/~1api~1jobs/post", "VideoSpec", "TemplateSubmission"),
+        (
+            "/paths/~1api~1generate-flexible-video/post",
+            "VideoSpec",
+            "TemplateSubmission",
+        ),
+    ] {
+        if let Some(op) = doc.pointer_mut(path) {
+            op["requestBody"]["content"]["application/json"]["schema"] = json!({"anyOf": [
+                {"allOf": [{"$ref": format!("#/components/schemas/{spec}")}, no_template.clone()]},
+                {"$ref": format!("#/components/schemas/{template}")}
+            ]});
+            op["responses"]["404"] = json!({
+                "description": "The templateId names no template (or not the caller's).",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            });
+        }
+    }
+    // A batch: exactly one of templateId and spec; each set of values an object.
+    if let Some(body) =
+        doc.pointer_mut("/paths/~1api~1batch/post/requestBody/content/application~1json/schema")
+    {
+        *body = json!({
+            "type": "object",
+            "required": ["mergeFields"],
+            "additionalProperties": false,
+            "oneOf": [
+                {"required": ["templateId"], "not": {"required": ["spec"]}},
+                {"required": ["spec"], "not": {"required": ["templateId"]}}
+            ],
+            "properties": {
+                "templateId": {"type": "string", "description": "A stored template (give this or spec)."},
+                "spec": {"type": "object", "description": "A template inline (give this or templateId)."},
+                "webhookUrl": hook.clone(),
+                "mergeFields": {"type": "array", "minItems": 1, "maxItems": max_batch_jobs,
+                                "items": {"type": "object"},
+                                "description": "One set of merge-field values per job."},
+                "metadata": {"anyOf": [{"type": "object"}, {"type": "null"}],
+                             "description": "Every job's metadata (batchId and batchIndex are added)."}
+            }
+        });
     }
 
     let paths = doc["paths"].as_object_mut().expect("paths");

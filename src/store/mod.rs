@@ -10,6 +10,7 @@ use vidbuilder_domain::store::{AttemptRecord, AttemptToRecord};
 use vidbuilder_domain::store::{
     DeliveryState, IdempotentJob, JobRecord, JobStore, OutboxRow, StoreError, IDEMPOTENCY_WINDOW_MS,
 };
+use vidbuilder_domain::template::{TemplateId, TemplateRecord};
 
 /// Migrations, in order. The schema version is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -18,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_interrupted.sql"),
     include_str!("migrations/0004_quarantine.sql"),
     include_str!("migrations/0005_cancel_idempotency.sql"),
+    include_str!("migrations/0006_templates.sql"),
 ];
 
 /// The [`JobStore`] on one SQLite database file (`<data_dir>/vidbuilder.db`).
@@ -280,44 +282,134 @@ fn record_attempt_in(
     Ok(())
 }
 
-impl JobStore for SqliteStore {
-    fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(e)?;
+fn template_from_row(r: &Row<'_>) -> rusqlite::Result<TemplateRecord> {
+    let id: String = r.get("id")?;
+    let owner: String = r.get("owner")?;
+    let spec: String = r.get("spec")?;
+    let fields: String = r.get("fields")?;
+    Ok(TemplateRecord {
+        id: TemplateId::parse(&id)
+            .ok_or_else(|| corrupt("id", format!("{id:?} is not a template id")))?,
+        owner: (!owner.is_empty()).then_some(owner),
+        name: r.get("name")?,
+        spec: serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?,
+        fields: serde_json::from_str(&fields).map_err(|e| corrupt("fields", e))?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+/// Inserts one new job in `tx` (see [`JobStore::insert_job`]).
+fn insert_in(tx: &rusqlite::Transaction<'_>, job: &mut JobRecord) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO jobs (id, spec, webhook_url, owner, status, attempt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            job.id.as_str(),
+            serde_json::to_string(&job.spec).map_err(e)?,
+            job.webhook_url,
+            job.owner,
+            job.status.as_str(),
+            job.attempt,
+            job.created_at
+        ],
+    )
+    .map_err(e)?;
+    job.seq = tx.last_insert_rowid();
+    if let Some(idem) = &job.idempotency {
+        let now = unix_ms();
         tx.execute(
-            "INSERT INTO jobs (id, spec, webhook_url, owner, status, attempt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "DELETE FROM idempotency WHERE created_ms < ?1",
+            params![now - IDEMPOTENCY_WINDOW_MS],
+        )
+        .map_err(e)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO idempotency (owner, key, body_hash, job_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
+                job.owner.as_deref().unwrap_or(""),
+                idem.key,
+                idem.body_hash,
                 job.id.as_str(),
-                serde_json::to_string(&job.spec).map_err(e)?,
-                job.webhook_url,
-                job.owner,
-                job.status.as_str(),
-                job.attempt,
-                job.created_at
+                now
             ],
         )
         .map_err(e)?;
-        job.seq = tx.last_insert_rowid();
-        if let Some(idem) = &job.idempotency {
-            let now = unix_ms();
-            tx.execute(
-                "DELETE FROM idempotency WHERE created_ms < ?1",
-                params![now - IDEMPOTENCY_WINDOW_MS],
-            )
-            .map_err(e)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO idempotency (owner, key, body_hash, job_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    job.owner.as_deref().unwrap_or(""),
-                    idem.key,
-                    idem.body_hash,
-                    job.id.as_str(),
-                    now
-                ],
-            )
-            .map_err(e)?;
+    }
+    Ok(())
+}
+
+impl JobStore for SqliteStore {
+    fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
+        self.insert_jobs(std::slice::from_mut(job))
+    }
+
+    fn insert_jobs(&self, jobs: &mut [JobRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(e)?;
+        for job in jobs.iter_mut() {
+            insert_in(&tx, job)?;
         }
         tx.commit().map_err(e)
+    }
+
+    fn insert_template(&self, t: &TemplateRecord) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO templates (id, owner, name, spec, fields, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    t.id.as_str(),
+                    t.owner.as_deref().unwrap_or(""),
+                    t.name,
+                    serde_json::to_string(&t.spec).map_err(e)?,
+                    serde_json::to_string(&t.fields).map_err(e)?,
+                    t.created_at
+                ],
+            )
+            .map(|_| ())
+            .map_err(e)
+    }
+
+    fn template(&self, id: &TemplateId) -> Result<Option<TemplateRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT id, owner, name, spec, fields, created_at FROM templates WHERE id = ?1",
+                [id.as_str()],
+                template_from_row,
+            )
+            .optional()
+            .map_err(e)
+    }
+
+    fn delete_template(&self, id: &TemplateId) -> Result<bool, StoreError> {
+        self.conn()
+            .execute("DELETE FROM templates WHERE id = ?1", [id.as_str()])
+            .map(|n| n > 0)
+            .map_err(e)
+    }
+
+    fn templates(
+        &self,
+        owner: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TemplateRecord>, usize), StoreError> {
+        let conn = self.conn();
+        let owner = owner.unwrap_or("");
+        let total: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM templates WHERE owner = ?1",
+                [owner],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, owner, name, spec, fields, created_at FROM templates WHERE owner = ?1 ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(e)?;
+        let rows = stmt
+            .query_map(params![owner, limit as i64], template_from_row)
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        Ok((rows, total as usize))
     }
 
     fn idempotent_job(
@@ -536,6 +628,25 @@ fn off_async<T>(f: impl FnOnce() -> T) -> T {
 impl<S: JobStore> JobStore for OffAsync<S> {
     fn insert_job(&self, job: &mut JobRecord) -> Result<(), StoreError> {
         off_async(|| self.0.insert_job(job))
+    }
+    fn insert_jobs(&self, jobs: &mut [JobRecord]) -> Result<(), StoreError> {
+        off_async(|| self.0.insert_jobs(jobs))
+    }
+    fn insert_template(&self, template: &TemplateRecord) -> Result<(), StoreError> {
+        off_async(|| self.0.insert_template(template))
+    }
+    fn template(&self, id: &TemplateId) -> Result<Option<TemplateRecord>, StoreError> {
+        off_async(|| self.0.template(id))
+    }
+    fn delete_template(&self, id: &TemplateId) -> Result<bool, StoreError> {
+        off_async(|| self.0.delete_template(id))
+    }
+    fn templates(
+        &self,
+        owner: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TemplateRecord>, usize), StoreError> {
+        off_async(|| self.0.templates(owner, limit))
     }
     fn idempotent_job(
         &self,

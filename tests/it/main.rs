@@ -15,4 +15,5 @@ mod s3;
 mod s3_jobs;
 mod schema;
 mod studio;
+mod templates;
 mod webhooks;

@@ -120,6 +120,11 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_local() {
         ("/api/jobs", "post"),
         ("/api/jobs", "get"),
         ("/api/jobs/{job_id}/cancel", "post"),
+        ("/api/templates", "post"),
+        ("/api/templates", "get"),
+        ("/api/templates/{template_id}", "get"),
+        ("/api/templates/{template_id}", "delete"),
+        ("/api/batch", "post"),
         ("/api/job-status/{job_id}", "get"),
         ("/api/job-events/{job_id}", "get"),
         ("/api/download/{job_id}", "get"),
@@ -166,9 +171,18 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_local() {
             .len(),
         9
     );
+    // A spec with its webhook URL, or a stored template with its merge fields.
     assert_eq!(
-        doc.pointer("/paths/~1api~1generate-video-async/post/requestBody/content/application~1json/schema/$ref"),
+        doc.pointer("/paths/~1api~1generate-video-async/post/requestBody/content/application~1json/schema/anyOf/0/allOf/0/$ref"),
         Some(&serde_json::json!("#/components/schemas/VideoSpecWithWebhook"))
+    );
+    assert_eq!(
+        doc.pointer("/paths/~1api~1generate-video-async/post/requestBody/content/application~1json/schema/anyOf/1/$ref"),
+        Some(&serde_json::json!("#/components/schemas/TemplateSubmissionWithWebhook"))
+    );
+    assert_eq!(
+        doc.pointer("/paths/~1api~1batch/post/requestBody/content/application~1json/schema/properties/mergeFields/maxItems"),
+        Some(&serde_json::json!(100))
     );
     // The docs page and its assets come from the binary.
     let html = t

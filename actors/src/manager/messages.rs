@@ -10,6 +10,7 @@ use ractor_cluster::RactorMessage;
 use vidbuilder_domain::job::{JobId, JobSnapshot, S3Object};
 use vidbuilder_domain::spec::VideoSpec;
 use vidbuilder_domain::store::JobStore;
+use vidbuilder_domain::template::{TemplateId, TemplateRecord};
 
 use crate::cluster::coordinator::ClusterSettings;
 use crate::manager::core::NodeSlots;
@@ -124,6 +125,17 @@ pub enum JobManagerMsg {
         /// Gets the cancelled job's snapshot, or why it could not be cancelled.
         reply: RpcReplyPort<Result<JobSnapshot, crate::manager::core::CancelError>>,
     },
+    /// Admit several jobs of one owner at once (a batch): all of them, or none (the queue's room,
+    /// the key's quota and the store are checked for the lot). A request whose
+    /// `Idempotency-Key` names a job answers that job, as [`JobManagerMsg::Submit`] does.
+    SubmitBatch {
+        /// The jobs to admit, in order.
+        requests: Vec<SubmitRequest>,
+        /// Gets each job's snapshot in the requests' order, or why none was admitted.
+        reply: RpcReplyPort<Result<Vec<Admitted>, SubmitError>>,
+    },
+    /// A request about stored templates (the HTTP layer's templates routes).
+    Template(TemplateMsg),
     /// Reply once the job is completed or failed (at once if it already is).
     WaitFinished {
         /// The job to wait for.
@@ -259,6 +271,60 @@ pub enum JobManagerMsg {
         /// Gets the file's text.
         reply: RpcReplyPort<Option<String>>,
     },
+}
+
+/// Requests about templates: the JobManager keeps them in its store. Local-only.
+pub enum TemplateMsg {
+    /// Store a new template, unless its owner has `max_per_owner` already.
+    Create {
+        /// The template (id, owner and time filled in by the caller).
+        template: TemplateRecord,
+        /// The most templates one owner may keep (`templates.max_per_key`).
+        max_per_owner: usize,
+        /// Gets `Ok` once it is stored.
+        reply: RpcReplyPort<Result<(), TemplateError>>,
+    },
+    /// A template by id (the caller checks its owner).
+    Get {
+        /// Its id.
+        id: TemplateId,
+        /// Gets it, or `None`.
+        reply: RpcReplyPort<Result<Option<TemplateRecord>, TemplateError>>,
+    },
+    /// Delete a template.
+    Delete {
+        /// Its id.
+        id: TemplateId,
+        /// Gets whether there was one.
+        reply: RpcReplyPort<Result<bool, TemplateError>>,
+    },
+    /// An owner's templates, newest first, with their total.
+    List {
+        /// The owner (`None`: made without an API key).
+        owner: Option<String>,
+        /// At most this many.
+        limit: usize,
+        /// Gets the templates and the owner's total.
+        reply: RpcReplyPort<Result<(Vec<TemplateRecord>, usize), TemplateError>>,
+    },
+}
+
+/// Why a template request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// The owner has as many templates as it may keep.
+    #[error(
+        "this API key has {count} templates, as many as it may keep ({limit}); delete some first"
+    )]
+    TooMany {
+        /// Templates the owner has.
+        count: usize,
+        /// `templates.max_per_key`.
+        limit: usize,
+    },
+    /// The store failed; the text says why.
+    #[error("the template store failed: {0}")]
+    Store(String),
 }
 
 /// The JobManager's counts, for health checks (the answer to `Stats`, and what it publishes to

@@ -43,7 +43,7 @@ pub use self::core::{Core, Now};
 pub use effects::Effect;
 pub use messages::{
     Admitted, DrainReport, JobChanges, JobManagerArgs, JobManagerMsg, JobViews, ManagerSettings,
-    ManagerStats, PresignError, StatsView, SubmitError, SubmitRequest,
+    ManagerStats, PresignError, StatsView, SubmitError, SubmitRequest, TemplateError, TemplateMsg,
 };
 
 use crate::cluster::coordinator::{ClusterActor, ClusterArgs, ClusterMsg, ClusterSettings};
@@ -509,28 +509,8 @@ impl JobManagerState {
     /// one at a time, so two requests with one key never both create a job.
     fn submit(&mut self, request: SubmitRequest) -> Result<Admitted, SubmitError> {
         let now = Now::system();
-        if let Some(idem) = &request.idempotency {
-            let since =
-                now.wall.timestamp_millis() - vidbuilder_domain::store::IDEMPOTENCY_WINDOW_MS;
-            let named = self
-                .store
-                .idempotent_job(request.owner.as_deref(), &idem.key, since)
-                .map_err(|e| SubmitError::Store(e.to_string()))?;
-            if let Some(named) = named {
-                if named.body_hash != idem.body_hash {
-                    return Err(SubmitError::IdempotencyConflict {
-                        job_id: named.job_id,
-                    });
-                }
-                if let Some(snapshot) = self.core.snapshot(&named.job_id) {
-                    info!(job_id = %named.job_id, "idempotent replay: answering the job this key created");
-                    return Ok(Admitted {
-                        snapshot,
-                        replayed: true,
-                    });
-                }
-                // The job it named expired: the key names the new job from now on.
-            }
+        if let Some(replayed) = self.replay(&request, now)? {
+            return Ok(replayed);
         }
         self.core.admission(&request.owner)?;
         let mut record = Core::new_record(request.spec, request.webhook_url, request.owner, now);
@@ -547,6 +527,133 @@ impl JobManagerState {
             snapshot: self.core.snapshot(&id).expect("just admitted"),
             replayed: false,
         })
+    }
+
+    /// Admits a batch of one owner's jobs: all of them in one store transaction, or none. The
+    /// requests whose `Idempotency-Key` names a known job answer that job instead.
+    fn submit_batch(&mut self, requests: Vec<SubmitRequest>) -> Result<Vec<Admitted>, SubmitError> {
+        let now = Now::system();
+        let owner = requests.first().and_then(|r| r.owner.clone());
+        let mut answers: Vec<Option<Admitted>> = Vec::with_capacity(requests.len());
+        let mut fresh = Vec::new();
+        for request in requests {
+            debug_assert_eq!(request.owner, owner, "a batch has one owner");
+            match self.replay(&request, now)? {
+                Some(replayed) => answers.push(Some(replayed)),
+                None => {
+                    answers.push(None);
+                    let mut record =
+                        Core::new_record(request.spec, request.webhook_url, request.owner, now);
+                    record.idempotency = request.idempotency;
+                    fresh.push(record);
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            self.core.admission_for(&owner, fresh.len())?;
+            if let Err(e) = self.store.insert_jobs(&mut fresh) {
+                error!(jobs = fresh.len(), "could not store a batch: {e}");
+                return Err(SubmitError::Store(e.to_string()));
+            }
+        }
+        metrics::counter!("vidbuilder_jobs_submitted_total").increment(fresh.len() as u64);
+        info!(jobs = answers.len(), new = fresh.len(), "batch admitted");
+        let mut fresh = fresh.into_iter();
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                Some(replayed) => Ok(replayed),
+                None => {
+                    let record = fresh.next().expect("one record per new job");
+                    let id = record.id.clone();
+                    let effects = self.core.admit(record, now);
+                    debug_assert!(effects.is_empty());
+                    Ok(Admitted {
+                        snapshot: self.core.snapshot(&id).expect("just admitted"),
+                        replayed: false,
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// The job a request's `Idempotency-Key` created (within 24 h, while it is known here), or
+    /// `None` to admit a new one; the same key with another body is refused.
+    fn replay(&self, request: &SubmitRequest, now: Now) -> Result<Option<Admitted>, SubmitError> {
+        if let Some(idem) = &request.idempotency {
+            let since =
+                now.wall.timestamp_millis() - vidbuilder_domain::store::IDEMPOTENCY_WINDOW_MS;
+            let named = self
+                .store
+                .idempotent_job(request.owner.as_deref(), &idem.key, since)
+                .map_err(|e| SubmitError::Store(e.to_string()))?;
+            if let Some(named) = named {
+                if named.body_hash != idem.body_hash {
+                    return Err(SubmitError::IdempotencyConflict {
+                        job_id: named.job_id,
+                    });
+                }
+                if let Some(snapshot) = self.core.snapshot(&named.job_id) {
+                    info!(job_id = %named.job_id, "idempotent replay: answering the job this key created");
+                    return Ok(Some(Admitted {
+                        snapshot,
+                        replayed: true,
+                    }));
+                }
+                // The job it named expired: the key names the new job from now on.
+            }
+        }
+        Ok(None)
+    }
+
+    /// Carries a template request out on the store.
+    fn template(&self, msg: TemplateMsg) {
+        let store = |e: vidbuilder_domain::store::StoreError| {
+            error!("template store: {e}");
+            TemplateError::Store(e.to_string())
+        };
+        match msg {
+            TemplateMsg::Create {
+                template,
+                max_per_owner,
+                reply,
+            } => {
+                let answer = self
+                    .store
+                    .templates(template.owner.as_deref(), 0)
+                    .map_err(store)
+                    .and_then(|(_, count)| {
+                        if count >= max_per_owner {
+                            return Err(TemplateError::TooMany {
+                                count,
+                                limit: max_per_owner,
+                            });
+                        }
+                        self.store.insert_template(&template).map_err(store)
+                    });
+                if answer.is_ok() {
+                    info!(template_id = %template.id, fields = template.fields.len(), "template stored");
+                }
+                let _ = reply.send(answer);
+            }
+            TemplateMsg::Get { id, reply } => {
+                let _ = reply.send(self.store.template(&id).map_err(store));
+            }
+            TemplateMsg::Delete { id, reply } => {
+                let answer = self.store.delete_template(&id).map_err(store);
+                if answer == Ok(true) {
+                    info!(template_id = %id, "template deleted");
+                }
+                let _ = reply.send(answer);
+            }
+            TemplateMsg::List {
+                owner,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.store.templates(owner.as_deref(), limit).map_err(store));
+            }
+        }
     }
 
     fn presign(
@@ -692,6 +799,23 @@ impl Actor for JobManager {
                 } else {
                     Vec::new()
                 }
+            }
+            JobManagerMsg::SubmitBatch { requests, reply } => {
+                let admitted = state.submit_batch(requests);
+                let ok = admitted
+                    .as_ref()
+                    .is_ok_and(|a| a.iter().any(|a| !a.replayed));
+                state.run(&myself, Vec::new()).await;
+                let _ = reply.send(admitted);
+                if ok {
+                    state.core.pump(now)
+                } else {
+                    Vec::new()
+                }
+            }
+            JobManagerMsg::Template(msg) => {
+                state.template(msg);
+                Vec::new()
             }
             JobManagerMsg::Cancel { job_id, reply } => match state.core.cancel(&job_id, now) {
                 Ok(effects) => {

@@ -88,6 +88,11 @@ pub const CHECKS: &[(&str, Check)] = &[
         "idempotency_keys_name_their_job_per_owner",
         idempotency_keys_name_their_job_per_owner,
     ),
+    ("insert_jobs_is_all_or_none", insert_jobs_is_all_or_none),
+    (
+        "templates_are_kept_listed_per_owner_and_deleted",
+        templates_are_kept_listed_per_owner_and_deleted,
+    ),
 ];
 
 /// Runs every check in [`CHECKS`] on a fresh store from `new_store`; panics listing each failure.
@@ -1088,4 +1093,87 @@ pub fn idempotency_keys_name_their_job_per_owner(store: &dyn JobStore) {
         None,
         "JobStore contract: the key is not part of the loaded record"
     );
+}
+
+/// `insert_jobs` stores a batch in order with increasing `seq`s, and a batch with one bad record
+/// (an id already stored) stores none of its jobs.
+pub fn insert_jobs_is_all_or_none(store: &dyn JobStore) {
+    let first = insert(store, 1);
+    let mut batch: Vec<JobRecord> = (2..5).map(new_job).collect();
+    ok(store.insert_jobs(&mut batch), "insert_jobs");
+    let seqs: Vec<i64> = batch.iter().map(|j| j.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > first.seq,
+        "JobStore contract: insert_jobs assigns increasing seqs in order (got {seqs:?})"
+    );
+    let mut bad: Vec<JobRecord> = (5..8).map(new_job).collect();
+    bad[2].id = first.id.clone();
+    assert!(
+        store.insert_jobs(&mut bad).is_err(),
+        "JobStore contract: insert_jobs refuses a batch with an id already stored"
+    );
+    let loaded = load(store);
+    assert_eq!(
+        ids(&loaded),
+        ids(&[
+            first.clone(),
+            batch[0].clone(),
+            batch[1].clone(),
+            batch[2].clone()
+        ]),
+        "JobStore contract: a refused batch stores none of its jobs"
+    );
+}
+
+/// Templates read back as stored, are listed per owner newest first with the owner's total, and
+/// are gone once deleted.
+pub fn templates_are_kept_listed_per_owner_and_deleted(store: &dyn JobStore) {
+    use crate::template::{TemplateId, TemplateRecord};
+    let make = |n: u32, owner: Option<&str>| TemplateRecord {
+        id: TemplateId::new(),
+        owner: owner.map(str::to_string),
+        name: Some(format!("t{n}")),
+        spec: serde_json::json!({"scenes": [{"type": "hero-title", "content": {"title": format!("{{{{name}}}} {n}")}}]}),
+        fields: vec!["name".into()],
+        created_at: format!("2026-01-01T00:00:{n:02}.000Z"),
+    };
+    let a1 = make(1, Some("alice"));
+    let a2 = make(2, Some("alice"));
+    let open = make(3, None);
+    for t in [&a1, &a2, &open] {
+        ok(store.insert_template(t), "insert_template");
+    }
+    assert!(
+        store.insert_template(&a1).is_err(),
+        "JobStore contract: insert_template refuses an id already stored"
+    );
+    assert_eq!(
+        ok(store.template(&a1.id), "template"),
+        Some(a1.clone()),
+        "JobStore contract: a template reads back as stored"
+    );
+    let (listed, total) = ok(store.templates(Some("alice"), 10), "templates");
+    assert_eq!(
+        (listed, total),
+        (vec![a2.clone(), a1.clone()], 2),
+        "JobStore contract: an owner's templates, newest first, with their total"
+    );
+    let (listed, total) = ok(store.templates(Some("alice"), 1), "templates");
+    assert_eq!(
+        (listed, total),
+        (vec![a2.clone()], 2),
+        "JobStore contract: limit"
+    );
+    assert_eq!(
+        ok(store.templates(None, 10), "templates"),
+        (vec![open.clone()], 1),
+        "JobStore contract: templates made without a key are their own owner"
+    );
+    assert!(ok(store.delete_template(&a1.id), "delete_template"));
+    assert!(
+        !ok(store.delete_template(&a1.id), "delete_template"),
+        "JobStore contract: deleting a missing template answers false"
+    );
+    assert_eq!(ok(store.template(&a1.id), "template"), None);
+    assert_eq!(ok(store.templates(Some("alice"), 10), "templates").1, 1);
 }

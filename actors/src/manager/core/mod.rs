@@ -325,12 +325,18 @@ impl Core {
     /// Whether a new job of `owner` may be admitted now: not while draining, not past
     /// `max_queued` jobs waiting, nor past `max_queued_per_key` of one key's.
     pub fn admission(&self, owner: &Option<String>) -> Result<(), SubmitError> {
+        self.admission_for(owner, 1)
+    }
+
+    /// Whether `n` new jobs of `owner` may be admitted now, all of them (a batch): as
+    /// [`Core::admission`], with room for the lot.
+    pub fn admission_for(&self, owner: &Option<String>, n: usize) -> Result<(), SubmitError> {
         if self.draining.is_some() {
             return Err(SubmitError::ShuttingDown);
         }
         let queued = self.queue.len();
         let retry = |waiting: usize| (5 + 5 * (waiting / self.capacity().max(1)) as u64).min(300);
-        if queued >= self.settings.max_queued {
+        if queued + n > self.settings.max_queued {
             return Err(SubmitError::QueueFull {
                 queued,
                 retry_after_secs: retry(queued),
@@ -339,7 +345,7 @@ impl Core {
         let quota = self.settings.max_queued_per_key;
         if quota > 0 && owner.is_some() {
             let mine = self.queue.queued_for(owner);
-            if mine >= quota {
+            if mine + n > quota {
                 return Err(SubmitError::KeyQueueFull {
                     queued: mine,
                     limit: quota,
