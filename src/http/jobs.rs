@@ -551,6 +551,23 @@ async fn job_status(
     )))
 }
 
+/// A list's `?limit=`: 20 when absent, else a whole number from 1 to [`MAX_LIST_LIMIT`].
+pub(super) fn list_limit<E>(query: Result<Option<usize>, E>) -> Result<usize, ApiError> {
+    match query {
+        Ok(limit) => Some(limit.unwrap_or(20)),
+        Err(_) => None,
+    }
+    .filter(|l| (1..=MAX_LIST_LIMIT).contains(l))
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid limit.",
+            format!("limit must be a whole number from 1 to {MAX_LIST_LIMIT}."),
+        )
+        .field("limit")
+    })
+}
+
 /// `?limit=` of `GET /api/jobs`.
 #[derive(Debug, serde::Deserialize)]
 struct ListQuery {
@@ -573,21 +590,7 @@ async fn list_jobs(
     Extension(caller): Extension<Caller>,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobList>, ApiError> {
-    let bad = || {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Invalid limit.",
-            format!("limit must be a whole number from 1 to {MAX_LIST_LIMIT}."),
-        )
-        .field("limit")
-    };
-    let limit = match query {
-        Ok(q) => q.0.limit.unwrap_or(20),
-        Err(_) => return Err(bad()),
-    };
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(bad());
-    }
+    let limit = list_limit(query.map(|q| q.0.limit))?;
     let mut mine: Vec<JobSnapshot> = state
         .views
         .iter()

@@ -142,6 +142,15 @@ fn not_found(id: &str) -> ApiError {
     .field("templateId")
 }
 
+fn bad_template_id() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "Invalid templateId.",
+        "templateId must be a template's id, as POST /api/templates answered it.",
+    )
+    .field("templateId")
+}
+
 fn template_error(e: TemplateError) -> ApiError {
     match e {
         TemplateError::TooMany { .. } => {
@@ -289,12 +298,7 @@ pub(super) async fn resolve(
         "A submission with a templateId",
     )?;
     let Some(id) = obj.get("templateId").and_then(Value::as_str) else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Invalid templateId.",
-            "templateId must be a template's id, as POST /api/templates answered it.",
-        )
-        .field("templateId"));
+        return Err(bad_template_id());
     };
     let values = merge_values(obj.get("mergeFields"), "mergeFields")?;
     let template = owned(state, caller, id).await?;
@@ -391,21 +395,7 @@ async fn list_templates(
     Extension(caller): Extension<Caller>,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TemplateList>, ApiError> {
-    let limit = match query {
-        Ok(q) => q.0.limit.unwrap_or(20),
-        Err(_) => 0,
-    };
-    if !(1..=super::jobs::MAX_LIST_LIMIT).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Invalid limit.",
-            format!(
-                "limit must be a whole number from 1 to {}.",
-                super::jobs::MAX_LIST_LIMIT
-            ),
-        )
-        .field("limit"));
-    }
+    let limit = super::jobs::list_limit(query.map(|q| q.0.limit))?;
     let owner = caller.key_id.clone();
     let (templates, total) = call(&state, |reply| TemplateMsg::List {
         owner,
@@ -517,14 +507,7 @@ async fn batch(
                 check_template(&state, spec, "spec")?;
                 spec.clone()
             }
-            (Some(_), None) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid templateId.",
-                    "templateId must be a template's id, as POST /api/templates answered it.",
-                )
-                .field("templateId"))
-            }
+            (Some(_), None) => return Err(bad_template_id()),
             _ => return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "Template required.",
