@@ -568,10 +568,11 @@ pub(super) fn list_limit<E>(query: Result<Option<usize>, E>) -> Result<usize, Ap
     })
 }
 
-/// `?limit=` of `GET /api/jobs`.
+/// `?limit=` of `GET /api/jobs` and `GET /api/templates`.
 #[derive(Debug, serde::Deserialize)]
-struct ListQuery {
-    limit: Option<usize>,
+pub(super) struct ListQuery {
+    /// How many to list.
+    pub(super) limit: Option<usize>,
 }
 
 /// The most jobs `GET /api/jobs` lists at once.

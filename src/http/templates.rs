@@ -376,12 +376,6 @@ async fn create_template(
     Ok(res)
 }
 
-/// `?limit=` of `GET /api/templates`.
-#[derive(Debug, serde::Deserialize)]
-struct ListQuery {
-    limit: Option<usize>,
-}
-
 /// The caller's templates, newest first (20 unless `limit` says otherwise, at most 100), without
 /// their specs, and how many there are in all.
 #[utoipa::path(get, path = "/api/templates", tag = "templates",
@@ -393,7 +387,10 @@ struct ListQuery {
 async fn list_templates(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<
+        axum::extract::Query<super::jobs::ListQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
 ) -> Result<Json<TemplateList>, ApiError> {
     let limit = super::jobs::list_limit(query.map(|q| q.0.limit))?;
     let owner = caller.key_id.clone();
