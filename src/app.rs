@@ -64,6 +64,7 @@ pub fn render_settings(config: &Config, ssrf: Arc<vidbuilder_net::SsrfGuard>) ->
         images: vidbuilder_render::image::ImageSettings {
             assets_dir: Some(config.assets_dir()),
             max_bytes: i.max_bytes,
+            max_video_bytes: i.max_video_bytes,
             timeout: Duration::from_secs(i.timeout_secs.max(1)),
             connect_timeout: Duration::from_secs(i.connect_timeout_secs.max(1)),
             max_redirects: i.max_redirects,
@@ -175,10 +176,12 @@ impl Server {
         let (changes, _) = tokio::sync::broadcast::channel(4096);
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
         let (stats_tx, stats) = tokio::sync::watch::channel(Default::default());
-        let renderer = RenderPort::new(FfmpegRenderer::new(
-            catalog.clone(),
-            render_settings(&config, ssrf.clone()),
+        let settings = render_settings(&config, ssrf.clone());
+        let media = Arc::new(vidbuilder_render::video::AssetProber::new(
+            settings.images.clone(),
+            &settings.ffmpeg,
         ));
+        let renderer = RenderPort::new(FfmpegRenderer::new(catalog.clone(), settings));
         let mut s3_probe: Option<Arc<S3Uploader>> = None;
         let uploader: Option<(Arc<dyn Uploader>, UploadSettings)> = if config.s3.enabled() {
             let s3 = Arc::new(S3Uploader::new(&config.s3).await?);
@@ -248,6 +251,7 @@ impl Server {
             tracks: Arc::new(catalog.tracks()),
             ffmpeg_version: Arc::new(ffmpeg_version),
             ssrf,
+            media,
             auth: api_keys,
             signing,
             max_json_depth: config.limits.max_json_depth,

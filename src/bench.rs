@@ -35,7 +35,7 @@ use crate::app::{render_settings, validation_context};
 use crate::{Config, Error};
 use vidbuilder_domain::spec::{FrameRate, Quality};
 use vidbuilder_render::ffmpeg::{ffmpeg_args, EncodeParams};
-use vidbuilder_render::image::{prefetch, Images};
+use vidbuilder_render::image::Images;
 use vidbuilder_render::paint::yuv420p_len;
 use vidbuilder_render::{
     check_ffmpeg, render_with_stats, render_yuv_frames, Catalog, RenderSettings, RenderStats,
@@ -462,6 +462,7 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
             frames,
             frame_rate: FrameRate::Constant,
             audio: audio.clone(),
+            clips: Vec::new(),
             out,
         };
         outputs.push((params, yuv));
@@ -658,7 +659,7 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
     let mut results = Vec::new();
     let outcome = (|| -> Result<(), Error> {
         for (name, spec) in specs {
-            let images = rt.block_on(prefetch(&spec, &settings.images))?;
+            let images = rt.block_on(vidbuilder_render::prefetch_media(&spec, &settings))?;
             results.push(run_case(&bench, &name, spec, &images)?);
         }
         Ok(())

@@ -231,6 +231,8 @@ pub struct ImagesConfig {
     pub assets_dir: String,
     /// `images.max_bytes`: largest image file or download, in bytes.
     pub max_bytes: u64,
+    /// `images.max_video_bytes`: largest video clip file or download, in bytes.
+    pub max_video_bytes: u64,
     /// `images.timeout_secs`: an image URL fetch (connect, answer and body) must finish within this many seconds.
     pub timeout_secs: u64,
     /// `images.connect_timeout_secs`: connect timeout of an image URL fetch, in seconds.

@@ -574,15 +574,12 @@ fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Resu
         .progress_chars("=> "),
     );
     let started = Instant::now();
-    // Images (assets and URLs) are loaded before the first frame, as the server does.
+    // Images and videos (assets and URLs) are loaded before the first frame, as the server does.
     let images = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::io("starting the runtime"))?
-        .block_on(vidbuilder_render::image::prefetch(
-            &req.spec,
-            &settings.images,
-        ))?;
+        .block_on(vidbuilder_render::prefetch_media(&req.spec, &settings))?;
     let cancel = CancellationToken::new();
     let result = render_blocking(
         &catalog,

@@ -294,7 +294,10 @@ impl<'a> Composer<'a> {
             drawer.draw(c, t);
             over.draw(c);
         });
-        Ok(())
+        match drawer.failure() {
+            Some(why) => Err(RenderError::Image(format!("scenes[{i}]: {why}"))),
+            None => Ok(()),
+        }
     }
 
     fn prepare(

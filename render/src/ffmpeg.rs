@@ -37,7 +37,7 @@ fn not_found(ffmpeg: &Path) -> RenderError {
     RenderError::FfmpegNotFound(ffmpeg.display().to_string())
 }
 
-fn spawn_error(ffmpeg: &Path, e: std::io::Error) -> RenderError {
+pub(crate) fn spawn_error(ffmpeg: &Path, e: std::io::Error) -> RenderError {
     match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => not_found(ffmpeg),
         _ => RenderError::Io(format!("starting {}", ffmpeg.display()), e),
@@ -174,6 +174,95 @@ pub fn music_filter(audio: &AudioInput, secs: f64) -> String {
     )
 }
 
+/// A video clip's sound in the mix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipAudio {
+    /// The clip's file.
+    pub path: PathBuf,
+    /// Where in the video it starts, in seconds.
+    pub at: f64,
+    /// How long it may last in the video (its scene), in seconds.
+    pub length: f64,
+    /// The part of the source played, in source seconds.
+    pub trim: (f64, f64),
+    /// Playback rate (the pitch is kept).
+    pub speed: f64,
+    /// Linear gain.
+    pub volume: f32,
+    /// Start again at the end instead of stopping.
+    pub looped: bool,
+}
+
+/// `atempo` steps making `speed` (each step is limited to 0.5–2).
+fn atempo(speed: f64) -> String {
+    let mut rest = speed;
+    let mut steps = Vec::new();
+    while rest > 2.0 + 1e-9 {
+        steps.push(2.0);
+        rest /= 2.0;
+    }
+    while rest < 0.5 - 1e-9 {
+        steps.push(0.5);
+        rest /= 0.5;
+    }
+    if (rest - 1.0).abs() > 1e-9 {
+        steps.push(rest);
+    }
+    steps.iter().map(|s| format!(",atempo={s:.6}")).collect()
+}
+
+/// The filter chain of clip sound `c` read from input `input`, labelled `[c<k>]`: trimmed,
+/// looped when asked, sped up or down, cut to its scene, scaled and moved to its start.
+pub fn clip_filter(c: &ClipAudio, input: usize, k: usize) -> String {
+    let (s, e) = c.trim;
+    let looped = if c.looped {
+        format!(
+            ",aloop=loop=-1:size={}",
+            ((e - s) * 48_000.0).ceil().max(1.0) as u64
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "[{input}:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,\
+         atrim=start={s:.6}:end={e:.6},asetpts=PTS-STARTPTS{looped}{tempo},\
+         atrim=duration={len:.6},volume={vol:.5},adelay=delays={ms}:all=1[c{k}]",
+        tempo = atempo(c.speed),
+        len = c.length.max(0.0),
+        vol = c.volume.clamp(0.0, 4.0),
+        ms = (c.at.max(0.0) * 1000.0).round() as u64,
+    )
+}
+
+/// The whole audio graph for a video of `secs` seconds: the music (input 1, see
+/// [`music_filter`]) and the clips' sounds (the inputs after it) mixed, unscaled, into one
+/// stereo stream `[aout]` exactly `secs` long; `None` without any sound.
+pub fn audio_graph(music: Option<&AudioInput>, clips: &[ClipAudio], secs: f64) -> Option<String> {
+    if clips.is_empty() {
+        return music.map(|m| music_filter(m, secs));
+    }
+    let mut parts = Vec::new();
+    let mut labels = String::new();
+    let first = if let Some(m) = music {
+        parts.push(music_filter(m, secs).replace("[aout]", "[music]"));
+        labels.push_str("[music]");
+        2
+    } else {
+        1
+    };
+    for (k, c) in clips.iter().enumerate() {
+        parts.push(clip_filter(c, first + k, k));
+        labels.push_str(&format!("[c{k}]"));
+    }
+    let n = clips.len() + music.is_some() as usize;
+    // A mix of loud clips could clip: limited like loud music.
+    parts.push(format!(
+        "{labels}amix=inputs={n}:duration=longest:dropout_transition=0:normalize=0,\
+         alimiter=limit=0.97:level=disabled,apad,atrim=duration={secs:.6}[aout]"
+    ));
+    Some(parts.join(";"))
+}
+
 /// What to encode.
 #[derive(Debug, Clone)]
 pub struct EncodeParams<'a> {
@@ -193,8 +282,10 @@ pub struct EncodeParams<'a> {
     pub frames: u64,
     /// Constant: every frame is encoded; variable: repeats are held back (see the module docs).
     pub frame_rate: FrameRate,
-    /// Background music; `None`: a silent video without an audio track.
+    /// Background music; `None`: no music.
     pub audio: Option<AudioInput>,
+    /// Video clips' sounds; with neither these nor music the video has no audio track.
+    pub clips: Vec<ClipAudio>,
     /// The MP4 file to write.
     pub out: &'a Path,
 }
@@ -232,7 +323,16 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
             "-i".into(),
         ]);
         a.push(audio.path.display().to_string());
-        a.extend(["-filter_complex".into(), music_filter(audio, secs)]);
+    }
+    for c in &p.clips {
+        for s in crate::video::safe_input() {
+            a.push(s.into());
+        }
+        a.extend(["-vn".into(), "-i".into(), c.path.display().to_string()]);
+    }
+    let graph = audio_graph(p.audio.as_ref(), &p.clips, secs);
+    if let Some(graph) = &graph {
+        a.extend(["-filter_complex".into(), graph.clone()]);
         a.extend(["-map".into(), "0:v".into(), "-map".into(), "[aout]".into()]);
     } else {
         a.extend(["-map".into(), "0:v".into()]);
@@ -278,7 +378,7 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     }
     // No `-frames:v`: the pipe carries exactly `frames` frames, and in ffmpeg ≤ 6 reaching a
     // stream's frame limit closes every stream of the file, cutting the music short.
-    if p.audio.is_some() {
+    if graph.is_some() {
         for s in ["-c:a", "aac", "-b:a", "160k", "-ar", "48000"] {
             a.push(s.into());
         }

@@ -511,6 +511,27 @@ impl Canvas<'_> {
     }
 }
 
+impl Canvas<'_> {
+    /// Draw a decoded video frame of the canvas's own size at the origin: copied as it is when
+    /// `opaque` (every pixel opaque), composited otherwise. `id` identifies its pixels (frames
+    /// with equal ids are equal), since the buffer holding them is reused for the next frame.
+    pub fn video_frame(&mut self, frame: &Pixmap, opaque: bool, id: u64) {
+        if frame.width() as usize != self.w || frame.height() as usize != self.h {
+            return;
+        }
+        self.identify(id);
+        if !opaque {
+            self.layer(frame, 0.0, 0.0, 1.0);
+            return;
+        }
+        self.mark(0.0, 0.0, self.w as f32, self.h as f32);
+        self.sign(&[9, self.w as u64, self.h as u64]);
+        if !self.dry {
+            self.data.copy_from_slice(frame.data());
+        }
+    }
+}
+
 /// Whether every pixel of `p` is opaque (then [`Canvas::image_scaled`] may overwrite).
 pub fn is_opaque(p: &Pixmap) -> bool {
     p.data().chunks_exact(4).all(|px| px[3] == 255)

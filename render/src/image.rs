@@ -36,8 +36,10 @@ use vidbuilder_net::{guarded_client, refusal_in, SsrfGuard};
 pub struct ImageSettings {
     /// The directory `ImageSource::Asset` paths are relative to; `None`: assets are refused.
     pub assets_dir: Option<PathBuf>,
-    /// Largest file or download, in bytes.
+    /// Largest image file or download, in bytes.
     pub max_bytes: u64,
+    /// Largest video file or download, in bytes.
+    pub max_video_bytes: u64,
     /// Whole fetch (connect, headers and body).
     pub timeout: Duration,
     /// Connect timeout of a fetch.
@@ -116,10 +118,11 @@ pub fn draw_limit(spec: &VideoSpec) -> u32 {
     (long as f32 * 1.1).ceil() as u32
 }
 
-/// The decoded images of one spec, by source.
+/// The decoded images of one spec, by source, and its video sources (probed, and on local disk).
 #[derive(Clone, Default)]
 pub struct Images {
     map: HashMap<ImageSource, Arc<Pixmap>>,
+    videos: HashMap<ImageSource, Arc<crate::video::VideoSource>>,
 }
 
 impl std::fmt::Debug for Images {
@@ -150,6 +153,21 @@ impl Images {
         self.map.is_empty()
     }
 
+    /// Adds (or replaces) the video source of `src`.
+    pub fn insert_video(&mut self, src: ImageSource, video: Arc<crate::video::VideoSource>) {
+        self.videos.insert(src, video);
+    }
+
+    /// The video source of `src`; an error if it was not loaded (not prefetched).
+    pub fn video(&self, src: &ImageSource) -> Result<&Arc<crate::video::VideoSource>, RenderError> {
+        self.videos.get(src).ok_or_else(|| {
+            RenderError::Image(format!(
+                "video {} was not loaded before rendering",
+                src.as_str()
+            ))
+        })
+    }
+
     /// The decoded image of `src`; an error if it was not loaded (not prefetched).
     pub fn get(&self, src: &ImageSource) -> Result<&Pixmap, RenderError> {
         self.map.get(src).map(|p| p.as_ref()).ok_or_else(|| {
@@ -171,21 +189,21 @@ pub struct ImageError {
 }
 
 impl ImageError {
-    fn fetch(reason: impl Into<String>) -> ImageError {
+    pub(crate) fn fetch(reason: impl Into<String>) -> ImageError {
         ImageError {
             step: "fetched",
             reason: reason.into(),
         }
     }
 
-    fn read(reason: impl Into<String>) -> ImageError {
+    pub(crate) fn read(reason: impl Into<String>) -> ImageError {
         ImageError {
             step: "read",
             reason: reason.into(),
         }
     }
 
-    fn decode(reason: impl Into<String>) -> ImageError {
+    pub(crate) fn decode(reason: impl Into<String>) -> ImageError {
         ImageError {
             step: "decoded",
             reason: reason.into(),
@@ -263,6 +281,50 @@ pub async fn fetch(
     settings: &ImageSettings,
     url: &str,
 ) -> Result<Vec<u8>, ImageError> {
+    let mut res = open_url(
+        client,
+        settings,
+        url,
+        "image/png, image/jpeg, image/webp, image/gif",
+        &|t| IMAGE_TYPES.contains(&t),
+        "image/png, image/jpeg, image/webp or image/gif",
+        settings.max_bytes,
+    )
+    .await?;
+    let max = settings.max_bytes;
+    let mut body = Vec::new();
+    while let Some(chunk) = next_chunk(&mut res, settings).await? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(ImageError::fetch(format!("larger than {max} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The next piece of a body opened by [`open_url`].
+pub(crate) async fn next_chunk(
+    res: &mut reqwest::Response,
+    settings: &ImageSettings,
+) -> Result<Option<bytes::Bytes>, ImageError> {
+    res.chunk()
+        .await
+        .map_err(|e| ImageError::fetch(describe(&e, settings)))
+}
+
+/// Start fetching `url` under the limits of `settings` (scheme, SSRF guard, per-host limit,
+/// status): a response whose content type passes `type_ok` (`types` names the accepted ones in
+/// errors) and that does not announce more than `max` bytes. The caller reads the body,
+/// enforcing `max` as it goes.
+pub(crate) async fn open_url(
+    client: &reqwest::Client,
+    settings: &ImageSettings,
+    url: &str,
+    accept: &str,
+    type_ok: &(dyn Fn(&str) -> bool + Sync),
+    types: &str,
+    max: u64,
+) -> Result<reqwest::Response, ImageError> {
     let parsed =
         url::Url::parse(url).map_err(|e| ImageError::fetch(format!("invalid URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -277,12 +339,9 @@ pub async fn fetch(
         .hosts
         .acquire(parsed.host_str().unwrap_or_default())
         .await;
-    let mut res = client
+    let res = client
         .get(parsed)
-        .header(
-            reqwest::header::ACCEPT,
-            "image/png, image/jpeg, image/webp, image/gif",
-        )
+        .header(reqwest::header::ACCEPT, accept)
         .send()
         .await
         .map_err(|e| ImageError::fetch(describe(&e, settings)))?;
@@ -302,36 +361,44 @@ pub async fn fetch(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    if !IMAGE_TYPES.contains(&ctype.as_str()) {
+    if !type_ok(&ctype) {
         let shown = if ctype.is_empty() {
             "none".to_string()
         } else {
             format!("'{ctype}'")
         };
         return Err(ImageError::fetch(format!(
-            "content type {shown} is not image/png, image/jpeg, image/webp or image/gif"
+            "content type {shown} is not {types}"
         )));
     }
-    let max = settings.max_bytes;
     if res.content_length().is_some_and(|n| n > max) {
         return Err(ImageError::fetch(format!("larger than {max} bytes")));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = res
-        .chunk()
-        .await
-        .map_err(|e| ImageError::fetch(describe(&e, settings)))?
-    {
-        if (body.len() + chunk.len()) as u64 > max {
-            return Err(ImageError::fetch(format!("larger than {max} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    Ok(res)
 }
 
 /// Read an asset: `rel` must stay inside the assets directory once every symlink is resolved.
 pub fn read_asset(settings: &ImageSettings, rel: &str) -> Result<Vec<u8>, ImageError> {
+    let (full, len) = asset_file(settings, rel, settings.max_bytes)?;
+    let max = settings.max_bytes;
+    let file = std::fs::File::open(&full).map_err(|e| ImageError::read(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ImageError::read(e.to_string()))?;
+    if bytes.len() as u64 > max {
+        return Err(ImageError::read(format!("larger than {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// The canonical path of the asset `rel` and its size: `rel` must stay inside the assets
+/// directory once every symlink is resolved, and name a file of at most `max` bytes.
+pub fn asset_file(
+    settings: &ImageSettings,
+    rel: &str,
+    max: u64,
+) -> Result<(PathBuf, u64), ImageError> {
     let dir = settings
         .assets_dir
         .as_ref()
@@ -364,25 +431,14 @@ pub fn read_asset(settings: &ImageSettings, rel: &str) -> Result<Vec<u8>, ImageE
             "the path leads outside the assets directory",
         ));
     }
-    let file = std::fs::File::open(&full).map_err(|e| ImageError::read(e.to_string()))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| ImageError::read(e.to_string()))?;
+    let meta = std::fs::metadata(&full).map_err(|e| ImageError::read(e.to_string()))?;
     if !meta.is_file() {
         return Err(ImageError::read("not a file"));
     }
-    let max = settings.max_bytes;
     if meta.len() > max {
         return Err(ImageError::read(format!("larger than {max} bytes")));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ImageError::read(e.to_string()))?;
-    if bytes.len() as u64 > max {
-        return Err(ImageError::read(format!("larger than {max} bytes")));
-    }
-    Ok(bytes)
+    Ok((full, meta.len()))
 }
 
 /// Decode PNG, JPEG (EXIF orientation applied), WebP or GIF (its first frame) into a

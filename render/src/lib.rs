@@ -27,6 +27,7 @@ pub mod scene;
 pub mod text;
 pub mod theme;
 pub mod transition;
+pub mod video;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -183,6 +184,40 @@ impl Drop for TempFiles {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// The sounds of `spec`'s clips in the mix: every clip that has sound and is not muted, from
+/// where its scene comes into view for as long as the scene is on screen (as its picture).
+fn clip_sounds(
+    spec: &VideoSpec,
+    timeline: &Timeline,
+    images: &image::Images,
+) -> Result<Vec<ffmpeg::ClipAudio>, RenderError> {
+    let fps = spec.fps as f64;
+    let mut out = Vec::new();
+    for (_, i, clip) in spec.videos() {
+        if clip.muted || clip.volume <= 0.0 {
+            continue;
+        }
+        let src = images.video(&clip.src)?;
+        if !src.probe.audio {
+            continue;
+        }
+        let (start, end) = timeline.span(i);
+        out.push(ffmpeg::ClipAudio {
+            path: src.path.clone(),
+            at: start as f64 / fps,
+            length: (end - start) as f64 / fps,
+            trim: (
+                clip.trim_start,
+                clip.trim_end.unwrap_or(f64::MAX).min(src.probe.duration),
+            ),
+            speed: clip.speed,
+            volume: clip.volume,
+            looped: clip.looped,
+        });
+    }
+    Ok(out)
 }
 
 fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
@@ -350,6 +385,7 @@ pub fn render_with_stats(
     }
 
     let timeline = Timeline::new(spec, theme);
+    let clips = clip_sounds(spec, &timeline, images)?;
     let mut lanes = Vec::with_capacity(plans.len());
     for (frame, stem) in &plans {
         let enc = Encoder::spawn(&EncodeParams {
@@ -362,6 +398,7 @@ pub fn render_with_stats(
             frames,
             frame_rate: spec.frame_rate,
             audio: audio.clone(),
+            clips: clips.clone(),
             out: &partial(stem, "mp4"),
         })?;
         lanes.push(Lane {
@@ -542,6 +579,25 @@ pub fn render_still(
     Ok(buf.pixmap)
 }
 
+/// Every image and video source of `spec`, fetched (or read) and checked before any frame is
+/// drawn: images decoded ([`image::prefetch`]), videos made local and probed
+/// ([`video::prefetch`]). The first that cannot be used fails the lot, naming its field.
+pub async fn prefetch_media(
+    spec: &VideoSpec,
+    settings: &RenderSettings,
+) -> Result<image::Images, RenderError> {
+    let mut images = image::prefetch(spec, &settings.images).await?;
+    video::prefetch(
+        spec,
+        &settings.images,
+        &settings.ffmpeg,
+        &settings.work_dir,
+        &mut images,
+    )
+    .await?;
+    Ok(images)
+}
+
 /// The renderer the actors drive (through the server's `Renderer` port): runs
 /// [`render_blocking`] on tokio's blocking pool.
 pub struct FfmpegRenderer {
@@ -578,9 +634,9 @@ impl FfmpegRenderer {
     ) -> Result<RenderOutput, RenderError> {
         let catalog = self.catalog.clone();
         let settings = self.settings.clone();
-        // Every image once, concurrently, before any frame: a missing one fails the job early.
+        // Every image and video once, before any frame: a missing one fails the job early.
         let images = tokio::select! {
-            r = image::prefetch(&req.spec, &settings.images) => match r {
+            r = prefetch_media(&req.spec, &settings) => match r {
                 Ok(images) => images,
                 Err(e) => return Err(e),
             },

@@ -172,7 +172,8 @@ pub fn scene_background(
         Rgb::parse(c).ok_or_else(|| RenderError::InvalidSpec(format!("'{c}' is not a colour")))
     };
     match bg {
-        None => Ok(background(theme, w, h)),
+        // a video background covers the frame: the theme's shows only before its first frame
+        None | Some(Background::Video { .. }) => Ok(background(theme, w, h)),
         Some(Background::Color { color }) => Ok(plain(vec![colour(color)?], 0.0)),
         Some(Background::Gradient { colors, angle }) => {
             let stops = colors

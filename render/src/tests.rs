@@ -51,6 +51,7 @@ pub(super) fn image_settings() -> image::ImageSettings {
     image::ImageSettings {
         assets_dir: None,
         max_bytes: int("max_bytes"),
+        max_video_bytes: int("max_video_bytes"),
         timeout: std::time::Duration::from_secs(int("timeout_secs")),
         connect_timeout: std::time::Duration::from_secs(int("connect_timeout_secs")),
         max_redirects: int("max_redirects") as usize,

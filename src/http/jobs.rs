@@ -210,10 +210,13 @@ pub(super) fn webhook_url(body: &Value, state: &AppState) -> Result<Option<Strin
     }
 }
 
-/// Image URLs in the spec: refused at submission when the SSRF guard can tell from the URL alone
-/// (IP literals in refused ranges, `localhost`); names resolved later are checked again at fetch.
+/// Image and video URLs in the spec: refused at submission when the SSRF guard can tell from the
+/// URL alone (IP literals in refused ranges, `localhost`); names resolved later are checked again
+/// at fetch.
 pub(super) fn check_image_urls(spec: &VideoSpec, guard: &SsrfGuard) -> Result<(), ApiError> {
-    for (field, src) in spec.images() {
+    let mut sources = spec.images();
+    sources.extend(spec.videos().into_iter().map(|(f, _, c)| (f, &c.src)));
+    for (field, src) in sources {
         let ImageSource::Url(raw) = src else { continue };
         let bad = |why: String| {
             ApiError::new(
@@ -232,12 +235,25 @@ pub(super) fn check_image_urls(spec: &VideoSpec, guard: &SsrfGuard) -> Result<()
             .ok_or_else(|| bad("must be a valid http(s) URL".into()))?;
         guard.check_url(&url).map_err(|why| {
             bad(format!(
-                "this server does not fetch images from internal addresses: {}",
+                "this server does not fetch media from internal addresses: {}",
                 why.public()
             ))
         })?;
     }
     Ok(())
+}
+
+/// The spec's asset videos, probed: a missing or unreadable one (or a trim past its end) is a
+/// `400` naming the field.
+pub(super) async fn check_videos(spec: &VideoSpec, state: &AppState) -> Result<(), ApiError> {
+    state.media.check(spec).await.map_err(|(field, why)| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid video spec.",
+            format!("{field}: {why}"),
+        )
+        .field(&field)
+    })
 }
 
 fn invalid_webhook(received: Value) -> ApiError {
@@ -266,6 +282,7 @@ async fn submit(
         .field(&e.field)
     })?;
     check_image_urls(&spec, &state.ssrf)?;
+    check_videos(&spec, state).await?;
     let request = SubmitRequest {
         spec,
         webhook_url,

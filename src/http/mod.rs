@@ -49,6 +49,8 @@ pub struct AppState {
     pub ffmpeg_version: Arc<String>,
     /// Checks webhook URLs at submission.
     pub ssrf: Arc<vidbuilder_net::SsrfGuard>,
+    /// Probes a spec's asset videos at submission.
+    pub media: Arc<vidbuilder_render::video::AssetProber>,
 
     /// API keys (empty: open).
     pub auth: Arc<auth::ApiKeys>,

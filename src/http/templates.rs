@@ -26,7 +26,9 @@ use vidbuilder_domain::validate_spec;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::jobs::{check_image_urls, idempotency, parse_body, submit_error, webhook_url};
+use super::jobs::{
+    check_image_urls, check_videos, idempotency, parse_body, submit_error, webhook_url,
+};
 use super::openapi::ErrorBody;
 use super::AppState;
 
@@ -553,6 +555,9 @@ async fn batch(
             .field(&at)
         })?;
         check_image_urls(&spec, &state.ssrf).map_err(|e| e.field(&at))?;
+        check_videos(&spec, &state)
+            .await
+            .map_err(|e| e.field(&at))?;
         requests.push(SubmitRequest {
             spec,
             webhook_url: hook.clone(),

@@ -16,4 +16,5 @@ mod s3_jobs;
 mod schema;
 mod studio;
 mod templates;
+mod videos;
 mod webhooks;

@@ -169,7 +169,7 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_local() {
             .as_array()
             .unwrap()
             .len(),
-        9
+        vidbuilder_domain::spec::SCENE_TYPES.len()
     );
     // A spec with its webhook URL, or a stored template with its merge fields.
     assert_eq!(

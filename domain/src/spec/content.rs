@@ -4,16 +4,18 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::video::VideoClip;
 use super::{err, SpecError, ValidationContext};
 
 /// Every scene type, in the order the docs list them.
-pub const SCENE_TYPES: [&str; 9] = [
+pub const SCENE_TYPES: [&str; 10] = [
     "hero-title",
     "text",
     "bullet-list",
     "stats",
     "quote",
     "image",
+    "video",
     "split",
     "call-to-action",
     "logo-outro",
@@ -135,6 +137,14 @@ pub enum SceneContent {
         /// `kenBurns`: the slow zoom (default true).
         ken_burns: bool,
     },
+    /// A video clip filling the frame (cover or contain), with its sound mixed in unless muted,
+    /// and an optional caption.
+    Video {
+        /// The clip: `src`, `trim`, `fit`, `speed`, `muted`, `volume`, `loop`.
+        clip: VideoClip,
+        /// `caption`: text on a band at the bottom of the frame.
+        caption: Option<String>,
+    },
     /// Text beside an image (above it in portrait).
     Split {
         /// `heading`: at least one of `heading` and `body` is given.
@@ -178,6 +188,7 @@ impl SceneContent {
             SceneContent::Stats { .. } => "stats",
             SceneContent::Quote { .. } => "quote",
             SceneContent::Image { .. } => "image",
+            SceneContent::Video { .. } => "video",
             SceneContent::Split { .. } => "split",
             SceneContent::CallToAction { .. } => "call-to-action",
             SceneContent::LogoOutro { .. } => "logo-outro",
@@ -316,6 +327,24 @@ pub(super) fn image_source(
     field: &str,
     ctx: &ValidationContext,
 ) -> Result<ImageSource, SpecError> {
+    media_source(
+        v,
+        field,
+        ctx,
+        &["png", "jpg", "jpeg", "webp", "gif"],
+        "image",
+    )
+}
+
+/// A media reference: an http(s) URL, or a relative path under the assets directory whose name
+/// ends in one of `exts` (`what` names the kind of file in errors).
+pub(super) fn media_source(
+    v: &Value,
+    field: &str,
+    ctx: &ValidationContext,
+    exts: &[&str],
+    what: &str,
+) -> Result<ImageSource, SpecError> {
     let s = match v {
         Value::String(s) if !s.trim().is_empty() => s.trim(),
         Value::String(_) => return err(field, "must not be empty"),
@@ -357,8 +386,13 @@ pub(super) fn image_source(
         );
     }
     let ext = lower.rsplit('.').next().unwrap_or("");
-    if !matches!(ext, "png" | "jpg" | "jpeg" | "webp" | "gif") || !lower.contains('.') {
-        return err(field, "must name a .png, .jpg, .jpeg, .webp or .gif file");
+    if !exts.contains(&ext) || !lower.contains('.') {
+        let list = exts
+            .iter()
+            .map(|e| format!(".{e}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return err(field, format!("must name a {what} file ({list})"));
     }
     Ok(ImageSource::Asset(s.to_string()))
 }
@@ -467,6 +501,10 @@ pub(super) fn content(
             fit: f.choice("fit", &FITS)?,
             caption: f.text("caption", false)?,
             ken_burns: f.flag("kenBurns", true)?,
+        },
+        "video" => SceneContent::Video {
+            clip: super::video::clip(obj, &f.at, "src", false, ctx)?,
+            caption: f.text("caption", false)?,
         },
         "split" => {
             let heading = f.text("heading", false)?;

@@ -13,6 +13,7 @@ mod captions;
 mod content;
 pub mod schema;
 mod style;
+mod video;
 mod watermark;
 
 pub use captions::{vtt_time, Captions, Cue, Word, MAX_CUES, MAX_CUE_CHARS, MAX_CUE_WORDS};
@@ -23,6 +24,9 @@ pub use content::{
 pub use style::{
     parse_color, Background, Direction, Transition, TransitionKind, DEFAULT_TRANSITION_SECONDS,
     MAX_TRANSITION_SECONDS,
+};
+pub use video::{
+    VideoClip, MAX_CLIP_VOLUME, MAX_SPEED, MAX_TRIM_SECONDS, MIN_SPEED, VIDEO_EXTENSIONS,
 };
 pub use watermark::{
     Watermark, WatermarkPosition, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE,
@@ -200,6 +204,21 @@ impl VideoSpec {
         }
         if let Some(w) = &self.watermark {
             out.push(("watermark.src".to_string(), &w.src));
+        }
+        out
+    }
+
+    /// Every video clip the video uses, with the JSON path of the field naming its source and
+    /// the scene it plays in.
+    pub fn videos(&self) -> Vec<(String, usize, &VideoClip)> {
+        let mut out = Vec::new();
+        for (i, scene) in self.scenes.iter().enumerate() {
+            if let SceneContent::Video { clip, .. } = &scene.content {
+                out.push((format!("scenes[{i}].content.src"), i, clip));
+            }
+            if let Some(Background::Video { clip, .. }) = &scene.background {
+                out.push((format!("scenes[{i}].background.video"), i, clip));
+            }
         }
         out
     }
@@ -623,6 +642,9 @@ mod tests {
                  "background": {"color": "#abc"}},
                 {"type": "image", "duration": 3, "content": {"src": "https://example.com/a.png", "fit": "contain",
                  "caption": "Cap", "kenBurns": false}},
+                {"type": "video", "duration": 3, "content": {"src": "clips/a.mp4", "trim": {"start": 1, "end": 2.5},
+                 "speed": 1.5, "loop": true, "caption": "Clip"},
+                 "background": {"video": "https://example.com/bg.webm", "dim": 0.2}},
                 {"type": "split", "duration": 3, "content": {"heading": "S", "body": "B", "image": "photos/a.jpg",
                  "imageSide": "left", "fit": "cover"}, "background": {"image": "bg.webp", "dim": 0.5}},
                 {"type": "call-to-action", "duration": 3, "content": {"headline": "Go", "button": "Sign up",
@@ -698,6 +720,27 @@ mod tests {
         );
         assert_eq!(
             c(6),
+            SceneContent::Video {
+                clip: VideoClip {
+                    src: ImageSource::Asset("clips/a.mp4".into()),
+                    trim_start: 1.0,
+                    trim_end: Some(2.5),
+                    fit: Fit::Cover,
+                    speed: 1.5,
+                    muted: false,
+                    volume: 1.0,
+                    looped: true,
+                },
+                caption: Some("Clip".into())
+            }
+        );
+        assert!(matches!(
+            &spec.scenes[6].background,
+            Some(Background::Video { clip, dim }) if clip.muted && *dim == 0.2
+                && clip.src == ImageSource::Url("https://example.com/bg.webm".into())
+        ));
+        assert_eq!(
+            c(7),
             SceneContent::Split {
                 heading: Some("S".into()),
                 body: Some("B".into()),
@@ -707,7 +750,7 @@ mod tests {
             }
         );
         assert_eq!(
-            c(7),
+            c(8),
             SceneContent::CallToAction {
                 headline: "Go".into(),
                 button: "Sign up".into(),
@@ -715,7 +758,7 @@ mod tests {
             }
         );
         assert_eq!(
-            c(8),
+            c(9),
             SceneContent::LogoOutro {
                 logo: Some(ImageSource::Asset("logo.png".into())),
                 wordmark: Some("W".into()),
@@ -743,7 +786,7 @@ mod tests {
             })
         );
         assert_eq!(
-            spec.scenes[6].background,
+            spec.scenes[7].background,
             Some(Background::Image {
                 src: ImageSource::Asset("bg.webp".into()),
                 dim: 0.5
@@ -771,8 +814,16 @@ mod tests {
             tr(3).map(|t| (t.kind, t.duration)),
             Some((TransitionKind::Cut, 0.0))
         );
-        assert_eq!(tr(7).map(|t| t.direction), Some(Direction::Right));
+        assert_eq!(tr(8).map(|t| t.direction), Some(Direction::Right));
         assert_eq!(tr(5), None);
+        let videos: Vec<_> = spec.videos().into_iter().map(|(f, i, _)| (f, i)).collect();
+        assert_eq!(
+            videos,
+            [
+                ("scenes[6].content.src".to_string(), 6),
+                ("scenes[6].background.video".to_string(), 6)
+            ]
+        );
         // every image, with the field naming it
         let images: Vec<_> = spec
             .images()
@@ -783,9 +834,9 @@ mod tests {
             images,
             [
                 ("scenes[5].content.src", "https://example.com/a.png"),
-                ("scenes[6].content.image", "photos/a.jpg"),
-                ("scenes[6].background.image", "bg.webp"),
-                ("scenes[8].content.logo", "logo.png"),
+                ("scenes[7].content.image", "photos/a.jpg"),
+                ("scenes[7].background.image", "bg.webp"),
+                ("scenes[9].content.logo", "logo.png"),
             ]
             .map(|(f, s)| (f.to_string(), s.to_string()))
         );

@@ -15,18 +15,20 @@ use serde_json::{json, Map, Value};
 
 use super::content::{MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS, SCENE_TYPES};
 use super::style::{TransitionKind, MAX_TRANSITION_SECONDS};
+use super::video::{MAX_CLIP_VOLUME, MAX_SPEED, MAX_TRIM_SECONDS, MIN_SPEED};
 use super::{
     ValidationContext, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE, FPS_CHOICES, MAX_CUES,
     MAX_CUE_CHARS, MAX_CUE_WORDS, MAX_METADATA_BYTES, MIN_WATERMARK_SCALE,
 };
 
 /// What the server checks that the schema cannot express.
-pub const SERVER_ONLY_RULES: [&str; 6] = [
+pub const SERVER_ONLY_RULES: [&str; 7] = [
     "the sum of the scene durations is at most limits.max_total_seconds",
     "the work asked for (frames × pixels, the reel's too) is at most limits.max_work_megapixels",
     "every scene lasts at least one frame at the spec's fps",
     "metadata is at most 4096 bytes of compact JSON",
     "URLs do not point at internal addresses (SSRF guard), also when their names are resolved",
+    "a video clip's trim.end comes after its trim.start; a video in the assets directory is readable by ffmpeg and has a picture (probed at submission), a video URL when it is fetched",
     "captions give exactly one of srt, vtt and cues; SRT and WebVTT text parses; a cue ends after it starts and starts before the video ends; word timings are in order, within their cue and found in its text",
 ];
 
@@ -46,6 +48,65 @@ fn text(max: usize, required: bool, description: &str) -> Value {
     }
 }
 
+/// The fields of a video clip (`src_key` names its source; a background's `dim` is added when
+/// `dim`).
+fn clip_properties(src_key: &str, dim: bool) -> Map<String, Value> {
+    let num = |min: f64, max: f64, d: &str| json!({"anyOf": [{"type": "number", "minimum": min, "maximum": max}, {"type": "null"}], "description": d});
+    let flag = |d: &str| json!({"type": ["boolean", "null"], "description": d});
+    let mut p = Map::new();
+    p.insert(src_key.into(), json!({"$ref": "#/definitions/video"}));
+    p.insert(
+        "trim".into(),
+        json!({"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+            "start": num(0.0, MAX_TRIM_SECONDS, "Where the clip starts in the source, in seconds (default 0)."),
+            "end": num(0.0, MAX_TRIM_SECONDS, "Where it ends in the source (after start; default the source's end).")
+        }}], "description": "The part of the source to play."}),
+    );
+    p.insert(
+        "fit".into(),
+        json!({"anyOf": [{"enum": ["cover", "contain"]}, {"type": "null"}], "description": "cover (crop to fill, default) or contain (letterboxed)."}),
+    );
+    p.insert(
+        "speed".into(),
+        num(
+            MIN_SPEED,
+            MAX_SPEED,
+            "Playback rate (default 1); the sound keeps its pitch.",
+        ),
+    );
+    p.insert(
+        "volume".into(),
+        num(
+            0.0,
+            MAX_CLIP_VOLUME,
+            "Gain of the clip's sound (default 1).",
+        ),
+    );
+    p.insert(
+        "muted".into(),
+        flag(if dim {
+            "Leave the clip's sound out (default true for a background)."
+        } else {
+            "Leave the clip's sound out (default false)."
+        }),
+    );
+    p.insert(
+        "loop".into(),
+        flag("Start the clip again when it ends before the scene does (default: hold its last frame)."),
+    );
+    if dim {
+        p.insert(
+            "dim".into(),
+            num(
+                0.0,
+                1.0,
+                "How far the clip is blended towards the theme's background colour (default 0.35).",
+            ),
+        );
+    }
+    p
+}
+
 /// Named definitions the schema refers to with `#/definitions/<name>`.
 fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
     let l = &ctx.limits;
@@ -59,6 +120,18 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
             "anyOf": [
                 {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$"},
                 {"pattern": "^(?!.*://)(?![/~])(?!.*(^|/)\\.\\.(/|$))(?!.*//)[^\\\\:\\s]+\\.([Pp][Nn][Gg]|[Jj][Pp][Ee]?[Gg]|[Ww][Ee][Bb][Pp]|[Gg][Ii][Ff])$"}
+            ]
+        }),
+    );
+    d.insert(
+        "video".into(),
+        json!({
+            "description": "An http(s) URL, or a relative path of a .mp4, .m4v, .mov, .webm or .mkv file in the server's assets directory (no leading '/', no '..').",
+            "type": "string",
+            "maxLength": l.max_url_chars,
+            "anyOf": [
+                {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$"},
+                {"pattern": "^(?!.*://)(?![/~])(?!.*(^|/)\\.\\.(/|$))(?!.*//)[^\\\\:\\s]+\\.([Mm][Pp]4|[Mm]4[Vv]|[Mm][Oo][Vv]|[Ww][Ee][Bb][Mm]|[Mm][Kk][Vv])$"}
             ]
         }),
     );
@@ -89,7 +162,7 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
     d.insert(
         "background".into(),
         json!({
-            "description": "This scene's background instead of the theme's: a colour, or an object with color, gradient (2 to 4 colours, angle in degrees) or image (with dim 0..1).",
+            "description": "This scene's background instead of the theme's: a colour, or an object with color, gradient (2 to 4 colours, angle in degrees), image (with dim 0..1) or video (a clip covering the frame, muted by default, with dim 0..1).",
             "anyOf": [
                 {"type": "null"},
                 {"$ref": "#/definitions/color"},
@@ -101,7 +174,9 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
                 {"type": "object", "required": ["image"], "not": {"anyOf": [{"required": ["color"]}, {"required": ["gradient"]}]}, "properties": {
                     "image": {"$ref": "#/definitions/image"},
                     "dim": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]}
-                }}
+                }},
+                {"type": "object", "required": ["video"], "not": {"anyOf": [{"required": ["color"]}, {"required": ["gradient"]}, {"required": ["image"]}]},
+                 "properties": clip_properties("video", true)}
             ]
         }),
     );
@@ -113,6 +188,8 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
         "suffix": text(24, false, "Shown after the number, e.g. \"%\"."),
         "decimals": {"anyOf": [{"enum": [0, 1, 2, 3]}, {"type": "null"}]}
     }});
+    let mut video_props = clip_properties("src", false);
+    video_props.insert("caption".into(), text(t, false, "A caption over the clip."));
     let contents = [
         (
             "hero-title",
@@ -152,6 +229,10 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
             "fit": {"$ref": "#/definitions/fit"},
             "caption": text(t, false, "A caption over the image."),
             "kenBurns": {"type": ["boolean", "null"], "description": "A slow zoom and pan (default true)."}}}),
+        ),
+        (
+            "video",
+            json!({"required": ["src"], "properties": video_props}),
         ),
         (
             "split",

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::content::{image_source, ImageSource};
+use super::video::VideoClip;
 use super::{err, SpecError, ValidationContext};
 
 /// A scene's own background, replacing the theme's.
@@ -28,6 +29,14 @@ pub enum Background {
     Image {
         /// The image.
         src: ImageSource,
+        /// How far it is blended towards the theme's background colour, 0–1 (default 0.35).
+        dim: f32,
+    },
+    /// A video clip covering the frame (muted unless `muted: false`), blended towards the
+    /// theme's first background colour by `dim` like an image.
+    Video {
+        /// The clip (`video` names its source in the spec).
+        clip: VideoClip,
         /// How far it is blended towards the theme's background colour, 0–1 (default 0.35).
         dim: f32,
     },
@@ -211,21 +220,20 @@ pub(super) fn background(
     field: &str,
     ctx: &ValidationContext,
 ) -> Result<Option<Background>, SpecError> {
-    let o = match v {
-        Value::Null => return Ok(None),
-        Value::String(_) => {
-            return Ok(Some(Background::Color {
-                color: color(Some(v), field)?,
-            }))
-        }
-        Value::Object(o) => o,
-        _ => {
-            return err(
+    let o =
+        match v {
+            Value::Null => return Ok(None),
+            Value::String(_) => {
+                return Ok(Some(Background::Color {
+                    color: color(Some(v), field)?,
+                }))
+            }
+            Value::Object(o) => o,
+            _ => return err(
                 field,
-                "must be a colour \"#RRGGBB\" or an object with color, gradient or image",
-            )
-        }
-    };
+                "must be a colour \"#RRGGBB\" or an object with color, gradient, image or video",
+            ),
+        };
     if let Some(c) = o.get("color") {
         return Ok(Some(Background::Color {
             color: color(Some(c), &format!("{field}.color"))?,
@@ -256,19 +264,23 @@ pub(super) fn background(
         };
         return Ok(Some(Background::Gradient { colors, angle }));
     }
+    let dim = || match o.get("dim") {
+        None | Some(Value::Null) => Ok(0.35),
+        Some(d) => match d.as_f64() {
+            Some(d) if (0.0..=1.0).contains(&d) => Ok(d as f32),
+            _ => err(format!("{field}.dim"), "must be a number between 0 and 1"),
+        },
+    };
     if let Some(i) = o.get("image") {
         let src = image_source(i, &format!("{field}.image"), ctx)?;
-        let dim = match o.get("dim") {
-            None | Some(Value::Null) => 0.35,
-            Some(d) => match d.as_f64() {
-                Some(d) if (0.0..=1.0).contains(&d) => d as f32,
-                _ => return err(format!("{field}.dim"), "must be a number between 0 and 1"),
-            },
-        };
-        return Ok(Some(Background::Image { src, dim }));
+        return Ok(Some(Background::Image { src, dim: dim()? }));
+    }
+    if o.contains_key("video") {
+        let clip = super::video::clip(o, field, "video", true, ctx)?;
+        return Ok(Some(Background::Video { clip, dim: dim()? }));
     }
     err(
         field,
-        "must have one of color, gradient (with optional angle) or image (with optional dim)",
+        "must have one of color, gradient (with optional angle), image or video (with optional dim)",
     )
 }

@@ -175,6 +175,7 @@ async fn endless_server() -> SocketAddr {
 fn loopback_allowed() -> ImageSettings {
     ImageSettings {
         max_bytes: 200_000,
+        max_video_bytes: 2_000_000,
         timeout: Duration::from_millis(800),
         max_side: 100,
         max_pixels: 5_000,

@@ -16,6 +16,7 @@ mod quote;
 mod split;
 mod stats;
 mod text;
+mod video;
 
 use cosmic_text::{FontSystem, SwashCache};
 use tiny_skia::Pixmap;
@@ -117,11 +118,55 @@ pub trait SceneDraw: Send {
 
     /// Draws the scene's unchanging bottom layer (see [`SceneDraw::has_underlay`]).
     fn underlay(&self, _canvas: &mut Canvas) {}
+
+    /// Why drawing failed, if it did (a clip's decoder could not be started): the render fails
+    /// with it instead of showing a frame without the clip.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
-/// Prepare a scene for drawing. Fails only when an image the scene needs is not among the
-/// fetched ones (a pipeline bug, or a spec that was not prefetched).
+/// A decoder of `clip` for the frame of `ctx`, blended towards `dim`'s colour when given.
+fn clip_reader(
+    ctx: &SceneContext,
+    clip: &vidbuilder_domain::spec::VideoClip,
+    dim: Option<(Rgb, f32)>,
+) -> Result<crate::video::ClipReader, RenderError> {
+    Ok(crate::video::ClipReader::new(
+        ctx.images.video(&clip.src)?.clone(),
+        clip.clone(),
+        crate::video::ClipLook {
+            width: ctx.frame.width,
+            height: ctx.frame.height,
+            fps: ctx.fps,
+            dim,
+        },
+    ))
+}
+
+/// Prepare a scene for drawing, over its video background when it has one.
 pub fn prepare(
+    content: &SceneContent,
+    ctx: &mut SceneContext,
+) -> Result<Box<dyn SceneDraw>, RenderError> {
+    let under = match ctx.background {
+        Some(Background::Video { clip, dim }) => Some(clip_reader(
+            ctx,
+            clip,
+            Some((ctx.theme.palette.background[0], *dim)),
+        )?),
+        _ => None,
+    };
+    let scene = prepare_content(content, ctx)?;
+    Ok(match under {
+        Some(reader) => Box::new(video::OverClip::new(reader, ctx.fps, scene)),
+        None => scene,
+    })
+}
+
+/// Prepare a scene's content for drawing. Fails only when an image the scene needs is not among the
+/// fetched ones (a pipeline bug, or a spec that was not prefetched).
+fn prepare_content(
     content: &SceneContent,
     ctx: &mut SceneContext,
 ) -> Result<Box<dyn SceneDraw>, RenderError> {
@@ -137,7 +182,7 @@ pub fn prepare(
             exit_fade: ctx.exit_fade,
             background: None,
         };
-        return prepare(content, &mut adapted);
+        return prepare_content(content, &mut adapted);
     }
     Ok(match content {
         SceneContent::HeroTitle { title, subtitle } => {
@@ -169,6 +214,10 @@ pub fn prepare(
             caption.as_deref(),
             *ken_burns,
         )),
+        SceneContent::Video { clip, caption } => {
+            let reader = clip_reader(ctx, clip, None)?;
+            Box::new(video::VideoScene::new(ctx, reader, caption.as_deref()))
+        }
         SceneContent::Split {
             heading,
             body,
@@ -880,6 +929,12 @@ fn background_average(
                 }
             }
             sum
+        }
+        Background::Video { clip, dim } => {
+            let avg = images.video(&clip.src)?.average;
+            let to = theme.palette.background[0].f32();
+            let d = dim.clamp(0.0, 1.0);
+            [0, 1, 2].map(|k| avg[k] * (1.0 - d) + to[k] * d)
         }
         Background::Image { src, dim } => {
             let img = images.get(src)?;

@@ -1,0 +1,637 @@
+//! Video clips: their sources made local and probed before any frame is drawn, and decoded
+//! frame by frame by an ffmpeg child while the render draws.
+//!
+//! - A source is an asset (resolved under the assets directory exactly like an image, up to
+//!   [`ImageSettings::max_video_bytes`]) or an http(s) URL downloaded to the work directory
+//!   under the image fetch rules (SSRF guard, redirects re-checked, timeouts, size limit; any
+//!   `video/*` or `application/octet-stream` type). Downloads are deleted when the render's
+//!   [`Images`] are dropped.
+//! - Every ffmpeg and ffprobe run on a source reads only that file: `-protocol_whitelist file`
+//!   and `-format_whitelist` (MP4/MOV and Matroska/WebM demuxers only) keep a crafted file (an
+//!   HLS or concat playlist, say) from making ffmpeg open other files or URLs.
+//! - [`probe`] reads the size, length and streams; [`load`] refuses a source without a picture,
+//!   of unknown length or too large, and a `trim.start` past its end, naming the field.
+//! - [`ClipReader`] decodes one clip for one output: ffmpeg seeks to the trim, conforms the
+//!   frames to the output's rate (`fps` after `setpts` for the speed, so variable-rate sources
+//!   come out constant) and size (`cover`: scaled and cropped; `contain`: scaled and padded with
+//!   transparent pixels), and writes raw RGBA that a reader thread collects a few frames ahead.
+//!   A clip that ends before its scene holds its last frame, or starts again when it loops; a
+//!   frame asked for out of order (a still preview) restarts ffmpeg at that point.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tiny_skia::{IntSize, Pixmap};
+use vidbuilder_domain::spec::{Fit, ImageSource, VideoClip, VideoSpec};
+
+use crate::image::{asset_file, next_chunk, open_url, ImageError, ImageSettings, Images};
+use crate::theme::Rgb;
+use crate::RenderError;
+
+/// The demuxers ffmpeg may use on a clip (their short names).
+pub const FORMAT_WHITELIST: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
+/// Largest width or height of a clip's picture.
+pub const MAX_VIDEO_SIDE: u32 = 8192;
+/// How long one probe (or sample) may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What ffprobe says about a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// The picture's width, in pixels (as stored, before any rotation).
+    pub width: u32,
+    /// The picture's height, in pixels.
+    pub height: u32,
+    /// Length in seconds.
+    pub duration: f64,
+    /// Whether it has a sound stream.
+    pub audio: bool,
+}
+
+/// One clip source, ready to decode.
+#[derive(Debug)]
+pub struct VideoSource {
+    /// The local file ffmpeg reads.
+    pub path: PathBuf,
+    /// What it holds.
+    pub probe: Probe,
+    /// The ffmpeg that decodes it.
+    pub ffmpeg: PathBuf,
+    /// The average colour of a frame from the middle of its first use (for readable text).
+    pub average: [f32; 3],
+    /// A downloaded copy, deleted with the source.
+    downloaded: bool,
+}
+
+impl Drop for VideoSource {
+    fn drop(&mut self) {
+        if self.downloaded {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The ffprobe beside `ffmpeg` (same directory), or `ffprobe` on the PATH when `ffmpeg` is a
+/// bare name.
+pub fn ffprobe_for(ffmpeg: &Path) -> PathBuf {
+    match ffmpeg.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("ffprobe"),
+        _ => PathBuf::from("ffprobe"),
+    }
+}
+
+/// The input options every run on a clip gets (see the module docs).
+pub(crate) fn safe_input() -> [&'static str; 4] {
+    [
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        FORMAT_WHITELIST,
+    ]
+}
+
+async fn run(mut cmd: tokio::process::Command, what: &str) -> Result<Vec<u8>, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(PROBE_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| format!("{what} took longer than {} s", PROBE_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{what} could not be started: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(if last.is_empty() {
+            "ffmpeg cannot read it as a video".to_string()
+        } else {
+            format!("ffmpeg cannot read it as a video ({})", last.trim())
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Probe `path` with ffprobe: its picture's size, its length and whether it has sound. The
+/// error says, for the client, why it cannot be used.
+pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, String> {
+    let mut cmd = tokio::process::Command::new(ffprobe);
+    cmd.args(["-v", "error"])
+        .args(safe_input())
+        .args([
+            "-show_entries",
+            "stream=codec_type,width,height,duration:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path);
+    let out = run(cmd, "probing").await?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out).map_err(|_| "ffprobe gave no readable answer".to_string())?;
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .ok_or_else(|| "it has no video stream".to_string())?;
+    let dim = |k: &str| video[k].as_u64().unwrap_or(0) as u32;
+    let (width, height) = (dim("width"), dim("height"));
+    if width == 0 || height == 0 {
+        return Err("its picture has no size".into());
+    }
+    if width > MAX_VIDEO_SIDE || height > MAX_VIDEO_SIDE {
+        return Err(format!(
+            "its picture is {width}×{height}; at most {MAX_VIDEO_SIDE} pixels per side"
+        ));
+    }
+    let secs = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
+    let duration = secs(&v["format"]["duration"])
+        .or_else(|| secs(&video["duration"]))
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .ok_or_else(|| "its length is unknown".to_string())?;
+    Ok(Probe {
+        width,
+        height,
+        duration,
+        audio: streams.iter().any(|s| s["codec_type"] == "audio"),
+    })
+}
+
+/// The average colour (0–1 RGB) of the frame at `at` seconds of `path`.
+async fn average_at(ffmpeg: &Path, path: &Path, at: f64) -> Result<[f32; 3], String> {
+    let mut cmd = tokio::process::Command::new(ffmpeg);
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+        .args(safe_input())
+        .args(["-ss", &format!("{at:.3}"), "-i"])
+        .arg(path)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=16:16,format=rgb24",
+            "-f",
+            "rawvideo",
+            "pipe:1",
+        ]);
+    let px = run(cmd, "sampling a frame").await?;
+    if px.len() < 3 {
+        return Err("no frame could be decoded".into());
+    }
+    let mut sum = [0f64; 3];
+    for p in px.chunks_exact(3) {
+        for k in 0..3 {
+            sum[k] += p[k] as f64 / 255.0;
+        }
+    }
+    let n = (px.len() / 3) as f64;
+    Ok(sum.map(|s| (s / n) as f32))
+}
+
+/// Check the trim of `clip` against the source's length: `Err((field suffix, message))`.
+pub fn check_trim(clip: &VideoClip, probe: &Probe) -> Result<(), (&'static str, String)> {
+    if clip.trim_start >= probe.duration {
+        return Err((
+            "trim.start",
+            format!(
+                "is past the end of the video ({:.2} s long)",
+                probe.duration
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The field naming a clip's trim, from the field naming its source.
+pub fn sibling_field(src_field: &str, name: &str) -> String {
+    match src_field.rsplit_once('.') {
+        Some((parent, _)) => format!("{parent}.{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// Checks a spec's asset videos at submission (what can be checked without fetching
+/// anything), remembering what each file (by path, size and modification time) was found to be.
+pub struct AssetProber {
+    images: ImageSettings,
+    ffprobe: PathBuf,
+    seen: std::sync::Mutex<std::collections::HashMap<FileKey, Result<Probe, String>>>,
+}
+
+/// A file as it was probed: its path, size and modification time.
+type FileKey = (PathBuf, u64, std::time::SystemTime);
+
+/// Files an [`AssetProber`] remembers; past it, it forgets them all.
+const PROBES_REMEMBERED: usize = 512;
+
+impl AssetProber {
+    /// A prober reading assets under `images`' rules with the ffprobe beside `ffmpeg`.
+    pub fn new(images: ImageSettings, ffmpeg: &Path) -> AssetProber {
+        AssetProber {
+            images,
+            ffprobe: ffprobe_for(ffmpeg),
+            seen: Default::default(),
+        }
+    }
+
+    /// Probe every asset video of `spec`: `Err((field, message))` for the first that cannot be
+    /// used (missing, outside the assets directory, too large, not a readable video, trimmed
+    /// past its end).
+    pub async fn check(&self, spec: &VideoSpec) -> Result<(), (String, String)> {
+        for (field, _, clip) in spec.videos() {
+            let ImageSource::Asset(rel) = &clip.src else {
+                continue;
+            };
+            let images = &self.images;
+            let (path, len) = asset_file(images, rel, images.max_video_bytes).map_err(|e| {
+                (
+                    field.clone(),
+                    format!("video {rel} could not be {}: {}", e.step, e.reason),
+                )
+            })?;
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let key = (path.clone(), len, modified);
+            let known = self
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
+            let found = match known {
+                Some(r) => r,
+                None => {
+                    let r = probe(&self.ffprobe, &path).await;
+                    let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                    if seen.len() >= PROBES_REMEMBERED {
+                        seen.clear();
+                    }
+                    seen.insert(key, r.clone());
+                    r
+                }
+            };
+            let p = found
+                .map_err(|why| (field.clone(), format!("video {rel} cannot be used: {why}")))?;
+            check_trim(clip, &p).map_err(|(name, why)| (sibling_field(&field, name), why))?;
+        }
+        Ok(())
+    }
+}
+
+/// Download `url` into `dir` under the fetch rules and `max_video_bytes`; the file's path.
+async fn download(
+    client: &reqwest::Client,
+    settings: &ImageSettings,
+    url: &str,
+    dir: &Path,
+) -> Result<PathBuf, ImageError> {
+    use tokio::io::AsyncWriteExt;
+    let max = settings.max_video_bytes;
+    let mut res = open_url(
+        client,
+        settings,
+        url,
+        "video/mp4, video/webm, video/quicktime, video/x-matroska, */*;q=0.1",
+        &|t| t.starts_with("video/") || t == "application/octet-stream",
+        "a video type (video/*) or application/octet-stream",
+        max,
+    )
+    .await?;
+    let io = |e: std::io::Error| ImageError::fetch(format!("storing the download: {e}"));
+    tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    let path = dir.join(format!("{}.clip", uuid::Uuid::new_v4().simple()));
+    let written = async {
+        let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+        let mut n = 0u64;
+        while let Some(chunk) = next_chunk(&mut res, settings).await? {
+            n += chunk.len() as u64;
+            if n > max {
+                return Err(ImageError::fetch(format!("larger than {max} bytes")));
+            }
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e);
+    }
+    Ok(path)
+}
+
+/// Make every video source of `spec` local and probe it, adding them to `images`. The first
+/// that cannot be used fails the lot, naming its field, e.g.
+/// `scenes[1].content.src: video https://… could not be fetched: HTTP 404`.
+pub async fn prefetch(
+    spec: &VideoSpec,
+    settings: &ImageSettings,
+    ffmpeg: &Path,
+    work_dir: &Path,
+    images: &mut Images,
+) -> Result<(), RenderError> {
+    let videos = spec.videos();
+    if videos.is_empty() {
+        return Ok(());
+    }
+    let client = if videos
+        .iter()
+        .any(|(_, _, c)| matches!(c.src, ImageSource::Url(_)))
+    {
+        Some(crate::image::client(settings)?)
+    } else {
+        None
+    };
+    let ffprobe = ffprobe_for(ffmpeg);
+    let dir = work_dir.join("clips");
+    for (field, _, clip) in videos {
+        if let Ok(done) = images.video(&clip.src) {
+            check_trim(clip, &done.probe).map_err(|(name, why)| {
+                RenderError::Image(format!("{}: {why}", sibling_field(&field, name)))
+            })?;
+            continue;
+        }
+        let fail = |e: ImageError| {
+            RenderError::Image(format!(
+                "{field}: video {} could not be {}: {}",
+                clip.src.as_str(),
+                e.step,
+                e.reason
+            ))
+        };
+        let (path, downloaded) = match &clip.src {
+            ImageSource::Asset(rel) => {
+                let (p, _) = asset_file(settings, rel, settings.max_video_bytes).map_err(fail)?;
+                (p, false)
+            }
+            ImageSource::Url(url) => {
+                let client = client.as_ref().expect("made above for URLs");
+                (
+                    download(client, settings, url, &dir).await.map_err(fail)?,
+                    true,
+                )
+            }
+        };
+        let mut source = VideoSource {
+            path,
+            probe: Probe {
+                width: 0,
+                height: 0,
+                duration: 0.0,
+                audio: false,
+            },
+            ffmpeg: ffmpeg.to_path_buf(),
+            average: [0.0; 3],
+            downloaded,
+        };
+        let unusable = |why: String| {
+            RenderError::Image(format!(
+                "{field}: video {} cannot be used: {why}",
+                clip.src.as_str()
+            ))
+        };
+        source.probe = probe(&ffprobe, &source.path).await.map_err(unusable)?;
+        check_trim(clip, &source.probe).map_err(|(name, why)| {
+            RenderError::Image(format!("{}: {why}", sibling_field(&field, name)))
+        })?;
+        let end = clip.trim_end.unwrap_or(f64::MAX).min(source.probe.duration);
+        let mid = (clip.trim_start + end) / 2.0;
+        source.average = average_at(ffmpeg, &source.path, mid)
+            .await
+            .map_err(unusable)?;
+        images.insert_video(clip.src.clone(), Arc::new(source));
+    }
+    Ok(())
+}
+
+/// How a [`ClipReader`] shapes its frames.
+#[derive(Debug, Clone, Copy)]
+pub struct ClipLook {
+    /// Output frame width and height.
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+    /// Output frames per second.
+    pub fps: u32,
+    /// Blended towards this colour by this much (a background's `dim`).
+    pub dim: Option<(Rgb, f32)>,
+}
+
+/// A running decode: ffmpeg and the thread collecting its frames.
+struct Stream {
+    child: Child,
+    /// `None` once dropping: the reader thread's sends then fail and it ends.
+    frames: Option<Receiver<Vec<u8>>>,
+    spare: SyncSender<Vec<u8>>,
+    thread: Option<JoinHandle<()>>,
+    /// The clip frame the stream gives next.
+    next: u64,
+    /// The clip frame it started at.
+    start: u64,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // the reader thread may be blocked handing over a frame: let that fail first
+        self.frames = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // the pipe is closed and nothing receives: the reader thread ends at once
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Decodes one clip for one output, frame by frame (see the module docs).
+pub struct ClipReader {
+    src: Arc<VideoSource>,
+    clip: VideoClip,
+    look: ClipLook,
+    stream: Option<Stream>,
+    /// The clip frame last read, and its pixels.
+    current: Option<(u64, Pixmap)>,
+    /// Frames in one pass of the clip, once a pass has been seen to its end.
+    total: Option<u64>,
+    /// Decodes started (a clip that loops starts one per pass).
+    pub starts: u32,
+}
+
+impl ClipReader {
+    /// A reader for `clip` (whose source is `src`) shaped by `look`; nothing runs until the
+    /// first frame is asked for.
+    pub fn new(src: Arc<VideoSource>, clip: VideoClip, look: ClipLook) -> ClipReader {
+        ClipReader {
+            src,
+            clip,
+            look,
+            stream: None,
+            current: None,
+            total: None,
+            starts: 0,
+        }
+    }
+
+    /// Whether every pixel of every frame is opaque (`cover`).
+    pub fn opaque(&self) -> bool {
+        self.clip.fit == Fit::Cover
+    }
+
+    /// The ffmpeg filter graph conforming the source to the output.
+    pub fn filter(&self) -> String {
+        let ClipLook {
+            width: w,
+            height: h,
+            fps,
+            dim,
+        } = self.look;
+        let speed = self.clip.speed;
+        // yuv420p first: a source's own alpha never reaches the frame
+        let mut f = format!("setpts=(PTS-STARTPTS)/{speed:.6},fps={fps},format=yuv420p,");
+        match self.clip.fit {
+            Fit::Cover => f.push_str(&format!(
+                "scale={w}:{h}:force_original_aspect_ratio=increase:flags=bilinear,crop={w}:{h},setsar=1,format=rgba"
+            )),
+            Fit::Contain => f.push_str(&format!(
+                "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=bilinear,setsar=1,format=rgba,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black@0"
+            )),
+        }
+        if let Some((c, d)) = dim {
+            let d = d.clamp(0.0, 1.0);
+            let keep = 1.0 - d;
+            let lut = |v: u8| format!("val*{keep:.4}+{:.3}", v as f32 * d);
+            f.push_str(&format!(
+                ",lutrgb=r='{}':g='{}':b='{}'",
+                lut(c.0),
+                lut(c.1),
+                lut(c.2)
+            ));
+        }
+        f
+    }
+
+    /// The clip frame shown at frame `k` of the scene, given what is known of the clip's length.
+    fn index(&self, k: u64) -> u64 {
+        match self.total {
+            Some(0) | None => k,
+            Some(n) if self.clip.looped => k % n,
+            Some(n) => k.min(n - 1),
+        }
+    }
+
+    fn start(&mut self, at: u64) -> Result<(), RenderError> {
+        self.stream = None; // stops a previous decode first
+        let ClipLook {
+            width: w,
+            height: h,
+            fps,
+            ..
+        } = self.look;
+        let seek = self.clip.trim_start + at as f64 * self.clip.speed / fps as f64;
+        let end = self
+            .clip
+            .trim_end
+            .unwrap_or(f64::MAX)
+            .min(self.src.probe.duration);
+        let mut cmd = Command::new(&self.src.ffmpeg);
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+            .args(safe_input())
+            .args(["-ss", &format!("{seek:.6}")])
+            .args(["-t", &format!("{:.6}", (end - seek).max(0.0))])
+            .arg("-i")
+            .arg(&self.src.path)
+            .args(["-an", "-sn", "-dn", "-map", "0:v:0", "-vf", &self.filter()])
+            .args(["-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| crate::ffmpeg::spawn_error(&self.src.ffmpeg, e))?;
+        let mut out = child.stdout.take().expect("piped stdout");
+        let size = w as usize * h as usize * 4;
+        let (tx, frames) = sync_channel::<Vec<u8>>(2);
+        let (spare, spares) = sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new()
+            .name("clip-decode".into())
+            .spawn(move || loop {
+                let mut buf = spares.try_recv().unwrap_or_else(|_| vec![0u8; size]);
+                if out.read_exact(&mut buf).is_err() || tx.send(buf).is_err() {
+                    return;
+                }
+            })
+            .map_err(|e| RenderError::Io("starting a clip decoder thread".into(), e))?;
+        self.starts += 1;
+        self.stream = Some(Stream {
+            child,
+            frames: Some(frames),
+            spare,
+            thread: Some(thread),
+            next: at,
+            start: at,
+        });
+        Ok(())
+    }
+
+    /// Read the stream's next frame into `current`; false at its end.
+    fn read_one(&mut self) -> bool {
+        let Some(s) = &mut self.stream else {
+            return false;
+        };
+        let Some(Ok(buf)) = s.frames.as_ref().map(Receiver::recv) else {
+            return false;
+        };
+        let size = IntSize::from_wh(self.look.width, self.look.height).expect("frame size");
+        let pm = Pixmap::from_vec(buf, size).expect("a whole frame");
+        if let Some((_, old)) = self.current.replace((s.next, pm)) {
+            let _ = s.spare.try_send(old.take());
+        }
+        s.next += 1;
+        true
+    }
+
+    /// The frame to show at frame `k` of the scene (`k / fps` seconds in), with the clip frame
+    /// index it shows (equal indices: equal pixels). `None` when the clip gives no frame at all.
+    pub fn frame(&mut self, k: u64) -> Result<Option<(u64, &Pixmap)>, RenderError> {
+        // Each round either returns, or learns the clip's length (at most once per stream
+        // start), or restarts the decode: a few rounds at most.
+        for _ in 0..6 {
+            let j = self.index(k);
+            if self.current.as_ref().is_some_and(|(i, _)| *i == j) {
+                break;
+            }
+            let near = self
+                .stream
+                .as_ref()
+                .is_some_and(|s| s.next <= j && j - s.next <= 2 * self.look.fps as u64);
+            if !near {
+                self.start(j)?;
+            }
+            while self.stream.as_ref().is_some_and(|s| s.next <= j) {
+                if !self.read_one() {
+                    let s = self.stream.take().expect("reading a stream");
+                    // the clip ends where this stream did; nothing at all from its first
+                    // frame means it ends before that
+                    let end = if s.next > s.start { s.next } else { s.start };
+                    self.total = Some(self.total.map_or(end, |t| t.min(end)));
+                    break;
+                }
+            }
+        }
+        if self.total == Some(0) {
+            return Ok(None);
+        }
+        Ok(self.current.as_ref().map(|(i, p)| (*i, p)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

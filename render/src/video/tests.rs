@@ -1,0 +1,411 @@
+//! Clips made by ffmpeg in the test (`testsrc2` pictures, a `sine` tone) and read back: probing
+//! and its refusals, the reader's timing, holding, looping and seeking, and whole renders whose
+//! frames are compared with ffmpeg's own decode of the source and whose sound is measured.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use vidbuilder_domain::spec::{Fit, ImageSource, Quality, Scene, SceneContent, VideoClip};
+
+use super::*;
+use crate::tests::{catalog, ffprobe, request, settings, stream};
+
+/// A `secs` long 320×240 25 fps clip (with a 440 Hz tone when `sound`) at `dir/name`.
+pub(crate) fn make_clip(dir: &Path, name: &str, secs: f64, sound: bool) -> PathBuf {
+    let path = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=s=320x240:r=25:d={secs}"));
+    if sound {
+        cmd.args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=440:sample_rate=48000:d={secs}"))
+            .args(["-c:a", "aac", "-shortest"]);
+    }
+    let out = cmd
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&path)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn clip(src: ImageSource) -> VideoClip {
+    VideoClip {
+        src,
+        trim_start: 0.0,
+        trim_end: None,
+        fit: Fit::Cover,
+        speed: 1.0,
+        muted: false,
+        volume: 1.0,
+        looped: false,
+    }
+}
+
+fn source(path: &Path) -> Arc<VideoSource> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let probe = rt.block_on(probe(Path::new("ffprobe"), path)).unwrap();
+    Arc::new(VideoSource {
+        path: path.to_path_buf(),
+        probe,
+        ffmpeg: "ffmpeg".into(),
+        average: [0.5; 3],
+        downloaded: false,
+    })
+}
+
+/// ffmpeg's own frame of `path` at `at` seconds, scaled to cover `w`×`h`, as grey (from RGB, so
+/// files with different YUV matrices compare by the colours they mean).
+fn reference_grey(path: &Path, at: f64, w: u32, h: u32) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{at:.4}"), "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-vf"])
+        .arg(format!(
+            "scale={w}:{h}:force_original_aspect_ratio=increase:flags=bilinear,crop={w}:{h},format=rgb24"
+        ))
+        .args(["-f", "rawvideo", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    grey_of_rgb(&out.stdout, 3)
+}
+
+/// Grey (BT.709 weights) of packed pixels of `n` bytes each, RGB first.
+fn grey_of_rgb(data: &[u8], n: usize) -> Vec<u8> {
+    data.chunks_exact(n)
+        .map(|p| ((p[0] as u32 * 54 + p[1] as u32 * 183 + p[2] as u32 * 19) >> 8) as u8)
+        .collect()
+}
+
+fn grey_of(pm: &Pixmap) -> Vec<u8> {
+    grey_of_rgb(pm.data(), 4)
+}
+
+fn mean_diff(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| p.abs_diff(*q) as f64)
+        .sum::<f64>()
+        / a.len() as f64
+}
+
+/// The time (in seconds of `path`) whose frame `grey` is closest to, searched in 1/25 s steps
+/// over `[from, to]`, with its mean difference.
+fn closest_time(path: &Path, grey: &[u8], w: u32, h: u32, from: f64, to: f64) -> (f64, f64) {
+    let mut best = (f64::NAN, f64::MAX);
+    let mut t = from;
+    while t <= to + 1e-9 {
+        let d = mean_diff(grey, &reference_grey(path, t, w, h));
+        if d < best.1 {
+            best = (t, d);
+        }
+        t += 0.04;
+    }
+    best
+}
+
+#[test]
+fn probing_reads_size_length_and_sound_and_refuses_what_is_not_a_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let p = make_clip(dir.path(), "a.mp4", 2.0, true);
+    let got = rt.block_on(probe(Path::new("ffprobe"), &p)).unwrap();
+    assert_eq!((got.width, got.height, got.audio), (320, 240, true));
+    assert!((got.duration - 2.0).abs() < 0.1, "{got:?}");
+    let silent = make_clip(dir.path(), "b.mp4", 1.0, false);
+    assert!(
+        !rt.block_on(probe(Path::new("ffprobe"), &silent))
+            .unwrap()
+            .audio
+    );
+
+    // not a video at all
+    std::fs::write(dir.path().join("text.mp4"), b"hello, not a video").unwrap();
+    let e = rt
+        .block_on(probe(Path::new("ffprobe"), &dir.path().join("text.mp4")))
+        .unwrap_err();
+    assert!(e.contains("cannot read"), "{e}");
+    // a playlist pointing at another file: the demuxer is not allowed, nothing else is opened
+    let secret = dir.path().join("secret.mp4");
+    std::fs::copy(&p, &secret).unwrap();
+    let m3u8 = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{}\n#EXT-X-ENDLIST\n",
+        secret.display()
+    );
+    std::fs::write(dir.path().join("list.mp4"), m3u8).unwrap();
+    let e = rt
+        .block_on(probe(Path::new("ffprobe"), &dir.path().join("list.mp4")))
+        .unwrap_err();
+    assert!(e.contains("cannot read"), "{e}");
+    // a picture-less file (sound only)
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac",
+        ])
+        .arg(dir.path().join("sound.mp4"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let e = rt
+        .block_on(probe(Path::new("ffprobe"), &dir.path().join("sound.mp4")))
+        .unwrap_err();
+    assert!(e.contains("no video stream"), "{e}");
+}
+
+#[test]
+fn the_reader_plays_the_trim_at_speed_then_holds_or_loops_and_seeks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_clip(dir.path(), "a.mp4", 4.0, false);
+    let src = source(&p);
+    let (w, h) = (160, 120);
+    let look = ClipLook {
+        width: w,
+        height: h,
+        fps: 25,
+        dim: None,
+    };
+    let mut c = clip(ImageSource::Asset("a.mp4".into()));
+    c.trim_start = 1.0;
+    c.trim_end = Some(3.0);
+    let mut r = ClipReader::new(src.clone(), c.clone(), look);
+    // frame k of the scene shows the source at 1 + k/25 s
+    for k in [0u64, 10, 30] {
+        let (id, pm) = r.frame(k).unwrap().expect("a frame");
+        assert_eq!(id, k);
+        let at = 1.0 + k as f64 / 25.0;
+        let d = mean_diff(&grey_of(pm), &reference_grey(&p, at, w, h));
+        assert!(
+            d < 6.0,
+            "frame {k}: mean difference {d} from the source at {at} s"
+        );
+    }
+    assert_eq!(r.starts, 1, "read in order: one decode");
+    // past the trim's end (2 s = 50 frames) the last frame holds
+    let (id, _) = r.frame(70).unwrap().unwrap();
+    assert!((48..=50).contains(&id), "held frame {id}");
+    assert_eq!(r.frame(90).unwrap().unwrap().0, id);
+    let total = id + 1;
+    // back to an earlier frame: a new decode seeks there
+    let (id, pm) = r.frame(5).unwrap().unwrap();
+    assert_eq!(id, 5);
+    let d = mean_diff(&grey_of(pm), &reference_grey(&p, 1.2, w, h));
+    assert!(d < 6.0, "after seeking back: {d}");
+
+    // looped: frame k shows clip frame k mod its length
+    c.looped = true;
+    let mut r = ClipReader::new(src.clone(), c.clone(), look);
+    for k in 0..(total + 12) {
+        let (id, _) = r.frame(k).unwrap().unwrap();
+        if k >= total {
+            assert_eq!(id, k % total, "frame {k}");
+        }
+    }
+    assert_eq!(r.starts, 2, "one decode per pass");
+
+    // twice the speed: frame k shows 1 + 2k/25 s
+    c.looped = false;
+    c.speed = 2.0;
+    let mut r = ClipReader::new(src, c, look);
+    let (_, pm) = r.frame(10).unwrap().unwrap();
+    let found = closest_time(&p, &grey_of(pm), w, h, 1.4, 2.2);
+    assert!(
+        (found.0 - 1.8).abs() < 0.05,
+        "at 2x, frame 10 is the source at {found:?}"
+    );
+}
+
+#[test]
+fn contain_letterboxes_on_the_background_and_dim_blends_towards_a_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_clip(dir.path(), "a.mp4", 1.0, false);
+    let src = source(&p);
+    // a 4:3 clip in a 16:9 frame: bars left and right are transparent
+    let mut c = clip(ImageSource::Asset("a.mp4".into()));
+    c.fit = Fit::Contain;
+    let look = ClipLook {
+        width: 320,
+        height: 180,
+        fps: 25,
+        dim: None,
+    };
+    let mut r = ClipReader::new(src.clone(), c.clone(), look);
+    assert!(!r.opaque());
+    let (_, pm) = r.frame(0).unwrap().unwrap();
+    let alpha = |x: u32, y: u32| pm.data()[((y * 320 + x) * 4 + 3) as usize];
+    assert_eq!(alpha(5, 90), 0, "left bar");
+    assert_eq!(alpha(314, 90), 0, "right bar");
+    assert_eq!(alpha(160, 90), 255, "picture");
+    // dim 1 towards pure red: every pixel is that red
+    c.fit = Fit::Cover;
+    let mut r = ClipReader::new(
+        src,
+        c,
+        ClipLook {
+            dim: Some((Rgb(200, 0, 0), 1.0)),
+            ..look
+        },
+    );
+    let (_, pm) = r.frame(3).unwrap().unwrap();
+    assert!(
+        pm.data()
+            .chunks_exact(4)
+            .all(|p| p[0].abs_diff(200) <= 1 && p[1] <= 1 && p[2] <= 1 && p[3] == 255),
+        "fully dimmed"
+    );
+}
+
+fn video_spec(clip: VideoClip, scene_secs: f64, background: bool) -> VideoSpec {
+    let content = if background {
+        SceneContent::HeroTitle {
+            title: "Over a clip".into(),
+            subtitle: None,
+        }
+    } else {
+        SceneContent::Video {
+            clip: clip.clone(),
+            caption: None,
+        }
+    };
+    let mut scene = Scene::new(scene_secs, content);
+    if background {
+        scene.background = Some(vidbuilder_domain::spec::Background::Video { clip, dim: 0.0 });
+    }
+    VideoSpec {
+        theme: "modern".into(),
+        music: None,
+        quality: Quality::Draft,
+        fps: 25,
+        frame_rate: Default::default(),
+        generate_reels: false,
+        scenes: vec![scene],
+        watermark: None,
+        captions: None,
+        metadata: None,
+    }
+}
+
+fn render(spec: VideoSpec, assets: &Path, work: &Path) -> crate::RenderOutput {
+    let mut s = settings(work);
+    s.images.assets_dir = Some(assets.to_path_buf());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let images = rt.block_on(crate::prefetch_media(&spec, &s)).unwrap();
+    crate::render_blocking(
+        &catalog(),
+        &s,
+        &request(spec, &work.join("out")),
+        &images,
+        &|_| {},
+        &crate::CancellationToken::new(),
+    )
+    .unwrap()
+}
+
+/// Every frame of the rendered video, as grey (from RGB) at its size.
+fn rendered_greys(path: &Path, w: u32, h: u32) -> Vec<Vec<u8>> {
+    crate::tests::decode(path, "format=rgb24", 3 * w as usize, h as usize)
+        .iter()
+        .map(|f| grey_of_rgb(f, 3))
+        .collect()
+}
+
+#[test]
+fn a_rendered_clip_shows_the_trimmed_source_in_time_with_its_sound_at_its_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = dir.path().join("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    let p = make_clip(&assets, "clip.mp4", 4.0, true);
+    let mut c = clip(ImageSource::Asset("clip.mp4".into()));
+    c.trim_start = 1.0;
+    c.trim_end = Some(3.5);
+    let loud = render(
+        video_spec(c.clone(), 2.0, false),
+        &assets,
+        &dir.path().join("w1"),
+    );
+    let (w, h) = (loud.width, loud.height);
+    // frame 25 (1 s into the scene) is the source at 2 s: the closest source frame is found
+    let grey = &rendered_greys(&loud.video, w, h)[25];
+    let (at, d) = closest_time(&p, grey, w, h, 1.6, 2.4);
+    assert!(
+        (at - 2.0).abs() < 0.05 && d < 8.0,
+        "frame 25 shows the source at {at} s (diff {d})"
+    );
+    let probe = ffprobe(&loud.video);
+    assert!(
+        stream(&probe, "audio").is_some(),
+        "the clip's sound is mixed in"
+    );
+    let ff = Path::new("ffmpeg");
+    let l_loud = crate::ffmpeg::measure_loudness(ff, &loud.video)
+        .unwrap()
+        .unwrap();
+
+    c.volume = 0.25;
+    let quiet = render(
+        video_spec(c.clone(), 2.0, false),
+        &assets,
+        &dir.path().join("w2"),
+    );
+    let l_quiet = crate::ffmpeg::measure_loudness(ff, &quiet.video)
+        .unwrap()
+        .unwrap();
+    // a quarter of the amplitude is 12 dB quieter
+    let drop = l_loud - l_quiet;
+    assert!(
+        (drop - 12.04).abs() < 1.0,
+        "volume 0.25: {l_loud} → {l_quiet} LUFS"
+    );
+
+    c.muted = true;
+    let muted = render(video_spec(c, 2.0, false), &assets, &dir.path().join("w3"));
+    assert!(
+        stream(&ffprobe(&muted.video), "audio").is_none(),
+        "muted: no sound"
+    );
+}
+
+#[test]
+fn a_video_background_moves_under_the_scene_and_holds_when_the_clip_is_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = dir.path().join("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    make_clip(&assets, "bg.mp4", 1.0, true);
+    let c = VideoClip {
+        muted: true,
+        ..clip(ImageSource::Asset("bg.mp4".into()))
+    };
+    let out = render(video_spec(c, 2.0, true), &assets, &dir.path().join("w"));
+    let (w, h) = (out.width, out.height);
+    let frames = rendered_greys(&out.video, w, h);
+    assert_eq!(frames.len(), 50);
+    // the picture moves while the clip plays (testsrc2 moves every frame) ...
+    assert!(
+        mean_diff(&frames[5], &frames[15]) > 1.0,
+        "moving under the title"
+    );
+    // ... and holds its last frame once it has ended (the title has finished entering by then)
+    // (the title fades out over the last frames)
+    assert!(
+        mean_diff(&frames[27], &frames[38]) < 0.05,
+        "held after the clip's end"
+    );
+    assert!(
+        stream(&ffprobe(&out.video), "audio").is_none(),
+        "a background is muted"
+    );
+}
