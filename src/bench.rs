@@ -163,6 +163,31 @@ fn median(v: &[f64]) -> f64 {
 /// `examples/all-scenes.json`, built in.
 const ALL_SCENES: &str = include_str!("../examples/all-scenes.json");
 /// The examples' images (`demo/…`), built in and written to the bench's assets directory.
+/// The bench's footage (an asset made with ffmpeg when a case uses it): 12 s of 1080p30
+/// `testsrc2` with a tone, encoded as a camera would (H.264 high profile, AAC).
+const FOOTAGE: &str = "demo/footage.mp4";
+
+/// Writes [`FOOTAGE`] under `assets`.
+fn make_footage(ffmpeg: &std::path::Path, assets: &std::path::Path) -> Result<(), Error> {
+    let path = assets.join(FOOTAGE);
+    let out = std::process::Command::new(ffmpeg)
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=s=1920x1080:r=30:d=12")
+        .args(["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:d=12"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt"])
+        .args(["yuv420p", "-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .output()
+        .map_err(Error::io("running ffmpeg to make the bench footage"))?;
+    if !out.status.success() {
+        return Err(Error::Config(format!(
+            "making the bench footage failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
 const ASSETS: [(&str, &[u8]); 2] = [
     (
         "demo/landscape.jpg",
@@ -243,16 +268,19 @@ pub fn cases() -> Vec<Case> {
     add("realistic".into(), realistic(false), &[P720, P1080, K4]);
     add("realistic+reels".into(), realistic(true), &[P1080]);
     for ty in vidbuilder_domain::spec::SCENE_TYPES {
-        let q: &[Quality] = if ty == "image" {
+        let q: &[Quality] = if ty == "image" || ty == "video" {
             &[P1080, K4]
         } else {
             &[P1080]
         };
-        add(
-            format!("scene:{ty}"),
-            spec_of(vec![example_scene(ty)], false, false),
-            q,
-        );
+        let scene = if ty == "video" {
+            // 5 s of the bench's 1080p footage (made with ffmpeg at start), with its sound
+            json!({"type": "video", "duration": 5.0,
+                   "content": {"src": FOOTAGE, "trim": {"start": 1.0}}})
+        } else {
+            example_scene(ty)
+        };
+        add(format!("scene:{ty}"), spec_of(vec![scene], false, false), q);
     }
     let mut still = example_scene("image");
     still["content"]["kenBurns"] = json!(false);
@@ -293,6 +321,21 @@ pub fn cases() -> Vec<Case> {
             &[P1080],
         );
     }
+    // The case: 30 s at 1080p over a video background (the footage looped), with music.
+    let bg = json!({"video": FOOTAGE, "loop": true, "dim": 0.45});
+    let mut over_video = Vec::new();
+    for ty in ["hero-title", "bullet-list", "call-to-action"] {
+        let mut s = example_scene(ty);
+        s["duration"] = json!(10.0);
+        s["background"] = bg.clone();
+        s["transition"] = json!({"type": "fade", "duration": 0.6});
+        over_video.push(s);
+    }
+    add(
+        "background:video 30s".into(),
+        spec_of(over_video, true, false),
+        &[P1080],
+    );
     let mut one = example_scene("hero-title");
     one["duration"] = json!(1.0);
     add(
@@ -634,6 +677,9 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
             .map_err(Error::io(format!("creating {}", assets.display())))?;
         std::fs::write(&path, bytes).map_err(Error::io(format!("writing {}", path.display())))?;
     }
+    if specs.iter().any(|(_, s)| !s.videos().is_empty()) {
+        make_footage(&settings.ffmpeg, &assets)?;
+    }
     settings.images.assets_dir = Some(assets);
     if opts.editly {
         settings.preset = "medium".into();
@@ -790,6 +836,8 @@ mod tests {
         // Every scene type and transition has its case, and the whole example is there.
         for want in [
             "scene:image",
+            "scene:video",
+            "background:video 30s",
             "scene:logo-outro",
             "transition:zoom",
             "all-scenes.json",
