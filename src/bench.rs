@@ -173,8 +173,15 @@ fn make_footage(ffmpeg: &std::path::Path, assets: &std::path::Path) -> Result<()
     let out = std::process::Command::new(ffmpeg)
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg("testsrc2=s=1920x1080:r=30:d=12")
-        .args(["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:d=12"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000:d=12",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt",
+        ])
         .args(["yuv420p", "-c:a", "aac", "-shortest"])
         .arg(&path)
         .output()

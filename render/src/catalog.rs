@@ -405,6 +405,7 @@ impl Catalog {
             path,
             volume,
             gain_db: normalising_gain_db(lufs),
+            duck: None,
         })
     }
 

@@ -97,6 +97,31 @@ pub struct AudioInput {
     pub volume: f32,
     /// Gain in dB that brings the track to [`TARGET_LUFS`] (see [`normalising_gain_db`]).
     pub gain_db: f32,
+    /// Lowered under the voice-overs: their level and windows (seconds of the video).
+    pub duck: Option<Ducking>,
+}
+
+/// The music lowered to `level` during each window (`vidbuilder_domain::spec::duck_gain`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ducking {
+    /// The music's gain inside a window, 0–1.
+    pub level: f32,
+    /// `(start, end)` of each voice-over, in seconds of the video.
+    pub windows: Vec<(f64, f64)>,
+}
+
+/// The ffmpeg expression (of `t`, seconds) computing `duck_gain` for `d`.
+pub fn duck_expr(d: &Ducking) -> String {
+    let r = vidbuilder_domain::spec::DUCK_RAMP_SECONDS;
+    let mut w = String::from("0");
+    for &(a, b) in &d.windows {
+        w = format!(
+            "max({w},clip((t-{s:.6})/{r},0,1)*clip(({e:.6}-t)/{r},0,1))",
+            s = a - r,
+            e = b + r
+        );
+    }
+    format!("1-{:.5}*{w}", 1.0 - d.level.clamp(0.0, 1.0) as f64)
 }
 
 /// Integrated loudness every track is brought to before `volume` applies.
@@ -109,8 +134,19 @@ pub const MUSIC_FADE_OUT: f64 = 1.5;
 /// The EBU R128 integrated loudness of an audio file, in LUFS (ffmpeg's `ebur128` filter;
 /// ~250× realtime). `None` for silence.
 pub fn measure_loudness(ffmpeg: &Path, file: &Path) -> Result<Option<f64>, RenderError> {
+    measure_loudness_with(ffmpeg, file, &[])
+}
+
+/// [`measure_loudness`] with input options before `-i` (e.g. a demuxer whitelist).
+pub fn measure_loudness_with(
+    ffmpeg: &Path,
+    file: &Path,
+    input: &[&str],
+) -> Result<Option<f64>, RenderError> {
     let out = Command::new(ffmpeg)
-        .args(["-hide_banner", "-nostats", "-nostdin", "-i"])
+        .args(["-hide_banner", "-nostats", "-nostdin"])
+        .args(input)
+        .arg("-i")
         .arg(file)
         .args([
             "-map",
@@ -166,9 +202,15 @@ pub fn music_filter(audio: &AudioInput, secs: f64) -> String {
     } else {
         ""
     };
+    let duck = match &audio.duck {
+        Some(d) if !d.windows.is_empty() => {
+            format!(",volume=volume='{}':eval=frame", duck_expr(d))
+        }
+        _ => String::new(),
+    };
     format!(
         "[1:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,\
-         atrim=duration={secs:.6},asetpts=PTS-STARTPTS,volume={gain:.5}{limiter},\
+         atrim=duration={secs:.6},asetpts=PTS-STARTPTS,volume={gain:.5}{limiter}{duck},\
          afade=t=in:st=0:d={fade_in:.3},afade=t=out:st={st:.6}:d={fade_out:.3}[aout]",
         st = (secs - fade_out).max(0.0),
     )
@@ -187,10 +229,12 @@ pub struct ClipAudio {
     pub trim: (f64, f64),
     /// Playback rate (the pitch is kept).
     pub speed: f64,
-    /// Linear gain.
+    /// Linear gain (a voice-over's includes its normalising gain).
     pub volume: f32,
     /// Start again at the end instead of stopping.
     pub looped: bool,
+    /// The demuxers ffmpeg may use on the file (`video::FORMAT_WHITELIST` for a clip).
+    pub formats: &'static str,
 }
 
 /// `atempo` steps making `speed` (each step is limited to 0.5–2).
@@ -229,7 +273,8 @@ pub fn clip_filter(c: &ClipAudio, input: usize, k: usize) -> String {
          atrim=duration={len:.6},volume={vol:.5},adelay=delays={ms}:all=1[c{k}]",
         tempo = atempo(c.speed),
         len = c.length.max(0.0),
-        vol = c.volume.clamp(0.0, 4.0),
+        // the client's volume (≤ 4) times a voice-over's normalising gain (≤ +24 dB)
+        vol = c.volume.clamp(0.0, 64.0),
         ms = (c.at.max(0.0) * 1000.0).round() as u64,
     )
 }
@@ -325,7 +370,7 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
         a.push(audio.path.display().to_string());
     }
     for c in &p.clips {
-        for s in crate::video::safe_input() {
+        for s in crate::video::safe_input(c.formats) {
             a.push(s.into());
         }
         a.extend(["-vn".into(), "-i".into(), c.path.display().to_string()]);

@@ -123,6 +123,7 @@ pub fn draw_limit(spec: &VideoSpec) -> u32 {
 pub struct Images {
     map: HashMap<ImageSource, Arc<Pixmap>>,
     videos: HashMap<ImageSource, Arc<crate::video::VideoSource>>,
+    sounds: HashMap<ImageSource, Arc<crate::video::SoundSource>>,
 }
 
 impl std::fmt::Debug for Images {
@@ -163,6 +164,21 @@ impl Images {
         self.videos.get(src).ok_or_else(|| {
             RenderError::Image(format!(
                 "video {} was not loaded before rendering",
+                src.as_str()
+            ))
+        })
+    }
+
+    /// Adds (or replaces) the voice-over source of `src`.
+    pub fn insert_sound(&mut self, src: ImageSource, sound: Arc<crate::video::SoundSource>) {
+        self.sounds.insert(src, sound);
+    }
+
+    /// The voice-over source of `src`; an error if it was not loaded (not prefetched).
+    pub fn sound(&self, src: &ImageSource) -> Result<&Arc<crate::video::SoundSource>, RenderError> {
+        self.sounds.get(src).ok_or_else(|| {
+            RenderError::Image(format!(
+                "sound {} was not loaded before rendering",
                 src.as_str()
             ))
         })

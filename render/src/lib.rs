@@ -215,9 +215,45 @@ fn clip_sounds(
             speed: clip.speed,
             volume: clip.volume,
             looped: clip.looped,
+            formats: video::FORMAT_WHITELIST,
         });
     }
     Ok(out)
+}
+
+/// `(start, end)` of each voice-over, in seconds of the video.
+type Windows = Vec<(f64, f64)>;
+
+/// The voice-overs of `spec` in the mix (each from `offset` after its scene's start, normalised,
+/// until it ends or the video does), and the windows in which they play.
+fn voice_sounds(
+    spec: &VideoSpec,
+    images: &image::Images,
+) -> Result<(Vec<ffmpeg::ClipAudio>, Windows), RenderError> {
+    let fps = spec.fps as f64;
+    let secs = spec.frame_count() as f64 / fps;
+    let ranges = scene_frame_ranges(spec);
+    let (mut sounds, mut windows) = (Vec::new(), Vec::new());
+    for (_, i, voice) in spec.voices() {
+        let src = images.sound(&voice.src)?;
+        let at = ranges[i].0 as f64 / fps + voice.offset;
+        if at >= secs {
+            continue;
+        }
+        let length = src.duration.min(secs - at);
+        windows.push((at, at + length));
+        sounds.push(ffmpeg::ClipAudio {
+            path: src.path.clone(),
+            at,
+            length,
+            trim: (0.0, src.duration),
+            speed: 1.0,
+            volume: voice.volume * 10f32.powf(src.gain_db / 20.0),
+            looped: false,
+            formats: video::SOUND_FORMAT_WHITELIST,
+        });
+    }
+    Ok((sounds, windows))
 }
 
 fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
@@ -340,13 +376,15 @@ pub fn render_with_stats(
         .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
     let frames = check_spec(spec)?;
     let fps = spec.fps;
+    let (voices, windows) = voice_sounds(spec, images)?;
     let audio = match &spec.music {
-        Some(m) => Some(catalog.track_audio(
-            &m.track_id,
-            m.volume,
-            &settings.ffmpeg,
-            &settings.work_dir,
-        )?),
+        Some(m) => Some(ffmpeg::AudioInput {
+            duck: m.duck.map(|level| ffmpeg::Ducking {
+                level,
+                windows: windows.clone(),
+            }),
+            ..catalog.track_audio(&m.track_id, m.volume, &settings.ffmpeg, &settings.work_dir)?
+        }),
         None => None,
     };
     std::fs::create_dir_all(&req.out_dir).map_err(|e| {
@@ -385,7 +423,8 @@ pub fn render_with_stats(
     }
 
     let timeline = Timeline::new(spec, theme);
-    let clips = clip_sounds(spec, &timeline, images)?;
+    let mut clips = clip_sounds(spec, &timeline, images)?;
+    clips.extend(voices);
     let mut lanes = Vec::with_capacity(plans.len());
     for (frame, stem) in &plans {
         let enc = Encoder::spawn(&EncodeParams {
@@ -579,22 +618,18 @@ pub fn render_still(
     Ok(buf.pixmap)
 }
 
-/// Every image and video source of `spec`, fetched (or read) and checked before any frame is
-/// drawn: images decoded ([`image::prefetch`]), videos made local and probed
-/// ([`video::prefetch`]). The first that cannot be used fails the lot, naming its field.
+/// Every image, video and voice-over source of `spec`, fetched (or read) and checked before any
+/// frame is drawn: images decoded ([`image::prefetch`]), videos made local and probed
+/// ([`video::prefetch`]), voice-overs made local, probed and measured
+/// ([`video::prefetch_sounds`]). The first that cannot be used fails the lot, naming its field.
 pub async fn prefetch_media(
     spec: &VideoSpec,
     settings: &RenderSettings,
 ) -> Result<image::Images, RenderError> {
     let mut images = image::prefetch(spec, &settings.images).await?;
-    video::prefetch(
-        spec,
-        &settings.images,
-        &settings.ffmpeg,
-        &settings.work_dir,
-        &mut images,
-    )
-    .await?;
+    let s = &settings.images;
+    video::prefetch(spec, s, &settings.ffmpeg, &settings.work_dir, &mut images).await?;
+    video::prefetch_sounds(spec, s, &settings.ffmpeg, &settings.work_dir, &mut images).await?;
     Ok(images)
 }
 

@@ -83,6 +83,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         music: music.then(|| MusicSpec {
             track_id: "corp-1".into(),
             volume: 0.3,
+            duck: None,
         }),
         quality,
         fps: 30,

@@ -35,6 +35,9 @@ use crate::RenderError;
 
 /// The demuxers ffmpeg may use on a clip (their short names).
 pub const FORMAT_WHITELIST: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
+/// The demuxers ffmpeg may use on a voice-over: a clip's, and the plain sound formats.
+pub const SOUND_FORMAT_WHITELIST: &str =
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mp3,wav,ogg,flac,aac";
 /// Largest width or height of a clip's picture.
 pub const MAX_VIDEO_SIDE: u32 = 8192;
 /// How long one probe (or sample) may take.
@@ -85,14 +88,10 @@ pub fn ffprobe_for(ffmpeg: &Path) -> PathBuf {
     }
 }
 
-/// The input options every run on a clip gets (see the module docs).
-pub(crate) fn safe_input() -> [&'static str; 4] {
-    [
-        "-protocol_whitelist",
-        "file",
-        "-format_whitelist",
-        FORMAT_WHITELIST,
-    ]
+/// The input options every run on a clip (or, with [`SOUND_FORMAT_WHITELIST`], a voice-over)
+/// gets: see the module docs.
+pub(crate) fn safe_input(formats: &'static str) -> [&'static str; 4] {
+    ["-protocol_whitelist", "file", "-format_whitelist", formats]
 }
 
 async fn run(mut cmd: tokio::process::Command, what: &str) -> Result<Vec<u8>, String> {
@@ -123,9 +122,27 @@ async fn run(mut cmd: tokio::process::Command, what: &str) -> Result<Vec<u8>, St
 /// Probe `path` with ffprobe: its picture's size, its length and whether it has sound. The
 /// error says, for the client, why it cannot be used.
 pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, String> {
+    probe_with(ffprobe, path, FORMAT_WHITELIST, true).await
+}
+
+/// Probe a voice-over: it must have sound; `width`/`height` are 0 when it has no picture.
+pub async fn probe_sound(ffprobe: &Path, path: &Path) -> Result<Probe, String> {
+    let p = probe_with(ffprobe, path, SOUND_FORMAT_WHITELIST, false).await?;
+    if !p.audio {
+        return Err("it has no sound".into());
+    }
+    Ok(p)
+}
+
+async fn probe_with(
+    ffprobe: &Path,
+    path: &Path,
+    formats: &'static str,
+    picture: bool,
+) -> Result<Probe, String> {
     let mut cmd = tokio::process::Command::new(ffprobe);
     cmd.args(["-v", "error"])
-        .args(safe_input())
+        .args(safe_input(formats))
         .args([
             "-show_entries",
             "stream=codec_type,width,height,duration:format=duration",
@@ -137,13 +154,15 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, String> {
     let v: serde_json::Value =
         serde_json::from_slice(&out).map_err(|_| "ffprobe gave no readable answer".to_string())?;
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
-    let video = streams
-        .iter()
-        .find(|s| s["codec_type"] == "video")
-        .ok_or_else(|| "it has no video stream".to_string())?;
+    let none = serde_json::Value::Null;
+    let video = match streams.iter().find(|s| s["codec_type"] == "video") {
+        Some(v) => v,
+        None if picture => return Err("it has no video stream".to_string()),
+        None => &none,
+    };
     let dim = |k: &str| video[k].as_u64().unwrap_or(0) as u32;
     let (width, height) = (dim("width"), dim("height"));
-    if width == 0 || height == 0 {
+    if picture && (width == 0 || height == 0) {
         return Err("its picture has no size".into());
     }
     if width > MAX_VIDEO_SIDE || height > MAX_VIDEO_SIDE {
@@ -153,7 +172,7 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, String> {
     }
     let secs = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
     let duration = secs(&v["format"]["duration"])
-        .or_else(|| secs(&video["duration"]))
+        .or_else(|| streams.iter().find_map(|s| secs(&s["duration"])))
         .filter(|d| d.is_finite() && *d > 0.0)
         .ok_or_else(|| "its length is unknown".to_string())?;
     Ok(Probe {
@@ -168,7 +187,7 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, String> {
 async fn average_at(ffmpeg: &Path, path: &Path, at: f64) -> Result<[f32; 3], String> {
     let mut cmd = tokio::process::Command::new(ffmpeg);
     cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"])
-        .args(safe_input())
+        .args(safe_input(FORMAT_WHITELIST))
         .args(["-ss", &format!("{at:.3}"), "-i"])
         .arg(path)
         .args([
@@ -224,8 +243,8 @@ pub struct AssetProber {
     seen: std::sync::Mutex<std::collections::HashMap<FileKey, Result<Probe, String>>>,
 }
 
-/// A file as it was probed: its path, size and modification time.
-type FileKey = (PathBuf, u64, std::time::SystemTime);
+/// A file as it was probed: its path, size and modification time, and whether as a sound.
+type FileKey = (PathBuf, u64, std::time::SystemTime, bool);
 
 /// Files an [`AssetProber`] remembers; past it, it forgets them all.
 const PROBES_REMEMBERED: usize = 512;
@@ -248,40 +267,59 @@ impl AssetProber {
             let ImageSource::Asset(rel) = &clip.src else {
                 continue;
             };
-            let images = &self.images;
-            let (path, len) = asset_file(images, rel, images.max_video_bytes).map_err(|e| {
-                (
-                    field.clone(),
-                    format!("video {rel} could not be {}: {}", e.step, e.reason),
-                )
-            })?;
-            let modified = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .unwrap_or(std::time::UNIX_EPOCH);
-            let key = (path.clone(), len, modified);
-            let known = self
-                .seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
-            let found = match known {
-                Some(r) => r,
-                None => {
-                    let r = probe(&self.ffprobe, &path).await;
-                    let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-                    if seen.len() >= PROBES_REMEMBERED {
-                        seen.clear();
-                    }
-                    seen.insert(key, r.clone());
-                    r
-                }
-            };
-            let p = found
-                .map_err(|why| (field.clone(), format!("video {rel} cannot be used: {why}")))?;
+            let p = self.probed(&field, rel, false).await?;
             check_trim(clip, &p).map_err(|(name, why)| (sibling_field(&field, name), why))?;
         }
+        for (field, _, voice) in spec.voices() {
+            if let ImageSource::Asset(rel) = &voice.src {
+                self.probed(&field, rel, true).await?;
+            }
+        }
         Ok(())
+    }
+
+    /// What the asset `rel` (named by `field`) is, as a clip or (`sound`) a voice-over.
+    async fn probed(&self, field: &str, rel: &str, sound: bool) -> Result<Probe, (String, String)> {
+        let what = if sound { "sound" } else { "video" };
+        let images = &self.images;
+        let (path, len) = asset_file(images, rel, images.max_video_bytes).map_err(|e| {
+            (
+                field.to_string(),
+                format!("{what} {rel} could not be {}: {}", e.step, e.reason),
+            )
+        })?;
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let key = (path.clone(), len, modified, sound);
+        let known = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let found = match known {
+            Some(r) => r,
+            None => {
+                let r = if sound {
+                    probe_sound(&self.ffprobe, &path).await
+                } else {
+                    probe(&self.ffprobe, &path).await
+                };
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.len() >= PROBES_REMEMBERED {
+                    seen.clear();
+                }
+                seen.insert(key, r.clone());
+                r
+            }
+        };
+        found.map_err(|why| {
+            (
+                field.to_string(),
+                format!("{what} {rel} cannot be used: {why}"),
+            )
+        })
     }
 }
 
@@ -291,19 +329,37 @@ async fn download(
     settings: &ImageSettings,
     url: &str,
     dir: &Path,
+    sound: bool,
 ) -> Result<PathBuf, ImageError> {
     use tokio::io::AsyncWriteExt;
     let max = settings.max_video_bytes;
-    let mut res = open_url(
-        client,
-        settings,
-        url,
-        "video/mp4, video/webm, video/quicktime, video/x-matroska, */*;q=0.1",
-        &|t| t.starts_with("video/") || t == "application/octet-stream",
-        "a video type (video/*) or application/octet-stream",
-        max,
-    )
-    .await?;
+    let mut res = if sound {
+        open_url(
+            client,
+            settings,
+            url,
+            "audio/mpeg, audio/mp4, audio/wav, audio/ogg, audio/flac, */*;q=0.1",
+            &|t| {
+                t.starts_with("audio/")
+                    || t.starts_with("video/")
+                    || t == "application/octet-stream"
+            },
+            "a sound type (audio/*, video/*) or application/octet-stream",
+            max,
+        )
+        .await?
+    } else {
+        open_url(
+            client,
+            settings,
+            url,
+            "video/mp4, video/webm, video/quicktime, video/x-matroska, */*;q=0.1",
+            &|t| t.starts_with("video/") || t == "application/octet-stream",
+            "a video type (video/*) or application/octet-stream",
+            max,
+        )
+        .await?
+    };
     let io = |e: std::io::Error| ImageError::fetch(format!("storing the download: {e}"));
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
     let path = dir.join(format!("{}.clip", uuid::Uuid::new_v4().simple()));
@@ -375,7 +431,9 @@ pub async fn prefetch(
             ImageSource::Url(url) => {
                 let client = client.as_ref().expect("made above for URLs");
                 (
-                    download(client, settings, url, &dir).await.map_err(fail)?,
+                    download(client, settings, url, &dir, false)
+                        .await
+                        .map_err(fail)?,
                     true,
                 )
             }
@@ -408,6 +466,105 @@ pub async fn prefetch(
             .await
             .map_err(unusable)?;
         images.insert_video(clip.src.clone(), Arc::new(source));
+    }
+    Ok(())
+}
+
+/// One voice-over source, ready to mix.
+#[derive(Debug)]
+pub struct SoundSource {
+    /// The local file ffmpeg reads.
+    pub path: PathBuf,
+    /// Its length, in seconds.
+    pub duration: f64,
+    /// The gain that brings it to the music's loudness (see `ffmpeg::normalising_gain_db`).
+    pub gain_db: f32,
+    downloaded: bool,
+}
+
+impl Drop for SoundSource {
+    fn drop(&mut self) {
+        if self.downloaded {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Make every voice-over of `spec` local, probe it and measure its loudness, adding them to
+/// `images`; the first that cannot be used fails the lot, naming its field.
+pub async fn prefetch_sounds(
+    spec: &VideoSpec,
+    settings: &ImageSettings,
+    ffmpeg: &Path,
+    work_dir: &Path,
+    images: &mut Images,
+) -> Result<(), RenderError> {
+    let voices = spec.voices();
+    if voices.is_empty() {
+        return Ok(());
+    }
+    let client = if voices
+        .iter()
+        .any(|(_, _, v)| matches!(v.src, ImageSource::Url(_)))
+    {
+        Some(crate::image::client(settings)?)
+    } else {
+        None
+    };
+    let ffprobe = ffprobe_for(ffmpeg);
+    let dir = work_dir.join("clips");
+    for (field, _, voice) in voices {
+        if images.sound(&voice.src).is_ok() {
+            continue;
+        }
+        let fail = |e: ImageError| {
+            RenderError::Image(format!(
+                "{field}: sound {} could not be {}: {}",
+                voice.src.as_str(),
+                e.step,
+                e.reason
+            ))
+        };
+        let (path, downloaded) = match &voice.src {
+            ImageSource::Asset(rel) => {
+                let (p, _) = asset_file(settings, rel, settings.max_video_bytes).map_err(fail)?;
+                (p, false)
+            }
+            ImageSource::Url(url) => {
+                let client = client.as_ref().expect("made above for URLs");
+                (
+                    download(client, settings, url, &dir, true)
+                        .await
+                        .map_err(fail)?,
+                    true,
+                )
+            }
+        };
+        let mut source = SoundSource {
+            path,
+            duration: 0.0,
+            gain_db: 0.0,
+            downloaded,
+        };
+        let unusable = |why: String| {
+            RenderError::Image(format!(
+                "{field}: sound {} cannot be used: {why}",
+                voice.src.as_str()
+            ))
+        };
+        source.duration = probe_sound(&ffprobe, &source.path)
+            .await
+            .map_err(unusable)?
+            .duration;
+        let (ff, p) = (ffmpeg.to_path_buf(), source.path.clone());
+        let lufs = tokio::task::spawn_blocking(move || {
+            crate::ffmpeg::measure_loudness_with(&ff, &p, &safe_input(SOUND_FORMAT_WHITELIST))
+        })
+        .await
+        .map_err(|e| unusable(e.to_string()))?
+        .map_err(|e| unusable(e.to_string()))?;
+        source.gain_db = crate::ffmpeg::normalising_gain_db(lufs);
+        images.insert_sound(voice.src.clone(), Arc::new(source));
     }
     Ok(())
 }
@@ -543,7 +700,7 @@ impl ClipReader {
             .min(self.src.probe.duration);
         let mut cmd = Command::new(&self.src.ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"])
-            .args(safe_input())
+            .args(safe_input(FORMAT_WHITELIST))
             .args(["-ss", &format!("{seek:.6}")])
             .args(["-t", &format!("{:.6}", (end - seek).max(0.0))])
             .arg("-i")

@@ -75,17 +75,33 @@ async fn clips_from_assets_and_urls_render_and_bad_sources_are_named() {
     std::fs::create_dir_all(&assets).unwrap();
     make_clip(&assets.join("talk.mp4"), 3.0, true);
     std::fs::write(assets.join("notes.mp4"), "just text").unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:d=1",
+            "-c:a",
+            "aac",
+        ])
+        .arg(assets.join("voice.m4a"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
 
     let spec = json!({
         "quality": "draft", "fps": 25, "generateReels": true,
-        "music": {"trackId": "corp-1", "volume": 0.3},
+        "music": {"trackId": "corp-1", "volume": 0.3, "duck": true},
         "scenes": [
             {"type": "video", "duration": 1.5,
              "content": {"src": "clips/talk.mp4", "trim": {"start": 0.5, "end": 2.5},
                          "fit": "contain", "volume": 0.8, "caption": "From the assets"},
              "transition": "fade"},
             {"type": "hero-title", "duration": 1.5, "content": {"title": "Over a **clip**"},
-             "background": {"video": format!("http://{addr}/bg.mp4"), "dim": 0.4, "loop": true}}
+             "background": {"video": format!("http://{addr}/bg.mp4"), "dim": 0.4, "loop": true},
+             "audio": {"src": "clips/voice.m4a", "offset": 0.2, "volume": 0.9}}
         ]
     });
     let (status, _, body) = t.post("/api/generate-flexible-video", &spec).await;
@@ -151,6 +167,24 @@ async fn clips_from_assets_and_urls_render_and_bad_sources_are_named() {
                    "background": {"video": "clips/notes.mp4"}}]}),
             "scenes[0].background.video",
             "cannot be used",
+        ),
+        (
+            json!({"quality": "draft", "scenes": [{"type": "text", "duration": 1, "content": {"body": "b"},
+                   "audio": {"src": "clips/silence.mp3"}}]}),
+            "scenes[0].audio.src",
+            "no such file",
+        ),
+        (
+            json!({"quality": "draft", "scenes": [{"type": "text", "duration": 1, "content": {"body": "b"},
+                   "audio": {"src": "clips/voice.m4a", "offset": 1}}]}),
+            "scenes[0].audio.offset",
+            "less than the scene's duration",
+        ),
+        (
+            json!({"quality": "draft", "music": {"trackId": "corp-1", "duck": 3},
+                   "scenes": [{"type": "text", "duration": 1, "content": {"body": "b"}}]}),
+            "music.duck",
+            "from 0 to 1",
         ),
     ];
     for (mut spec, field, says) in cases {

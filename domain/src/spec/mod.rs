@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod audio;
 mod captions;
 mod content;
 pub mod schema;
@@ -16,6 +17,9 @@ mod style;
 mod video;
 mod watermark;
 
+pub use audio::{
+    duck_gain, SceneAudio, AUDIO_EXTENSIONS, DEFAULT_DUCK, DUCK_RAMP_SECONDS, MAX_VOICE_VOLUME,
+};
 pub use captions::{vtt_time, Captions, Cue, Word, MAX_CUES, MAX_CUE_CHARS, MAX_CUE_WORDS};
 pub use content::{
     Fit, ImageSource, SceneContent, Side, Stat, MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS,
@@ -119,6 +123,9 @@ pub struct MusicSpec {
     pub track_id: String,
     /// Linear gain, 0.0–1.0.
     pub volume: f32,
+    /// `duck`: the music's level (0–1) while a scene's voice-over plays; `None`: not ducked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duck: Option<f32>,
 }
 
 /// One validated scene.
@@ -134,6 +141,9 @@ pub struct Scene {
     /// How this scene gives way to the next; `None`: the theme's default transition.
     #[serde(default)]
     pub transition: Option<Transition>,
+    /// `audio`: a voice-over played over this scene; `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<SceneAudio>,
 }
 
 impl Scene {
@@ -144,6 +154,7 @@ impl Scene {
             content,
             background: None,
             transition: None,
+            audio: None,
         }
     }
 }
@@ -221,6 +232,19 @@ impl VideoSpec {
             }
         }
         out
+    }
+
+    /// Every voice-over, with the JSON path of the field naming its source and its scene.
+    pub fn voices(&self) -> Vec<(String, usize, &SceneAudio)> {
+        self.scenes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.audio
+                    .as_ref()
+                    .map(|a| (format!("scenes[{i}].audio.src"), i, a))
+            })
+            .collect()
     }
 
     /// Number of frames of the whole video at its frame rate.
@@ -514,7 +538,12 @@ fn validate_music(m: &Map<String, Value>, ctx: &ValidationContext) -> Result<Mus
             None => return err("music.volume", "must be a number between 0 and 1"),
         },
     };
-    Ok(MusicSpec { track_id, volume })
+    let duck = audio::duck(m.get("duck"))?;
+    Ok(MusicSpec {
+        track_id,
+        volume,
+        duck,
+    })
 }
 
 fn validate_scene(
@@ -584,11 +613,16 @@ fn validate_scene(
         None => None,
         Some(v) => style::transition(v, &format!("{at}.transition"))?,
     };
+    let audio = match obj.get("audio") {
+        None => None,
+        Some(v) => audio::scene_audio(v, &format!("{at}.audio"), duration, ctx)?,
+    };
     Ok(Scene {
         duration,
         content,
         background,
         transition,
+        audio,
     })
 }
 
@@ -1107,7 +1141,8 @@ mod tests {
             spec.music,
             Some(MusicSpec {
                 track_id: "corp-1".into(),
-                volume: 0.3
+                volume: 0.3,
+                duck: None
             })
         );
         assert_eq!(

@@ -13,6 +13,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::audio::MAX_VOICE_VOLUME;
 use super::content::{MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS, SCENE_TYPES};
 use super::style::{TransitionKind, MAX_TRANSITION_SECONDS};
 use super::video::{MAX_CLIP_VOLUME, MAX_SPEED, MAX_TRIM_SECONDS, MIN_SPEED};
@@ -28,7 +29,7 @@ pub const SERVER_ONLY_RULES: [&str; 7] = [
     "every scene lasts at least one frame at the spec's fps",
     "metadata is at most 4096 bytes of compact JSON",
     "URLs do not point at internal addresses (SSRF guard), also when their names are resolved",
-    "a video clip's trim.end comes after its trim.start; a video in the assets directory is readable by ffmpeg and has a picture (probed at submission), a video URL when it is fetched",
+    "a voice-over's offset is less than its scene's duration; a video clip's trim.end comes after its trim.start; a video or sound in the assets directory is readable by ffmpeg and has a picture (a sound: sound) — probed at submission; a URL when it is fetched",
     "captions give exactly one of srt, vtt and cues; SRT and WebVTT text parses; a cue ends after it starts and starts before the video ends; word timings are in order, within their cue and found in its text",
 ];
 
@@ -133,6 +134,29 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
                 {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$"},
                 {"pattern": "^(?!.*://)(?![/~])(?!.*(^|/)\\.\\.(/|$))(?!.*//)[^\\\\:\\s]+\\.([Mm][Pp]4|[Mm]4[Vv]|[Mm][Oo][Vv]|[Ww][Ee][Bb][Mm]|[Mm][Kk][Vv])$"}
             ]
+        }),
+    );
+    d.insert(
+        "sound".into(),
+        json!({
+            "description": "An http(s) URL, or a relative path of a .mp3, .m4a, .aac, .wav, .ogg, .opus, .flac or .mp4 file in the server's assets directory (no leading '/', no '..').",
+            "type": "string",
+            "maxLength": l.max_url_chars,
+            "anyOf": [
+                {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$"},
+                {"pattern": "^(?!.*://)(?![/~])(?!.*(^|/)\\.\\.(/|$))(?!.*//)[^\\\\:\\s]+\\.([Mm][Pp]3|[Mm]4[Aa]|[Aa][Aa][Cc]|[Ww][Aa][Vv]|[Oo][Gg][Gg]|[Oo][Pp][Uu][Ss]|[Ff][Ll][Aa][Cc]|[Mm][Pp]4)$"}
+            ]
+        }),
+    );
+    d.insert(
+        "voiceOver".into(),
+        json!({
+            "description": "A voice-over played from offset seconds into the scene (less than its duration), loudness-normalised like the music, for as long as it lasts.",
+            "anyOf": [{"type": "null"}, {"type": "object", "required": ["src"], "properties": {
+                "src": {"$ref": "#/definitions/sound"},
+                "volume": {"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_VOICE_VOLUME}, {"type": "null"}], "description": "Gain after normalisation (default 1)."},
+                "offset": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}], "description": "Seconds after the scene starts (default 0)."}
+            }}]
         }),
     );
     d.insert(
@@ -279,7 +303,8 @@ fn definitions(ctx: &ValidationContext) -> Map<String, Value> {
                                  "description": "Seconds on screen."},
                     "content": content,
                     "background": {"$ref": "#/definitions/background"},
-                    "transition": {"$ref": "#/definitions/transition"}
+                    "transition": {"$ref": "#/definitions/transition"},
+                    "audio": {"$ref": "#/definitions/voiceOver"}
                 }
             })
         })
@@ -342,7 +367,9 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
             "theme": {"anyOf": [{"enum": themes}, {"type": "null"}], "description": format!("An installed theme (default {}).", ctx.default_theme)},
             "music": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["trackId"], "properties": {
                 "trackId": {"enum": tracks},
-                "volume": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}], "description": "0..1 (default 0.3)."}
+                "volume": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}], "description": "0..1 (default 0.3)."},
+                "duck": {"anyOf": [{"type": ["boolean", "null"]}, {"type": "number", "minimum": 0, "maximum": 1}],
+                         "description": "Lower the music while a scene's voice-over plays: true (to 0.3), or the level 0..1; false or absent: not lowered."}
             }}]},
             "quality": {"anyOf": [{"enum": ["draft", "720p", "1080p", "4k"]}, {"type": "null"}], "description": "Output resolution (default 1080p)."},
             "fps": {"anyOf": [{"enum": FPS_CHOICES}, {"type": "null"}], "description": "Frames per second (default 30)."},

@@ -40,6 +40,7 @@ fn held_spec(frame_rate: FrameRate) -> VideoSpec {
                     color: "#203040".into(),
                 }),
                 transition: None,
+                audio: None,
             },
             hero("Thank you", None, 1.5),
         ],

@@ -409,3 +409,167 @@ fn a_video_background_moves_under_the_scene_and_holds_when_the_clip_is_short() {
         "a background is muted"
     );
 }
+
+/// A `secs` long `freq` Hz tone at amplitude `amp` (0–1), as M4A, at `dir/name`.
+fn make_tone(dir: &Path, name: &str, secs: f64, freq: u32, amp: f64) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency={freq}:sample_rate=48000:d={secs},volume={amp}"
+        ))
+        .args(["-c:a", "aac"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// The mean volume (dBFS) of `path`'s sound from `at` for `secs` seconds.
+fn mean_volume(path: &Path, at: f64, secs: f64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostats",
+            "-ss",
+            &format!("{at}"),
+            "-t",
+            &format!("{secs}"),
+            "-i",
+        ])
+        .arg(path)
+        .args(["-map", "0:a:0", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("mean_volume:"))
+        .unwrap_or_else(|| panic!("no mean_volume in {text}"));
+    line.split("mean_volume:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches("dB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn hero_scene(secs: f64) -> Scene {
+    Scene::new(
+        secs,
+        SceneContent::HeroTitle {
+            title: "Voice".into(),
+            subtitle: None,
+        },
+    )
+}
+
+fn audio_spec(scenes: Vec<Scene>, music: Option<vidbuilder_domain::spec::MusicSpec>) -> VideoSpec {
+    VideoSpec {
+        theme: "modern".into(),
+        music,
+        quality: Quality::Draft,
+        fps: 25,
+        frame_rate: Default::default(),
+        generate_reels: false,
+        scenes,
+        watermark: None,
+        captions: None,
+        metadata: None,
+    }
+}
+
+fn voice(src: &str, volume: f32, offset: f64) -> Option<vidbuilder_domain::spec::SceneAudio> {
+    Some(vidbuilder_domain::spec::SceneAudio {
+        src: ImageSource::Asset(src.into()),
+        volume,
+        offset,
+    })
+}
+
+#[test]
+fn voice_overs_play_at_their_offset_normalised_like_music() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = dir.path().join("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    // (ffmpeg's sine has an amplitude of 1/8 before this volume: -31 and -12 LUFS)
+    make_tone(&assets, "quiet.m4a", 1.0, 300, 0.3);
+    make_tone(&assets, "loud.m4a", 1.0, 300, 4.0);
+    let mut levels = Vec::new();
+    for (k, file) in ["quiet.m4a", "loud.m4a"].into_iter().enumerate() {
+        let mut second = hero_scene(2.0);
+        second.audio = voice(file, 1.0, 0.5);
+        let out = render(
+            audio_spec(vec![hero_scene(2.0), second], None),
+            &assets,
+            &dir.path().join(format!("w{k}")),
+        );
+        // silent before the voice (2.5 s: scene 2 starts at 2 s, offset 0.5 s) and after it
+        assert!(
+            mean_volume(&out.video, 0.2, 2.0) < -80.0,
+            "{file}: silence before"
+        );
+        assert!(
+            mean_volume(&out.video, 3.7, 0.25) < -80.0,
+            "{file}: silence after"
+        );
+        levels.push(mean_volume(&out.video, 2.6, 0.8));
+    }
+    // 19 dB apart in the files, the same loudness in the mix (normalised to the music's target)
+    assert!(
+        (levels[0] - levels[1]).abs() < 1.0,
+        "normalised voice-overs: {levels:?} dB"
+    );
+    assert!(levels[1] > -30.0, "audible: {levels:?}");
+}
+
+#[test]
+fn the_music_ducks_under_a_voice_over_and_only_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = dir.path().join("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    make_tone(&assets, "voice.m4a", 1.6, 300, 0.5);
+    let mut measured = Vec::new();
+    for (k, duck) in [None, Some(0.25f32)].into_iter().enumerate() {
+        // a silent voice-over (volume 0) still ducks: the mix is the music alone
+        let mut scene = hero_scene(5.0);
+        scene.audio = voice("voice.m4a", 0.0, 1.5);
+        let music = vidbuilder_domain::spec::MusicSpec {
+            track_id: "corp-1".into(),
+            volume: 0.8,
+            duck,
+        };
+        let out = render(
+            audio_spec(vec![scene], Some(music)),
+            &assets,
+            &dir.path().join(format!("w{k}")),
+        );
+        measured.push((
+            mean_volume(&out.video, 1.9, 0.8),  // inside the window 1.5–3.1 s
+            mean_volume(&out.video, 0.9, 0.25), // before it (past the fade-in)
+            mean_volume(&out.video, 3.5, 0.3),  // after it (before the fade-out)
+        ));
+    }
+    let (plain, ducked) = (measured[0], measured[1]);
+    let drop = plain.0 - ducked.0;
+    assert!(
+        (drop - 12.04).abs() < 1.0,
+        "ducked to 0.25: {plain:?} → {ducked:?}"
+    );
+    assert!(
+        (plain.1 - ducked.1).abs() < 0.5,
+        "untouched before: {plain:?} {ducked:?}"
+    );
+    assert!(
+        (plain.2 - ducked.2).abs() < 0.5,
+        "untouched after: {plain:?} {ducked:?}"
+    );
+}
