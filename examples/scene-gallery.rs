@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         themes: catalog.theme_names(),
         tracks: catalog.track_ids(),
         default_theme: "corporate".into(),
+        fonts: ["Inter".to_string(), "Noto Sans".to_string()].into(),
         limits: SpecLimits::default(),
     };
     let spec = validate_spec(&body, &ctx)?;
@@ -84,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         generate_reels: false,
         metadata: None,
         scenes: vec![spec.scenes[i].clone()],
+        font: None,
     };
     let mut written = 0;
     for theme in catalog.theme_names() {

@@ -42,6 +42,7 @@ pub fn validation_context(catalog: &Catalog, config: &Config) -> ValidationConte
         themes,
         tracks: catalog.track_ids(),
         default_theme,
+        fonts: catalog.font_families(),
         limits: SpecLimits {
             max_scenes: config.limits.max_scenes,
             max_scene_seconds: config.limits.max_scene_seconds,

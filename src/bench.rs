@@ -818,6 +818,33 @@ mod tests {
         assert_eq!(percentile(&[], 0.5), None);
     }
 
+    /// Every spec in `examples/` passes the server's validation with the shipped catalog (the
+    /// template and batch bodies carry theirs under `spec`, with merge fields: those must parse).
+    #[test]
+    fn every_example_spec_is_valid() {
+        let config = Config::load_with_env(None, std::iter::empty()).expect("embedded defaults");
+        let catalog = Catalog::load(config.config_dir()).expect("catalog");
+        let ctx = validation_context(&catalog, &config);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("examples/") {
+            let path = entry.expect("an entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let body: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if body.get("spec").is_some() {
+                assert!(body["spec"]["scenes"].is_array(), "{}", path.display());
+                continue;
+            }
+            validate_spec(&body, &ctx).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+        assert!(checked >= 8, "only {checked} example specs");
+    }
+
     /// The bench measures specs users could send: every case (at every quality) and the editly
     /// case pass the server's own validation with the shipped catalog.
     #[test]

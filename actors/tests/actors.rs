@@ -180,6 +180,7 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
                 subtitle: None,
             },
         )],
+        font: None,
     }
 }
 

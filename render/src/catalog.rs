@@ -370,7 +370,16 @@ impl Catalog {
 
     /// A fresh text system over the catalog's fonts only (never the host's).
     pub fn font_system(&self) -> cosmic_text::FontSystem {
-        cosmic_text::FontSystem::new_with_locale_and_db("en-US".to_string(), self.font_db())
+        self.font_system_with(&[])
+    }
+
+    /// A fresh text system over the catalog's fonts and `extra` font files (a spec's own).
+    pub fn font_system_with(&self, extra: &[Arc<Vec<u8>>]) -> cosmic_text::FontSystem {
+        let mut db = self.font_db();
+        for f in extra {
+            db.load_font_source(fontdb::Source::Binary(f.clone()));
+        }
+        cosmic_text::FontSystem::new_with_locale_and_db("en-US".to_string(), db)
     }
 
     /// Everything the encoder needs to mix `track_id` at `volume`: a readable file and the gain

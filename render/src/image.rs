@@ -124,6 +124,7 @@ pub struct Images {
     map: HashMap<ImageSource, Arc<Pixmap>>,
     videos: HashMap<ImageSource, Arc<crate::video::VideoSource>>,
     sounds: HashMap<ImageSource, Arc<crate::video::SoundSource>>,
+    fonts: Vec<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Images {
@@ -167,6 +168,16 @@ impl Images {
                 src.as_str()
             ))
         })
+    }
+
+    /// Adds a font file the spec supplies (checked to hold its family).
+    pub fn insert_font(&mut self, bytes: Arc<Vec<u8>>) {
+        self.fonts.push(bytes);
+    }
+
+    /// The font files the spec supplies.
+    pub fn fonts(&self) -> &[Arc<Vec<u8>>] {
+        &self.fonts
     }
 
     /// Adds (or replaces) the voice-over source of `src`.

@@ -17,6 +17,7 @@ mod captions;
 pub mod catalog;
 pub mod compose;
 pub mod ffmpeg;
+pub mod fonts;
 pub mod frame;
 pub mod image;
 pub mod mkv;
@@ -175,6 +176,24 @@ impl RenderStats {
     }
 }
 
+/// The spec's theme, set in the spec's `font` when it names one.
+fn theme_of<'c>(
+    catalog: &'c Catalog,
+    spec: &VideoSpec,
+) -> Result<std::borrow::Cow<'c, Theme>, RenderError> {
+    let theme = catalog
+        .theme(&spec.theme)
+        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    Ok(match &spec.font {
+        Some(f) => {
+            let mut t = theme.clone();
+            t.typography.family = f.family.clone();
+            std::borrow::Cow::Owned(t)
+        }
+        None => std::borrow::Cow::Borrowed(theme),
+    })
+}
+
 /// Removes its files on drop unless disarmed.
 struct TempFiles(Vec<PathBuf>);
 
@@ -290,6 +309,7 @@ fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
 #[allow(clippy::too_many_arguments)]
 fn drive(
     catalog: &Catalog,
+    extra_fonts: &[Arc<Vec<u8>>],
     lanes: &mut [Lane],
     frames: u64,
     poster_frame: u64,
@@ -298,7 +318,7 @@ fn drive(
     started: Instant,
     stats: &mut RenderStats,
 ) -> Result<Option<Vec<PosterJob>>, RenderError> {
-    let mut fonts = catalog.font_system();
+    let mut fonts = catalog.font_system_with(extra_fonts);
     let mut swash = SwashCache::new();
     let mut posters = Vec::new();
     let mut done = 0u64;
@@ -371,16 +391,14 @@ pub fn render_with_stats(
     let started = Instant::now();
     let mut stats = RenderStats::default();
     let spec = &req.spec;
-    let theme = catalog
-        .theme(&spec.theme)
-        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let theme = &theme_of(catalog, spec)?;
     let frames = check_spec(spec)?;
     let fps = spec.fps;
     let (voices, windows) = voice_sounds(spec, images)?;
     let audio = match &spec.music {
         Some(m) => Some(ffmpeg::AudioInput {
-            duck: m.duck.map(|level| ffmpeg::Ducking {
-                level,
+            duck: (m.duck < 1.0).then(|| ffmpeg::Ducking {
+                level: m.duck,
                 windows: windows.clone(),
             }),
             ..catalog.track_audio(&m.track_id, m.volume, &settings.ffmpeg, &settings.work_dir)?
@@ -458,6 +476,7 @@ pub fn render_with_stats(
     report(RenderPhase::Rendering, 0);
     let posters = drive(
         catalog,
+        images.fonts(),
         &mut lanes,
         frames,
         timeline.poster_frame(),
@@ -530,9 +549,7 @@ pub fn render_yuv_frames(
     images: &image::Images,
     reel: bool,
 ) -> Result<(Vec<u8>, RenderStats), RenderError> {
-    let theme = catalog
-        .theme(&spec.theme)
-        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let theme = &theme_of(catalog, spec)?;
     let frames = check_spec(spec)?;
     let (w, h) = if reel {
         REEL_SIZE
@@ -554,6 +571,7 @@ pub fn render_yuv_frames(
     let started = Instant::now();
     drive(
         catalog,
+        images.fonts(),
         &mut lanes,
         frames,
         u64::MAX,
@@ -593,9 +611,7 @@ pub fn render_still(
     at_secs: f64,
     reel: bool,
 ) -> Result<Pixmap, RenderError> {
-    let theme = catalog
-        .theme(&spec.theme)
-        .ok_or_else(|| RenderError::UnknownTheme(spec.theme.clone()))?;
+    let theme = &theme_of(catalog, spec)?;
     let frames = check_spec(spec)?;
     let fps = spec.fps;
     let (w, h) = if reel {
@@ -611,7 +627,7 @@ pub fn render_still(
     // Drawn exactly as in a render: the scene's own clock and background, transitions included.
     let timeline = Timeline::new(spec, theme);
     let mut composer = Composer::new(spec, theme, images, &timeline, frame);
-    let mut fonts = catalog.font_system();
+    let mut fonts = catalog.font_system_with(images.fonts());
     let mut swash = SwashCache::new();
     let mut buf = frame::FrameBuf::new(w, h);
     composer.draw(f, &mut buf, &mut fonts, &mut swash)?;
@@ -630,6 +646,7 @@ pub async fn prefetch_media(
     let s = &settings.images;
     video::prefetch(spec, s, &settings.ffmpeg, &settings.work_dir, &mut images).await?;
     video::prefetch_sounds(spec, s, &settings.ffmpeg, &settings.work_dir, &mut images).await?;
+    fonts::prefetch(spec, s, &mut images).await?;
     Ok(images)
 }
 

@@ -51,6 +51,7 @@ fn video(scenes: Vec<Scene>, fps: u32) -> VideoSpec {
         generate_reels: false,
         metadata: None,
         scenes,
+        font: None,
     }
 }
 
@@ -383,7 +384,7 @@ fn music_level_follows_volume_and_lasts_as_long_as_the_video() {
         spec.music = Some(MusicSpec {
             track_id: "upbeat-1".into(),
             volume,
-            duck: None,
+            duck: 1.0,
         });
         let (res, _) = render(&c, spec, &dir.path().join(format!("v{volume}")));
         let p = ffprobe(&res.video);
@@ -443,7 +444,7 @@ fn short_tracks_loop_and_loudness_is_normalised() {
         spec.music = Some(MusicSpec {
             track_id: id.into(),
             volume: 0.8,
-            duck: None,
+            duck: 1.0,
         });
         let (res, _) = render(&c, spec, &dir.path().join(id));
         let p = ffprobe(&res.video);

@@ -12,6 +12,7 @@ use vidbuilder_domain::spec::{MusicSpec, Quality, Scene, SceneContent, VideoSpec
 use super::*;
 
 mod captions;
+mod fonts;
 mod golden;
 mod vfr;
 mod watermark;
@@ -83,7 +84,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         music: music.then(|| MusicSpec {
             track_id: "corp-1".into(),
             volume: 0.3,
-            duck: None,
+            duck: 1.0,
         }),
         quality,
         fps: 30,
@@ -93,6 +94,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         generate_reels: reels,
         metadata: None,
         scenes,
+        font: None,
     }
 }
 
@@ -811,6 +813,7 @@ fn bench_scenes() {
         themes: c.theme_names(),
         tracks: c.track_ids(),
         default_theme: "corporate".into(),
+        fonts: ["Inter".to_string(), "Noto Sans".to_string()].into(),
         limits: Default::default(),
     };
     let all = vidbuilder_domain::spec::validate_spec(&body, &ctx).unwrap();

@@ -7,10 +7,13 @@
 //!   `video/*` or `application/octet-stream` type). Downloads are deleted when the render's
 //!   [`Images`] are dropped.
 //! - Every ffmpeg and ffprobe run on a source reads only that file: `-protocol_whitelist file`
-//!   and `-format_whitelist` (MP4/MOV and Matroska/WebM demuxers only) keep a crafted file (an
-//!   HLS or concat playlist, say) from making ffmpeg open other files or URLs.
-//! - [`probe`] reads the size, length and streams; [`load`] refuses a source without a picture,
-//!   of unknown length or too large, and a `trim.start` past its end, naming the field.
+//!   and `-format_whitelist` (MP4/MOV and Matroska/WebM demuxers only; for voice-overs also the
+//!   plain sound formats) keep a crafted file (an HLS or concat playlist, say) from making ffmpeg
+//!   open other files or URLs.
+//! - [`probe`] reads the size, length and streams; [`prefetch`] refuses a source without a
+//!   picture, of unknown length or too large, and a `trim.start` past its end, naming the field;
+//!   [`prefetch_sounds`] does the same for voice-overs (which must have sound) and measures their
+//!   loudness.
 //! - [`ClipReader`] decodes one clip for one output: ffmpeg seeks to the trim, conforms the
 //!   frames to the output's rate (`fps` after `setpts` for the speed, so variable-rate sources
 //!   come out constant) and size (`cover`: scaled and cropped; `contain`: scaled and padded with
@@ -274,6 +277,20 @@ impl AssetProber {
             if let ImageSource::Asset(rel) = &voice.src {
                 self.probed(&field, rel, true).await?;
             }
+        }
+        for (i, font) in spec.font.iter().flat_map(|f| f.sources.iter()).enumerate() {
+            let ImageSource::Asset(rel) = &font.src else {
+                continue;
+            };
+            let field = format!("fonts[{i}].src");
+            let bytes = crate::image::read_asset(&self.images, rel).map_err(|e| {
+                (
+                    field.clone(),
+                    format!("font {rel} could not be {}: {}", e.step, e.reason),
+                )
+            })?;
+            crate::fonts::check(font, &bytes)
+                .map_err(|why| (field.clone(), format!("font {rel} cannot be used: {why}")))?;
         }
         Ok(())
     }

@@ -722,6 +722,7 @@ mod tests {
                     subtitle: None,
                 },
             )],
+            font: None,
         };
         JobRecord::queued(
             JobId::new(),

@@ -75,6 +75,7 @@ async fn clips_from_assets_and_urls_render_and_bad_sources_are_named() {
     std::fs::create_dir_all(&assets).unwrap();
     make_clip(&assets.join("talk.mp4"), 3.0, true);
     std::fs::write(assets.join("notes.mp4"), "just text").unwrap();
+    std::fs::write(assets.join("notes.ttf"), "just text").unwrap();
     let out = std::process::Command::new("ffmpeg")
         .args([
             "-v",
@@ -92,7 +93,7 @@ async fn clips_from_assets_and_urls_render_and_bad_sources_are_named() {
     assert!(out.status.success());
 
     let spec = json!({
-        "quality": "draft", "fps": 25, "generateReels": true,
+        "quality": "draft", "fps": 25, "generateReels": true, "font": "Noto Sans",
         "music": {"trackId": "corp-1", "volume": 0.3, "duck": true},
         "scenes": [
             {"type": "video", "duration": 1.5,
@@ -179,6 +180,18 @@ async fn clips_from_assets_and_urls_render_and_bad_sources_are_named() {
                    "audio": {"src": "clips/voice.m4a", "offset": 1}}]}),
             "scenes[0].audio.offset",
             "less than the scene's duration",
+        ),
+        (
+            json!({"quality": "draft", "font": "Comic Sans",
+                   "scenes": [{"type": "text", "duration": 1, "content": {"body": "b"}}]}),
+            "font",
+            "unknown font family 'Comic Sans'",
+        ),
+        (
+            json!({"quality": "draft", "font": "Brand", "fonts": [{"family": "Brand", "src": "clips/notes.ttf"}],
+                   "scenes": [{"type": "text", "duration": 1, "content": {"body": "b"}}]}),
+            "fonts[0].src",
+            "not a TrueType or OpenType font",
         ),
         (
             json!({"quality": "draft", "music": {"trackId": "corp-1", "duck": 3},

@@ -88,13 +88,13 @@ pub(super) fn scene_audio(
 }
 
 /// `music.duck`: `true` (the music drops to [`DEFAULT_DUCK`] under voice-overs), `false`/absent
-/// (no ducking), or the level itself, 0–1.
-pub(super) fn duck(v: Option<&Value>) -> Result<Option<f32>, SpecError> {
+/// (no ducking: 1), or the level itself, 0–1.
+pub(super) fn duck(v: Option<&Value>) -> Result<f32, SpecError> {
     match v {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
-        Some(Value::Bool(true)) => Ok(Some(DEFAULT_DUCK)),
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(1.0),
+        Some(Value::Bool(true)) => Ok(DEFAULT_DUCK),
         Some(v) => match v.as_f64() {
-            Some(x) if (0.0..=1.0).contains(&x) => Ok(Some(x as f32)),
+            Some(x) if (0.0..=1.0).contains(&x) => Ok(x as f32),
             _ => err(
                 "music.duck",
                 "must be true, false, or the music's level under a voice-over from 0 to 1",
@@ -157,9 +157,9 @@ mod tests {
             let e = scene_audio(&v, "scenes[0].audio", 3.0, &ctx).unwrap_err();
             assert_eq!(e.field, field, "{v}");
         }
-        assert_eq!(duck(Some(&json!(true))).unwrap(), Some(DEFAULT_DUCK));
-        assert_eq!(duck(Some(&json!(0.5))).unwrap(), Some(0.5));
-        assert_eq!(duck(Some(&json!(false))).unwrap(), None);
+        assert_eq!(duck(Some(&json!(true))).unwrap(), DEFAULT_DUCK);
+        assert_eq!(duck(Some(&json!(0.5))).unwrap(), 0.5);
+        assert_eq!(duck(Some(&json!(false))).unwrap(), 1.0);
         assert_eq!(duck(Some(&json!(2))).unwrap_err().field, "music.duck");
     }
 

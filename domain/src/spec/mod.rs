@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 mod audio;
 mod captions;
 mod content;
+mod fonts;
 pub mod schema;
 mod style;
 mod video;
@@ -25,6 +26,7 @@ pub use content::{
     Fit, ImageSource, SceneContent, Side, Stat, MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS,
     SCENE_TYPES,
 };
+pub use fonts::{FontChoice, FontSource, FONT_EXTENSIONS, MAX_FAMILY_CHARS, MAX_FONTS};
 pub use style::{
     parse_color, Background, Direction, Transition, TransitionKind, DEFAULT_TRANSITION_SECONDS,
     MAX_TRANSITION_SECONDS,
@@ -123,9 +125,18 @@ pub struct MusicSpec {
     pub track_id: String,
     /// Linear gain, 0.0–1.0.
     pub volume: f32,
-    /// `duck`: the music's level (0–1) while a scene's voice-over plays; `None`: not ducked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duck: Option<f32>,
+    /// `duck`: the music's level (0–1) while a scene's voice-over plays; 1: not ducked. (A
+    /// plain `f32`, not an `Option`: the spec travels in wire messages kept small.)
+    #[serde(default = "not_ducked", skip_serializing_if = "is_not_ducked")]
+    pub duck: f32,
+}
+
+fn not_ducked() -> f32 {
+    1.0
+}
+
+fn is_not_ducked(d: &f32) -> bool {
+    *d >= 1.0
 }
 
 /// One validated scene.
@@ -187,6 +198,10 @@ pub struct VideoSpec {
     /// `None`: none. Boxed for the same reason as `watermark`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captions: Option<Box<Captions>>,
+    /// `font` (with `fonts`): the family every text layer is set in instead of the theme's, and
+    /// the files supplying it; `None`: the theme's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub font: Option<Box<FontChoice>>,
     /// `metadata`: the client's own JSON object (at most [`MAX_METADATA_BYTES`] serialised),
     /// stored with the job and echoed unchanged in `job-status` and in every webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +330,8 @@ pub struct ValidationContext {
     pub tracks: BTreeSet<String>,
     /// The theme of a spec that names none.
     pub default_theme: String,
+    /// The installed font families: `font` must be one of them or supplied in `fonts`.
+    pub fonts: BTreeSet<String>,
     /// The size limits a spec must keep to.
     pub limits: SpecLimits,
 }
@@ -479,6 +496,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
     }
 
     let watermark = watermark::validate_watermark(obj.get("watermark"), ctx)?.map(Box::new);
+    let font = fonts::font_choice(obj.get("font"), obj.get("fonts"), &ctx.fonts, ctx)?;
     let captions = captions::validate_captions(obj.get("captions"), total)?.map(Box::new);
     let metadata = validate_metadata(obj.get("metadata"))?;
 
@@ -492,6 +510,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         scenes,
         watermark,
         captions,
+        font,
         metadata,
     })
 }
@@ -639,6 +658,7 @@ mod tests {
                 .collect(),
             tracks: ["corp-1"].iter().map(|s| s.to_string()).collect(),
             default_theme: "corporate".into(),
+            fonts: ["Inter".to_string(), "Noto Sans".to_string()].into(),
             limits: SpecLimits::default(),
         }
     }
@@ -1142,7 +1162,7 @@ mod tests {
             Some(MusicSpec {
                 track_id: "corp-1".into(),
                 volume: 0.3,
-                duck: None
+                duck: 1.0
             })
         );
         assert_eq!(

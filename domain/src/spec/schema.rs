@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::audio::MAX_VOICE_VOLUME;
 use super::content::{MAX_BULLETS, MAX_BUTTON_CHARS, MAX_STATS, SCENE_TYPES};
+use super::fonts::{MAX_FAMILY_CHARS, MAX_FONTS};
 use super::style::{TransitionKind, MAX_TRANSITION_SECONDS};
 use super::video::{MAX_CLIP_VOLUME, MAX_SPEED, MAX_TRIM_SECONDS, MIN_SPEED};
 use super::{
@@ -23,12 +24,13 @@ use super::{
 };
 
 /// What the server checks that the schema cannot express.
-pub const SERVER_ONLY_RULES: [&str; 7] = [
+pub const SERVER_ONLY_RULES: [&str; 8] = [
     "the sum of the scene durations is at most limits.max_total_seconds",
     "the work asked for (frames × pixels, the reel's too) is at most limits.max_work_megapixels",
     "every scene lasts at least one frame at the spec's fps",
     "metadata is at most 4096 bytes of compact JSON",
     "URLs do not point at internal addresses (SSRF guard), also when their names are resolved",
+    "font is an installed family or one of fonts[].family; fonts are given only with font; each font file holds its family (an asset checked at submission, a URL when it is fetched)",
     "a voice-over's offset is less than its scene's duration; a video clip's trim.end comes after its trim.start; a video or sound in the assets directory is readable by ffmpeg and has a picture (a sound: sound) — probed at submission; a URL when it is fetched",
     "captions give exactly one of srt, vtt and cues; SRT and WebVTT text parses; a cue ends after it starts and starts before the video ends; word timings are in order, within their cue and found in its text",
 ];
@@ -378,6 +380,14 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
             "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel."},
             "watermark": watermark,
             "captions": captions,
+            "font": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": MAX_FAMILY_CHARS, "pattern": "\\S"}],
+                     "description": format!("The font family every text layer is set in instead of the theme's: installed ({}) or supplied in fonts.", ctx.fonts.iter().cloned().collect::<Vec<_>>().join(", "))},
+            "fonts": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": MAX_FONTS, "items": {"type": "object", "required": ["family", "src"], "properties": {
+                "family": {"type": "string", "maxLength": MAX_FAMILY_CHARS, "pattern": "\\S", "description": "The family name inside the file."},
+                "src": {"type": "string", "maxLength": ctx.limits.max_url_chars, "description": "A .ttf or .otf file in the assets directory or an http(s) URL.",
+                        "anyOf": [{"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$"},
+                                  {"pattern": "^(?!.*://)(?![/~])(?!.*(^|/)\\.\\.(/|$))(?!.*//)[^\\\\:\\s]+\\.([Tt][Tt][Ff]|[Oo][Tt][Ff])$"}]}
+            }}}], "description": "Font files for font (at most 4), each checked to hold its family."},
             "metadata": {"anyOf": [{"type": "object"}, {"type": "null"}],
                          "description": format!("Your own JSON object (at most {MAX_METADATA_BYTES} bytes), echoed in job-status and every webhook.")},
             "scenes": {"type": "array", "minItems": 1, "maxItems": ctx.limits.max_scenes, "items": {"$ref": "#/definitions/scene"}}

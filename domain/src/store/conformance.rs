@@ -143,6 +143,7 @@ fn new_job(n: u32) -> JobRecord {
                 subtitle: None,
             },
         )],
+        font: None,
     };
     JobRecord::queued(
         JobId::new(),

@@ -366,6 +366,7 @@ async fn prefetch_names_the_field_of_a_failing_image() {
             image_scene(logo.clone()),
             image_scene(ok.clone()),
         ],
+        font: None,
     };
     let images = prefetch(&spec, &s).await.unwrap();
     assert_eq!(images.len(), 2, "each distinct source once");
@@ -430,6 +431,7 @@ async fn fetches_to_one_host_are_limited_across_jobs() {
                 )
             })
             .collect(),
+        font: None,
     };
     // Two jobs of six images each, all on one host, at once: never more than two in flight.
     let (a, b) = (spec(1), spec(2));
@@ -458,6 +460,7 @@ fn decoded_images_are_kept_at_the_size_they_are_drawn_at() {
         generate_reels: false,
         metadata: None,
         scenes: Vec::new(),
+        font: None,
     };
     assert_eq!(draw_limit(&spec), 704);
     spec.generate_reels = true;

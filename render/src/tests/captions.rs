@@ -29,6 +29,7 @@ fn validated(body: &serde_json::Value) -> Box<Captions> {
         themes: c.theme_names(),
         tracks: c.track_ids(),
         default_theme: "corporate".into(),
+        fonts: ["Inter".to_string(), "Noto Sans".to_string()].into(),
         limits: vidbuilder_domain::spec::SpecLimits::default(),
     };
     vidbuilder_domain::validate_spec(body, &ctx)

@@ -50,6 +50,7 @@ fn all_scenes() -> VideoSpec {
         themes: c.theme_names(),
         tracks: c.track_ids(),
         default_theme: "corporate".into(),
+        fonts: ["Inter".to_string(), "Noto Sans".to_string()].into(),
         limits: SpecLimits::default(),
     };
     validate_spec(&body, &ctx).expect("example spec is valid")
@@ -214,6 +215,7 @@ fn render_case(c: &Case) -> ::image::RgbImage {
         generate_reels: false,
         metadata: None,
         scenes: vec![c.scene.clone()],
+        font: None,
     };
     let images = demo_images(&spec);
     let frame = render_still(&catalog(), &spec, &images, c.t, c.reel).expect("renders");

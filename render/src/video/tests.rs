@@ -296,6 +296,7 @@ fn video_spec(clip: VideoClip, scene_secs: f64, background: bool) -> VideoSpec {
         watermark: None,
         captions: None,
         metadata: None,
+        font: None,
     }
 }
 
@@ -484,6 +485,7 @@ fn audio_spec(scenes: Vec<Scene>, music: Option<vidbuilder_domain::spec::MusicSp
         watermark: None,
         captions: None,
         metadata: None,
+        font: None,
     }
 }
 
@@ -538,7 +540,7 @@ fn the_music_ducks_under_a_voice_over_and_only_there() {
     std::fs::create_dir_all(&assets).unwrap();
     make_tone(&assets, "voice.m4a", 1.6, 300, 0.5);
     let mut measured = Vec::new();
-    for (k, duck) in [None, Some(0.25f32)].into_iter().enumerate() {
+    for (k, duck) in [1.0, 0.25f32].into_iter().enumerate() {
         // a silent voice-over (volume 0) still ducks: the mix is the music alone
         let mut scene = hero_scene(5.0);
         scene.audio = voice("voice.m4a", 0.0, 1.5);
