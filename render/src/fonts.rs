@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use vidbuilder_domain::spec::{FontSource, ImageSource, VideoSpec};
 
-use crate::image::{next_chunk, open_url, read_asset, ImageError, ImageSettings, Images};
+use crate::image::{open_url, read_asset, read_body, ImageError, ImageSettings, Images};
 use crate::RenderError;
 
 /// The families the font file `bytes` holds; an error if it is not a font.
@@ -65,14 +65,7 @@ async fn fetch(
         max,
     )
     .await?;
-    let mut body = Vec::new();
-    while let Some(chunk) = next_chunk(&mut res, settings).await? {
-        if (body.len() + chunk.len()) as u64 > max {
-            return Err(ImageError::fetch(format!("larger than {max} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    read_body(&mut res, settings, max).await
 }
 
 /// Load every font `spec` supplies into `images`; the first that cannot be used fails the lot,

@@ -318,9 +318,17 @@ pub async fn fetch(
         settings.max_bytes,
     )
     .await?;
-    let max = settings.max_bytes;
+    read_body(&mut res, settings, settings.max_bytes).await
+}
+
+/// The whole body of a response opened by [`open_url`], abandoned past `max` bytes.
+pub(crate) async fn read_body(
+    res: &mut reqwest::Response,
+    settings: &ImageSettings,
+    max: u64,
+) -> Result<Vec<u8>, ImageError> {
     let mut body = Vec::new();
-    while let Some(chunk) = next_chunk(&mut res, settings).await? {
+    while let Some(chunk) = next_chunk(res, settings).await? {
         if (body.len() + chunk.len()) as u64 > max {
             return Err(ImageError::fetch(format!("larger than {max} bytes")));
         }

@@ -401,6 +401,42 @@ async fn download(
     Ok(path)
 }
 
+/// Where ffmpeg can read `src` (named by `field`; a voice-over's when `sound`): an asset's own
+/// path, or a download of a URL into `dir` (then `true`: deleted with its source). `client` is
+/// made on first use.
+async fn localise(
+    src: &ImageSource,
+    field: &str,
+    sound: bool,
+    settings: &ImageSettings,
+    client: &mut Option<reqwest::Client>,
+    dir: &Path,
+) -> Result<(PathBuf, bool), RenderError> {
+    let fail = |e: ImageError| {
+        RenderError::Image(format!(
+            "{field}: {} {} could not be {}: {}",
+            if sound { "sound" } else { "video" },
+            src.as_str(),
+            e.step,
+            e.reason
+        ))
+    };
+    match src {
+        ImageSource::Asset(rel) => {
+            let (p, _) = asset_file(settings, rel, settings.max_video_bytes).map_err(fail)?;
+            Ok((p, false))
+        }
+        ImageSource::Url(url) => {
+            if client.is_none() {
+                *client = Some(crate::image::client(settings)?);
+            }
+            let c = client.as_ref().expect("made above");
+            let path = download(c, settings, url, dir, sound).await.map_err(fail)?;
+            Ok((path, true))
+        }
+    }
+}
+
 /// Make every video source of `spec` local and probe it, adding them to `images`. The first
 /// that cannot be used fails the lot, naming its field, e.g.
 /// `scenes[1].content.src: video https://… could not be fetched: HTTP 404`.
@@ -415,14 +451,7 @@ pub async fn prefetch(
     if videos.is_empty() {
         return Ok(());
     }
-    let client = if videos
-        .iter()
-        .any(|(_, _, c)| matches!(c.src, ImageSource::Url(_)))
-    {
-        Some(crate::image::client(settings)?)
-    } else {
-        None
-    };
+    let mut client = None;
     let ffprobe = ffprobe_for(ffmpeg);
     let dir = work_dir.join("clips");
     for (field, _, clip) in videos {
@@ -432,29 +461,8 @@ pub async fn prefetch(
             })?;
             continue;
         }
-        let fail = |e: ImageError| {
-            RenderError::Image(format!(
-                "{field}: video {} could not be {}: {}",
-                clip.src.as_str(),
-                e.step,
-                e.reason
-            ))
-        };
-        let (path, downloaded) = match &clip.src {
-            ImageSource::Asset(rel) => {
-                let (p, _) = asset_file(settings, rel, settings.max_video_bytes).map_err(fail)?;
-                (p, false)
-            }
-            ImageSource::Url(url) => {
-                let client = client.as_ref().expect("made above for URLs");
-                (
-                    download(client, settings, url, &dir, false)
-                        .await
-                        .map_err(fail)?,
-                    true,
-                )
-            }
-        };
+        let (path, downloaded) =
+            localise(&clip.src, &field, false, settings, &mut client, &dir).await?;
         let mut source = VideoSource {
             path,
             probe: Probe {
@@ -520,43 +528,15 @@ pub async fn prefetch_sounds(
     if voices.is_empty() {
         return Ok(());
     }
-    let client = if voices
-        .iter()
-        .any(|(_, _, v)| matches!(v.src, ImageSource::Url(_)))
-    {
-        Some(crate::image::client(settings)?)
-    } else {
-        None
-    };
+    let mut client = None;
     let ffprobe = ffprobe_for(ffmpeg);
     let dir = work_dir.join("clips");
     for (field, _, voice) in voices {
         if images.sound(&voice.src).is_ok() {
             continue;
         }
-        let fail = |e: ImageError| {
-            RenderError::Image(format!(
-                "{field}: sound {} could not be {}: {}",
-                voice.src.as_str(),
-                e.step,
-                e.reason
-            ))
-        };
-        let (path, downloaded) = match &voice.src {
-            ImageSource::Asset(rel) => {
-                let (p, _) = asset_file(settings, rel, settings.max_video_bytes).map_err(fail)?;
-                (p, false)
-            }
-            ImageSource::Url(url) => {
-                let client = client.as_ref().expect("made above for URLs");
-                (
-                    download(client, settings, url, &dir, true)
-                        .await
-                        .map_err(fail)?,
-                    true,
-                )
-            }
-        };
+        let (path, downloaded) =
+            localise(&voice.src, &field, true, settings, &mut client, &dir).await?;
         let mut source = SoundSource {
             path,
             duration: 0.0,
