@@ -379,7 +379,10 @@ async fn download(
     };
     let io = |e: std::io::Error| ImageError::fetch(format!("storing the download: {e}"));
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    sweep(dir);
     let path = dir.join(format!("{}.clip", uuid::Uuid::new_v4().simple()));
+    // removes the file if this future is dropped half-way (the job was cancelled)
+    let mut partial = Partial(Some(path.clone()));
     let written = async {
         let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
         let mut n = 0u64;
@@ -394,11 +397,40 @@ async fn download(
         Ok(())
     }
     .await;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&path).await;
-        return Err(e);
-    }
+    written?;
+    partial.0 = None;
     Ok(path)
+}
+
+/// A download being written: removed on drop unless it is complete (`None`).
+struct Partial(Option<PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Downloads older than a day: left by a process that was killed mid-render (a render deletes
+/// its own when it ends).
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let day = Duration::from_secs(86_400);
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if old && e.path().extension().is_some_and(|x| x == "clip") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Where ffmpeg can read `src` (named by `field`; a voice-over's when `sound`): an asset's own
