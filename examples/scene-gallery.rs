@@ -1,5 +1,5 @@
 //! Renders the poster frames of `docs/scenes.md`: every scene type of `examples/all-scenes.json`
-//! in every theme (landscape), plus a few reel (portrait) layouts, a watermark and captions, as small JPEGs.
+//! in every theme (landscape), plus a few reel (portrait), square and 4:5 layouts, a watermark and captions, as small JPEGs.
 //!
 //! ```text
 //! cargo run --release --example scene-gallery            # writes docs/img/
@@ -14,12 +14,12 @@
 use std::path::PathBuf;
 
 use vidbuilder_domain::spec::{
-    validate_spec, Captions, Cue, ImageSource, Quality, SpecLimits, VideoSpec, Watermark,
-    WatermarkPosition, Word,
+    validate_spec, AspectRatio, Captions, Cue, ImageSource, Quality, SpecLimits, VideoSpec,
+    Watermark, WatermarkPosition, Word,
 };
 use vidbuilder_domain::ValidationContext;
 use vidbuilder_render::image::demo_images;
-use vidbuilder_render::{render_still, Catalog};
+use vidbuilder_render::{render_still, render_still_sized, Catalog};
 
 /// Landscape posters are stored at this size (the frame is rendered at 720p, then shrunk).
 const THUMB: (u32, u32) = (384, 216);
@@ -83,6 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         captions: None,
         watermark: None,
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes: vec![spec.scenes[i].clone()],
         font: None,
@@ -129,6 +130,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &out.join(format!("reel-{ty}.jpg")),
         )?;
         written += 1;
+    }
+    // Square and 4:5 layouts (docs/scenes.md#formats-and-aspect-ratios), reflowed the same way.
+    for (i, scene) in spec.scenes.iter().enumerate() {
+        let ty = scene.content.type_name();
+        if !matches!(
+            ty,
+            "hero-title" | "bullet-list" | "stats" | "split" | "quote" | "call-to-action"
+        ) {
+            continue;
+        }
+        let s = single("modern", i);
+        for (ratio, name) in [
+            (AspectRatio::Square, "square"),
+            (AspectRatio::Portrait, "feed"),
+        ] {
+            let (w, h) = ratio.size(Quality::P720);
+            let frame = render_still_sized(
+                &catalog,
+                &s,
+                &images,
+                poster_time(scene.duration, 0.4),
+                (w, h),
+            )?;
+            save_jpeg(
+                &frame,
+                (THUMB.1, THUMB.1 * h / w),
+                &out.join(format!("{name}-{ty}.jpg")),
+            )?;
+            written += 1;
+        }
     }
     // A watermark over a scene (docs/scenes.md#watermark): the example's logo, bottom right.
     let bullets = spec

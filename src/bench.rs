@@ -511,6 +511,7 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
             fps,
             frames,
             frame_rate: FrameRate::Constant,
+            format: vidbuilder_domain::spec::Format::Mp4,
             audio: audio.clone(),
             clips: Vec::new(),
             out,

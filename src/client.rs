@@ -518,6 +518,17 @@ fn summary(base: &str, doc: &Value) -> String {
     if let Some(v) = field(doc, "reelsUrl") {
         line("reel", &resolve_url(base, v).0);
     }
+    // the other aspect ratios (the main video and the reel are listed above)
+    if let Some(outputs) = doc.get("outputs").and_then(Value::as_object) {
+        for (ratio, o) in outputs {
+            let Some(url) = o.get("videoUrl").and_then(Value::as_str) else {
+                continue;
+            };
+            if Some(url) != field(doc, "videoUrl") && Some(url) != field(doc, "reelsUrl") {
+                line(ratio, &resolve_url(base, url).0);
+            }
+        }
+    }
     if let Some(e) = field(doc, "error") {
         let cancelled = doc.get("cancelled").and_then(Value::as_bool) == Some(true);
         line(

@@ -605,15 +605,21 @@ fn render(config: &Config, spec_path: &Path, output: &Path, quiet: bool) -> Resu
         }
         Ok(())
     };
+    // The file is named for what it holds: `-o out.mp4` of a gif spec writes out.gif.
+    let ext = req.spec.format().extension();
+    let output = &output.with_extension(ext);
     move_file(&out.video, output)?;
     let mut wrote = vec![output.display().to_string()];
-    if let Some(reel) = &out.reel {
-        let reel_out = output.with_file_name(format!(
-            "{}-reel.mp4",
-            output.file_stem().and_then(|s| s.to_str()).unwrap_or("out")
-        ));
-        move_file(reel, &reel_out)?;
-        wrote.push(reel_out.display().to_string());
+    let stem = output.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
+    let others = out
+        .reel
+        .iter()
+        .map(|r| (r, "reel"))
+        .chain(out.extras.iter().map(|e| (&e.video, e.ratio.slug())));
+    for (file, suffix) in others {
+        let to = output.with_file_name(format!("{stem}-{suffix}.{ext}"));
+        move_file(file, &to)?;
+        wrote.push(to.display().to_string());
     }
     let _ = std::fs::remove_dir_all(&out_dir);
     let secs = started.elapsed().as_secs_f64();

@@ -116,6 +116,7 @@ impl Renderer for SleepRenderer {
             frames,
             poster: Some(poster),
             reel_poster: None,
+            extras: Vec::new(),
         })
     }
 }

@@ -13,7 +13,8 @@ pub use tokio_util::sync::CancellationToken;
 pub use vidbuilder_domain::ports::*;
 
 use vidbuilder_domain::job::JobId;
-pub use vidbuilder_domain::job::{object_key, ObjectKind};
+pub use vidbuilder_domain::job::{object_key, object_key_as, ObjectKind};
+pub use vidbuilder_domain::spec::AspectRatio;
 
 /// Turns a spec into files.
 #[async_trait]
@@ -60,6 +61,10 @@ pub trait Links: Send + Sync + 'static {
     fn reel(&self, job: &JobId) -> String;
     /// `posterUrl`.
     fn poster(&self, job: &JobId) -> String;
+    /// `outputs[ratio].videoUrl` of a ratio that is neither the main video nor the reel.
+    fn output(&self, job: &JobId, ratio: AspectRatio) -> String;
+    /// `outputs[ratio].posterUrl` of any ratio but the main one (whose poster is `posterUrl`).
+    fn output_poster(&self, job: &JobId, ratio: AspectRatio) -> String;
 }
 
 /// Finished files as cluster mode moves them between nodes: a worker reads and hashes them, the

@@ -25,10 +25,10 @@ use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
 use vidbuilder_domain::job::JobId;
 use vidbuilder_domain::ports::{RenderFailure, RenderProgress};
-use vidbuilder_domain::spec::VideoSpec;
+use vidbuilder_domain::spec::{AspectRatio, VideoSpec};
 
 /// Bumped whenever a payload changes shape; a worker of another version is not sent jobs.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// The most bytes one [`Chunk`] carries (ractor_cluster refuses frames over 16 MiB).
 pub const MAX_CHUNK_BYTES: u32 = 1 << 20;
@@ -66,6 +66,9 @@ pub struct UploadTarget {
     pub video_key: String,
     /// The key of the vertical reel, when the spec asks for one.
     pub reel_key: Option<String>,
+    /// The keys of the other aspect ratios' videos, in the spec's order.
+    #[serde(default)]
+    pub extra_keys: Vec<(AspectRatio, String)>,
 }
 
 /// Render one attempt of a job.
@@ -80,7 +83,7 @@ pub struct RenderAssignment {
     pub catalog_version: String,
     /// `Some` when the worker uploads to object storage itself; `None`: the coordinator fetches
     /// the files in chunks.
-    pub upload: Option<UploadTarget>,
+    pub upload: Option<Box<UploadTarget>>,
 }
 
 /// Progress of a remote attempt, throttled at the source like a local one.
@@ -104,6 +107,10 @@ pub enum ArtifactKind {
     Poster,
     /// The reel's JPEG poster frame.
     ReelPoster,
+    /// The video of another aspect ratio.
+    Extra(AspectRatio),
+    /// Its JPEG poster frame.
+    ExtraPoster(AspectRatio),
 }
 
 /// Where an artifact can be had.
@@ -347,6 +354,15 @@ mod tests {
                         key: "videos/2026-12-02/reels/0123456789abcdef.mp4".into(),
                     },
                 },
+                Artifact {
+                    kind: ArtifactKind::Extra(AspectRatio::Portrait),
+                    name: "0123456789abcdef-4x5.mp4".into(),
+                    bytes: 98,
+                    sha256: "ef".repeat(32),
+                    location: ArtifactLocation::Worker {
+                        node: "worker-1".into(),
+                    },
+                },
             ],
             duration_secs: 7.5,
             width: 1280,
@@ -412,10 +428,14 @@ mod tests {
             attempt: attempt(),
             spec: spec(),
             catalog_version: "sha256:0011".into(),
-            upload: Some(UploadTarget {
+            upload: Some(Box::new(UploadTarget {
                 video_key: "videos/2026-12-02/standard/0123456789abcdef.mp4".into(),
                 reel_key: None,
-            }),
+                extra_keys: vec![(
+                    AspectRatio::Square,
+                    "videos/2026-12-02/1x1/0123456789abcdef.mp4".into(),
+                )],
+            })),
         });
         round_trip(AttemptProgress {
             attempt: attempt(),

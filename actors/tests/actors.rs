@@ -109,6 +109,7 @@ impl Renderer for FakeRenderer {
             frames: total,
             poster: None,
             reel_poster: None,
+            extras: Vec::new(),
         })
     }
 }
@@ -172,6 +173,7 @@ fn spec(title: &str, secs: f64) -> VideoSpec {
         captions: None,
         watermark: None,
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes: vec![Scene::new(
             secs,
@@ -228,6 +230,12 @@ impl Links for TestLinks {
     }
     fn poster(&self, job: &JobId) -> String {
         format!("/api/download/{job}/poster")
+    }
+    fn output(&self, job: &JobId, ratio: vidbuilder_domain::spec::AspectRatio) -> String {
+        format!("/api/download/{job}/outputs/{}", ratio.slug())
+    }
+    fn output_poster(&self, job: &JobId, ratio: vidbuilder_domain::spec::AspectRatio) -> String {
+        format!("/api/download/{job}/outputs/{}/poster", ratio.slug())
     }
 }
 
@@ -885,7 +893,7 @@ async fn finished_renders_are_uploaded_and_presigned_with_retries() {
     let job_id = job.job_id.clone();
     let url = ractor::call!(t.manager, |reply| JobManagerMsg::PresignDownload {
         job_id,
-        reel: false,
+        ratio: None,
         reply
     })
     .unwrap()

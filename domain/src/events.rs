@@ -147,6 +147,7 @@ mod tests {
             },
             render_time: "180s".into(),
             poster_url: None,
+            outputs: Default::default(),
         };
         let at = DateTime::parse_from_rfc3339("2025-11-12T18:33:00Z")
             .unwrap()

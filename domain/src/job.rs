@@ -1,10 +1,13 @@
 //! Job identity, the public job states and the read view the HTTP layer serves.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::spec::{AspectRatio, Format, OutputRole, OutputShape};
 
 /// A job id: lowercase hex like the contract's `abc123def456`. New ids are 16 characters drawn
 /// from a v4 UUID; [`JobId::parse`] accepts 8 to 64.
@@ -149,6 +152,35 @@ pub struct JobResult {
     /// `/api/download/:jobId/reel/poster`). Not in the contract; additive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poster_url: Option<String>,
+    /// `outputs`: every file the job made, by aspect ratio (`"16:9"`, `"1:1"`…), the first ratio's
+    /// being the one `videoUrl` names. Not in the contract; additive (absent in results stored
+    /// by earlier versions).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, OutputLinks>,
+}
+
+/// One entry of `outputs`: where one aspect ratio's video is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutputLinks {
+    /// `videoUrl`: where clients download it.
+    pub video_url: String,
+    /// `posterUrl`: its JPEG poster frame, while the local copy exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster_url: Option<String>,
+    /// `s3Key`: its object key, when it was stored in object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_key: Option<String>,
+    /// `signedUrl`: a presigned GET URL to the object, when stored (valid as `s3Upload` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_url: Option<String>,
+    /// Frame width, in pixels.
+    pub width: u32,
+    /// Frame height, in pixels.
+    pub height: u32,
+    /// `format`: `mp4`, `webm` or `gif`.
+    pub format: Format,
 }
 
 /// Local files of a finished job.
@@ -158,33 +190,69 @@ pub struct JobFiles {
     pub video: Option<PathBuf>,
     /// The vertical reel MP4 on this node, when one was rendered and is still here.
     pub reel: Option<PathBuf>,
+    /// The other aspect ratios' videos on this node, while the main one is here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<(AspectRatio, PathBuf)>,
 }
 
 /// Which of a job's videos an object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
-    /// The landscape video.
+    /// The main video (the first aspect ratio).
     Standard,
     /// The vertical reel.
     Reels,
+    /// Another aspect ratio's video.
+    Ratio(AspectRatio),
 }
 
-/// The object key of one of a job's videos, as the contract shows:
+impl ObjectKind {
+    /// The kind of object an output is stored as.
+    pub fn of(shape: &OutputShape) -> ObjectKind {
+        match shape.role {
+            OutputRole::Main => ObjectKind::Standard,
+            OutputRole::Reel => ObjectKind::Reels,
+            OutputRole::Extra => ObjectKind::Ratio(shape.ratio),
+        }
+    }
+}
+
+/// The object key of one of a job's MP4 videos, as the contract shows:
 /// `{prefix/}videos/YYYY-MM-DD/{standard|reels}/{jobId}.mp4`, the date being the day of
 /// `created_at` (a contract timestamp, UTC). A non-empty prefix is joined with exactly one `/`.
 pub fn object_key(prefix: &str, created_at: &str, kind: ObjectKind, job_id: &JobId) -> String {
+    object_key_as(prefix, created_at, kind, job_id, Format::Mp4)
+}
+
+/// [`object_key`] for a video in `format` (its extension); another ratio than the main one and
+/// the reel is under its slug: `videos/YYYY-MM-DD/1x1/{jobId}.webm`.
+pub fn object_key_as(
+    prefix: &str,
+    created_at: &str,
+    kind: ObjectKind,
+    job_id: &JobId,
+    format: Format,
+) -> String {
     let prefix = prefix.trim().trim_matches('/');
     let day = created_at.get(..10).unwrap_or("unknown");
     let variant = match kind {
         ObjectKind::Standard => "standard",
         ObjectKind::Reels => "reels",
+        ObjectKind::Ratio(r) => r.slug(),
     };
-    let rest = format!("videos/{day}/{variant}/{job_id}.mp4");
+    let rest = format!("videos/{day}/{variant}/{job_id}.{}", format.extension());
     if prefix.is_empty() {
         rest
     } else {
         format!("{prefix}/{rest}")
     }
+}
+
+/// Where an output of `shape` lives beside the job's main video `video` (same directory and
+/// extension): the renderer names every output so (`<jobId>-1x1.mp4` beside `<jobId>.mp4`).
+pub fn output_path(video: &std::path::Path, job_id: &JobId, shape: &OutputShape) -> PathBuf {
+    let ext = video.extension().and_then(|e| e.to_str()).unwrap_or("mp4");
+    video.with_file_name(format!("{}.{ext}", shape.stem(job_id.as_str())))
 }
 
 /// The poster JPEG the renderer writes beside a video (`<jobId>.jpg` beside `<jobId>.mp4`).

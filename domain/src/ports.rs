@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::job::JobId;
-use crate::spec::VideoSpec;
+use crate::spec::{AspectRatio, VideoSpec};
 
 /// What a RenderActor asks its renderer to make.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,20 @@ pub struct RenderOutput {
     /// The reel's poster (`<jobId>-reel.jpg`), when there is a reel.
     #[serde(default)]
     pub reel_poster: Option<PathBuf>,
+    /// The other aspect ratios' files (`<jobId>-1x1.mp4`…), in the spec's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<ExtraOutput>,
+}
+
+/// A rendered output in another aspect ratio than the main video and the reel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtraOutput {
+    /// Its ratio.
+    pub ratio: AspectRatio,
+    /// The video file.
+    pub video: PathBuf,
+    /// Its JPEG poster frame.
+    pub poster: Option<PathBuf>,
 }
 
 /// Where a render is.

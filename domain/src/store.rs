@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventKind;
-use crate::job::{JobId, JobResult, JobStatus};
-use crate::spec::VideoSpec;
+use crate::job::{output_path, JobId, JobResult, JobStatus};
+use crate::spec::{AspectRatio, OutputRole, VideoSpec};
 use crate::template::{TemplateId, TemplateRecord};
 
 #[cfg(any(test, feature = "conformance"))]
@@ -224,6 +224,30 @@ impl JobRecord {
             cancelled: false,
             idempotency: None,
         }
+    }
+
+    /// The local videos of the spec's other aspect ratios (not the main video or the reel):
+    /// beside `video`, named as the renderer names them; none once `video` is gone.
+    pub fn extra_files(&self) -> Vec<(AspectRatio, PathBuf)> {
+        let (Some(video), Some(spec)) = (&self.video, &self.spec) else {
+            return Vec::new();
+        };
+        spec.shapes()
+            .iter()
+            .filter(|s| s.role == OutputRole::Extra)
+            .map(|s| (s.ratio, output_path(video, &self.id, s)))
+            .collect()
+    }
+
+    /// Every local video of the job: the main one, the reel and the other aspect ratios.
+    pub fn local_videos(&self) -> Vec<PathBuf> {
+        let extras = self.extra_files().into_iter().map(|(_, p)| p);
+        self.video
+            .iter()
+            .chain(self.reel.iter())
+            .cloned()
+            .chain(extras)
+            .collect()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Burned-in captions: the cue on screen at a frame, set in the theme's body type on a dark
-//! rounded band centred at the bottom of the title-safe box (in portrait just below it, under
+//! rounded band centred at the bottom of the title-safe box (in a tall frame just below it, under
 //! the scene's content and above the reel's buttons),
 //! the word being spoken in a highlight colour when the cue has word timings.
 //!
@@ -165,7 +165,7 @@ fn layout(
     let mut style = ctx.style(Role::Body, Align::Center);
     style.max_lines = 3;
     let shadow = ctx.shadow();
-    let max_w = if frame.portrait() {
+    let max_w = if frame.narrow() {
         sw
     } else {
         (0.7 * frame.width as f32).min(sw)
@@ -191,7 +191,7 @@ fn layout(
     );
     let (bw, bh) = (layer.width + 2.0 * px, layer.height + 2.0 * py);
     let bx = ((frame.width as f32 - bw) / 2.0).round();
-    let by = if frame.portrait() {
+    let by = if frame.tall() {
         // below the scene's content, above the reel's buttons and caption (the bottom 14%)
         (sy + sh + u).min(0.86 * frame.height as f32 - bh).round()
     } else {

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use vidbuilder_domain::spec::FrameRate;
+use vidbuilder_domain::spec::{Format, FrameRate};
 
 use super::frame::{FrameBuf, YuvState};
 use super::mkv;
@@ -327,6 +327,8 @@ pub struct EncodeParams<'a> {
     pub frames: u64,
     /// Constant: every frame is encoded; variable: repeats are held back (see the module docs).
     pub frame_rate: FrameRate,
+    /// The container and codecs: H.264/AAC MP4, VP9/Opus WebM, or a GIF (no sound).
+    pub format: Format,
     /// Background music; `None`: no music.
     pub audio: Option<AudioInput>,
     /// Video clips' sounds; with neither these nor music the video has no audio track.
@@ -359,6 +361,10 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
         ]);
     }
     a.extend(["-i".into(), "pipe:0".into()]);
+    if p.format == Format::Gif {
+        gif_args(&mut a, p);
+        return a;
+    }
     if let Some(audio) = &p.audio {
         a.extend([
             "-stream_loop".into(),
@@ -381,6 +387,10 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
         a.extend(["-map".into(), "0:v".into(), "-map".into(), "[aout]".into()]);
     } else {
         a.extend(["-map".into(), "0:v".into()]);
+    }
+    if p.format == Format::Webm {
+        webm_args(&mut a, p, graph.is_some());
+        return a;
     }
     for s in ["-c:v", "libx264", "-preset", p.preset, "-crf"] {
         a.push(s.into());
@@ -433,6 +443,79 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     }
     a.push(p.out.display().to_string());
     a
+}
+
+/// The BT.709 colour tags every output carries (the frames are converted so).
+const BT709_TAGS: [&str; 8] = [
+    "-colorspace",
+    "bt709",
+    "-color_primaries",
+    "bt709",
+    "-color_trc",
+    "bt709",
+    "-color_range",
+    "tv",
+];
+
+/// VP9 quality for an x264 CRF: VP9's scale runs higher for the same look (x264 20 ≈ VP9 33).
+fn vp9_crf(x264_crf: u8) -> u8 {
+    (x264_crf as u32 * 3 / 2 + 3).min(63) as u8
+}
+
+/// The rest of a WebM command line (after the inputs and the audio graph): VP9 in one pass at
+/// constant quality, tuned for speed (`realtime`, row multithreading), Opus sound.
+fn webm_args(a: &mut Vec<String>, p: &EncodeParams, audio: bool) {
+    let speed = if p.preset.contains("fast") || p.preset == "ultrafast" {
+        "8"
+    } else {
+        "6"
+    };
+    for s in [
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        speed,
+        "-row-mt",
+        "1",
+        "-tile-columns",
+        "2",
+        "-b:v",
+        "0",
+        "-crf",
+    ] {
+        a.push(s.into());
+    }
+    a.push(vp9_crf(p.crf).to_string());
+    a.extend(["-pix_fmt".into(), "yuv420p".into()]);
+    a.extend(BT709_TAGS.iter().map(|s| s.to_string()));
+    if audio {
+        for s in ["-c:a", "libopus", "-b:a", "128k", "-ar", "48000"] {
+            a.push(s.into());
+        }
+    }
+    a.extend(["-f".into(), "webm".into(), p.out.display().to_string()]);
+}
+
+/// The rest of a GIF command line: the BT.709 frames turned into RGB, each frame given its own
+/// 256-colour palette (`palettegen` per frame: no frame is held in memory for a global one, and
+/// each is quantised for its own colours) with ordered dithering, which stays put from frame to
+/// frame where error diffusion would crawl; looping forever. A GIF has no sound.
+fn gif_args(a: &mut Vec<String>, p: &EncodeParams) {
+    a.extend([
+        "-vf".into(),
+        "scale=in_color_matrix=bt709:in_range=tv:out_range=pc,format=rgb24,split[a][b];\
+         [a]palettegen=stats_mode=single:reserve_transparent=0[p];\
+         [b][p]paletteuse=new=1:dither=bayer:bayer_scale=3"
+            .into(),
+        "-an".into(),
+        "-loop".into(),
+        "0".into(),
+        "-f".into(),
+        "gif".into(),
+        p.out.display().to_string(),
+    ]);
 }
 
 /// A running ffmpeg encode. Dropping it without [`Encoder::finish`] kills the child.

@@ -38,9 +38,9 @@ use cosmic_text::SwashCache;
 pub use tiny_skia::Pixmap;
 pub use tokio_util::sync::CancellationToken;
 use vidbuilder_domain::ports::{
-    ProgressSink, RenderOutput, RenderPhase, RenderProgress, RenderRequest,
+    ExtraOutput, ProgressSink, RenderOutput, RenderPhase, RenderProgress, RenderRequest,
 };
-use vidbuilder_domain::spec::VideoSpec;
+use vidbuilder_domain::spec::{OutputRole, VideoSpec};
 
 pub use catalog::{Catalog, TrackInfo};
 pub use ffmpeg::check_ffmpeg;
@@ -413,30 +413,26 @@ pub fn render_with_stats(
     })?;
 
     let job = req.job_id.as_str();
-    let (w, h) = spec.quality.dimensions();
-    let mut plans = vec![(
-        Frame {
-            width: w,
-            height: h,
-        },
-        job.to_string(),
-    )];
-    if spec.generate_reels {
-        plans.push((
-            Frame {
-                width: REEL_SIZE.0,
-                height: REEL_SIZE.1,
-            },
-            format!("{job}-reel"),
-        ));
-    }
+    let format = spec.format();
+    let ext = format.extension();
+    let shapes = spec.shapes();
+    let plans: Vec<(Frame, String)> = shapes
+        .iter()
+        .map(|s| {
+            let frame = Frame {
+                width: s.width,
+                height: s.height,
+            };
+            (frame, s.stem(job))
+        })
+        .collect();
     let partial = |stem: &str, ext: &str| {
         req.out_dir
             .join(format!(".{stem}.{}.partial.{ext}", req.attempt))
     };
     let mut temp_guard = TempFiles(Vec::new());
     for (_, stem) in &plans {
-        temp_guard.0.push(partial(stem, "mp4"));
+        temp_guard.0.push(partial(stem, ext));
         temp_guard.0.push(partial(stem, "jpg"));
     }
 
@@ -454,9 +450,10 @@ pub fn render_with_stats(
             fps,
             frames,
             frame_rate: spec.frame_rate,
+            format,
             audio: audio.clone(),
             clips: clips.clone(),
-            out: &partial(stem, "mp4"),
+            out: &partial(stem, ext),
         })?;
         lanes.push(Lane {
             composer: Composer::new(spec, theme, images, &timeline, *frame),
@@ -507,12 +504,12 @@ pub fn render_with_stats(
     report(RenderPhase::Finalising, total);
     let mut finals = Vec::new();
     for (_, stem) in &plans {
-        let video = req.out_dir.join(format!("{stem}.mp4"));
+        let video = req.out_dir.join(format!("{stem}.{ext}"));
         let poster = req.out_dir.join(format!("{stem}.jpg"));
         // The poster first: the video's appearance is what marks the output complete.
         for (tmp, fin) in [
             (partial(stem, "jpg"), &poster),
-            (partial(stem, "mp4"), &video),
+            (partial(stem, ext), &video),
         ] {
             std::fs::rename(&tmp, fin)
                 .map_err(|e| RenderError::Io(format!("moving {}", fin.display()), e))?;
@@ -521,20 +518,29 @@ pub fn render_with_stats(
     }
     debug_assert_eq!(posters.len(), finals.len());
     temp_guard.0.clear(); // all renamed: nothing left to clean up
-    let mut finals = finals.into_iter();
-    let (video, poster) = finals.next().expect("the landscape output");
-    let reel = finals.next();
-    stats.total = started.elapsed();
-    let out = RenderOutput {
-        video,
-        reel: reel.as_ref().map(|r| r.0.clone()),
+    let mut out = RenderOutput {
+        video: PathBuf::new(),
+        reel: None,
         duration_secs: frames as f64 / fps as f64,
-        width: w,
-        height: h,
+        width: shapes[0].width,
+        height: shapes[0].height,
         frames,
-        poster: Some(poster),
-        reel_poster: reel.map(|r| r.1),
+        poster: None,
+        reel_poster: None,
+        extras: Vec::new(),
     };
+    for (shape, (video, poster)) in shapes.iter().zip(finals) {
+        match shape.role {
+            OutputRole::Main => (out.video, out.poster) = (video, Some(poster)),
+            OutputRole::Reel => (out.reel, out.reel_poster) = (Some(video), Some(poster)),
+            OutputRole::Extra => out.extras.push(ExtraOutput {
+                ratio: shape.ratio,
+                video,
+                poster: Some(poster),
+            }),
+        }
+    }
+    stats.total = started.elapsed();
     Ok((out, stats))
 }
 
@@ -611,14 +617,26 @@ pub fn render_still(
     at_secs: f64,
     reel: bool,
 ) -> Result<Pixmap, RenderError> {
-    let theme = &theme_of(catalog, spec)?;
-    let frames = check_spec(spec)?;
-    let fps = spec.fps;
-    let (w, h) = if reel {
+    let size = if reel {
         REEL_SIZE
     } else {
         spec.quality.dimensions()
     };
+    render_still_sized(catalog, spec, images, at_secs, size)
+}
+
+/// [`render_still`] at any frame size (`(width, height)`, e.g. an aspect ratio's
+/// [`vidbuilder_domain::spec::AspectRatio::size`]), laid out for it.
+pub fn render_still_sized(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    images: &image::Images,
+    at_secs: f64,
+    (w, h): (u32, u32),
+) -> Result<Pixmap, RenderError> {
+    let theme = &theme_of(catalog, spec)?;
+    let frames = check_spec(spec)?;
+    let fps = spec.fps;
     let frame = Frame {
         width: w,
         height: h,

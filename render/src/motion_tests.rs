@@ -49,6 +49,7 @@ fn video(scenes: Vec<Scene>, fps: u32) -> VideoSpec {
         captions: None,
         watermark: None,
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes,
         font: None,

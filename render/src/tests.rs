@@ -14,6 +14,7 @@ use super::*;
 mod captions;
 mod fonts;
 mod golden;
+mod outputs;
 mod vfr;
 mod watermark;
 
@@ -92,6 +93,7 @@ fn spec(theme: &str, quality: Quality, scenes: Vec<Scene>, music: bool, reels: b
         captions: None,
         watermark: None,
         generate_reels: reels,
+        outputs: Default::default(),
         metadata: None,
         scenes,
         font: None,

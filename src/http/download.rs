@@ -1,5 +1,6 @@
-//! `GET /api/download/:jobId` (and `/reel`): the finished MP4, with HTTP Range support; `/poster`
-//! (and `/reel/poster`): its JPEG poster frame, while the local copy exists; `/captions`: the
+//! `GET /api/download/:jobId` (and `/reel`, `/outputs/:ratio`): the finished video (MP4, WebM or
+//! GIF, as the spec's `format`), with HTTP Range support; `/poster` (and `/reel/poster`,
+//! `/outputs/:ratio/poster`): its JPEG poster frame, while the local copy exists; `/captions`: the
 //! spec's captions as WebVTT.
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vidbuilder_actors::manager::JobManagerMsg;
 use vidbuilder_domain::job::{poster_of, JobSnapshot, JobStatus};
+use vidbuilder_domain::spec::{AspectRatio, Format};
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -27,6 +29,119 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(video_poster))
         .routes(routes!(reel_poster))
         .routes(routes!(captions_file))
+        .routes(routes!(output_file))
+        .routes(routes!(output_poster))
+}
+
+/// One aspect ratio's video (`outputs` in the job's result): `16x9`, `9x16`, `1x1` or `4x5`
+/// (also `16:9`…). HTTP Range supported; with S3 and no local copy, a redirect to a fresh signed
+/// URL.
+#[utoipa::path(get, path = "/api/download/{job_id}/outputs/{ratio}", tag = "downloads",
+    params(
+        ("job_id" = String, Path, description = "The job's id."),
+        ("ratio" = String, Path, description = "An aspect ratio of the job: 16x9, 9x16, 1x1 or 4x5."),
+    ),
+    responses(
+        (status = 200, description = "The video (video/mp4, video/webm or image/gif).", body = Vec<u8>),
+        (status = 206, description = "The requested range.", body = Vec<u8>),
+        (status = 307, description = "With S3 and no local copy: a fresh presigned URL in Location."),
+        (status = 404, description = "No such job, ratio or video (yet).", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+        (status = 416, description = "The range is outside the file."),
+    ))]
+async fn output_file(
+    State(state): State<AppState>,
+    Path((job_id, ratio)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let view = state.job_view(&caller, &job_id).await?;
+    let which = which_output(&view, &ratio)?;
+    video(&state, view, which, req).await
+}
+
+/// One aspect ratio's JPEG poster frame, while the local copy exists.
+#[utoipa::path(get, path = "/api/download/{job_id}/outputs/{ratio}/poster", tag = "downloads",
+    params(
+        ("job_id" = String, Path, description = "The job's id."),
+        ("ratio" = String, Path, description = "An aspect ratio of the job: 16x9, 9x16, 1x1 or 4x5."),
+    ),
+    responses(
+        (status = 200, description = "The poster.", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such job, ratio or poster.", body = super::openapi::ErrorBody),
+        (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
+    ))]
+async fn output_poster(
+    State(state): State<AppState>,
+    Path((job_id, ratio)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let view = state.job_view(&caller, &job_id).await?;
+    let which = which_output(&view, &ratio)?;
+    poster(&view, which, req).await
+}
+
+/// Which of a job's videos a download asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    /// The main video (`videoUrl`).
+    Main,
+    /// The reel (`reelsUrl`).
+    Reel,
+    /// Another aspect ratio.
+    Extra(AspectRatio),
+}
+
+impl Which {
+    /// The ratio the JobManager knows its object by (`None`: the main video).
+    fn ratio(self) -> Option<AspectRatio> {
+        match self {
+            Which::Main => None,
+            Which::Reel => Some(AspectRatio::Vertical),
+            Which::Extra(r) => Some(r),
+        }
+    }
+}
+
+/// The video of `ratio` (a slug or a ratio) among a completed job's `outputs`.
+fn which_output(view: &JobSnapshot, ratio: &str) -> Result<Which, ApiError> {
+    let not_found = |message: String| {
+        ApiError::new(StatusCode::NOT_FOUND, "Video not available.", message)
+            .with("jobId", view.job_id.to_string())
+            .with("ratio", ratio.to_string())
+    };
+    let Some(r) = AspectRatio::parse(ratio) else {
+        return Err(not_found(format!(
+            "'{ratio}' is not an aspect ratio: use 16x9, 9x16, 1x1 or 4x5"
+        )));
+    };
+    let Some(result) = view
+        .result
+        .as_ref()
+        .filter(|_| view.status == JobStatus::Completed)
+    else {
+        let status = serde_json::to_value(view.status).unwrap_or_default();
+        return Err(not_found(format!(
+            "The video is not ready yet. Job status: {}.",
+            status.as_str().unwrap_or("")
+        )));
+    };
+    let Some(entry) = result.outputs.get(r.as_str()) else {
+        let have: Vec<&str> = result.outputs.keys().map(String::as_str).collect();
+        return Err(not_found(format!(
+            "This job has no {} video; it has: {}.",
+            r.as_str(),
+            have.join(", ")
+        )));
+    };
+    Ok(if entry.video_url == result.video_url {
+        Which::Main
+    } else if result.reels_url.as_deref() == Some(entry.video_url.as_str()) {
+        Which::Reel
+    } else {
+        Which::Extra(r)
+    })
 }
 
 /// The spec's `captions` as a WebVTT file (the sidecar of the burned-in captions), from the
@@ -161,20 +276,34 @@ async fn download<const REEL: bool, const POSTER: bool>(
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
     let view = state.job_view(&caller, &job_id).await?;
+    let which = if REEL { Which::Reel } else { Which::Main };
     if POSTER {
-        poster(&view, REEL, req).await
+        poster(&view, which, req).await
     } else {
-        video(&state, view, REEL, req).await
+        video(&state, view, which, req).await
     }
 }
 
-async fn poster(view: &JobSnapshot, reel: bool, req: Request<Body>) -> Result<Response, ApiError> {
-    let video = if reel {
-        view.files.reel.as_ref()
-    } else {
-        view.files.video.as_ref()
-    };
-    let path = video
+/// Where a job's video of `which` is on this node, if it is.
+fn local_file(view: &JobSnapshot, which: Which) -> Option<&PathBuf> {
+    match which {
+        Which::Main => view.files.video.as_ref(),
+        Which::Reel => view.files.reel.as_ref(),
+        Which::Extra(r) => view
+            .files
+            .extras
+            .iter()
+            .find(|(ratio, _)| *ratio == r)
+            .map(|(_, p)| p),
+    }
+}
+
+async fn poster(
+    view: &JobSnapshot,
+    which: Which,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let path = local_file(view, which)
         .filter(|_| view.status.is_terminal())
         .map(|v| poster_of(v))
         .filter(|p| p.exists());
@@ -202,32 +331,32 @@ async fn poster(view: &JobSnapshot, reel: bool, req: Request<Body>) -> Result<Re
 async fn video(
     state: &AppState,
     view: JobSnapshot,
-    reel: bool,
+    which: Which,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
     let id = view.job_id.clone();
+    let reel = which == Which::Reel;
     // A local copy is served while it exists (also after a failed upload); once only object
     // storage has the video, the client is redirected to a freshly signed URL.
-    let local: Option<PathBuf> = if reel {
-        view.files.reel.clone()
-    } else {
-        view.files.video.clone()
-    };
-    let local = local.filter(|p| view.status.is_terminal() && p.exists());
-    let stored = view.result.as_ref().is_some_and(|r| {
-        if reel {
-            r.s3_upload.reels.is_some()
-        } else {
-            r.s3_upload.standard.is_some()
-        }
+    let local = local_file(&view, which)
+        .cloned()
+        .filter(|p| view.status.is_terminal() && p.exists());
+    let stored = view.result.as_ref().is_some_and(|r| match which {
+        Which::Main => r.s3_upload.standard.is_some(),
+        Which::Reel => r.s3_upload.reels.is_some(),
+        Which::Extra(ratio) => r
+            .outputs
+            .get(ratio.as_str())
+            .is_some_and(|o| o.s3_key.is_some()),
     });
     if local.is_none() && stored {
         let job_id = id.clone();
+        let ratio = which.ratio();
         let url = ractor::call_t!(
             state.manager,
             |reply| JobManagerMsg::PresignDownload {
                 job_id,
-                reel,
+                ratio,
                 reply
             },
             super::ACTOR_CALL_TIMEOUT.as_millis() as u64
@@ -259,7 +388,11 @@ async fn video(
         .with("jobId", id.to_string())
         .with("status", status));
     };
-    let mut res = ServeFile::new_with_mime(&path, &"video/mp4".parse().expect("mime"))
+    let format = path
+        .extension()
+        .and_then(|e| Format::of_extension(&e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut res = ServeFile::new_with_mime(&path, &format.mime().parse().expect("mime"))
         .oneshot(req)
         .await
         .map_err(|e| {
@@ -278,10 +411,11 @@ async fn video(
         )
         .with("jobId", id.to_string()));
     }
-    let name = if reel {
-        format!("{id}-reel.mp4")
-    } else {
-        format!("{id}.mp4")
+    let ext = format.extension();
+    let name = match which {
+        Which::Main => format!("{id}.{ext}"),
+        Which::Reel => format!("{id}-reel.{ext}"),
+        Which::Extra(r) => format!("{id}-{}.{ext}", r.slug()),
     };
     res.headers_mut().insert(
         header::CONTENT_DISPOSITION,

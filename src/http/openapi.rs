@@ -41,7 +41,9 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
         SseEvent,
         vidbuilder_domain::job::JobResult,
         vidbuilder_domain::job::S3Upload,
-        vidbuilder_domain::job::S3Object
+        vidbuilder_domain::job::S3Object,
+        vidbuilder_domain::job::OutputLinks,
+        vidbuilder_domain::spec::Format
     )),
     modifiers(&BearerKeys)
 )]

@@ -3,7 +3,7 @@
 //! contract's result fields carry.
 
 use serde::Serialize;
-use vidbuilder_actors::ports::Links;
+use vidbuilder_actors::ports::{AspectRatio, Links};
 use vidbuilder_domain::job::{JobFailure, JobId, JobPhase, JobResult, JobSnapshot, JobStatus};
 
 /// The prefix of the download routes (`http/download.rs`).
@@ -21,6 +21,12 @@ impl Links for DownloadLinks {
     }
     fn poster(&self, job: &JobId) -> String {
         format!("{DOWNLOAD_PREFIX}{job}/poster")
+    }
+    fn output(&self, job: &JobId, ratio: AspectRatio) -> String {
+        format!("{DOWNLOAD_PREFIX}{job}/outputs/{}", ratio.slug())
+    }
+    fn output_poster(&self, job: &JobId, ratio: AspectRatio) -> String {
+        format!("{DOWNLOAD_PREFIX}{job}/outputs/{}/poster", ratio.slug())
     }
 }
 

@@ -714,6 +714,7 @@ mod tests {
             captions: None,
             watermark: None,
             generate_reels: false,
+            outputs: Default::default(),
             metadata: None,
             scenes: vec![Scene::new(
                 1.0,

@@ -379,7 +379,13 @@ async fn six_jobs_spread_over_two_workers_and_download_from_the_coordinator() {
     let mut ids = Vec::new();
     for i in 0..6 {
         let secs = 1.0 + (i % 3) as f64 * 0.5;
-        ids.push(submit(&http, &base, &spec(&receiver, "six", "draft", secs)).await);
+        let mut s = spec(&receiver, "six", "draft", secs);
+        if i == 0 {
+            // another format and a second aspect ratio: its file travels too
+            s["format"] = json!("webm");
+            s["aspectRatios"] = json!(["16:9", "1:1"]);
+        }
+        ids.push(submit(&http, &base, &s).await);
     }
     let mut by_node: HashMap<String, usize> = HashMap::new();
     for id in &ids {
@@ -395,6 +401,21 @@ async fn six_jobs_spread_over_two_workers_and_download_from_the_coordinator() {
         // The poster travelled too.
         let (code, _) = get(&http, &format!("{base}/api/download/{id}/poster")).await;
         assert_eq!(code, 200);
+        if *id == ids[0] {
+            assert_eq!(probe.video_codec, "vp9");
+            let square = &v["outputs"]["1:1"];
+            assert_eq!(square["format"], "webm", "{v}");
+            let url = square["videoUrl"].as_str().unwrap();
+            let res = http.get(format!("{base}{url}")).send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 200);
+            assert_eq!(res.headers()["content-type"], "video/webm");
+            let file = data.path().join(format!("{id}-1x1.webm"));
+            std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+            let p = ffprobe(&file);
+            assert_eq!((p.width, p.height), (360, 360));
+            let poster = square["posterUrl"].as_str().unwrap();
+            assert_eq!(get(&http, &format!("{base}{poster}")).await.0, 200);
+        }
     }
     assert!(
         by_node.get("w1").copied().unwrap_or(0) >= 1
@@ -409,7 +430,10 @@ async fn six_jobs_spread_over_two_workers_and_download_from_the_coordinator() {
         assert!(data
             .path()
             .join("c/videos")
-            .join(format!("{id}.mp4"))
+            .join(format!(
+                "{id}.{}",
+                if *id == ids[0] { "webm" } else { "mp4" }
+            ))
             .is_file());
     }
     for w in ["w1", "w2"] {
@@ -640,6 +664,9 @@ async fn with_object_storage_the_workers_upload_and_the_coordinator_signs() {
         if i == 0 {
             s["generateReels"] = json!(true);
         }
+        if i == 1 {
+            s["aspectRatios"] = json!(["16:9", "4:5"]);
+        }
         ids.push(submit(&http, &base, &s).await);
     }
     let no_redirects = reqwest::Client::builder()
@@ -671,6 +698,11 @@ async fn with_object_storage_the_workers_upload_and_the_coordinator_signs() {
             let reel = s3u["reels"]["s3Key"].as_str().unwrap();
             assert!(s3.root().join("videos").join(reel).is_file(), "{reel}");
         }
+        if i == 1 {
+            let key = v["outputs"]["4:5"]["s3Key"].as_str().unwrap();
+            assert!(key.contains("/4x5/"), "{key}");
+            assert!(s3.root().join("videos").join(key).is_file(), "{key}");
+        }
         // Download works the same: a redirect to a fresh signed URL.
         let res = no_redirects
             .get(format!("{base}/api/download/{id}"))
@@ -695,8 +727,8 @@ async fn with_object_storage_the_workers_upload_and_the_coordinator_signs() {
     let uploads = w1.logs().matches("uploaded job_id=").count()
         + w2.logs().matches("uploaded job_id=").count();
     assert!(
-        uploads >= 7,
-        "six videos and a reel uploaded by the workers: {uploads}"
+        uploads >= 8,
+        "six videos, a reel and a 4:5 uploaded by the workers: {uploads}"
     );
     assert!(
         !coordinator.logs().contains(" uploaded bytes="),

@@ -10,6 +10,7 @@ mod controls;
 mod durability;
 mod hardening;
 mod observability;
+mod outputs;
 mod playback;
 mod s3;
 mod s3_jobs;

@@ -236,7 +236,7 @@ impl ClusterState {
             attempt: attempt.clone(),
             spec: request.spec,
             catalog_version: self.settings.catalog_version.clone(),
-            upload,
+            upload: upload.map(Box::new),
         };
         let manager = self.manager.clone();
         let timeout = self.settings.timings.rpc_timeout;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
 use sha2::{Digest, Sha256};
-use vidbuilder_domain::ports::RenderOutput;
+use vidbuilder_domain::ports::{ExtraOutput, RenderOutput};
 
 use crate::ports::Transfer;
 use crate::wire::{
@@ -66,15 +66,20 @@ pub async fn fetch_render(
         frames: rendered.frames,
         poster: None,
         reel_poster: None,
+        extras: Vec::new(),
     };
     let mut have_video = false;
+    let mut posters = Vec::new();
     for artifact in &rendered.artifacts {
         if !safe_name(&artifact.name, attempt) {
             return Err(format!("refused the file name {:?}", artifact.name));
         }
         let path = dir.join(&artifact.name);
         if let ArtifactLocation::Object { key } = &artifact.location {
-            if !matches!(artifact.kind, ArtifactKind::Video | ArtifactKind::Reel) {
+            if !matches!(
+                artifact.kind,
+                ArtifactKind::Video | ArtifactKind::Reel | ArtifactKind::Extra(_)
+            ) {
                 return Err(format!("{} was stored, not sent", artifact.name));
             }
             keys.push((artifact.kind, key.clone()));
@@ -106,6 +111,12 @@ pub async fn fetch_render(
             ArtifactKind::Reel => out.reel = Some(path),
             ArtifactKind::Poster => out.poster = Some(path),
             ArtifactKind::ReelPoster => out.reel_poster = Some(path),
+            ArtifactKind::Extra(ratio) => out.extras.push(ExtraOutput {
+                ratio,
+                video: path,
+                poster: None,
+            }),
+            ArtifactKind::ExtraPoster(_) => posters.push((artifact.kind, path)),
         }
     }
     while let Some(fetched) = fetches.join_next().await {
@@ -114,10 +125,28 @@ pub async fn fetch_render(
     if !have_video {
         return Err("the render has no video".into());
     }
-    // The landscape video's key first, as the job's result lists its objects.
-    keys.sort_by_key(|(k, _)| *k != ArtifactKind::Video);
-    if keys.first().is_some_and(|(k, _)| *k != ArtifactKind::Video) {
-        return Err("the reel was stored but not the video".into());
+    for (kind, path) in posters {
+        let ArtifactKind::ExtraPoster(ratio) = kind else {
+            continue;
+        };
+        match out.extras.iter_mut().find(|e| e.ratio == ratio) {
+            Some(e) => e.poster = Some(path),
+            None => return Err(format!("a poster of {} without its video", ratio.as_str())),
+        }
+    }
+    // The main video's key first, then the reel's, then the other ratios' in the spec's order,
+    // as the job's result lists its objects; either every video was stored or none.
+    keys.sort_by_key(|(k, _)| match k {
+        ArtifactKind::Video => 0,
+        ArtifactKind::Reel => 1,
+        _ => 2,
+    });
+    let videos = 1 + out.reel.is_some() as usize + out.extras.len();
+    if !keys.is_empty() && keys.len() != videos {
+        return Err(format!(
+            "{} of the render's {videos} videos were stored by the worker: all or none",
+            keys.len()
+        ));
     }
     Ok((out, keys.into_iter().map(|(_, k)| k).collect()))
 }

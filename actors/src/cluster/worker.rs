@@ -19,6 +19,7 @@ use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, RactorMessage};
 use tracing::{debug, info, info_span, warn, Instrument};
 use vidbuilder_domain::ports::{RenderFailure, RenderFailureKind, RenderOutput, RenderRequest};
+use vidbuilder_domain::spec::Format;
 
 use super::{Timings, COORDINATOR, SCOPE, WORKERS};
 use crate::ports::{Renderer, Transfer, UploadFile, UploadProgressSink, Uploader};
@@ -213,7 +214,7 @@ impl WorkerState {
         assignment: crate::wire::RenderAssignment,
     ) -> RenderAck {
         let attempt = assignment.attempt.clone();
-        let upload = assignment.upload.clone();
+        let upload = assignment.upload.clone().map(|b| *b);
         if upload.is_some() && self.uploader.is_none() {
             warn!(job_id = %attempt.job_id, "the coordinator stores videos in object storage but this worker has no [s3] settings: the coordinator will fetch and upload them");
         }
@@ -437,15 +438,25 @@ async fn upload_videos(
                 Some(k) => k.clone(),
                 None => continue,
             },
+            ArtifactKind::Extra(ratio) => {
+                match target.extra_keys.iter().find(|(r, _)| *r == ratio) {
+                    Some((_, k)) => k.clone(),
+                    None => continue,
+                }
+            }
             _ => continue,
         };
         let Some(path) = files.get(&artifact.kind) else {
             continue;
         };
+        let format = path
+            .extension()
+            .and_then(|e| Format::of_extension(&e.to_string_lossy()))
+            .unwrap_or_default();
         let file = UploadFile {
             path: path.clone(),
             key: key.clone(),
-            content_type: "video/mp4".into(),
+            content_type: format.mime().into(),
         };
         let sink: UploadProgressSink = Arc::new(|_, _| {});
         crate::upload::with_retries(settings, "upload", || {
@@ -464,6 +475,34 @@ async fn upload_videos(
     Ok(rendered)
 }
 
+/// Every file of a finished render, as the kind of artifact it is: the main video, the reel,
+/// the other aspect ratios (in the spec's order), then the posters.
+fn output_files(out: &RenderOutput) -> Vec<(ArtifactKind, PathBuf)> {
+    let videos = [
+        (ArtifactKind::Video, Some(&out.video)),
+        (ArtifactKind::Reel, out.reel.as_ref()),
+    ];
+    let posters = [
+        (ArtifactKind::Poster, out.poster.as_ref()),
+        (ArtifactKind::ReelPoster, out.reel_poster.as_ref()),
+    ];
+    let extras = out
+        .extras
+        .iter()
+        .map(|e| (ArtifactKind::Extra(e.ratio), Some(&e.video)));
+    let extra_posters = out
+        .extras
+        .iter()
+        .map(|e| (ArtifactKind::ExtraPoster(e.ratio), e.poster.as_ref()));
+    videos
+        .into_iter()
+        .chain(extras)
+        .chain(posters)
+        .chain(extra_posters)
+        .filter_map(|(k, p)| p.map(|p| (k, p.clone())))
+        .collect()
+}
+
 /// Hashes a finished render's files and describes them for the coordinator.
 fn describe(
     files: &dyn Transfer,
@@ -472,14 +511,8 @@ fn describe(
 ) -> Result<(RenderedAttempt, HashMap<ArtifactKind, PathBuf>), RenderFailure> {
     let mut artifacts = Vec::new();
     let mut paths = HashMap::new();
-    let all = [
-        (ArtifactKind::Video, Some(&out.video)),
-        (ArtifactKind::Reel, out.reel.as_ref()),
-        (ArtifactKind::Poster, out.poster.as_ref()),
-        (ArtifactKind::ReelPoster, out.reel_poster.as_ref()),
-    ];
-    for (kind, path) in all {
-        let Some(path) = path else { continue };
+    for (kind, path) in output_files(out) {
+        let path = &path;
         let (bytes, sha256) = files.digest(path).map_err(|e| {
             RenderFailure::new(
                 RenderFailureKind::Io,
@@ -656,15 +689,8 @@ impl Actor for WorkerNode {
                 else {
                     return Ok(());
                 };
-                let files: HashMap<ArtifactKind, PathBuf> = [
-                    (ArtifactKind::Video, Some(output.video.clone())),
-                    (ArtifactKind::Reel, output.reel.clone()),
-                    (ArtifactKind::Poster, output.poster.clone()),
-                    (ArtifactKind::ReelPoster, output.reel_poster.clone()),
-                ]
-                .into_iter()
-                .filter_map(|(k, p)| p.map(|p| (k, p)))
-                .collect();
+                let files: HashMap<ArtifactKind, PathBuf> =
+                    output_files(output).into_iter().collect();
                 let upload = state.attempts.get(&attempt).and_then(|a| a.upload.clone());
                 match (result, upload, state.uploader.clone()) {
                     (Ok(rendered), Some(target), Some((uploader, settings))) => {

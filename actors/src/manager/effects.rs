@@ -6,6 +6,7 @@ use std::time::Duration;
 use vidbuilder_domain::events::WebhookEvent;
 use vidbuilder_domain::job::JobId;
 use vidbuilder_domain::ports::{RenderRequest, UploadFile};
+use vidbuilder_domain::spec::AspectRatio;
 
 use super::DrainReport;
 use crate::wire::UploadTarget;
@@ -72,6 +73,8 @@ pub enum Effect {
         video: PathBuf,
         /// Where its reel was rendered, if it has one.
         reel: Option<PathBuf>,
+        /// Where its other aspect ratios were rendered.
+        extras: Vec<(AspectRatio, PathBuf)>,
     },
     /// Hand the files to the UploadActor.
     Upload {

@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use ractor::{ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use vidbuilder_domain::job::{JobId, JobSnapshot, S3Object};
-use vidbuilder_domain::spec::VideoSpec;
+use vidbuilder_domain::spec::{AspectRatio, VideoSpec};
 use vidbuilder_domain::store::JobStore;
 use vidbuilder_domain::template::{TemplateId, TemplateRecord};
 
@@ -255,12 +255,13 @@ pub enum JobManagerMsg {
     },
     /// Every node's render slots (this node first), for `GET /api/cluster`.
     Nodes(RpcReplyPort<Vec<NodeSlots>>),
-    /// A fresh signed URL for a completed job's stored video (`reel` for the vertical one).
+    /// A fresh signed URL for a completed job's stored video (`ratio` for one of its aspect
+    /// ratios; the reel is `9:16`).
     PresignDownload {
         /// The completed job.
         job_id: JobId,
-        /// True for the vertical reel, false for the landscape video.
-        reel: bool,
+        /// `None`: the main video; otherwise the video of this ratio.
+        ratio: Option<AspectRatio>,
         /// Gets the signed URL, or why there is none.
         reply: RpcReplyPort<Result<String, PresignError>>,
     },

@@ -36,6 +36,8 @@ use ractor::{
 use tokio::task::AbortHandle;
 use tracing::{error, info, warn};
 use vidbuilder_domain::job::{poster_of, JobId, JobSnapshot};
+use vidbuilder_domain::ports::ExtraOutput;
+use vidbuilder_domain::spec::AspectRatio;
 use vidbuilder_domain::store::JobStore;
 
 pub use self::core::CancelError;
@@ -228,14 +230,37 @@ impl JobManagerState {
                     old.abort();
                 }
             }
-            Effect::ResumeUpload { job, video, reel } => {
+            Effect::ResumeUpload {
+                job,
+                video,
+                reel,
+                extras,
+            } => {
                 let there = |p: PathBuf| self.artifacts.size(&p).map(|_| p);
-                let (video, reel) = (there(video), reel.and_then(there));
+                let (mut video, reel) = (there(video), reel.and_then(there));
                 let posters = [
                     video.as_deref().map(poster_of).and_then(there),
                     reel.as_deref().map(poster_of).and_then(there),
                 ];
-                return self.core.resume_upload(&job, video, reel, posters, now);
+                let extras: Option<Vec<ExtraOutput>> = extras
+                    .into_iter()
+                    .map(|(ratio, path)| {
+                        let poster = there(poster_of(&path));
+                        there(path).map(|video| ExtraOutput {
+                            ratio,
+                            video,
+                            poster,
+                        })
+                    })
+                    .collect();
+                // One ratio gone: render them all again.
+                if extras.is_none() {
+                    video = None;
+                }
+                let extras = extras.unwrap_or_default();
+                return self
+                    .core
+                    .resume_upload(&job, video, reel, posters, extras, now);
             }
             Effect::Upload {
                 job,
@@ -659,10 +684,10 @@ impl JobManagerState {
     fn presign(
         &self,
         job_id: JobId,
-        reel: bool,
+        ratio: Option<AspectRatio>,
         reply: RpcReplyPort<Result<String, PresignError>>,
     ) {
-        let Some(key) = self.core.stored_key(&job_id, reel) else {
+        let Some(key) = self.core.stored_key(&job_id, ratio) else {
             let _ = reply.send(Err(PresignError::NoObject));
             return;
         };
@@ -904,10 +929,10 @@ impl Actor for JobManager {
             }
             JobManagerMsg::PresignDownload {
                 job_id,
-                reel,
+                ratio,
                 reply,
             } => {
-                state.presign(job_id, reel, reply);
+                state.presign(job_id, ratio, reply);
                 Vec::new()
             }
             JobManagerMsg::Captions { job_id, reply } => {

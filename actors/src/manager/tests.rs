@@ -29,6 +29,12 @@ impl Links for TestLinks {
     fn poster(&self, job: &JobId) -> String {
         format!("/dl/{job}/poster")
     }
+    fn output(&self, job: &JobId, ratio: vidbuilder_domain::spec::AspectRatio) -> String {
+        format!("/dl/{job}/outputs/{}", ratio.slug())
+    }
+    fn output_poster(&self, job: &JobId, ratio: vidbuilder_domain::spec::AspectRatio) -> String {
+        format!("/dl/{job}/outputs/{}/poster", ratio.slug())
+    }
 }
 
 fn settings() -> ManagerSettings {
@@ -93,6 +99,7 @@ fn output(id: &JobId, reel: bool) -> RenderOutput {
         frames: 90,
         poster: Some(PathBuf::from(format!("/videos/{id}.jpg"))),
         reel_poster: None,
+        extras: Vec::new(),
     }
 }
 
@@ -528,7 +535,10 @@ fn uploads_come_before_completion_with_contract_keys() {
     assert_eq!(result.s3_upload.reels.unwrap().s3_key, keys[1]);
     assert_eq!(result.poster_url, None, "no local poster to serve");
     assert_eq!(snap.files.video, None);
-    assert_eq!(c.stored_key(&a, true), Some(keys[1].clone()));
+    assert_eq!(
+        c.stored_key(&a, Some(vidbuilder_domain::spec::AspectRatio::Vertical)),
+        Some(keys[1].clone())
+    );
 
     // A failed upload fails the job; the render stays downloadable here.
     let b = admit(&mut c, 2, now);
@@ -564,13 +574,15 @@ fn a_restart_uploads_what_was_rendered_or_renders_again() {
     assert!(effects.contains(&Effect::ResumeUpload {
         job: id.clone(),
         video: PathBuf::from("/videos/x.mp4"),
-        reel: None
+        reel: None,
+        extras: Vec::new(),
     }));
     let effects = c.resume_upload(
         &id,
         Some(PathBuf::from("/videos/x.mp4")),
         None,
         [Some(PathBuf::from("/videos/x.jpg")), None],
+        Vec::new(),
         now,
     );
     let Some(Effect::Upload { files, .. }) = effects
@@ -596,7 +608,7 @@ fn a_restart_uploads_what_was_rendered_or_renders_again() {
     let mut c = core(true, settings());
     c.recover(vec![record], now);
     c.pump(now);
-    let effects = c.resume_upload(&id, None, None, [None, None], now);
+    let effects = c.resume_upload(&id, None, None, [None, None], Vec::new(), now);
     // The files are gone: a new attempt renders, first in line.
     assert_eq!(spawned(&effects), vec![(id.clone(), 3)]);
     assert_eq!(c.record(&id).unwrap().video, None);
@@ -990,4 +1002,111 @@ fn cancel_during_an_upload_removes_the_rendered_files() {
     assert!(snap.cancelled && snap.files.video.is_none());
     // The upload's late result is stale.
     assert!(c.upload_done(&id, 1, Ok(Vec::new()), now).is_empty());
+}
+
+#[test]
+fn every_aspect_ratio_is_uploaded_announced_resumed_and_removed() {
+    use vidbuilder_domain::ports::ExtraOutput;
+    use vidbuilder_domain::spec::AspectRatio;
+    let now = Now::system();
+    let mut c = core(true, settings());
+    c.admission(&None).expect("admitted");
+    let mut ctx = ValidationContext::default();
+    ctx.themes.insert("corporate".into());
+    ctx.default_theme = "corporate".into();
+    let body = serde_json::json!({"quality": "draft", "format": "webm",
+        "aspectRatios": ["1:1", "4:5", "9:16"],
+        "scenes": [{"type": "hero-title", "duration": 2, "content": {"title": "Hi"}}]});
+    let spec = validate_spec(&body, &ctx).unwrap();
+    let mut record = Core::new_record(spec, None, None, now);
+    record.seq = 1;
+    let a = record.id.clone();
+    c.admit(record, now);
+    c.pump(now);
+    let out = RenderOutput {
+        video: PathBuf::from(format!("/videos/{a}.webm")),
+        reel: Some(PathBuf::from(format!("/videos/{a}-reel.webm"))),
+        reel_poster: Some(PathBuf::from(format!("/videos/{a}-reel.jpg"))),
+        extras: vec![ExtraOutput {
+            ratio: AspectRatio::Portrait,
+            video: PathBuf::from(format!("/videos/{a}-4x5.webm")),
+            poster: Some(PathBuf::from(format!("/videos/{a}-4x5.jpg"))),
+        }],
+        width: 360,
+        height: 360,
+        ..output(&a, false)
+    };
+    let effects = c.render_done(&a, 1, Ok(out), now);
+    let Some(Effect::Upload { files, .. }) =
+        effects.iter().find(|e| matches!(e, Effect::Upload { .. }))
+    else {
+        panic!("no upload: {effects:?}");
+    };
+    let day = &c.record(&a).unwrap().created_at[..10];
+    let got: Vec<(String, String)> = files
+        .iter()
+        .map(|f| (f.key.clone(), f.content_type.clone()))
+        .collect();
+    let webm = |k: String| (k, "video/webm".to_string());
+    assert_eq!(
+        got,
+        vec![
+            webm(format!("pre/videos/{day}/standard/{a}.webm")),
+            webm(format!("pre/videos/{day}/reels/{a}.webm")),
+            webm(format!("pre/videos/{day}/4x5/{a}.webm")),
+        ],
+        "main, reel, then the other ratios, each under its own key"
+    );
+    // The derived local paths are the renderer's names.
+    let record = c.record(&a).unwrap().clone();
+    assert_eq!(
+        record.extra_files(),
+        vec![(
+            AspectRatio::Portrait,
+            PathBuf::from(format!("/videos/{a}-4x5.webm"))
+        )]
+    );
+    let objects = files
+        .iter()
+        .map(|f| S3Object {
+            s3_key: f.key.clone(),
+            signed_url: format!("https://s3/{}", f.key),
+            expires_in: "7 days".into(),
+        })
+        .collect();
+    c.upload_done(&a, 1, Ok(objects), now);
+    let result = c.record(&a).unwrap().result.clone().unwrap();
+    let o = &result.outputs;
+    assert_eq!(o.len(), 3);
+    assert_eq!(o["1:1"].video_url, result.video_url);
+    assert_eq!((o["1:1"].width, o["1:1"].height), (360, 360));
+    assert_eq!(o["1:1"].s3_key.as_ref(), Some(&got[0].0));
+    assert_eq!(Some(&o["9:16"].video_url), result.reels_url.as_ref());
+    assert_eq!(o["9:16"].s3_key.as_ref(), Some(&got[1].0));
+    assert_eq!((o["9:16"].width, o["9:16"].height), (360, 640));
+    assert_eq!(o["4:5"].video_url, format!("/dl/{a}/outputs/4x5"));
+    assert_eq!(
+        o["4:5"].poster_url.as_deref(),
+        Some(format!("/dl/{a}/outputs/4x5/poster").as_str())
+    );
+    assert_eq!(o["4:5"].s3_key.as_ref(), Some(&got[2].0));
+    assert_eq!((o["4:5"].width, o["4:5"].height), (360, 450));
+    assert_eq!(result.s3_upload.reels.as_ref().unwrap().s3_key, got[1].0);
+    assert_eq!(
+        c.stored_key(&a, Some(AspectRatio::Portrait)),
+        Some(got[2].0.clone())
+    );
+    assert_eq!(
+        c.snapshot(&a).unwrap().files.extras,
+        record.extra_files(),
+        "downloads find the local copy"
+    );
+    // Expiry removes every ratio's video and poster.
+    let record = c.record(&a).unwrap().clone();
+    let effects = c.expire(vec![record]);
+    let Effect::RemoveFiles { files, .. } = &effects[0] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(files.len(), 6, "{files:?}");
+    assert!(files.contains(&PathBuf::from(format!("/videos/{a}-4x5.jpg"))));
 }

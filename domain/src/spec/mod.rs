@@ -13,6 +13,7 @@ mod audio;
 mod captions;
 mod content;
 mod fonts;
+mod output;
 pub mod schema;
 mod style;
 mod video;
@@ -27,6 +28,9 @@ pub use content::{
     SCENE_TYPES,
 };
 pub use fonts::{FontChoice, FontSource, FONT_EXTENSIONS, MAX_FAMILY_CHARS, MAX_FONTS};
+pub use output::{
+    output_shapes, AspectRatio, Format, OutputRole, OutputShape, Outputs, MAX_GIF_SECONDS,
+};
 pub use style::{
     parse_color, Background, Direction, Transition, TransitionKind, DEFAULT_TRANSITION_SECONDS,
     MAX_TRANSITION_SECONDS,
@@ -188,6 +192,10 @@ pub struct VideoSpec {
     pub frame_rate: FrameRate,
     /// `generateReels`: also render a vertical 1080×1920 reel.
     pub generate_reels: bool,
+    /// `format` and `aspectRatios`: the files made (an MP4, landscape, when left out). See
+    /// [`VideoSpec::shapes`]. Boxed, as `watermark` is.
+    #[serde(default, skip_serializing_if = "Outputs::is_default")]
+    pub outputs: Box<Outputs>,
     /// `scenes`: the scenes in order (at least one).
     pub scenes: Vec<Scene>,
     /// `watermark`: an image over every frame of every output; `None`: none. Boxed: most
@@ -262,6 +270,16 @@ impl VideoSpec {
             .collect()
     }
 
+    /// The files this spec makes, the main one first (see [`output_shapes`]).
+    pub fn shapes(&self) -> Vec<OutputShape> {
+        output_shapes(&self.outputs, self.quality, self.generate_reels)
+    }
+
+    /// The container and codecs of every output.
+    pub fn format(&self) -> Format {
+        self.outputs.format
+    }
+
     /// Number of frames of the whole video at its frame rate.
     pub fn frame_count(&self) -> u64 {
         (self.duration() * self.fps as f64).round() as u64
@@ -296,15 +314,14 @@ fn default_max_work_megapixels() -> u64 {
     75_000
 }
 
-/// The work a spec asks for, in megapixel-frames: every frame of every output (the landscape
-/// video, and the 1080×1920 reel when asked for).
-pub fn work_megapixels(quality: Quality, fps: u32, seconds: f64, reels: bool) -> f64 {
+/// The work a spec asks for, in megapixel-frames: every frame of every output `shapes` (the
+/// main video, its reel and other aspect ratios).
+pub fn work_megapixels(shapes: &[OutputShape], fps: u32, seconds: f64) -> f64 {
     let frames = (seconds * fps as f64).round();
-    let (w, h) = quality.dimensions();
-    let mut pixels = w as f64 * h as f64;
-    if reels {
-        pixels += 1080.0 * 1920.0;
-    }
+    let pixels: f64 = shapes
+        .iter()
+        .map(|s| s.width as f64 * s.height as f64)
+        .sum();
     frames * pixels / 1e6
 }
 
@@ -481,15 +498,25 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
             ),
         );
     }
-    let work = work_megapixels(quality, fps, total, generate_reels);
+    let outputs = output::validate_outputs(
+        obj.get("format"),
+        obj.get("aspectRatios"),
+        total,
+        frame_rate,
+    )?;
+    let shapes = output_shapes(&outputs, quality, generate_reels);
+    let work = work_megapixels(&shapes, fps, total);
     if work > ctx.limits.max_work_megapixels as f64 {
+        let extra = match shapes.len() {
+            1 => String::new(),
+            2 if generate_reels && outputs.aspect_ratios.is_empty() => " with a reel".into(),
+            n => format!(" in {n} aspect ratios"),
+        };
         return err(
             "quality",
             format!(
-                "{total}s at {} and {fps} fps{} is {:.0} megapixel-frames of work, more than this server renders for one job ({}); shorten the video, lower the quality or fps, or turn generateReels off",
+                "{total}s at {} and {fps} fps{extra} is {work:.0} megapixel-frames of work, more than this server renders for one job ({}); shorten the video, lower the quality or fps, or ask for fewer outputs (generateReels, aspectRatios)",
                 quality.as_str(),
-                if generate_reels { " with a reel" } else { "" },
-                work,
                 ctx.limits.max_work_megapixels
             ),
         );
@@ -507,6 +534,7 @@ pub fn validate_spec(body: &Value, ctx: &ValidationContext) -> Result<VideoSpec,
         fps,
         frame_rate,
         generate_reels,
+        outputs: Box::new(outputs),
         scenes,
         watermark,
         captions,
@@ -1564,7 +1592,8 @@ mod tests {
             "{}",
             e.message
         );
-        assert!((work_megapixels(Quality::P1080, 30, 600.0, true) - 74_649.6).abs() < 0.01);
+        let shapes = output_shapes(&Outputs::default(), Quality::P1080, true);
+        assert!((work_megapixels(&shapes, 30, 600.0) - 74_649.6).abs() < 0.01);
     }
 
     #[test]

@@ -19,12 +19,13 @@ use super::fonts::{MAX_FAMILY_CHARS, MAX_FONTS};
 use super::style::{TransitionKind, MAX_TRANSITION_SECONDS};
 use super::video::{MAX_CLIP_VOLUME, MAX_SPEED, MAX_TRIM_SECONDS, MIN_SPEED};
 use super::{
-    ValidationContext, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE, FPS_CHOICES, MAX_CUES,
-    MAX_CUE_CHARS, MAX_CUE_WORDS, MAX_METADATA_BYTES, MIN_WATERMARK_SCALE,
+    AspectRatio, Format, ValidationContext, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SCALE,
+    FPS_CHOICES, MAX_CUES, MAX_CUE_CHARS, MAX_CUE_WORDS, MAX_GIF_SECONDS, MAX_METADATA_BYTES,
+    MIN_WATERMARK_SCALE,
 };
 
 /// What the server checks that the schema cannot express.
-pub const SERVER_ONLY_RULES: [&str; 8] = [
+pub const SERVER_ONLY_RULES: [&str; 9] = [
     "the sum of the scene durations is at most limits.max_total_seconds",
     "the work asked for (frames × pixels, the reel's too) is at most limits.max_work_megapixels",
     "every scene lasts at least one frame at the spec's fps",
@@ -32,6 +33,7 @@ pub const SERVER_ONLY_RULES: [&str; 8] = [
     "URLs do not point at internal addresses (SSRF guard), also when their names are resolved",
     "font is an installed family or one of fonts[].family; fonts are given only with font; each font file holds its family (an asset checked at submission, a URL when it is fetched)",
     "a voice-over's offset is less than its scene's duration; a video clip's trim.end comes after its trim.start; a video or sound in the assets directory is readable by ffmpeg and has a picture (a sound: sound) — probed at submission; a URL when it is fetched",
+    "a gif lasts at most 30 s; frameRate variable is for mp4 only; aspectRatios lists each ratio once (1x1 and 1:1 are the same)",
     "captions give exactly one of srt, vtt and cues; SRT and WebVTT text parses; a cue ends after it starts and starts before the video ends; word timings are in order, within their cue and found in its text",
 ];
 
@@ -377,7 +379,12 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
             "fps": {"anyOf": [{"enum": FPS_CHOICES}, {"type": "null"}], "description": "Frames per second (default 30)."},
             "frameRate": {"anyOf": [{"enum": ["constant", "variable"]}, {"type": "null"}],
                           "description": "constant (default): every frame at fps. variable: a frame that repeats the previous one is not encoded again, the previous one lasts longer (at least one frame a second is kept); faster where the video holds still."},
-            "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel."},
+            "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel (the shorthand for a 9:16 after aspectRatios' others)."},
+            "format": {"anyOf": [{"enum": Format::ALL.map(Format::as_str)}, {"type": "null"}],
+                       "description": format!("mp4 (H.264/AAC, default), webm (VP9/Opus) or gif (no sound, at most {MAX_GIF_SECONDS} s; palette per frame).")},
+            "aspectRatios": {"anyOf": [{"type": "null"}, {"type": "array", "minItems": 1, "maxItems": AspectRatio::ALL.len(), "uniqueItems": true,
+                              "items": {"enum": AspectRatio::ALL.map(AspectRatio::as_str)}}],
+                             "description": "The shapes to render from the same scenes, the layout reflowed for each, at the quality's short side; the first is videoUrl, a later 9:16 the reel, every one in outputs. Default [\"16:9\"]."},
             "watermark": watermark,
             "captions": captions,
             "font": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": MAX_FAMILY_CHARS, "pattern": "\\S"}],

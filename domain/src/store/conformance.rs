@@ -135,6 +135,7 @@ fn new_job(n: u32) -> JobRecord {
         captions: None,
         watermark: None,
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes: vec![Scene::new(
             1.5,
@@ -174,6 +175,7 @@ fn result() -> JobResult {
         },
         render_time: "2s".into(),
         poster_url: Some("/api/download/x/poster".into()),
+        outputs: Default::default(),
     }
 }
 

@@ -360,6 +360,7 @@ async fn prefetch_names_the_field_of_a_failing_image() {
         captions: None,
         watermark: None,
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes: vec![
             image_scene(ok.clone()),
@@ -417,6 +418,7 @@ async fn fetches_to_one_host_are_limited_across_jobs() {
         captions: None,
         watermark: None,
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes: (0..6)
             .map(|i| {
@@ -458,6 +460,7 @@ fn decoded_images_are_kept_at_the_size_they_are_drawn_at() {
         captions: None,
         watermark: None,
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes: Vec::new(),
         font: None,

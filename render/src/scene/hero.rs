@@ -58,7 +58,7 @@ impl HeroTitle {
         } else {
             0.0
         };
-        let max_w = if fr.portrait() {
+        let max_w = if fr.narrow() {
             sw
         } else {
             (theme.layout.max_width * fr.width as f32).min(sw)

@@ -71,7 +71,7 @@ impl ImageScene {
 pub(crate) fn caption_band(ctx: &mut SceneContext, layers: &mut Layers, text: &str) {
     let (theme, pal, fr, u, (sx, sy, sw, sh), align) = ctx.setup();
     let (px, py) = (2.2 * u, 1.3 * u);
-    let max_w = if fr.portrait() { sw } else { fr.measure(theme) } - 2.0 * px;
+    let max_w = if fr.narrow() { sw } else { fr.measure(theme) } - 2.0 * px;
     let layer = ctx.text(text, Role::Body, align, max_w, sh * 0.3, pal.text);
     let (bw, bh) = (layer.width + 2.0 * px, layer.height + 2.0 * py);
     let bx = match align {

@@ -48,9 +48,21 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// True when taller than wide (the reel).
+    /// True when taller than wide (the reel, 4:5).
     pub fn portrait(&self) -> bool {
         self.height > self.width
+    }
+
+    /// True when at least 1.5 times taller than wide (the 9:16 reel), where the platforms'
+    /// buttons and captions cover the top and bottom.
+    pub fn tall(&self) -> bool {
+        self.height * 2 >= self.width * 3
+    }
+
+    /// True when text may use the whole safe width (square and portrait frames): only wide
+    /// frames keep lines to the theme's comfortable measure.
+    pub fn narrow(&self) -> bool {
+        self.width * 10 < self.height * 14
     }
 
     /// One layout unit: 1% of the short side, so sizes look the same at every resolution.
@@ -58,21 +70,24 @@ impl Frame {
         self.width.min(self.height) as f32 / 100.0
     }
 
-    /// The title-safe box (x, y, w, h). Portrait leaves room for the reel UI at top and bottom.
+    /// The title-safe box (x, y, w, h). A tall frame (the reel) leaves room for the reel UI at
+    /// top and bottom; square and 4:5 frames keep even margins.
     pub fn safe_box(&self) -> (f32, f32, f32, f32) {
         let (w, h) = (self.width as f32, self.height as f32);
-        if self.portrait() {
+        if self.tall() {
             (0.08 * w, 0.17 * h, 0.84 * w, 0.60 * h)
+        } else if self.narrow() {
+            (0.08 * w, 0.09 * h, 0.84 * w, 0.82 * h)
         } else {
             (0.09 * w, 0.12 * h, 0.82 * w, 0.76 * h)
         }
     }
 
-    /// The widest comfortable text measure: the theme's `max_width` in landscape, the whole
-    /// safe width in portrait (which is narrow already).
+    /// The widest comfortable text measure: the theme's `max_width` in a wide frame, the whole
+    /// safe width in square and portrait ones (which are narrow already).
     pub fn measure(&self, theme: &Theme) -> f32 {
         let (_, _, sw, _) = self.safe_box();
-        if self.portrait() {
+        if self.narrow() {
             sw
         } else {
             (theme.layout.max_width * self.width as f32).min(sw)

@@ -213,6 +213,7 @@ fn render_case(c: &Case) -> ::image::RgbImage {
         watermark: c.watermark.clone().map(Box::new),
         captions: c.captions.clone().map(Box::new),
         generate_reels: false,
+        outputs: Default::default(),
         metadata: None,
         scenes: vec![c.scene.clone()],
         font: None,

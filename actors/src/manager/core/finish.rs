@@ -3,17 +3,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
 use tracing::{info, warn};
 use vidbuilder_domain::events::WebhookEvent;
+
 use vidbuilder_domain::job::{
-    poster_of, timestamp, JobFailure, JobId, JobPhase, JobResult, JobStatus, S3Object, S3Upload,
+    poster_of, timestamp, JobFailure, JobId, JobPhase, JobResult, JobStatus, OutputLinks, S3Object,
+    S3Upload,
 };
-use vidbuilder_domain::ports::{RenderOutput, UploadFile};
+use vidbuilder_domain::ports::{ExtraOutput, RenderOutput, UploadFile};
+use vidbuilder_domain::spec::{AspectRatio, Format, OutputRole, VideoSpec};
 
 use super::{CancelError, Core, Draining, Job, Now};
 use crate::manager::effects::Effect;
 use crate::manager::DrainReport;
-use crate::ports::{object_key, ObjectKind};
+use crate::ports::{object_key_as, Links, ObjectKind};
 use vidbuilder_domain::store::JobRecord;
 
 impl Core {
@@ -28,6 +32,7 @@ impl Core {
         video: Option<PathBuf>,
         reel: Option<PathBuf>,
         posters: [Option<PathBuf>; 2],
+        extras: Vec<ExtraOutput>,
         now: Now,
     ) -> Vec<Effect> {
         let Some(job) = self.jobs.get_mut(id) else {
@@ -62,6 +67,7 @@ impl Core {
             frames: spec.frame_count(),
             poster: posters[0].clone(),
             reel_poster: posters[1].clone(),
+            extras,
         };
         info!(job_id = %id, "the video was rendered before the restart: uploading it");
         self.begin_upload(id, out)
@@ -90,19 +96,12 @@ impl Core {
         let Some(job) = self.jobs.get_mut(id) else {
             return Vec::new();
         };
-        let day = &job.record.created_at;
-        let mut files = vec![UploadFile {
-            path: out.video.clone(),
-            key: object_key(&prefix, day, ObjectKind::Standard, id),
-            content_type: "video/mp4".into(),
-        }];
-        if let Some(reel) = &out.reel {
-            files.push(UploadFile {
-                path: reel.clone(),
-                key: object_key(&prefix, day, ObjectKind::Reels, id),
-                content_type: "video/mp4".into(),
-            });
-        }
+        let format = job.record.spec.as_ref().map_or(Format::Mp4, |s| s.format());
+        let files = upload_files(&out, |kind| UploadFile {
+            path: PathBuf::new(),
+            key: object_key_as(&prefix, &job.record.created_at, kind, id, format),
+            content_type: format.mime().into(),
+        });
         // Remember the render in the store: a restart uploads it instead of rendering again.
         job.record.video = Some(out.video.clone());
         job.record.reel = out.reel.clone();
@@ -206,10 +205,15 @@ impl Core {
                 let delete_local = delete_after_upload && stored.is_some();
                 if delete_local {
                     // Posters go with their videos: they are served only beside a local copy.
+                    let extras = out
+                        .extras
+                        .iter()
+                        .flat_map(|e| std::iter::once(&e.video).chain(e.poster.as_ref()));
                     let files = [Some(&out.video), out.reel.as_ref()]
                         .into_iter()
                         .flatten()
                         .chain(out.poster.iter().chain(out.reel_poster.as_ref()))
+                        .chain(extras)
                         .cloned()
                         .collect();
                     effects.push(Effect::RemoveFiles {
@@ -217,17 +221,26 @@ impl Core {
                         files,
                     });
                 }
-                let s3_upload = match &stored {
-                    None => S3Upload {
-                        enabled: false,
-                        standard: None,
-                        reels: None,
-                    },
-                    Some(objects) => S3Upload {
-                        enabled: true,
-                        standard: objects.first().cloned(),
-                        reels: objects.get(1).cloned(),
-                    },
+                // The objects come back in the order `upload_files` gave the files.
+                let mut objects = stored.clone().unwrap_or_default().into_iter();
+                let standard = objects.next();
+                let reels = out.reel.as_ref().and_then(|_| objects.next());
+                let extra_objects: Vec<Option<S3Object>> =
+                    out.extras.iter().map(|_| objects.next()).collect();
+                let spec = job.record.spec.as_ref();
+                let outputs = output_links(
+                    links.as_ref(),
+                    id,
+                    spec,
+                    &out,
+                    [&standard, &reels],
+                    &extra_objects,
+                    delete_local,
+                );
+                let s3_upload = S3Upload {
+                    enabled: stored.is_some(),
+                    standard,
+                    reels,
                 };
                 let result = JobResult {
                     video_url: links.video(id),
@@ -242,6 +255,7 @@ impl Core {
                         .as_ref()
                         .filter(|_| !delete_local)
                         .map(|_| links.poster(id)),
+                    outputs,
                 };
                 info!(job_id = %id, render_secs = elapsed, "job completed");
                 crate::observe::job_completed(elapsed, out.frames);
@@ -317,7 +331,8 @@ impl Core {
             job.record.video = Some(out.video);
             job.record.reel = out.reel;
         }
-        let files = with_posters(&[job.record.video.take(), job.record.reel.take()]);
+        let files = with_posters(&job.record.local_videos());
+        (job.record.video, job.record.reel) = (None, None);
         if !files.is_empty() {
             effects.push(Effect::RemoveFiles {
                 job: id.clone(),
@@ -339,7 +354,7 @@ impl Core {
     pub fn expire(&mut self, records: Vec<JobRecord>) -> Vec<Effect> {
         let mut effects = Vec::new();
         for record in records {
-            let files = with_posters(&[record.video.clone(), record.reel.clone()]);
+            let files = with_posters(&record.local_videos());
             effects.push(Effect::RemoveFiles {
                 job: record.id.clone(),
                 files,
@@ -429,10 +444,103 @@ impl Core {
 }
 
 /// A job's video files with their posters (the files a job leaves on disk).
-fn with_posters(videos: &[Option<PathBuf>]) -> Vec<PathBuf> {
+fn with_posters(videos: &[PathBuf]) -> Vec<PathBuf> {
     videos
         .iter()
-        .flatten()
         .flat_map(|v| [v.clone(), poster_of(v)])
         .collect()
+}
+
+/// The files of a render to put in object storage, in the order their objects come back: the
+/// main video, the reel, then the other aspect ratios. `file` makes one for an object kind.
+fn upload_files(out: &RenderOutput, file: impl Fn(ObjectKind) -> UploadFile) -> Vec<UploadFile> {
+    let mut files = vec![UploadFile {
+        path: out.video.clone(),
+        ..file(ObjectKind::Standard)
+    }];
+    if let Some(reel) = &out.reel {
+        files.push(UploadFile {
+            path: reel.clone(),
+            ..file(ObjectKind::Reels)
+        });
+    }
+    for e in &out.extras {
+        files.push(UploadFile {
+            path: e.video.clone(),
+            ..file(ObjectKind::Ratio(e.ratio))
+        });
+    }
+    files
+}
+
+/// `outputs`: every aspect ratio of a finished render with its links, size and stored object
+/// (`objects`: the main video's and the reel's; `extra_objects` in `out.extras`' order).
+/// Posters are linked while the local copies stay (`!deleted`).
+fn output_links(
+    links: &dyn Links,
+    id: &JobId,
+    spec: Option<&VideoSpec>,
+    out: &RenderOutput,
+    objects: [&Option<S3Object>; 2],
+    extra_objects: &[Option<S3Object>],
+    deleted: bool,
+) -> BTreeMap<String, OutputLinks> {
+    let format = spec.map_or(Format::Mp4, |s| s.format());
+    let shapes = spec.map(|s| s.shapes()).unwrap_or_default();
+    let size = |role: OutputRole, ratio: Option<AspectRatio>| {
+        shapes
+            .iter()
+            .find(|s| s.role == role && ratio.is_none_or(|r| r == s.ratio))
+            .map(|s| (s.ratio, s.width, s.height))
+    };
+    let entry = |video_url: String,
+                 poster_url: Option<String>,
+                 obj: Option<&S3Object>,
+                 (width, height): (u32, u32)| OutputLinks {
+        video_url,
+        poster_url: poster_url.filter(|_| !deleted),
+        s3_key: obj.map(|o| o.s3_key.clone()),
+        signed_url: obj.map(|o| o.signed_url.clone()),
+        width,
+        height,
+        format,
+    };
+    let mut map = BTreeMap::new();
+    let (main, w, h) =
+        size(OutputRole::Main, None).unwrap_or((AspectRatio::Landscape, out.width, out.height));
+    map.insert(
+        main.as_str().to_string(),
+        entry(
+            links.video(id),
+            out.poster.as_ref().map(|_| links.poster(id)),
+            objects[0].as_ref(),
+            (w, h),
+        ),
+    );
+    if out.reel.is_some() {
+        let r = AspectRatio::Vertical;
+        let (_, w, h) = size(OutputRole::Reel, None).unwrap_or((r, 1080, 1920));
+        map.insert(
+            r.as_str().to_string(),
+            entry(
+                links.reel(id),
+                out.reel_poster.as_ref().map(|_| links.output_poster(id, r)),
+                objects[1].as_ref(),
+                (w, h),
+            ),
+        );
+    }
+    for (e, obj) in out.extras.iter().zip(extra_objects) {
+        let (_, w, h) = size(OutputRole::Extra, Some(e.ratio)).unwrap_or((e.ratio, 0, 0));
+        map.insert(
+            e.ratio.as_str().to_string(),
+            entry(
+                links.output(id, e.ratio),
+                e.poster.as_ref().map(|_| links.output_poster(id, e.ratio)),
+                obj.as_ref(),
+                (w, h),
+            ),
+        );
+    }
+    map
 }

@@ -21,7 +21,8 @@ use vidbuilder_domain::store::JobRecord;
 
 use super::effects::Effect;
 use super::{ManagerSettings, ManagerStats, SubmitError};
-use crate::ports::{object_key, Links, ObjectKind};
+use crate::ports::{object_key_as, Links, ObjectKind};
+use vidbuilder_domain::spec::{AspectRatio, OutputRole};
 
 mod attempts;
 mod fair;
@@ -126,6 +127,7 @@ impl Job {
             files: JobFiles {
                 video: r.video.clone(),
                 reel: r.reel.clone(),
+                extras: r.extra_files(),
             },
             cancelled: r.cancelled,
             metadata: r.spec.as_ref().and_then(|s| s.metadata.clone()),
@@ -239,11 +241,23 @@ impl Core {
         }
     }
 
-    /// The object key of a completed job's stored video (`reel` for the vertical one).
-    pub fn stored_key(&self, id: &JobId, reel: bool) -> Option<String> {
-        let s3 = &self.jobs.get(id)?.record.result.as_ref()?.s3_upload;
-        let obj = if reel { &s3.reels } else { &s3.standard };
-        obj.as_ref().map(|o| o.s3_key.clone())
+    /// The object key of a completed job's stored video: the main one (`None`), or the one of
+    /// an aspect ratio (`outputs`; a reel stored by an earlier version is only in `s3Upload`).
+    pub fn stored_key(&self, id: &JobId, ratio: Option<AspectRatio>) -> Option<String> {
+        let result = self.jobs.get(id)?.record.result.as_ref()?;
+        let s3 = &result.s3_upload;
+        match ratio {
+            None => s3.standard.as_ref().map(|o| o.s3_key.clone()),
+            Some(r) => result
+                .outputs
+                .get(r.as_str())
+                .and_then(|o| o.s3_key.clone())
+                .or_else(|| {
+                    (r == AspectRatio::Vertical)
+                        .then(|| s3.reels.as_ref().map(|o| o.s3_key.clone()))
+                        .flatten()
+                }),
+        }
     }
 
     // ---- admission and recovery ----
@@ -463,6 +477,7 @@ impl Core {
                     job: id.clone(),
                     video,
                     reel: job.record.reel.clone(),
+                    extras: job.record.extra_files(),
                 });
                 return effects;
             }
@@ -477,11 +492,22 @@ impl Core {
         };
         let upload = uploads.then(|| {
             let (prefix, day) = (&self.settings.s3_prefix, &job.record.created_at);
+            let key = |kind| object_key_as(prefix, day, kind, id, spec.format());
+            let shapes = spec.shapes();
+            let key_of = |role| {
+                shapes
+                    .iter()
+                    .find(|s| s.role == role)
+                    .map(|s| key(ObjectKind::of(s)))
+            };
             crate::wire::UploadTarget {
-                video_key: object_key(prefix, day, ObjectKind::Standard, id),
-                reel_key: spec
-                    .generate_reels
-                    .then(|| object_key(prefix, day, ObjectKind::Reels, id)),
+                video_key: key(ObjectKind::Standard),
+                reel_key: key_of(OutputRole::Reel),
+                extra_keys: shapes
+                    .iter()
+                    .filter(|s| s.role == OutputRole::Extra)
+                    .map(|s| (s.ratio, key(ObjectKind::of(s))))
+                    .collect(),
             }
         });
         let request = RenderRequest {
