@@ -552,6 +552,10 @@ function clearResult() {
   video.removeAttribute('src');
   video.removeAttribute('poster');
   video.load();
+  const gif = $('job-gif');
+  gif.removeAttribute('src');
+  gif.hidden = true;
+  video.hidden = false;
   $('job-result').hidden = true;
   revokeObjectUrls();
 }
@@ -576,7 +580,11 @@ async function showResult(job, signal) {
   const video = $('job-video');
   const dlVideo = $('download-video');
   const dlPoster = $('download-poster');
-  dlVideo.download = `vidbuilder-${job.jobId}.mp4`;
+  // The main video's format (a spec's "format"), from its entry in `outputs`.
+  const main = Object.values(job.outputs || {}).find((o) => o.videoUrl === job.videoUrl);
+  const format = main?.format || 'mp4';
+  dlVideo.download = `vidbuilder-${job.jobId}.${format}`;
+  dlVideo.textContent = `Download video (${format.toUpperCase()})`;
   dlPoster.download = `vidbuilder-${job.jobId}-poster.jpg`;
   let videoSrc = videoPath;
   let posterSrc = posterPath;
@@ -597,13 +605,21 @@ async function showResult(job, signal) {
   }
   if (signal.aborted) return;
   $('job-result').hidden = false;
-  if (posterSrc) video.poster = posterSrc;
-  video.src = videoSrc;
+  if (format === 'gif') {
+    // a GIF is a picture: <video> does not play it
+    video.hidden = true;
+    const gif = $('job-gif');
+    gif.src = videoSrc;
+    gif.hidden = false;
+  } else {
+    if (posterSrc) video.poster = posterSrc;
+    video.src = videoSrc;
+  }
   dlVideo.href = videoSrc;
   dlPoster.hidden = !posterSrc;
   if (posterSrc) dlPoster.href = posterSrc;
   // Muted autoplay is allowed by browsers; play() covers the case where the attribute did not.
-  video.play().catch(() => {});
+  if (format !== 'gif') video.play().catch(() => {});
 }
 
 /** Makes `jobId` the current job and follows it until it finishes. */

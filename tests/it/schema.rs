@@ -132,6 +132,8 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_local() {
         ("/api/download/{job_id}/poster", "get"),
         ("/api/download/{job_id}/reel/poster", "get"),
         ("/api/download/{job_id}/captions", "get"),
+        ("/api/download/{job_id}/outputs/{ratio}", "get"),
+        ("/api/download/{job_id}/outputs/{ratio}/poster", "get"),
         ("/api/jobs/{job_id}/webhooks", "get"),
         ("/api/jobs/{job_id}/webhooks/redeliver", "post"),
         ("/api/webhooks/secret", "get"),

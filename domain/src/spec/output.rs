@@ -25,7 +25,7 @@ pub enum Format {
     Mp4,
     /// VP9 video and Opus audio in WebM.
     Webm,
-    /// An animated GIF with a palette made for each frame; no sound.
+    /// An animated GIF with one palette made for the whole video; no sound.
     Gif,
 }
 

@@ -381,7 +381,7 @@ pub fn json_schema(ctx: &ValidationContext) -> Value {
                           "description": "constant (default): every frame at fps. variable: a frame that repeats the previous one is not encoded again, the previous one lasts longer (at least one frame a second is kept); faster where the video holds still."},
             "generateReels": {"type": ["boolean", "null"], "description": "Also render a vertical 1080×1920 reel (the shorthand for a 9:16 after aspectRatios' others)."},
             "format": {"anyOf": [{"enum": Format::ALL.map(Format::as_str)}, {"type": "null"}],
-                       "description": format!("mp4 (H.264/AAC, default), webm (VP9/Opus) or gif (no sound, at most {MAX_GIF_SECONDS} s; palette per frame).")},
+                       "description": format!("mp4 (H.264/AAC, default), webm (VP9/Opus) or gif (no sound, at most {MAX_GIF_SECONDS} s; one palette for the whole video).")},
             "aspectRatios": {"anyOf": [{"type": "null"}, {"type": "array", "minItems": 1, "maxItems": AspectRatio::ALL.len(), "uniqueItems": true,
                               "items": {"enum": AspectRatio::ALL.map(AspectRatio::as_str)}}],
                              "description": "The shapes to render from the same scenes, the layout reflowed for each, at the quality's short side; the first is videoUrl, a later 9:16 the reel, every one in outputs. Default [\"16:9\"]."},

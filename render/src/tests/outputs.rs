@@ -159,7 +159,7 @@ fn webm_is_vp9_with_opus_sound() {
 }
 
 #[test]
-fn gif_is_palettised_silent_timed_and_true_to_colour() {
+fn gif_is_palettised_silent_timed_true_to_colour_and_tidy() {
     let scenes = || {
         vec![
             hero("GIF", Some("short loops"), 0.6),
@@ -177,7 +177,12 @@ fn gif_is_palettised_silent_timed_and_true_to_colour() {
     let mut gif = mp4.clone();
     gif.outputs.format = Format::Gif;
     let (_d1, _, mp4, _) = render(mp4);
-    let (_d2, req, gif, _) = render(gif);
+    let (d2, req, gif, _) = render(gif);
+    assert_eq!(
+        dir_names(d2.path()),
+        vec![format!("{}.gif", req.job_id), format!("{}.jpg", req.job_id)],
+        "the intermediate and the palette are gone"
+    );
     assert_eq!(
         gif.video.file_name().unwrap().to_string_lossy(),
         format!("{}.gif", req.job_id)
