@@ -127,6 +127,14 @@ fn which_output(view: &JobSnapshot, ratio: &str) -> Result<Which, ApiError> {
             status.as_str().unwrap_or("")
         )));
     };
+    if result.outputs.is_empty() {
+        // completed by a version without `outputs`: a landscape video and maybe a reel
+        match r {
+            AspectRatio::Landscape => return Ok(Which::Main),
+            AspectRatio::Vertical if result.reels_url.is_some() => return Ok(Which::Reel),
+            _ => {}
+        }
+    }
     let Some(entry) = result.outputs.get(r.as_str()) else {
         let have: Vec<&str> = result.outputs.keys().map(String::as_str).collect();
         return Err(not_found(format!(
