@@ -417,20 +417,8 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
     } else {
         a.extend(["-x264-params".into(), X264_PARAMS.into()]);
     }
-    for s in [
-        "-pix_fmt",
-        "yuv420p",
-        "-colorspace",
-        "bt709",
-        "-color_primaries",
-        "bt709",
-        "-color_trc",
-        "bt709",
-        "-color_range",
-        "tv",
-    ] {
-        a.push(s.into());
-    }
+    a.extend(["-pix_fmt".into(), "yuv420p".into()]);
+    a.extend(BT709_TAGS.iter().map(|s| s.to_string()));
     // No `-frames:v`: the pipe carries exactly `frames` frames, and in ffmpeg ≤ 6 reaching a
     // stream's frame limit closes every stream of the file, cutting the music short.
     if graph.is_some() {
