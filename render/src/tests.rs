@@ -715,10 +715,11 @@ fn bench_stages() {
 }
 
 /// Every text scene, stuffed to its limits, keeps its ink inside the frame with a margin, in
-/// landscape and in the reel layout: text wraps and shrinks to fit instead of overflowing.
+/// landscape, in the reel layout and in square and 4:5 frames: text wraps and shrinks to fit
+/// instead of overflowing.
 #[test]
 fn text_never_overflows_the_frame() {
-    use vidbuilder_domain::spec::{Background, Stat};
+    use vidbuilder_domain::spec::{AspectRatio, Background, Stat};
     let long = |n: usize| {
         "Supercalifragilistic **expialidocious** words and ==highlighted== *phrases* go on "
             .repeat(8)
@@ -773,13 +774,19 @@ fn text_never_overflows_the_frame() {
     ];
     let c = catalog();
     for content in contents {
-        for reel in [false, true] {
+        // landscape, the reel, and the square and 4:5 frames of `aspectRatios`
+        for (shape, size) in [
+            ("landscape", Quality::Draft.dimensions()),
+            ("reel", REEL_SIZE),
+            ("1:1", AspectRatio::Square.size(Quality::Draft)),
+            ("4:5", AspectRatio::Portrait.size(Quality::Draft)),
+        ] {
             let mut scene = Scene::new(4.0, content.clone());
             scene.background = Some(Background::Color {
                 color: "#000000".into(),
             });
             let s = spec("minimal", Quality::Draft, vec![scene], false, false);
-            let frame = render_still(&c, &s, &image::Images::default(), 3.0, reel).unwrap();
+            let frame = render_still_sized(&c, &s, &image::Images::default(), 3.0, size).unwrap();
             let (w, h) = (frame.width(), frame.height());
             let margin = (w.min(h) as f32 * 0.02) as u32;
             let mut ink = 0;
@@ -792,7 +799,7 @@ fn text_never_overflows_the_frame() {
                         let inside = x >= margin && y >= margin && x < w - margin && y < h - margin;
                         assert!(
                             inside,
-                            "{} (reel {reel}): ink at ({x}, {y}) in a {w}x{h} frame",
+                            "{} ({shape}): ink at ({x}, {y}) in a {w}x{h} frame",
                             content.type_name()
                         );
                     }

@@ -153,20 +153,6 @@ impl Stats {
         let digits_w = line_width(ctx, "0", &style).max(line_width(ctx, "8", &style));
         let slack = 1.0 + 0.08 * digits_w / widest.max(1.0);
         style.size *= (cell_w * 0.94 / (widest * slack)).min(1.0);
-        if portrait {
-            // Rows share the height with the labels; keep numbers from crowding them.
-            let row_h = (sh - head_h - head_gap) / n as f32;
-            style.size = style.size.min(row_h * 0.55);
-        }
-
-        let mut glyphs = HashMap::new();
-        for ch in "0123456789,.-".chars() {
-            glyphs.insert(ch, glyph(ctx, &ch.to_string(), &style));
-        }
-        let slot = ('0'..='9').map(|c| glyphs[&c].advance).fold(0.0, f32::max);
-        // the line's height: the layout box of a digit
-        let num_h = (style.size * style.line_height).ceil();
-
         let label_style = ctx.style(Role::Label, Align::Center);
         let labels: Vec<TextLayer> = stats
             .iter()
@@ -183,6 +169,30 @@ impl Stats {
         let rule_gap = 2.2 * u;
         let rule_h = (0.45 * u).max(1.0);
         let label_gap = 1.6 * u;
+        if portrait {
+            // Rows share the height with the labels; keep numbers from crowding them.
+            let row_h = (sh - head_h - head_gap) / n as f32;
+            style.size = style.size.min(row_h * 0.55);
+            // and every row fits in the safe box (a 4:5 frame is not as tall as the reel)
+            let fixed: f32 = labels
+                .iter()
+                .map(|l| rule_gap + rule_h + label_gap + l.height)
+                .sum::<f32>()
+                + cell_gap * (n - 1) as f32;
+            let per_number = (sh - head_h - head_gap - fixed) / n as f32;
+            style.size = style
+                .size
+                .min((per_number - 1.0).max(u) / style.line_height);
+        }
+
+        let mut glyphs = HashMap::new();
+        for ch in "0123456789,.-".chars() {
+            glyphs.insert(ch, glyph(ctx, &ch.to_string(), &style));
+        }
+        let slot = ('0'..='9').map(|c| glyphs[&c].advance).fold(0.0, f32::max);
+        // the line's height: the layout box of a digit
+        let num_h = (style.size * style.line_height).ceil();
+
         let cell_h = |label: &TextLayer| num_h + rule_gap + rule_h + label_gap + label.height;
         let cells_h = if portrait {
             labels.iter().map(cell_h).sum::<f32>() + cell_gap * (n - 1) as f32

@@ -214,3 +214,45 @@ fn gif_is_palettised_silent_timed_true_to_colour_and_tidy() {
         / a.len() as f64;
     assert!(mean_diff < 6.0, "mean colour difference {mean_diff:.2}");
 }
+
+#[test]
+fn stacked_stats_fit_the_safe_box_of_a_4_5_frame() {
+    use vidbuilder_domain::spec::{Background, Stat};
+    let stat = |v: f64, label: &str| Stat {
+        value: v,
+        label: label.into(),
+        prefix: None,
+        suffix: None,
+        decimals: 0,
+    };
+    let mut scene = Scene::new(
+        3.0,
+        SceneContent::Stats {
+            heading: Some("Reflowed, not cropped".into()),
+            stats: vec![stat(3.0, "shapes"), stat(1.0, "render"), stat(0.0, "seams")],
+        },
+    );
+    scene.background = Some(Background::Color {
+        color: "#000000".into(),
+    });
+    let s = spec("modern", Quality::P720, vec![scene], false, false);
+    let size = AspectRatio::Portrait.size(Quality::P720);
+    let frame = render_still_sized(&catalog(), &s, &image::Images::default(), 2.0, size).unwrap();
+    let (w, h) = (frame.width(), frame.height());
+    let lit_rows: Vec<u32> = (0..h)
+        .filter(|&y| {
+            (0..w).any(|x| {
+                let p = frame.pixel(x, y).unwrap();
+                p.red().max(p.green()).max(p.blue()) > 24
+            })
+        })
+        .collect();
+    let (top, bottom) = (lit_rows[0], *lit_rows.last().unwrap());
+    // the safe box of a 4:5 frame: 9% to 91% of the height
+    let (safe_top, safe_bottom) = ((0.09 * h as f32) as u32, (0.91 * h as f32) as u32);
+    assert!(
+        top >= safe_top && bottom <= safe_bottom,
+        "ink from row {top} to {bottom}; the safe box is {safe_top} to {safe_bottom}"
+    );
+    assert!(bottom - top > h / 2, "three rows of numbers fill the box");
+}
