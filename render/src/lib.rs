@@ -394,8 +394,14 @@ pub fn render_with_stats(
     let theme = &theme_of(catalog, spec)?;
     let frames = check_spec(spec)?;
     let fps = spec.fps;
-    let (voices, windows) = voice_sounds(spec, images)?;
-    let audio = match &spec.music {
+    // A GIF has no sound: nothing of the music, clips or voice-overs is prepared for it.
+    let sound = spec.format().has_audio();
+    let (voices, windows) = if sound {
+        voice_sounds(spec, images)?
+    } else {
+        Default::default()
+    };
+    let audio = match spec.music.as_ref().filter(|_| sound) {
         Some(m) => Some(ffmpeg::AudioInput {
             duck: (m.duck < 1.0).then(|| ffmpeg::Ducking {
                 level: m.duck,
@@ -437,7 +443,11 @@ pub fn render_with_stats(
     }
 
     let timeline = Timeline::new(spec, theme);
-    let mut clips = clip_sounds(spec, &timeline, images)?;
+    let mut clips = if sound {
+        clip_sounds(spec, &timeline, images)?
+    } else {
+        Vec::new()
+    };
     clips.extend(voices);
     let mut lanes = Vec::with_capacity(plans.len());
     for (frame, stem) in &plans {
@@ -655,7 +665,7 @@ pub fn render_still_sized(
 /// Every image, video and voice-over source of `spec`, fetched (or read) and checked before any
 /// frame is drawn: images decoded ([`image::prefetch`]), videos made local and probed
 /// ([`video::prefetch`]), voice-overs made local, probed and measured
-/// ([`video::prefetch_sounds`]). The first that cannot be used fails the lot, naming its field.
+/// ([`video::prefetch_sounds`]; not for a GIF, which has no sound). The first that cannot be used fails the lot, naming its field.
 pub async fn prefetch_media(
     spec: &VideoSpec,
     settings: &RenderSettings,
@@ -663,7 +673,9 @@ pub async fn prefetch_media(
     let mut images = image::prefetch(spec, &settings.images).await?;
     let s = &settings.images;
     video::prefetch(spec, s, &settings.ffmpeg, &settings.work_dir, &mut images).await?;
-    video::prefetch_sounds(spec, s, &settings.ffmpeg, &settings.work_dir, &mut images).await?;
+    if spec.format().has_audio() {
+        video::prefetch_sounds(spec, s, &settings.ffmpeg, &settings.work_dir, &mut images).await?;
+    }
     fonts::prefetch(spec, s, &mut images).await?;
     Ok(images)
 }

@@ -396,10 +396,7 @@ async fn video(
         .with("jobId", id.to_string())
         .with("status", status));
     };
-    let format = path
-        .extension()
-        .and_then(|e| Format::of_extension(&e.to_string_lossy()))
-        .unwrap_or_default();
+    let format = Format::of_path(&path);
     let mut res = ServeFile::new_with_mime(&path, &format.mime().parse().expect("mime"))
         .oneshot(req)
         .await

@@ -449,10 +449,7 @@ async fn upload_videos(
         let Some(path) = files.get(&artifact.kind) else {
             continue;
         };
-        let format = path
-            .extension()
-            .and_then(|e| Format::of_extension(&e.to_string_lossy()))
-            .unwrap_or_default();
+        let format = Format::of_path(path);
         let file = UploadFile {
             path: path.clone(),
             key: key.clone(),

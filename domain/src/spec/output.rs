@@ -65,6 +65,13 @@ impl Format {
     pub fn of_extension(ext: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.extension() == ext)
     }
+
+    /// The format of a rendered file, by its extension (MP4 when it has none of ours).
+    pub fn of_path(path: &std::path::Path) -> Format {
+        path.extension()
+            .and_then(|e| Format::of_extension(&e.to_string_lossy()))
+            .unwrap_or_default()
+    }
 }
 
 /// The shape of one output.

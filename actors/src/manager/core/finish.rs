@@ -222,7 +222,8 @@ impl Core {
                     });
                 }
                 // The objects come back in the order `upload_files` gave the files.
-                let mut objects = stored.clone().unwrap_or_default().into_iter();
+                let enabled = stored.is_some();
+                let mut objects = stored.unwrap_or_default().into_iter();
                 let standard = objects.next();
                 let reels = out.reel.as_ref().and_then(|_| objects.next());
                 let extra_objects: Vec<Option<S3Object>> =
@@ -238,7 +239,7 @@ impl Core {
                     delete_local,
                 );
                 let s3_upload = S3Upload {
-                    enabled: stored.is_some(),
+                    enabled,
                     standard,
                     reels,
                 };
