@@ -50,7 +50,18 @@ pub struct Composer<'a> {
     mark: Option<Option<Arc<Mark>>>,
     /// The spec's captions laid out for this output.
     captions: Option<CaptionTrack<'a>>,
+    /// A transparent frame: what the base-picture path draws the rest of a frame over.
+    clear: Option<Pixmap>,
+    /// Per scene: its picture did not fill a frame on the base-picture path (a clip without
+    /// frames), so the scene is drawn without it from then on.
+    no_base: Vec<bool>,
+    /// Whether frames may take the base-picture path at all (not for a still: see
+    /// [`Composer::rgba_only`]).
+    base_path: bool,
 }
+
+/// The background id of [`Composer::clear`] (scene backgrounds count up from 1).
+const CLEAR_BG: usize = usize::MAX;
 
 /// What goes over a frame's scenes: the caption on screen, then the watermark.
 #[derive(Clone, Copy, Default)]
@@ -128,6 +139,9 @@ impl<'a> Composer<'a> {
                 .captions
                 .as_deref()
                 .map(|c| CaptionTrack::new(c, spec.fps, frame)),
+            clear: None,
+            no_base: vec![false; spec.scenes.len()],
+            base_path: true,
         }
     }
 
@@ -167,6 +181,13 @@ impl<'a> Composer<'a> {
         };
         self.mark = Some(made.clone());
         Ok(made)
+    }
+
+    /// Draw every frame in RGBA alone, never on the base-picture path (`yuv.rs`): for a still,
+    /// whose pixmap is the picture (a video frame's pixmap may be only what goes over its base).
+    pub fn rgba_only(mut self) -> Self {
+        self.base_path = false;
+        self
     }
 
     /// The geometry of this output.
@@ -212,15 +233,27 @@ impl<'a> Composer<'a> {
             mark: mark.as_deref(),
         };
         match pair {
-            None => self.draw_scene(c, f, out, fonts, swash, over),
+            None => {
+                let base = self.base_path;
+                self.draw_scene(c, f, out, fonts, swash, over, base)
+            }
             Some((i, p)) => {
                 let (w, h) = (self.frame.width, self.frame.height);
                 let mut scratch = self
                     .scratch
                     .take()
                     .unwrap_or_else(|| [FrameBuf::new(w, h), FrameBuf::new(w, h)]);
+                // both scenes in RGBA, for the composite
                 let drawn = self
-                    .draw_scene(i, f, &mut scratch[0], fonts, swash, Overlays::default())
+                    .draw_scene(
+                        i,
+                        f,
+                        &mut scratch[0],
+                        fonts,
+                        swash,
+                        Overlays::default(),
+                        false,
+                    )
                     .and_then(|()| {
                         self.draw_scene(
                             i + 1,
@@ -229,6 +262,7 @@ impl<'a> Composer<'a> {
                             fonts,
                             swash,
                             Overlays::default(),
+                            false,
                         )
                     });
                 if drawn.is_ok() {
@@ -255,7 +289,9 @@ impl<'a> Composer<'a> {
     }
 
     /// Draw scene `i` as it is at frame `f` (its own clock starts where it comes into view),
-    /// with `over` drawn over it.
+    /// with `over` drawn over it; on the base-picture path (`yuv.rs`) when `base` allows and
+    /// the scene starts with a picture covering the frame.
+    #[allow(clippy::too_many_arguments)]
     fn draw_scene(
         &mut self,
         i: usize,
@@ -264,6 +300,7 @@ impl<'a> Composer<'a> {
         fonts: &mut FontSystem,
         swash: &mut SwashCache,
         over: Overlays,
+        base: bool,
     ) -> Result<(), RenderError> {
         let (start, _) = self.timeline.span(i);
         let fps = self.spec.fps;
@@ -289,11 +326,25 @@ impl<'a> Composer<'a> {
             };
         }
         let t = f.saturating_sub(start) as f32 / fps as f32;
-        // Skips all pixel work when the buffer already holds this very frame (a scene at rest).
-        out.redraw(&bg, bg_id, i as u64, &mut |c| {
+        let mut draw = |c: &mut Canvas| {
             drawer.draw(c, t);
             over.draw(c);
-        });
+        };
+        let mut drawn = false;
+        if base && drawer.covers() && !self.no_base[i] {
+            let (w, h) = (self.frame.width, self.frame.height);
+            let clear = self
+                .clear
+                .get_or_insert_with(|| Pixmap::new(w, h).expect("frame size"));
+            out.redraw(clear, CLEAR_BG, i as u64, true, &mut draw);
+            drawn = out.base_filled;
+            self.no_base[i] = !drawn;
+        }
+        if !drawn {
+            // Skips all pixel work when the buffer already holds this very frame (a scene at
+            // rest).
+            out.redraw(&bg, bg_id, i as u64, false, &mut draw);
+        }
         match drawer.failure() {
             Some(why) => Err(RenderError::Image(format!("scenes[{i}]: {why}"))),
             None => Ok(()),

@@ -916,8 +916,10 @@ pub struct WriterStats {
     pub write: Duration,
     /// Waiting for the drawing thread's next frame (the drawing is the limit).
     pub idle: Duration,
-    /// Frames converted in full, in part, and not at all (identical to the previous one).
-    pub conversions: [u64; 3],
+    /// Frames converted in full, in part (or blended onto their base picture), and not at all
+    /// (identical to the previous one); and of all those, the frames on the base-picture path
+    /// (`yuv.rs`).
+    pub conversions: [u64; 4],
 }
 
 /// How the writer hands frames over.

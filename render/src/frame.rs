@@ -11,6 +11,7 @@ use tiny_skia::{FillRule, Paint, Pixmap, PixmapMut, Transform};
 use super::paint::{rgba_to_yuv420p_rect, yuv420p_len};
 use super::resample::RowSampler;
 use super::theme::Rgb;
+use super::yuv::{blend_rgba_over_yuv420p_rect, sample_into, yuv420p_to_rgba, Planes};
 
 /// A pixel rectangle `[x0, x1) × [y0, y1)`, always even-aligned (for 4:2:0 chroma).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,13 @@ pub struct FrameBuf {
     pub bg: usize,
     /// Scratch for [`FrameBuf::redraw`]'s probe.
     probe: Vec<IRect>,
+    /// The base-picture path (see `yuv.rs`): this frame is [`FrameBuf::yuv`] with `pixmap`
+    /// (drawn over a transparent background) blended on top, instead of `pixmap` alone.
+    pub base: bool,
+    /// With `base`: whether the drawing filled the whole of `yuv` (a base picture was drawn).
+    pub base_filled: bool,
+    /// The base picture, yuv420p (allocated at the first frame drawn with a base).
+    pub yuv: Vec<u8>,
 }
 
 impl FrameBuf {
@@ -79,6 +87,9 @@ impl FrameBuf {
             sig: 0,
             bg: 0,
             probe: Vec::new(),
+            base: false,
+            base_filled: false,
+            yuv: Vec::new(),
         }
     }
 
@@ -112,6 +123,7 @@ impl FrameBuf {
         }
         self.dirty.clear();
         self.full = false;
+        self.base = false;
         self.sig = mix(SEED, generation);
     }
 
@@ -119,10 +131,38 @@ impl FrameBuf {
     pub fn set_full(&mut self) {
         self.dirty.clear();
         self.full = true;
+        self.base = false;
+    }
+
+    /// The finished frame as premultiplied RGBA: the pixmap, or on the base-picture path the
+    /// base converted back with the pixmap composited over it (for a poster).
+    pub fn rgba(&self) -> std::borrow::Cow<'_, [u8]> {
+        if !self.base {
+            return std::borrow::Cow::Borrowed(self.pixmap.data());
+        }
+        let (w, h) = (self.pixmap.width() as usize, self.pixmap.height() as usize);
+        let mut out = vec![0u8; w * h * 4];
+        yuv420p_to_rgba(&self.yuv, w, h, &mut out);
+        for (d, s) in out
+            .chunks_exact_mut(4)
+            .zip(self.pixmap.data().chunks_exact(4))
+        {
+            let inv = 255 - s[3] as u32;
+            for k in 0..3 {
+                d[k] = (s[k] as u32 + div255(d[k] as u32 * inv)).min(255) as u8;
+            }
+        }
+        std::borrow::Cow::Owned(out)
     }
 
     /// A canvas drawing into this buffer and recording what it touches.
     pub fn canvas(&mut self) -> Canvas<'_> {
+        self.canvas_on(false)
+    }
+
+    /// [`FrameBuf::canvas`], drawing a picture that covers the frame into [`FrameBuf::yuv`]
+    /// when `base`.
+    fn canvas_on(&mut self, base: bool) -> Canvas<'_> {
         let (w, h) = (self.pixmap.width() as usize, self.pixmap.height() as usize);
         Canvas {
             data: self.pixmap.data_mut(),
@@ -132,6 +172,8 @@ impl FrameBuf {
             full: &mut self.full,
             sig: &mut self.sig,
             dry: false,
+            yuv: if base { Some(&mut self.yuv[..]) } else { None },
+            filled: &mut self.base_filled,
         }
     }
 
@@ -140,18 +182,24 @@ impl FrameBuf {
     /// and when that matches what the buffer was last drawn with, nothing is touched. A scene at
     /// rest then costs no pixel work at all once each pooled buffer has held it. Returns whether
     /// pixels were drawn.
+    ///
+    /// With `base`, the frame takes the base-picture path (see `yuv.rs`): `bg` should be
+    /// transparent, a picture covering the frame goes into [`FrameBuf::yuv`], and
+    /// [`FrameBuf::base_filled`] tells afterwards whether one did (when not, the frame must be
+    /// drawn again without a base).
     pub fn redraw(
         &mut self,
         bg: &Pixmap,
         bg_id: usize,
         generation: u64,
+        base: bool,
         draw: &mut dyn FnMut(&mut Canvas),
     ) -> bool {
         let (w, h) = (self.pixmap.width() as usize, self.pixmap.height() as usize);
-        if !self.full && self.bg == bg_id {
+        if !self.full && self.bg == bg_id && self.base == base {
             let mut dirty = std::mem::take(&mut self.probe);
             dirty.clear();
-            let (mut full, mut sig) = (false, mix(SEED, generation));
+            let (mut full, mut sig, mut filled) = (false, mix(SEED, generation), false);
             draw(&mut Canvas {
                 data: &mut [],
                 w,
@@ -160,6 +208,8 @@ impl FrameBuf {
                 full: &mut full,
                 sig: &mut sig,
                 dry: true,
+                yuv: if base { Some(&mut [][..]) } else { None },
+                filled: &mut filled,
             });
             let same = !full && sig == self.sig && dirty == self.dirty;
             self.probe = dirty;
@@ -168,7 +218,12 @@ impl FrameBuf {
             }
         }
         self.reset_to(bg, bg_id, generation);
-        draw(&mut self.canvas());
+        self.base = base;
+        self.base_filled = false;
+        if base && self.yuv.len() != yuv420p_len(w, h) {
+            self.yuv = vec![0; yuv420p_len(w, h)];
+        }
+        draw(&mut self.canvas_on(base));
         true
     }
 }
@@ -183,6 +238,11 @@ pub struct Canvas<'a> {
     sig: &'a mut u64,
     /// A probe: operations record where and what they would draw, and touch no pixel.
     dry: bool,
+    /// On the base-picture path: the frame's yuv planes (empty in a probe), where a picture
+    /// covering the frame is drawn instead of into `data`.
+    yuv: Option<&'a mut [u8]>,
+    /// On the base-picture path: set once a picture filled the planes.
+    filled: &'a mut bool,
 }
 
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -512,11 +572,75 @@ impl Canvas<'_> {
 }
 
 impl Canvas<'_> {
+    /// The yuv planes to draw a picture covering the frame into, on the base-picture path and
+    /// while nothing has been drawn yet (a base goes under everything); `Some(&mut [])` in a
+    /// probe.
+    fn base_planes(&mut self) -> Option<&mut [u8]> {
+        if self.dirty.is_empty() && !*self.full {
+            self.yuv.as_deref_mut()
+        } else {
+            None
+        }
+    }
+
+    /// Draw `pic` scaled by `scale` with its top-left at (`ox`, `oy`) inside the clip rectangle
+    /// `[x, y, w, h]`, like [`Canvas::image_scaled`]; on the base-picture path, an opaque
+    /// picture covering the frame is sampled straight into the yuv planes instead.
+    pub fn picture(&mut self, pic: &Picture, clip: [f32; 4], scale: f32, ox: f32, oy: f32) {
+        let (w, h) = (self.w, self.h);
+        // the pixels image_scaled would draw: the clip rectangle's, rounded outwards
+        let covers = clip[0].floor() <= 0.0
+            && clip[1].floor() <= 0.0
+            && (clip[0] + clip[2]).ceil() >= w as f32
+            && (clip[1] + clip[3]).ceil() >= h as f32;
+        if pic.opaque() && covers && scale > 0.0 && scale.is_finite() {
+            let dry = self.dry;
+            if let Some(yuv) = self.base_planes() {
+                if !dry {
+                    sample_into(pic.planes(), scale, ox, oy, w, h, IRect::full(w, h), yuv);
+                }
+                let f = |v: f32| v.to_bits() as u64;
+                let id = pic.pixmap().data().as_ptr() as u64;
+                self.sign(&[10, id, f(scale), f(ox), f(oy), w as u64, h as u64]);
+                *self.filled = true;
+                return;
+            }
+        }
+        self.image_scaled(pic.pixmap(), pic.opaque(), clip, scale, ox, oy);
+    }
+
     /// Draw a decoded video frame of the canvas's own size at the origin: copied as it is when
-    /// `opaque` (every pixel opaque), composited otherwise. `id` identifies its pixels (frames
-    /// with equal ids are equal), since the buffer holding them is reused for the next frame.
-    pub fn video_frame(&mut self, frame: &Pixmap, opaque: bool, id: u64) {
-        if frame.width() as usize != self.w || frame.height() as usize != self.h {
+    /// `opaque` (every pixel opaque), composited otherwise; a yuv frame goes straight into the
+    /// planes on the base-picture path. `id` identifies its pixels (frames with equal ids are
+    /// equal), since the buffer holding them is reused for the next frame.
+    pub fn video_frame(&mut self, frame: ClipFrame, opaque: bool, id: u64) {
+        let (w, h) = (self.w, self.h);
+        let frame = match frame {
+            ClipFrame::Yuv(yuv) => {
+                if yuv.len() != yuv420p_len(w, h) {
+                    return;
+                }
+                self.identify(id);
+                let dry = self.dry;
+                if let Some(planes) = self.base_planes() {
+                    if !dry {
+                        planes.copy_from_slice(yuv);
+                    }
+                    self.sign(&[11, w as u64, h as u64]);
+                    *self.filled = true;
+                    return;
+                }
+                // where RGBA is needed (a transition's scene, a still): converted
+                self.mark(0.0, 0.0, w as f32, h as f32);
+                self.sign(&[12, w as u64, h as u64]);
+                if !self.dry {
+                    yuv420p_to_rgba(yuv, w, h, self.data);
+                }
+                return;
+            }
+            ClipFrame::Rgba(p) => p,
+        };
+        if frame.width() as usize != w || frame.height() as usize != h {
             return;
         }
         self.identify(id);
@@ -524,11 +648,69 @@ impl Canvas<'_> {
             self.layer(frame, 0.0, 0.0, 1.0);
             return;
         }
-        self.mark(0.0, 0.0, self.w as f32, self.h as f32);
-        self.sign(&[9, self.w as u64, self.h as u64]);
+        self.mark(0.0, 0.0, w as f32, h as f32);
+        self.sign(&[9, w as u64, h as u64]);
         if !self.dry {
             self.data.copy_from_slice(frame.data());
         }
+    }
+}
+
+/// A decoded video frame of the output's size: RGBA (with alpha: a `contain` clip's bars), or
+/// yuv420p (an opaque `cover` clip, ready for the base-picture path).
+#[derive(Clone, Copy)]
+pub enum ClipFrame<'a> {
+    /// Premultiplied RGBA.
+    Rgba(&'a Pixmap),
+    /// Planar yuv420p, BT.709 limited range.
+    Yuv(&'a [u8]),
+}
+
+impl ClipFrame<'_> {
+    /// The frame as RGBA (converted from yuv when it is yuv).
+    pub fn to_pixmap(&self, w: u32, h: u32) -> Pixmap {
+        match self {
+            ClipFrame::Rgba(p) => (*p).clone(),
+            ClipFrame::Yuv(yuv) => {
+                let mut p = Pixmap::new(w, h).expect("frame size");
+                yuv420p_to_rgba(yuv, w as usize, h as usize, p.data_mut());
+                p
+            }
+        }
+    }
+}
+
+/// A prepared picture (a Ken Burns photo): its pixels, whether all are opaque, and, once first
+/// drawn on the base-picture path, its yuv planes.
+pub struct Picture {
+    pixmap: Pixmap,
+    opaque: bool,
+    planes: std::sync::OnceLock<Planes>,
+}
+
+impl Picture {
+    /// `pixmap` ready to draw.
+    pub fn new(pixmap: Pixmap) -> Picture {
+        Picture {
+            opaque: is_opaque(&pixmap),
+            pixmap,
+            planes: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The picture's pixels.
+    pub fn pixmap(&self) -> &Pixmap {
+        &self.pixmap
+    }
+
+    /// Whether every pixel is opaque.
+    pub fn opaque(&self) -> bool {
+        self.opaque
+    }
+
+    /// The picture as yuv planes, converted at the first call.
+    pub fn planes(&self) -> &Planes {
+        self.planes.get_or_init(|| Planes::from_rgba(&self.pixmap))
     }
 }
 
@@ -546,8 +728,12 @@ pub struct YuvState {
     prev_full: bool,
     prev_sig: u64,
     prev_bg: usize,
-    /// Frames converted in full / incrementally / not at all (identical to the previous one).
-    pub stats: [u64; 3],
+    /// The previous frame took the base-picture path.
+    prev_base: bool,
+    /// Frames converted in full / incrementally (or blended onto their base picture) / not at
+    /// all (identical to the previous one); and of all those, the frames on the base-picture
+    /// path.
+    pub stats: [u64; 4],
 }
 
 /// Merge overlapping rectangles into their bounding boxes (consecutive frames of a moving layer
@@ -587,7 +773,8 @@ impl YuvState {
             prev_full: true,
             prev_sig: 0,
             prev_bg: 0,
-            stats: [0; 3],
+            prev_base: false,
+            stats: [0; 4],
         }
     }
 
@@ -598,9 +785,29 @@ impl YuvState {
 
     /// Bring the yuv frame up to date with `f` and return it. Converts what `f` drew plus what
     /// the previous frame drew (now background again), or everything when either was full.
+    ///
+    /// A frame on the base-picture path is its yuv planes with what was drawn over them blended
+    /// on, only where something was.
     pub fn convert(&mut self, f: &FrameBuf) -> &[u8] {
         let rgba = f.pixmap.data();
-        if f.full || self.prev_full || f.bg != self.prev_bg {
+        let same = f.sig == self.prev_sig && f.dirty == self.prev && f.bg == self.prev_bg;
+        if f.base {
+            self.stats[3] += 1;
+            if !f.full && !self.prev_full && self.prev_base && same {
+                self.stats[2] += 1;
+            } else {
+                self.yuv.copy_from_slice(&f.yuv);
+                let over = if f.full {
+                    vec![IRect::full(self.w, self.h)]
+                } else {
+                    merge(f.dirty.clone())
+                };
+                for r in over {
+                    blend_rgba_over_yuv420p_rect(rgba, self.w, self.h, r, &mut self.yuv);
+                }
+                self.stats[1] += 1;
+            }
+        } else if f.full || self.prev_full || self.prev_base || f.bg != self.prev_bg {
             rgba_to_yuv420p_rect(
                 rgba,
                 self.w,
@@ -609,7 +816,7 @@ impl YuvState {
                 &mut self.yuv,
             );
             self.stats[0] += 1;
-        } else if f.sig == self.prev_sig && f.dirty == self.prev {
+        } else if same {
             self.stats[2] += 1; // the same drawing as the previous frame
         } else {
             for r in merge(self.prev.iter().chain(&f.dirty).copied().collect()) {
@@ -622,6 +829,7 @@ impl YuvState {
         self.prev_full = f.full;
         self.prev_sig = f.sig;
         self.prev_bg = f.bg;
+        self.prev_base = f.base;
         &self.yuv
     }
 }
@@ -748,7 +956,7 @@ mod tests {
             (&bg2, 2, 1, 5.5, false), // at rest
         ] {
             assert_eq!(
-                buf.redraw(bgp, id, gen, &mut draw(x)),
+                buf.redraw(bgp, id, gen, false, &mut draw(x)),
                 drawn,
                 "{id} {gen} {x}"
             );

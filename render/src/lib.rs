@@ -29,6 +29,7 @@ pub mod text;
 pub mod theme;
 pub mod transition;
 pub mod video;
+pub mod yuv;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -336,7 +337,7 @@ fn drive(
                 if let Some(path) = &lane.poster {
                     let fr = lane.composer.frame();
                     posters.push(PosterJob::start(
-                        buf.pixmap.data(),
+                        &buf.rgba(),
                         fr.width as usize,
                         fr.height as usize,
                         path,
@@ -654,7 +655,7 @@ pub fn render_still_sized(
     let f = ((at_secs * fps as f64).round().max(0.0) as u64).min(frames - 1);
     // Drawn exactly as in a render: the scene's own clock and background, transitions included.
     let timeline = Timeline::new(spec, theme);
-    let mut composer = Composer::new(spec, theme, images, &timeline, frame);
+    let mut composer = Composer::new(spec, theme, images, &timeline, frame).rgba_only();
     let mut fonts = catalog.font_system_with(images.fonts());
     let mut swash = SwashCache::new();
     let mut buf = frame::FrameBuf::new(w, h);

@@ -374,19 +374,19 @@ fn decorate(pm: &mut Pixmap, theme: &Theme) {
 }
 
 // BT.709 limited range, 16.16 fixed point.
-const FP: i32 = 1 << 16;
-const fn fx(v: f64) -> i32 {
+pub(crate) const FP: i32 = 1 << 16;
+pub(crate) const fn fx(v: f64) -> i32 {
     (v * FP as f64 + if v >= 0.0 { 0.5 } else { -0.5 }) as i32
 }
-const YR: i32 = fx(0.2126 * 219.0 / 255.0);
-const YG: i32 = fx(0.7152 * 219.0 / 255.0);
-const YB: i32 = fx(0.0722 * 219.0 / 255.0);
-const CBR: i32 = fx(-0.2126 / 1.8556 * 224.0 / 255.0);
-const CBG: i32 = fx(-0.7152 / 1.8556 * 224.0 / 255.0);
-const CBB: i32 = fx(0.5 * 224.0 / 255.0);
-const CRR: i32 = fx(0.5 * 224.0 / 255.0);
-const CRG: i32 = fx(-0.7152 / 1.5748 * 224.0 / 255.0);
-const CRB: i32 = fx(-0.0722 / 1.5748 * 224.0 / 255.0);
+pub(crate) const YR: i32 = fx(0.2126 * 219.0 / 255.0);
+pub(crate) const YG: i32 = fx(0.7152 * 219.0 / 255.0);
+pub(crate) const YB: i32 = fx(0.0722 * 219.0 / 255.0);
+pub(crate) const CBR: i32 = fx(-0.2126 / 1.8556 * 224.0 / 255.0);
+pub(crate) const CBG: i32 = fx(-0.7152 / 1.8556 * 224.0 / 255.0);
+pub(crate) const CBB: i32 = fx(0.5 * 224.0 / 255.0);
+pub(crate) const CRR: i32 = fx(0.5 * 224.0 / 255.0);
+pub(crate) const CRG: i32 = fx(-0.7152 / 1.5748 * 224.0 / 255.0);
+pub(crate) const CRB: i32 = fx(-0.0722 / 1.5748 * 224.0 / 255.0);
 
 /// Bytes of one yuv420p frame.
 pub fn yuv420p_len(w: usize, h: usize) -> usize {
@@ -414,7 +414,7 @@ const fn dither_table() -> [[i32; 8]; 8] {
     }
     t
 }
-const DITHER: [[i32; 8]; 8] = dither_table();
+pub(crate) const DITHER: [[i32; 8]; 8] = dither_table();
 
 /// [`rgba_to_yuv420p`] restricted to an even-aligned rectangle of the frame; the rest of `out`
 /// is left as it was.

@@ -17,6 +17,7 @@ mod golden;
 mod outputs;
 mod vfr;
 mod watermark;
+mod yuv_path;
 
 // Shared with the other render test modules (motion_tests, golden).
 pub(super) fn catalog() -> Arc<Catalog> {

@@ -32,9 +32,21 @@ use std::time::Duration;
 use tiny_skia::{IntSize, Pixmap};
 use vidbuilder_domain::spec::{Fit, ImageSource, VideoClip, VideoSpec};
 
+use crate::frame::ClipFrame;
 use crate::image::{asset_file, next_chunk, open_url, ImageError, ImageSettings, Images};
 use crate::theme::Rgb;
 use crate::RenderError;
+
+/// `c` in BT.709 limited-range yuv (unrounded), as the writer converts.
+fn bt709_limited(c: Rgb) -> [f32; 3] {
+    let (r, g, b) = (c.0 as f32, c.1 as f32, c.2 as f32);
+    let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    [
+        16.0 + y * 219.0 / 255.0,
+        128.0 + (b - y) / 1.8556 * 224.0 / 255.0,
+        128.0 + (r - y) / 1.5748 * 224.0 / 255.0,
+    ]
+}
 
 /// The demuxers ffmpeg may use on a clip (their short names).
 pub const FORMAT_WHITELIST: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
@@ -57,6 +69,18 @@ pub struct Probe {
     pub duration: f64,
     /// Whether it has a sound stream.
     pub audio: bool,
+    /// The picture's colour matrix when it is tagged with one other than BT.709 (e.g.
+    /// `smpte170m`, `bt470bg`); `None` when BT.709 or untagged. See [`Probe::bt601`].
+    pub matrix: Option<String>,
+}
+
+impl Probe {
+    /// Whether the picture's colours need converting to BT.709: it is tagged with another
+    /// matrix, or untagged and smaller than HD, which players take as BT.601 (untagged HD
+    /// they take as BT.709, as we do: passed through as it is).
+    pub fn converts_matrix(&self) -> bool {
+        self.matrix.is_some() || (self.width < 1280 && self.height < 720)
+    }
 }
 
 /// One clip source, ready to decode.
@@ -148,7 +172,7 @@ async fn probe_with(
         .args(safe_input(formats))
         .args([
             "-show_entries",
-            "stream=codec_type,width,height,duration:format=duration",
+            "stream=codec_type,width,height,duration,color_space:format=duration",
             "-of",
             "json",
         ])
@@ -183,6 +207,10 @@ async fn probe_with(
         height,
         duration,
         audio: streams.iter().any(|s| s["codec_type"] == "audio"),
+        matrix: video["color_space"]
+            .as_str()
+            .filter(|m| !matches!(*m, "bt709" | "unknown" | "reserved" | ""))
+            .map(str::to_string),
     })
 }
 
@@ -502,6 +530,7 @@ pub async fn prefetch(
                 height: 0,
                 duration: 0.0,
                 audio: false,
+                matrix: None,
             },
             ffmpeg: ffmpeg.to_path_buf(),
             average: [0.0; 3],
@@ -643,8 +672,11 @@ pub struct ClipReader {
     clip: VideoClip,
     look: ClipLook,
     stream: Option<Stream>,
-    /// The clip frame last read, and its pixels.
-    current: Option<(u64, Pixmap)>,
+    /// The clip frame last read, and its pixels (yuv420p when [`ClipReader::opaque`], else
+    /// RGBA).
+    current: Option<(u64, Vec<u8>)>,
+    /// RGBA frames are handed out as a pixmap (moved in and out of `current`'s buffer).
+    rgba: Option<Pixmap>,
     /// Frames in one pass of the clip, once a pass has been seen to its end.
     total: Option<u64>,
     /// Decodes started (a clip that loops starts one per pass).
@@ -661,14 +693,26 @@ impl ClipReader {
             look,
             stream: None,
             current: None,
+            rgba: None,
             total: None,
             starts: 0,
         }
     }
 
-    /// Whether every pixel of every frame is opaque (`cover`).
+    /// Whether every pixel of every frame is opaque (`cover`): then frames are decoded to
+    /// yuv420p, ready for the base-picture path (`yuv.rs`), and RGBA otherwise.
     pub fn opaque(&self) -> bool {
         self.clip.fit == Fit::Cover
+    }
+
+    /// Bytes of one decoded frame.
+    fn frame_len(&self) -> usize {
+        let (w, h) = (self.look.width as usize, self.look.height as usize);
+        if self.opaque() {
+            crate::paint::yuv420p_len(w, h)
+        } else {
+            w * h * 4
+        }
     }
 
     /// The ffmpeg filter graph conforming the source to the output.
@@ -683,9 +727,20 @@ impl ClipReader {
         // yuv420p first: a source's own alpha never reaches the frame
         let mut f = format!("setpts=(PTS-STARTPTS)/{speed:.6},fps={fps},format=yuv420p,");
         match self.clip.fit {
-            Fit::Cover => f.push_str(&format!(
-                "scale={w}:{h}:force_original_aspect_ratio=increase:flags=bilinear,crop={w}:{h},setsar=1,format=rgba"
-            )),
+            // yuv420p out, limited range (a full-range source is converted by the `format`
+            // above), in BT.709: see `Probe::converts_matrix` (HD in BT.709 at the output's
+            // size is passed through without any conversion)
+            Fit::Cover => {
+                let p = &self.src.probe;
+                let matrix = match (p.converts_matrix(), p.matrix.is_some()) {
+                    (false, _) => "",
+                    (true, true) => ":out_color_matrix=bt709",
+                    (true, false) => ":in_color_matrix=bt601:out_color_matrix=bt709",
+                };
+                f.push_str(&format!(
+                    "scale={w}:{h}:force_original_aspect_ratio=increase:flags=bilinear{matrix},crop={w}:{h},setsar=1,format=yuv420p"
+                ))
+            }
             Fit::Contain => f.push_str(&format!(
                 "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=bilinear,setsar=1,format=rgba,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black@0"
             )),
@@ -693,13 +748,26 @@ impl ClipReader {
         if let Some((c, d)) = dim {
             let d = d.clamp(0.0, 1.0);
             let keep = 1.0 - d;
-            let lut = |v: u8| format!("val*{keep:.4}+{:.3}", v as f32 * d);
-            f.push_str(&format!(
-                ",lutrgb=r='{}':g='{}':b='{}'",
-                lut(c.0),
-                lut(c.1),
-                lut(c.2)
-            ));
+            let lut = |v: f32| format!("val*{keep:.4}+{:.3}", v * d);
+            if self.opaque() {
+                // mixing towards a colour is affine, so in yuv it mixes towards its yuv (+ ½:
+                // the lut truncates)
+                let [y, u, v] = bt709_limited(c);
+                let lut = |c: f32| format!("val*{keep:.4}+{:.3}", c * d + 0.5);
+                f.push_str(&format!(
+                    ",lutyuv=y='{}':u='{}':v='{}'",
+                    lut(y),
+                    lut(u),
+                    lut(v)
+                ));
+            } else {
+                f.push_str(&format!(
+                    ",lutrgb=r='{}':g='{}':b='{}'",
+                    lut(c.0 as f32),
+                    lut(c.1 as f32),
+                    lut(c.2 as f32)
+                ));
+            }
         }
         f
     }
@@ -715,12 +783,7 @@ impl ClipReader {
 
     fn start(&mut self, at: u64) -> Result<(), RenderError> {
         self.stream = None; // stops a previous decode first
-        let ClipLook {
-            width: w,
-            height: h,
-            fps,
-            ..
-        } = self.look;
+        let fps = self.look.fps;
         let seek = self.clip.trim_start + at as f64 * self.clip.speed / fps as f64;
         let end = self
             .clip
@@ -735,7 +798,9 @@ impl ClipReader {
             .arg("-i")
             .arg(&self.src.path)
             .args(["-an", "-sn", "-dn", "-map", "0:v:0", "-vf", &self.filter()])
-            .args(["-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1"])
+            .args(["-f", "rawvideo", "-pix_fmt"])
+            .arg(if self.opaque() { "yuv420p" } else { "rgba" })
+            .arg("pipe:1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -743,7 +808,7 @@ impl ClipReader {
             .spawn()
             .map_err(|e| crate::ffmpeg::spawn_error(&self.src.ffmpeg, e))?;
         let mut out = child.stdout.take().expect("piped stdout");
-        let size = w as usize * h as usize * 4;
+        let size = self.frame_len();
         let (tx, frames) = sync_channel::<Vec<u8>>(2);
         let (spare, spares) = sync_channel::<Vec<u8>>(4);
         let thread = std::thread::Builder::new()
@@ -775,18 +840,21 @@ impl ClipReader {
         let Some(Ok(buf)) = s.frames.as_ref().map(Receiver::recv) else {
             return false;
         };
-        let size = IntSize::from_wh(self.look.width, self.look.height).expect("frame size");
-        let pm = Pixmap::from_vec(buf, size).expect("a whole frame");
-        if let Some((_, old)) = self.current.replace((s.next, pm)) {
-            let _ = s.spare.try_send(old.take());
+        let old = match self.rgba.take() {
+            Some(pm) => Some(pm.take()),
+            None => self.current.take().map(|(_, b)| b),
+        };
+        if let Some(old) = old {
+            let _ = s.spare.try_send(old);
         }
+        self.current = Some((s.next, buf));
         s.next += 1;
         true
     }
 
     /// The frame to show at frame `k` of the scene (`k / fps` seconds in), with the clip frame
     /// index it shows (equal indices: equal pixels). `None` when the clip gives no frame at all.
-    pub fn frame(&mut self, k: u64) -> Result<Option<(u64, &Pixmap)>, RenderError> {
+    pub fn frame(&mut self, k: u64) -> Result<Option<(u64, ClipFrame<'_>)>, RenderError> {
         // Each round either returns, or learns the clip's length (at most once per stream
         // start), or restarts the decode: a few rounds at most.
         for _ in 0..6 {
@@ -815,9 +883,21 @@ impl ClipReader {
         if self.total == Some(0) {
             return Ok(None);
         }
-        Ok(self.current.as_ref().map(|(i, p)| (*i, p)))
+        if self.opaque() {
+            return Ok(self.current.as_ref().map(|(i, b)| (*i, ClipFrame::Yuv(b))));
+        }
+        // an RGBA frame lives in `rgba` from its first use until the next is read
+        let Some((i, _)) = self.current else {
+            return Ok(None);
+        };
+        if self.rgba.is_none() {
+            let (_, buf) = self.current.as_mut().expect("checked above");
+            let size = IntSize::from_wh(self.look.width, self.look.height).expect("frame size");
+            self.rgba = Some(Pixmap::from_vec(std::mem::take(buf), size).expect("a whole frame"));
+        }
+        Ok(self.rgba.as_ref().map(|p| (i, ClipFrame::Rgba(p))))
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,7 @@ use tiny_skia::Pixmap;
 use vidbuilder_domain::spec::Fit;
 
 use super::{El, Item, Layers, Role, SceneContext, SceneDraw};
-use crate::frame::Canvas;
+use crate::frame::{Canvas, Picture};
 use crate::image::fitted;
 use crate::theme::{Align, Easing};
 
@@ -15,10 +15,10 @@ const ZOOM_CONTAIN: f32 = 1.05;
 
 /// A prepared `image` scene.
 pub struct ImageScene {
-    /// Scaled once: to the frame (× the zoom reached at the end, so it is never upscaled).
-    img: Pixmap,
-    /// Every pixel of `img` is opaque (a photo): Ken Burns frames overwrite instead of blending.
-    opaque: bool,
+    /// Scaled once: to the frame (× the zoom reached at the end, so it is never upscaled). When
+    /// every pixel is opaque (a photo), Ken Burns frames overwrite instead of blending, and a
+    /// `cover` picture takes the base-picture path (`yuv.rs`).
+    img: Picture,
     /// Resting rectangle of the image in the frame (x, y, w, h).
     rect: [f32; 4],
     fit: Fit,
@@ -54,8 +54,7 @@ impl ImageScene {
             caption_band(ctx, &mut layers, text);
         }
         ImageScene {
-            opaque: crate::frame::is_opaque(&img),
-            img,
+            img: Picture::new(img),
             rect,
             fit,
             ken_burns,
@@ -108,7 +107,10 @@ impl SceneDraw for ImageScene {
             let s = Easing::EaseInOutSine.apply(t / self.duration.max(0.01));
             let z = 1.0 + (self.zoom - 1.0) * s;
             let scale = z / self.zoom;
-            let (iw, ih) = (self.img.width() as f32, self.img.height() as f32);
+            let (iw, ih) = (
+                self.img.pixmap().width() as f32,
+                self.img.pixmap().height() as f32,
+            );
             let (slack_x, slack_y) = ((w * z - w) / 2.0, (h * z - h) / 2.0);
             let (pan_x, pan_y) = if self.fit == Fit::Cover {
                 (0.5 * slack_x * s, 0.35 * slack_y * s)
@@ -128,7 +130,7 @@ impl SceneDraw for ImageScene {
                     (ih * scale).round(),
                 ],
             };
-            canvas.image_scaled(&self.img, self.opaque, rect, scale, ox, oy);
+            canvas.picture(&self.img, rect, scale, ox, oy);
         }
         self.caption.draw(canvas, t);
     }
@@ -140,7 +142,11 @@ impl SceneDraw for ImageScene {
     fn underlay(&self, canvas: &mut Canvas) {
         if !self.ken_burns {
             let [x, y, _, _] = self.rect;
-            canvas.layer(&self.img, x, y, 1.0);
+            canvas.layer(self.img.pixmap(), x, y, 1.0);
         }
+    }
+
+    fn covers(&self) -> bool {
+        self.ken_burns && self.fit == Fit::Cover && self.img.opaque()
     }
 }

@@ -134,6 +134,13 @@ pub trait SceneDraw: Send {
     /// Draws the scene's unchanging bottom layer (see [`SceneDraw::has_underlay`]).
     fn underlay(&self, _canvas: &mut Canvas) {}
 
+    /// Whether `draw` starts with an opaque picture covering the whole frame that moves (a Ken
+    /// Burns photo, a `cover` clip): then the frame may take the base-picture path (`yuv.rs`),
+    /// the picture going straight into the frame's yuv planes and the rest blended over it.
+    fn covers(&self) -> bool {
+        false
+    }
+
     /// Why drawing failed, if it did (a clip's decoder could not be started): the render fails
     /// with it instead of showing a frame without the clip.
     fn failure(&self) -> Option<String> {

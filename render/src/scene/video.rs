@@ -30,13 +30,21 @@ impl Clip {
         let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let opaque = reader.opaque();
         match reader.frame(k) {
-            Ok(Some((id, pm))) => canvas.video_frame(pm, opaque, id),
+            Ok(Some((id, frame))) => canvas.video_frame(frame, opaque, id),
             Ok(None) => {}
             Err(e) => {
                 let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
                 f.get_or_insert_with(|| e.to_string());
             }
         }
+    }
+
+    /// Whether every frame covers the output opaquely (`cover`).
+    pub(crate) fn covers(&self) -> bool {
+        self.reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .opaque()
     }
 
     pub(crate) fn failure(&self) -> Option<String> {
@@ -77,6 +85,10 @@ impl SceneDraw for VideoScene {
         self.caption.draw(canvas, t);
     }
 
+    fn covers(&self) -> bool {
+        self.clip.covers()
+    }
+
     fn failure(&self) -> Option<String> {
         self.clip.failure()
     }
@@ -106,6 +118,10 @@ impl SceneDraw for OverClip {
             self.scene.underlay(canvas);
         }
         self.scene.draw(canvas, t);
+    }
+
+    fn covers(&self) -> bool {
+        self.clip.covers()
     }
 
     fn failure(&self) -> Option<String> {

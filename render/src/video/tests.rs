@@ -186,6 +186,7 @@ fn the_reader_plays_the_trim_at_speed_then_holds_or_loops_and_seeks() {
     // frame k of the scene shows the source at 1 + k/25 s
     for k in [0u64, 10, 30] {
         let (id, pm) = r.frame(k).unwrap().expect("a frame");
+        let pm = &pm.to_pixmap(w, h);
         assert_eq!(id, k);
         let at = 1.0 + k as f64 / 25.0;
         let d = mean_diff(&grey_of(pm), &reference_grey(&p, at, w, h));
@@ -202,6 +203,7 @@ fn the_reader_plays_the_trim_at_speed_then_holds_or_loops_and_seeks() {
     let total = id + 1;
     // back to an earlier frame: a new decode seeks there
     let (id, pm) = r.frame(5).unwrap().unwrap();
+    let pm = &pm.to_pixmap(w, h);
     assert_eq!(id, 5);
     let d = mean_diff(&grey_of(pm), &reference_grey(&p, 1.2, w, h));
     assert!(d < 6.0, "after seeking back: {d}");
@@ -222,6 +224,7 @@ fn the_reader_plays_the_trim_at_speed_then_holds_or_loops_and_seeks() {
     c.speed = 2.0;
     let mut r = ClipReader::new(src, c, look);
     let (_, pm) = r.frame(10).unwrap().unwrap();
+    let pm = &pm.to_pixmap(w, h);
     let found = closest_time(&p, &grey_of(pm), w, h, 1.4, 2.2);
     assert!(
         (found.0 - 1.8).abs() < 0.05,
@@ -246,6 +249,7 @@ fn contain_letterboxes_on_the_background_and_dim_blends_towards_a_colour() {
     let mut r = ClipReader::new(src.clone(), c.clone(), look);
     assert!(!r.opaque());
     let (_, pm) = r.frame(0).unwrap().unwrap();
+    let pm = pm.to_pixmap(320, 180);
     let alpha = |x: u32, y: u32| pm.data()[((y * 320 + x) * 4 + 3) as usize];
     assert_eq!(alpha(5, 90), 0, "left bar");
     assert_eq!(alpha(314, 90), 0, "right bar");
@@ -262,10 +266,16 @@ fn contain_letterboxes_on_the_background_and_dim_blends_towards_a_colour() {
     );
     let (_, pm) = r.frame(3).unwrap().unwrap();
     assert!(
+        matches!(pm, ClipFrame::Yuv(_)),
+        "a cover clip is decoded to yuv"
+    );
+    let pm = pm.to_pixmap(320, 180);
+    assert!(
         pm.data()
             .chunks_exact(4)
             .all(|p| p[0].abs_diff(200) <= 1 && p[1] <= 1 && p[2] <= 1 && p[3] == 255),
-        "fully dimmed"
+        "fully dimmed: {:?}",
+        &pm.data()[..8]
     );
 }
 
@@ -575,5 +585,106 @@ fn the_music_ducks_under_a_voice_over_and_only_there() {
     assert!(
         (plain.2 - ducked.2).abs() < 0.5,
         "untouched after: {plain:?} {ducked:?}"
+    );
+}
+
+/// A clip tagged with another colour matrix is converted to BT.709 on the way to yuv, and so is
+/// an untagged one smaller than HD (players take it as BT.601); its frames then look like
+/// ffmpeg's own RGB rendering of the source. Untagged HD is passed through.
+#[test]
+fn a_clip_in_another_colour_matrix_is_converted_to_bt709() {
+    let dir = tempfile::tempdir().unwrap();
+    let untagged = make_clip(dir.path(), "plain.mp4", 1.0, false);
+    let tagged = dir.path().join("sd.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&untagged)
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-colorspace",
+            "smpte170m",
+        ])
+        .arg(&tagged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let look = ClipLook {
+        width: 160,
+        height: 120,
+        fps: 25,
+        dim: None,
+    };
+    let c = clip(ImageSource::Asset("x.mp4".into()));
+    let plain = ClipReader::new(source(&untagged), c.clone(), look);
+    assert_eq!(plain.src.probe.matrix, None);
+    assert!(plain
+        .filter()
+        .contains("in_color_matrix=bt601:out_color_matrix=bt709"));
+    let hd = Probe {
+        width: 1920,
+        height: 1080,
+        ..plain.src.probe.clone()
+    };
+    assert!(!hd.converts_matrix(), "untagged HD is taken as BT.709");
+    let mut sd = ClipReader::new(source(&tagged), c, look);
+    assert_eq!(sd.src.probe.matrix.as_deref(), Some("smpte170m"));
+    assert!(
+        sd.filter().contains("out_color_matrix=bt709"),
+        "{}",
+        sd.filter()
+    );
+    // ffmpeg's RGB of the tagged source (it honours the tag) against ours, channel by channel
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", "0.2", "-i"])
+        .arg(&tagged)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=160:120:flags=bilinear,format=rgb24",
+        ])
+        .args(["-f", "rawvideo", "-"])
+        .output()
+        .unwrap();
+    let reference = out.stdout;
+    let rgb_diff = |r: &mut ClipReader| {
+        let (_, frame) = r.frame(5).unwrap().unwrap();
+        let ours = frame.to_pixmap(160, 120);
+        let ours: Vec<u8> = ours
+            .data()
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        mean_diff(&ours, &reference)
+    };
+    let converted = rgb_diff(&mut sd);
+    // the same source taken as BT.709 (as untagged HD is): its colours are off
+    let mut as_untagged = ClipReader::new(
+        Arc::new(VideoSource {
+            path: tagged.clone(),
+            probe: Probe {
+                matrix: None,
+                width: 1920,
+                height: 1080,
+                ..source(&tagged).probe.clone()
+            },
+            ffmpeg: "ffmpeg".into(),
+            average: [0.5; 3],
+            downloaded: false,
+        }),
+        clip(ImageSource::Asset("x.mp4".into())),
+        look,
+    );
+    let passed = rgb_diff(&mut as_untagged);
+    assert!(
+        converted < 3.0 && passed > converted + 1.0,
+        "mean RGB difference from ffmpeg's: {converted} converted, {passed} passed through"
     );
 }

@@ -1,0 +1,428 @@
+//! Drawing in yuv420p: the base-picture path.
+//!
+//! A frame that an opaque picture covers whole (a Ken Burns photo, a `cover` video clip) would
+//! otherwise be drawn as 8 MB of RGBA at 1080p and converted back to yuv420p in full, every
+//! frame. Instead the picture goes straight into the frame's yuv planes ([`sample_into`] for a
+//! photo, kept as yuv [`Planes`]; a plain copy for a clip decoded to yuv420p), and what is drawn
+//! over it (a caption band, a scene's text, the watermark) is drawn as usual onto a transparent
+//! RGBA layer and blended onto the planes only where it was drawn
+//! ([`blend_rgba_over_yuv420p_rect`]). Blending premultiplied colour in yuv is the same
+//! arithmetic as blending in RGB and converting (the conversion is affine), up to rounding and
+//! to chroma being blended per 2×2 block.
+//!
+//! Everything here is BT.709 limited range in 16.16 fixed point, with the constants and luma
+//! dither of [`crate::paint::rgba_to_yuv420p`].
+
+use tiny_skia::Pixmap;
+
+use crate::frame::IRect;
+use crate::paint::{fx, CBB, CBG, CBR, CRB, CRG, CRR, DITHER, FP, YB, YG, YR};
+
+/// An opaque picture as yuv planes, for sampling: luma at full size, chroma at half size
+/// (rounded up) from 2×2 averages, as the writer converts.
+pub struct Planes {
+    w: usize,
+    h: usize,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+}
+
+impl Planes {
+    /// The planes of `p`, whose colour is taken as opaque (alpha is ignored).
+    pub fn from_rgba(p: &Pixmap) -> Planes {
+        let (w, h) = (p.width() as usize, p.height() as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let d = p.data();
+        let y = d
+            .chunks_exact(4)
+            .map(|q| {
+                ((YR * q[0] as i32 + YG * q[1] as i32 + YB * q[2] as i32 + 16 * FP + FP / 2) >> 16)
+                    as u8
+            })
+            .collect();
+        let (mut u, mut v) = (Vec::with_capacity(cw * ch), Vec::with_capacity(cw * ch));
+        for cy in 0..ch {
+            let (y0, y1) = (2 * cy, (2 * cy + 1).min(h - 1));
+            for cx in 0..cw {
+                let (x0, x1) = (2 * cx, (2 * cx + 1).min(w - 1));
+                let mut s = [0i32; 3];
+                for (xx, yy) in [(x0, y0), (x1, y0), (x0, y1), (x1, y1)] {
+                    let o = (yy * w + xx) * 4;
+                    for k in 0..3 {
+                        s[k] += d[o + k] as i32;
+                    }
+                }
+                u.push(
+                    ((CBR * s[0] + CBG * s[1] + CBB * s[2] + 128 * 4 * FP + 2 * FP) >> 18) as u8,
+                );
+                v.push(
+                    ((CRR * s[0] + CRG * s[1] + CRB * s[2] + 128 * 4 * FP + 2 * FP) >> 18) as u8,
+                );
+            }
+        }
+        Planes { w, h, y, u, v }
+    }
+}
+
+/// The source index of the left/top neighbour and the 8-bit weight of the right/bottom one, for
+/// destination pixel `d` of a picture scaled by `scale` with its origin at `o` (the same taps
+/// as [`crate::frame::Canvas::image_scaled`]).
+pub(crate) fn tap(d: usize, o: f32, scale: f32, n: usize) -> (usize, usize, u16) {
+    let f = ((d as f32 + 0.5 - o) / scale - 0.5).clamp(0.0, n.saturating_sub(1) as f32);
+    let i = (f.floor() as usize).min(n.saturating_sub(2));
+    let w = (((f - i as f32) * 256.0).round() as u16).min(256);
+    (i, (i + 1).min(n - 1), w)
+}
+
+/// Bilinear resampling of one 8-bit plane along a fixed column table: each output row blends
+/// its two source rows at 16 bits, then each output sample its two columns, and rounds (or
+/// dithers) the 16.16 result.
+struct PlaneSampler {
+    /// Per output sample: its left source column, relative to `lo` (the right one is the next:
+    /// [`tap`] never gives the last column as a left one, except in a 1-column source).
+    cols: Vec<u32>,
+    /// Per output sample: the right column's weight (0..=256).
+    weights: Vec<u16>,
+    lo: usize,
+    hi: usize,
+    /// The blended source row, with one more entry so that the right neighbour always exists.
+    vrow: Vec<u16>,
+}
+
+impl PlaneSampler {
+    fn new(taps: &[(usize, usize, u16)]) -> PlaneSampler {
+        let lo = taps.iter().map(|t| t.0.min(t.1)).min().unwrap_or(0);
+        let hi = taps.iter().map(|t| t.0.max(t.1)).max().map_or(0, |m| m + 1);
+        PlaneSampler {
+            cols: taps.iter().map(|t| (t.0 - lo) as u32).collect(),
+            // a 1-column source (left = right): the weight is moot, the padding entry unused
+            weights: taps
+                .iter()
+                .map(|t| if t.1 > t.0 { t.2.min(256) } else { 0 })
+                .collect(),
+            lo,
+            hi,
+            vrow: vec![0; hi - lo + 1],
+        }
+    }
+
+    /// One output row: source rows `r0` and `r1` (whole rows) blended with `r1`'s weight `wy`,
+    /// then resampled into `out`, adding `add[k % 8]` (16.16) before the final shift.
+    fn row(&mut self, r0: &[u8], r1: &[u8], wy: u16, add: &[i32; 8], out: &mut [u8]) {
+        let (r0, r1) = (&r0[self.lo..self.hi], &r1[self.lo..self.hi]);
+        let wy = wy.min(256);
+        let iwy = 256 - wy;
+        // at most 255 × 256: fits 16 bits
+        for ((t, &a), &b) in self.vrow.iter_mut().zip(r0).zip(r1) {
+            *t = a as u16 * iwy + b as u16 * wy;
+        }
+        let v = &self.vrow[..];
+        let n = out.len();
+        let (cols, weights) = (&self.cols[..n], &self.weights[..n]);
+        // in runs of 8, so the dither repeats with the run
+        for ((o8, c8), w8) in out.chunks_mut(8).zip(cols.chunks(8)).zip(weights.chunks(8)) {
+            for (j, ((o, &c), &wx)) in o8.iter_mut().zip(c8).zip(w8).enumerate() {
+                let pair = &v[c as usize..c as usize + 2];
+                let s = pair[0] as u32 * (256 - wx as u32) + pair[1] as u32 * wx as u32;
+                *o = ((s as i32 + add[j]) >> 16) as u8;
+            }
+        }
+    }
+}
+
+/// Sample `src` scaled by `scale` with its top-left at (`ox`, `oy`) into the even-aligned
+/// rectangle `r` of the `w × h` yuv420p frame `out` (the same geometry as
+/// [`crate::frame::Canvas::image_scaled`]); luma is dithered like the writer's conversion.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_into(
+    src: &Planes,
+    scale: f32,
+    ox: f32,
+    oy: f32,
+    w: usize,
+    h: usize,
+    r: IRect,
+    out: &mut [u8],
+) {
+    debug_assert!((r.x0 | r.y0 | r.x1 | r.y1) & 1 == 0 && r.x1 <= w && r.y1 <= h);
+    if src.w == 0 || src.h == 0 || r.x0 >= r.x1 || r.y0 >= r.y1 {
+        return;
+    }
+    let (yp, uv) = out.split_at_mut(w * h);
+    let (up, vp) = uv.split_at_mut((w / 2) * (h / 2));
+    let taps: Vec<_> = (r.x0..r.x1).map(|x| tap(x, ox, scale, src.w)).collect();
+    let mut s = PlaneSampler::new(&taps);
+    for y in r.y0..r.y1 {
+        let (j0, j1, wy) = tap(y, oy, scale, src.h);
+        let dither = &DITHER[y & 7];
+        let add: [i32; 8] = std::array::from_fn(|k| dither[(r.x0 + k) & 7]);
+        s.row(
+            &src.y[j0 * src.w..(j0 + 1) * src.w],
+            &src.y[j1 * src.w..(j1 + 1) * src.w],
+            wy,
+            &add,
+            &mut yp[y * w + r.x0..y * w + r.x1],
+        );
+    }
+    // Chroma sample (cx, cy) sits at the centre of its 2×2 luma block: in the source's chroma
+    // plane that is the same formula with the origin halved.
+    let (sw, sh, cw) = (src.w.div_ceil(2), src.h.div_ceil(2), w / 2);
+    let (cx0, cx1) = (r.x0 / 2, r.x1 / 2);
+    let taps: Vec<_> = (cx0..cx1).map(|x| tap(x, ox / 2.0, scale, sw)).collect();
+    let mut s = PlaneSampler::new(&taps);
+    let round = [FP / 2; 8];
+    for cy in r.y0 / 2..r.y1 / 2 {
+        let (j0, j1, wy) = tap(cy, oy / 2.0, scale, sh);
+        for (plane, dst) in [(&src.u, &mut *up), (&src.v, &mut *vp)] {
+            s.row(
+                &plane[j0 * sw..(j0 + 1) * sw],
+                &plane[j1 * sw..(j1 + 1) * sw],
+                wy,
+                &round,
+                &mut dst[cy * cw + cx0..cy * cw + cx1],
+            );
+        }
+    }
+}
+
+/// `a × 16 / 255` and `a × 128 / 255` in 16.16: the offsets a premultiplied colour of alpha `a`
+/// carries into luma and chroma.
+const Y16: i32 = fx(16.0 / 255.0);
+const C128: i32 = fx(128.0 / 255.0);
+/// `FP / 255`, rounded: scales an 8-bit plane value by a 0..255 weight into 16.16.
+const K255: i32 = 257;
+
+/// Blend premultiplied RGBA `rgba` (`w × h`, e.g. captions drawn over a transparent layer) over
+/// the yuv420p frame `yuv`, inside the even-aligned rectangle `r`. Fully transparent 2×2 blocks
+/// are skipped; luma is dithered like the writer's conversion.
+pub fn blend_rgba_over_yuv420p_rect(rgba: &[u8], w: usize, h: usize, r: IRect, yuv: &mut [u8]) {
+    assert_eq!(rgba.len(), w * h * 4);
+    debug_assert!((r.x0 | r.y0 | r.x1 | r.y1) & 1 == 0 && r.x1 <= w && r.y1 <= h);
+    let (yp, uv) = yuv.split_at_mut(w * h);
+    let (up, vp) = uv.split_at_mut((w / 2) * (h / 2));
+    let cw = w / 2;
+    for y0 in (r.y0..r.y1).step_by(2) {
+        let row0 = &rgba[(y0 * w) * 4..(y0 + 1) * w * 4];
+        let row1 = &rgba[(y0 + 1) * w * 4..(y0 + 2) * w * 4];
+        let (ya, yb) = yp[y0 * w..(y0 + 2) * w].split_at_mut(w);
+        for x0 in (r.x0..r.x1).step_by(2) {
+            let px = [
+                (&row0[x0 * 4..x0 * 4 + 4], 0usize, 0usize),
+                (&row0[x0 * 4 + 4..x0 * 4 + 8], 1, 0),
+                (&row1[x0 * 4..x0 * 4 + 4], 0, 1),
+                (&row1[x0 * 4 + 4..x0 * 4 + 8], 1, 1),
+            ];
+            if px.iter().all(|(p, _, _)| p[3] == 0) {
+                continue;
+            }
+            let (mut sr, mut sg, mut sb, mut sa) = (0i32, 0i32, 0i32, 0i32);
+            for (p, dx, dy) in px {
+                let (r_, g, b, a) = (p[0] as i32, p[1] as i32, p[2] as i32, p[3] as i32);
+                sr += r_;
+                sg += g;
+                sb += b;
+                sa += a;
+                if a == 0 {
+                    continue;
+                }
+                let x = x0 + dx;
+                let dst = if dy == 0 { &mut ya[x] } else { &mut yb[x] };
+                let v = YR * r_ + YG * g + YB * b + Y16 * a + (255 - a) * *dst as i32 * K255;
+                *dst = ((v + DITHER[(y0 + dy) & 7][x & 7]) >> 16).clamp(0, 255) as u8;
+            }
+            let inv = 4 * 255 - sa;
+            let c = (y0 / 2) * cw + x0 / 2;
+            let u = CBR * sr + CBG * sg + CBB * sb + C128 * sa + inv * up[c] as i32 * K255;
+            let v = CRR * sr + CRG * sg + CRB * sb + C128 * sa + inv * vp[c] as i32 * K255;
+            up[c] = ((u + 2 * FP) >> 18).clamp(0, 255) as u8;
+            vp[c] = ((v + 2 * FP) >> 18).clamp(0, 255) as u8;
+        }
+    }
+}
+
+/// Convert a yuv420p frame (BT.709 limited range) to opaque RGBA, each chroma sample serving
+/// its 2×2 block: for a clip decoded to yuv drawn where RGBA is needed (a transition, a still).
+pub fn yuv420p_to_rgba(yuv: &[u8], w: usize, h: usize, rgba: &mut [u8]) {
+    assert_eq!(rgba.len(), w * h * 4);
+    assert_eq!(yuv.len(), crate::paint::yuv420p_len(w, h));
+    let (yp, uv) = yuv.split_at(w * h);
+    let (up, vp) = uv.split_at((w / 2) * (h / 2));
+    let cw = w / 2;
+    // 16.16 inverse of BT.709 limited range
+    const KY: i32 = fx(255.0 / 219.0);
+    const RV: i32 = fx(255.0 / 224.0 * 1.5748);
+    const GU: i32 = fx(255.0 / 224.0 * 1.8556 * 0.0722 / 0.7152);
+    const GV: i32 = fx(255.0 / 224.0 * 1.5748 * 0.2126 / 0.7152);
+    const BU: i32 = fx(255.0 / 224.0 * 1.8556);
+    for (y, out) in rgba.chunks_exact_mut(w * 4).enumerate() {
+        let crow = (y / 2) * cw;
+        for (x, px) in out.chunks_exact_mut(4).enumerate() {
+            let l = (yp[y * w + x] as i32 - 16) * KY + FP / 2;
+            let (u, v) = (up[crow + x / 2] as i32 - 128, vp[crow + x / 2] as i32 - 128);
+            px[0] = ((l + RV * v) >> 16).clamp(0, 255) as u8;
+            px[1] = ((l - GU * u - GV * v) >> 16).clamp(0, 255) as u8;
+            px[2] = ((l + BU * u) >> 16).clamp(0, 255) as u8;
+            px[3] = 255;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paint::{rgba_to_yuv420p, yuv420p_len};
+
+    /// A smooth, colourful opaque picture.
+    fn picture(w: u32, h: u32) -> Pixmap {
+        let mut p = Pixmap::new(w, h).unwrap();
+        for (i, px) in p.data_mut().chunks_exact_mut(4).enumerate() {
+            let (x, y) = ((i % w as usize) as f32, (i / w as usize) as f32);
+            px.copy_from_slice(&[
+                (128.0 + 120.0 * (x / 9.0).sin()) as u8,
+                (128.0 + 120.0 * (y / 7.0).cos()) as u8,
+                (128.0 + 100.0 * ((x + y) / 11.0).sin()) as u8,
+                255,
+            ]);
+        }
+        p
+    }
+
+    fn diff(a: &[u8], b: &[u8]) -> (f64, u8) {
+        let mean = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| x.abs_diff(*y) as f64)
+            .sum::<f64>()
+            / a.len() as f64;
+        (
+            mean,
+            a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap(),
+        )
+    }
+
+    #[test]
+    fn sampling_planes_matches_sampling_rgba_then_converting() {
+        let (w, h) = (96usize, 64usize);
+        let src = picture(110, 80);
+        let planes = Planes::from_rgba(&src);
+        for (scale, ox, oy) in [(1.0, 0.0, 0.0), (0.93, -3.3, -5.7), (0.87, -1.25, -2.5)] {
+            let mut f = crate::frame::FrameBuf::new(w as u32, h as u32);
+            f.canvas()
+                .image_scaled(&src, true, [0.0, 0.0, w as f32, h as f32], scale, ox, oy);
+            let mut want = vec![0u8; yuv420p_len(w, h)];
+            rgba_to_yuv420p(f.pixmap.data(), w, h, &mut want);
+            let mut got = vec![0u8; yuv420p_len(w, h)];
+            sample_into(&planes, scale, ox, oy, w, h, IRect::full(w, h), &mut got);
+            let (ym, yx) = diff(&got[..w * h], &want[..w * h]);
+            let (cm, cx) = diff(&got[w * h..], &want[w * h..]);
+            assert!(ym < 0.6 && yx <= 2, "luma {ym} {yx} at {scale} {ox} {oy}");
+            // chroma: sampled at the block centre instead of averaging four samples
+            assert!(
+                cm < 1.5 && cx <= 12,
+                "chroma {cm} {cx} at {scale} {ox} {oy}"
+            );
+        }
+    }
+
+    #[test]
+    fn blending_in_yuv_matches_blending_in_rgb_then_converting() {
+        let (w, h) = (64usize, 32usize);
+        let base = picture(w as u32, h as u32);
+        // an overlay with transparent, translucent and opaque parts (premultiplied)
+        let mut over = Pixmap::new(w as u32, h as u32).unwrap();
+        let mut paint = tiny_skia::Paint::default();
+        paint.set_color_rgba8(250, 240, 20, 200);
+        paint.anti_alias = true;
+        let rect = tiny_skia::Rect::from_xywh(5.3, 4.6, 30.0, 17.5).unwrap();
+        over.fill_rect(rect, &paint, tiny_skia::Transform::identity(), None);
+        paint.set_color_rgba8(10, 20, 200, 255);
+        let rect = tiny_skia::Rect::from_xywh(20.0, 10.0, 30.0, 15.0).unwrap();
+        over.fill_rect(rect, &paint, tiny_skia::Transform::identity(), None);
+        // the RGB way: composite, then convert
+        let mut comp = base.clone();
+        comp.draw_pixmap(
+            0,
+            0,
+            over.as_ref(),
+            &tiny_skia::PixmapPaint::default(),
+            tiny_skia::Transform::identity(),
+            None,
+        );
+        let mut want = vec![0u8; yuv420p_len(w, h)];
+        rgba_to_yuv420p(comp.data(), w, h, &mut want);
+        // the yuv way
+        let mut got = vec![0u8; yuv420p_len(w, h)];
+        rgba_to_yuv420p(base.data(), w, h, &mut got);
+        blend_rgba_over_yuv420p_rect(over.data(), w, h, IRect::full(w, h), &mut got);
+        let (ym, yx) = diff(&got[..w * h], &want[..w * h]);
+        let (cm, cx) = diff(&got[w * h..], &want[w * h..]);
+        assert!(ym < 0.3 && yx <= 2, "luma {ym} {yx}");
+        assert!(cm < 1.0 && cx <= 12, "chroma {cm} {cx}");
+        // nothing changes outside the rectangle asked for
+        let mut part = vec![0u8; yuv420p_len(w, h)];
+        rgba_to_yuv420p(base.data(), w, h, &mut part);
+        let before = part.clone();
+        let r = IRect {
+            x0: 0,
+            y0: 0,
+            x1: 16,
+            y1: 8,
+        };
+        blend_rgba_over_yuv420p_rect(over.data(), w, h, r, &mut part);
+        assert_eq!(part[20 * w..h * w], before[20 * w..h * w]);
+    }
+
+    #[test]
+    fn yuv_to_rgba_inverts_the_conversion() {
+        let (w, h) = (32usize, 16usize);
+        // flat 2×2 blocks, so chroma subsampling loses nothing
+        let mut p = Pixmap::new(w as u32, h as u32).unwrap();
+        for (i, px) in p.data_mut().chunks_exact_mut(4).enumerate() {
+            let (x, y) = (i % w / 2, i / w / 2);
+            px.copy_from_slice(&[(x * 16) as u8, (y * 30) as u8, 200 - (x * 9) as u8, 255]);
+        }
+        let mut yuv = vec![0u8; yuv420p_len(w, h)];
+        rgba_to_yuv420p(p.data(), w, h, &mut yuv);
+        let mut back = vec![0u8; w * h * 4];
+        yuv420p_to_rgba(&yuv, w, h, &mut back);
+        let (mean, max) = diff(&back, p.data());
+        assert!(mean < 1.0 && max <= 4, "{mean} {max}");
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use std::time::Instant;
+
+    /// `cargo test --release -p vidbuilder-render --lib yuv::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore = "benchmark; run explicitly in release mode"]
+    fn bench_sampling_1080p() {
+        let (w, h) = (1920usize, 1080usize);
+        let mut src = Pixmap::new(2074, 1166).unwrap();
+        for (i, px) in src.data_mut().chunks_exact_mut(4).enumerate() {
+            px.copy_from_slice(&[(i % 251) as u8, (i % 13) as u8, (i % 7) as u8, 255]);
+        }
+        let planes = Planes::from_rgba(&src);
+        let mut out = vec![0u8; crate::paint::yuv420p_len(w, h)];
+        let n = 60;
+        let t0 = Instant::now();
+        for i in 0..n {
+            let s = 0.926 + 0.001 * i as f32;
+            sample_into(
+                &planes,
+                s,
+                -40.3 - i as f32,
+                -20.7,
+                w,
+                h,
+                IRect::full(w, h),
+                &mut out,
+            );
+        }
+        println!("SAMPLE 1080p: {:?} per frame", t0.elapsed() / n);
+        std::hint::black_box(&out);
+    }
+}
