@@ -73,6 +73,9 @@ pub struct FrameBuf {
     pub base: bool,
     /// With `base`: whether the drawing filled the whole of `yuv` (a base picture was drawn).
     pub base_filled: bool,
+    /// With `base`: the signature of the base picture (kept apart from [`FrameBuf::sig`], so a
+    /// moving picture under unchanging text redraws only the picture).
+    pub base_sig: u64,
     /// The base picture, yuv420p (allocated at the first frame drawn with a base).
     pub yuv: Vec<u8>,
 }
@@ -89,6 +92,7 @@ impl FrameBuf {
             probe: Vec::new(),
             base: false,
             base_filled: false,
+            base_sig: 0,
             yuv: Vec::new(),
         }
     }
@@ -124,6 +128,7 @@ impl FrameBuf {
         self.dirty.clear();
         self.full = false;
         self.base = false;
+        self.base_sig = 0;
         self.sig = mix(SEED, generation);
     }
 
@@ -174,6 +179,7 @@ impl FrameBuf {
             dry: false,
             yuv: if base { Some(&mut self.yuv[..]) } else { None },
             filled: &mut self.base_filled,
+            base_sig: &mut self.base_sig,
         }
     }
 
@@ -199,7 +205,8 @@ impl FrameBuf {
         if !self.full && self.bg == bg_id && self.base == base {
             let mut dirty = std::mem::take(&mut self.probe);
             dirty.clear();
-            let (mut full, mut sig, mut filled) = (false, mix(SEED, generation), false);
+            let (mut full, mut sig, mut filled, mut base_sig) =
+                (false, mix(SEED, generation), false, 0);
             draw(&mut Canvas {
                 data: &mut [],
                 w,
@@ -210,12 +217,36 @@ impl FrameBuf {
                 dry: true,
                 yuv: if base { Some(&mut [][..]) } else { None },
                 filled: &mut filled,
+                base_sig: &mut base_sig,
             });
             let same = !full && sig == self.sig && dirty == self.dirty;
-            self.probe = dirty;
-            if same {
+            if same && (!base || (base_sig == self.base_sig && self.base_filled)) {
+                self.probe = dirty;
                 return false;
             }
+            if same {
+                // Only the base picture is new (a clip playing under text at rest): draw it
+                // alone, the rest as a probe again.
+                dirty.clear();
+                let (mut full, mut sig) = (false, 0);
+                self.base_sig = 0;
+                self.base_filled = false;
+                draw(&mut Canvas {
+                    data: &mut [],
+                    w,
+                    h,
+                    dirty: &mut dirty,
+                    full: &mut full,
+                    sig: &mut sig,
+                    dry: true,
+                    yuv: Some(&mut self.yuv[..]),
+                    filled: &mut self.base_filled,
+                    base_sig: &mut self.base_sig,
+                });
+                self.probe = dirty;
+                return true;
+            }
+            self.probe = dirty;
         }
         self.reset_to(bg, bg_id, generation);
         self.base = base;
@@ -243,6 +274,8 @@ pub struct Canvas<'a> {
     yuv: Option<&'a mut [u8]>,
     /// On the base-picture path: set once a picture filled the planes.
     filled: &'a mut bool,
+    /// On the base-picture path: the base picture's signature.
+    base_sig: &'a mut u64,
 }
 
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -282,6 +315,12 @@ impl Canvas<'_> {
     /// reused by the next one (a caption's text). Two frames compare equal only with equal ids.
     pub fn identify(&mut self, id: u64) {
         self.sign(&[7, id]);
+    }
+
+    fn sign_base(&mut self, vals: &[u64]) {
+        for v in vals {
+            *self.base_sig = mix(*self.base_sig, *v);
+        }
     }
 
     fn sign(&mut self, vals: &[u64]) {
@@ -594,14 +633,14 @@ impl Canvas<'_> {
             && (clip[0] + clip[2]).ceil() >= w as f32
             && (clip[1] + clip[3]).ceil() >= h as f32;
         if pic.opaque() && covers && scale > 0.0 && scale.is_finite() {
-            let dry = self.dry;
             if let Some(yuv) = self.base_planes() {
-                if !dry {
+                // (a probe has no planes to draw into)
+                if !yuv.is_empty() {
                     sample_into(pic.planes(), scale, ox, oy, w, h, IRect::full(w, h), yuv);
                 }
                 let f = |v: f32| v.to_bits() as u64;
                 let id = pic.pixmap().data().as_ptr() as u64;
-                self.sign(&[10, id, f(scale), f(ox), f(oy), w as u64, h as u64]);
+                self.sign_base(&[10, id, f(scale), f(ox), f(oy), w as u64, h as u64]);
                 *self.filled = true;
                 return;
             }
@@ -620,17 +659,16 @@ impl Canvas<'_> {
                 if yuv.len() != yuv420p_len(w, h) {
                     return;
                 }
-                self.identify(id);
-                let dry = self.dry;
                 if let Some(planes) = self.base_planes() {
-                    if !dry {
+                    if !planes.is_empty() {
                         planes.copy_from_slice(yuv);
                     }
-                    self.sign(&[11, w as u64, h as u64]);
+                    self.sign_base(&[11, id, w as u64, h as u64]);
                     *self.filled = true;
                     return;
                 }
                 // where RGBA is needed (a transition's scene, a still): converted
+                self.identify(id);
                 self.mark(0.0, 0.0, w as f32, h as f32);
                 self.sign(&[12, w as u64, h as u64]);
                 if !self.dry {
@@ -730,6 +768,7 @@ pub struct YuvState {
     prev_bg: usize,
     /// The previous frame took the base-picture path.
     prev_base: bool,
+    prev_base_sig: u64,
     /// Frames converted in full / incrementally (or blended onto their base picture) / not at
     /// all (identical to the previous one); and of all those, the frames on the base-picture
     /// path.
@@ -774,6 +813,7 @@ impl YuvState {
             prev_sig: 0,
             prev_bg: 0,
             prev_base: false,
+            prev_base_sig: 0,
             stats: [0; 4],
         }
     }
@@ -790,7 +830,10 @@ impl YuvState {
     /// on, only where something was.
     pub fn convert(&mut self, f: &FrameBuf) -> &[u8] {
         let rgba = f.pixmap.data();
-        let same = f.sig == self.prev_sig && f.dirty == self.prev && f.bg == self.prev_bg;
+        let same = f.sig == self.prev_sig
+            && f.dirty == self.prev
+            && f.bg == self.prev_bg
+            && f.base_sig == self.prev_base_sig;
         if f.base {
             self.stats[3] += 1;
             if !f.full && !self.prev_full && self.prev_base && same {
@@ -830,6 +873,7 @@ impl YuvState {
         self.prev_sig = f.sig;
         self.prev_bg = f.bg;
         self.prev_base = f.base;
+        self.prev_base_sig = f.base_sig;
         &self.yuv
     }
 }
