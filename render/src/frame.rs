@@ -384,114 +384,86 @@ impl Canvas<'_> {
         if self.dry {
             return;
         }
+        // Row by row: the source samples of the row (resampled when the position is
+        // fractional) into a line, then composited over the destination row branch-free.
         let w = self.w;
-        let over = |d: &mut [u8], s: [u32; 4]| {
-            let (r, g, b, a) = if op >= 256 {
-                (s[0], s[1], s[2], s[3])
-            } else {
-                (
-                    (s[0] * op + 128) >> 8,
-                    (s[1] * op + 128) >> 8,
-                    (s[2] * op + 128) >> 8,
-                    (s[3] * op + 128) >> 8,
-                )
-            };
-            if a == 0 {
-                return;
-            }
-            if a >= 255 {
-                // opaque (glyph interiors, solid shapes): the source replaces the destination
-                d[0] = r.min(255) as u8;
-                d[1] = g.min(255) as u8;
-                d[2] = b.min(255) as u8;
-                d[3] = 255;
-                return;
-            }
-            let inv = 255 - a;
-            d[0] = (r + div255(d[0] as u32 * inv)).min(255) as u8;
-            d[1] = (g + div255(d[1] as u32 * inv)).min(255) as u8;
-            d[2] = (b + div255(d[2] as u32 * inv)).min(255) as u8;
-            d[3] = (a + div255(d[3] as u32 * inv)).min(255) as u8;
+        let lwu = lw as usize;
+        let n = dx1 - dx0;
+        let i0 = (dx0 as i64 - bx) as usize; // the first column's index in layer space (≥ 0)
+        let row_of = |j: i64| -> Option<&[u8]> {
+            (j >= 0 && j < lh).then(|| &src[j as usize * lwu * 4..(j as usize + 1) * lwu * 4])
         };
         if wx == 0 && wy == 0 {
             for dy in dy0..dy1 {
-                let sy = (dy as i64 - by) as usize;
-                let srow = &src[sy * lw as usize * 4..(sy + 1) * lw as usize * 4];
-                let drow = &mut self.data[dy * w * 4..(dy + 1) * w * 4];
-                for dx in dx0..dx1 {
-                    let sx = (dx as i64 - bx) as usize;
-                    let s = &srow[sx * 4..sx * 4 + 4];
-                    if s[3] == 0 {
-                        continue;
-                    }
-                    over(
-                        &mut drow[dx * 4..dx * 4 + 4],
-                        [s[0] as u32, s[1] as u32, s[2] as u32, s[3] as u32],
-                    );
-                }
+                let srow = row_of(dy as i64 - by).expect("inside the layer");
+                let drow = &mut self.data[(dy * w + dx0) * 4..(dy * w + dx1) * 4];
+                over_row(drow, &srow[i0 * 4..(i0 + n) * 4], op);
             }
             return;
         }
+        let mut line = vec![0u8; n * 4];
         if wx == 0 {
             // Vertical sub-pixel motion (the common case): blend source rows j-1 and j.
-            let lwu = lw as usize;
             let (wa, wb) = (wy, 256 - wy);
             for dy in dy0..dy1 {
                 let j = dy as i64 - by;
-                let ra = (j >= 1 && j - 1 < lh)
-                    .then(|| &src[(j - 1) as usize * lwu * 4..j as usize * lwu * 4]);
-                let rb = (j >= 0 && j < lh)
-                    .then(|| &src[j as usize * lwu * 4..(j as usize + 1) * lwu * 4]);
-                let drow = &mut self.data[dy * w * 4..(dy + 1) * w * 4];
-                for dx in dx0..dx1 {
-                    let i = (dx as i64 - bx) as usize * 4;
-                    let a = ra.map(|r| &r[i..i + 4]).unwrap_or(&[0; 4]);
-                    let b = rb.map(|r| &r[i..i + 4]).unwrap_or(&[0; 4]);
-                    if a[3] | b[3] == 0 {
-                        continue;
+                let (ra, rb) = (row_of(j - 1), row_of(j));
+                let (ra, rb) = (
+                    ra.map(|r| &r[i0 * 4..(i0 + n) * 4]),
+                    rb.map(|r| &r[i0 * 4..(i0 + n) * 4]),
+                );
+                match (ra, rb) {
+                    (Some(a), Some(b)) => {
+                        for ((l, &a), &b) in line.iter_mut().zip(a).zip(b) {
+                            *l = ((a as u32 * wa + b as u32 * wb + 128) >> 8) as u8;
+                        }
                     }
-                    let mut s = [0u32; 4];
-                    for k in 0..4 {
-                        s[k] = (a[k] as u32 * wa + b[k] as u32 * wb + 128) >> 8;
+                    (Some(a), None) => {
+                        for (l, &a) in line.iter_mut().zip(a) {
+                            *l = ((a as u32 * wa + 128) >> 8) as u8;
+                        }
                     }
-                    over(&mut drow[dx * 4..dx * 4 + 4], s);
+                    (None, Some(b)) => {
+                        for (l, &b) in line.iter_mut().zip(b) {
+                            *l = ((b as u32 * wb + 128) >> 8) as u8;
+                        }
+                    }
+                    (None, None) => continue,
                 }
+                let drow = &mut self.data[(dy * w + dx0) * 4..(dy * w + dx1) * 4];
+                over_row(drow, &line, op);
             }
             return;
         }
-        // Bilinear: destination pixel (i, j) in layer space blends source (i-1|i, j-1|j).
-        let px = |i: i64, j: i64| -> [u32; 4] {
-            if i < 0 || j < 0 || i >= lw || j >= lh {
-                return [0; 4];
-            }
-            let o = ((j * lw + i) * 4) as usize;
-            [
-                src[o] as u32,
-                src[o + 1] as u32,
-                src[o + 2] as u32,
-                src[o + 3] as u32,
-            ]
-        };
+        // Bilinear: destination pixel (i, j) in layer space blends source (i-1|i, j-1|j), with
+        // transparent pixels outside the layer: each source row is copied between transparent
+        // ends, so column i-1 of layer space is index i of the copy.
         let (iwx, iwy) = (256 - wx, 256 - wy);
-        let w00 = wx * wy;
-        let w10 = iwx * wy;
-        let w01 = wx * iwy;
-        let w11 = iwx * iwy;
+        let (w00, w10, w01, w11) = (wx * wy, iwx * wy, wx * iwy, iwx * iwy);
+        let mut top = vec![0u8; (lwu + 2) * 4];
+        let mut bottom = vec![0u8; (lwu + 2) * 4];
+        let pad = |dst: &mut [u8], r: Option<&[u8]>| match r {
+            Some(r) => dst[4..(lwu + 1) * 4].copy_from_slice(r),
+            None => dst.fill(0),
+        };
         for dy in dy0..dy1 {
             let j = dy as i64 - by;
-            let drow = &mut self.data[dy * w * 4..(dy + 1) * w * 4];
-            for dx in dx0..dx1 {
-                let i = dx as i64 - bx;
-                let (a, b, c, d) = (px(i - 1, j - 1), px(i, j - 1), px(i - 1, j), px(i, j));
-                if a[3] | b[3] | c[3] | d[3] == 0 {
-                    continue;
-                }
-                let mut s = [0u32; 4];
-                for k in 0..4 {
-                    s[k] = (a[k] * w00 + b[k] * w10 + c[k] * w01 + d[k] * w11 + 32768) >> 16;
-                }
-                over(&mut drow[dx * 4..dx * 4 + 4], s);
+            pad(&mut top, row_of(j - 1));
+            pad(&mut bottom, row_of(j));
+            let (t0, t1) = (
+                &top[i0 * 4..(i0 + n) * 4],
+                &top[(i0 + 1) * 4..(i0 + 1 + n) * 4],
+            );
+            let (b0, b1) = (
+                &bottom[i0 * 4..(i0 + n) * 4],
+                &bottom[(i0 + 1) * 4..(i0 + 1 + n) * 4],
+            );
+            for ((((l, &a), &b), &c), &d) in line.iter_mut().zip(t0).zip(t1).zip(b0).zip(b1) {
+                *l = ((a as u32 * w00 + b as u32 * w10 + c as u32 * w01 + d as u32 * w11 + 32768)
+                    >> 16) as u8;
             }
+            let drow = &mut self.data[(dy * w + dx0) * 4..(dy * w + dx1) * 4];
+            over_row(drow, &line, op);
         }
     }
 
@@ -752,6 +724,29 @@ impl Picture {
     }
 }
 
+/// Composite the premultiplied pixels `src` over `dst` (same length), scaled by the opacity
+/// `op` (0..=256): `d = s + d × (255 − sₐ) / 255`, rounded, per channel. Branch-free, so the
+/// compiler vectorises it; a transparent source pixel leaves its destination exactly as it was
+/// and an opaque one replaces it, as the per-pixel tests of a branchy version would.
+fn over_row(dst: &mut [u8], src: &[u8], op: u32) {
+    if op >= 256 {
+        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+            let inv = 255 - s[3] as u32;
+            for k in 0..4 {
+                d[k] = (s[k] as u32 + div255(d[k] as u32 * inv)).min(255) as u8;
+            }
+        }
+        return;
+    }
+    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+        let s = [0, 1, 2, 3].map(|k| (s[k] as u32 * op + 128) >> 8);
+        let inv = 255 - s[3];
+        for k in 0..4 {
+            d[k] = (s[k] + div255(d[k] as u32 * inv)).min(255) as u8;
+        }
+    }
+}
+
 /// Whether every pixel of `p` is opaque (then [`Canvas::image_scaled`] may overwrite).
 pub fn is_opaque(p: &Pixmap) -> bool {
     p.data().chunks_exact(4).all(|px| px[3] == 255)
@@ -1008,6 +1003,190 @@ mod tests {
             rgba_to_yuv420p_rect(&reference(bgp, x), w, h, IRect::full(w, h), &mut out);
             assert_eq!(yuv.convert(&buf), &out[..], "yuv {id} {gen} {x}");
         }
+    }
+
+    /// The per-pixel, branchy compositing `Canvas::layer` had before its row kernels: the
+    /// reference they must match bit for bit.
+    #[allow(clippy::needless_range_loop)]
+    fn layer_reference(
+        data: &mut [u8],
+        fw: usize,
+        fh: usize,
+        layer: &Pixmap,
+        x: f32,
+        y: f32,
+        opacity: f32,
+    ) {
+        let op = (opacity.clamp(0.0, 1.0) * 256.0).round() as u32;
+        if op == 0 {
+            return;
+        }
+        let (lw, lh) = (layer.width() as i64, layer.height() as i64);
+        let snap = |v: f32| {
+            let f = v - v.floor();
+            if f < 1.0 / 128.0 {
+                (v.floor() as i64, 0u32)
+            } else if f > 1.0 - 1.0 / 128.0 {
+                (v.floor() as i64 + 1, 0)
+            } else {
+                (v.floor() as i64, (f * 256.0).round() as u32)
+            }
+        };
+        let (bx, wx) = snap(x);
+        let (by, wy) = snap(y);
+        let ex = bx + lw + (wx > 0) as i64;
+        let ey = by + lh + (wy > 0) as i64;
+        let (dx0, dx1) = (bx.max(0) as usize, (ex.min(fw as i64)).max(0) as usize);
+        let (dy0, dy1) = (by.max(0) as usize, (ey.min(fh as i64)).max(0) as usize);
+        if dx0 >= dx1 || dy0 >= dy1 {
+            return;
+        }
+        let src = layer.data();
+        let w = fw;
+        let over = |d: &mut [u8], s: [u32; 4]| {
+            let (r, g, b, a) = if op >= 256 {
+                (s[0], s[1], s[2], s[3])
+            } else {
+                (
+                    (s[0] * op + 128) >> 8,
+                    (s[1] * op + 128) >> 8,
+                    (s[2] * op + 128) >> 8,
+                    (s[3] * op + 128) >> 8,
+                )
+            };
+            if a == 0 {
+                return;
+            }
+            if a >= 255 {
+                // opaque (glyph interiors, solid shapes): the source replaces the destination
+                d[0] = r.min(255) as u8;
+                d[1] = g.min(255) as u8;
+                d[2] = b.min(255) as u8;
+                d[3] = 255;
+                return;
+            }
+            let inv = 255 - a;
+            d[0] = (r + div255(d[0] as u32 * inv)).min(255) as u8;
+            d[1] = (g + div255(d[1] as u32 * inv)).min(255) as u8;
+            d[2] = (b + div255(d[2] as u32 * inv)).min(255) as u8;
+            d[3] = (a + div255(d[3] as u32 * inv)).min(255) as u8;
+        };
+        if wx == 0 && wy == 0 {
+            for dy in dy0..dy1 {
+                let sy = (dy as i64 - by) as usize;
+                let srow = &src[sy * lw as usize * 4..(sy + 1) * lw as usize * 4];
+                let drow = &mut data[dy * w * 4..(dy + 1) * w * 4];
+                for dx in dx0..dx1 {
+                    let sx = (dx as i64 - bx) as usize;
+                    let s = &srow[sx * 4..sx * 4 + 4];
+                    if s[3] == 0 {
+                        continue;
+                    }
+                    over(
+                        &mut drow[dx * 4..dx * 4 + 4],
+                        [s[0] as u32, s[1] as u32, s[2] as u32, s[3] as u32],
+                    );
+                }
+            }
+            return;
+        }
+        if wx == 0 {
+            // Vertical sub-pixel motion (the common case): blend source rows j-1 and j.
+            let lwu = lw as usize;
+            let (wa, wb) = (wy, 256 - wy);
+            for dy in dy0..dy1 {
+                let j = dy as i64 - by;
+                let ra = (j >= 1 && j - 1 < lh)
+                    .then(|| &src[(j - 1) as usize * lwu * 4..j as usize * lwu * 4]);
+                let rb = (j >= 0 && j < lh)
+                    .then(|| &src[j as usize * lwu * 4..(j as usize + 1) * lwu * 4]);
+                let drow = &mut data[dy * w * 4..(dy + 1) * w * 4];
+                for dx in dx0..dx1 {
+                    let i = (dx as i64 - bx) as usize * 4;
+                    let a = ra.map(|r| &r[i..i + 4]).unwrap_or(&[0; 4]);
+                    let b = rb.map(|r| &r[i..i + 4]).unwrap_or(&[0; 4]);
+                    if a[3] | b[3] == 0 {
+                        continue;
+                    }
+                    let mut s = [0u32; 4];
+                    for k in 0..4 {
+                        s[k] = (a[k] as u32 * wa + b[k] as u32 * wb + 128) >> 8;
+                    }
+                    over(&mut drow[dx * 4..dx * 4 + 4], s);
+                }
+            }
+            return;
+        }
+        // Bilinear: destination pixel (i, j) in layer space blends source (i-1|i, j-1|j).
+        let px = |i: i64, j: i64| -> [u32; 4] {
+            if i < 0 || j < 0 || i >= lw || j >= lh {
+                return [0; 4];
+            }
+            let o = ((j * lw + i) * 4) as usize;
+            [
+                src[o] as u32,
+                src[o + 1] as u32,
+                src[o + 2] as u32,
+                src[o + 3] as u32,
+            ]
+        };
+        let (iwx, iwy) = (256 - wx, 256 - wy);
+        let w00 = wx * wy;
+        let w10 = iwx * wy;
+        let w01 = wx * iwy;
+        let w11 = iwx * iwy;
+        for dy in dy0..dy1 {
+            let j = dy as i64 - by;
+            let drow = &mut data[dy * w * 4..(dy + 1) * w * 4];
+            for dx in dx0..dx1 {
+                let i = dx as i64 - bx;
+                let (a, b, c, d) = (px(i - 1, j - 1), px(i, j - 1), px(i - 1, j), px(i, j));
+                if a[3] | b[3] | c[3] | d[3] == 0 {
+                    continue;
+                }
+                let mut s = [0u32; 4];
+                for k in 0..4 {
+                    s[k] = (a[k] * w00 + b[k] * w10 + c[k] * w01 + d[k] * w11 + 32768) >> 16;
+                }
+                over(&mut drow[dx * 4..dx * 4 + 4], s);
+            }
+        }
+    }
+
+    #[test]
+    fn layer_rows_match_the_per_pixel_reference_exactly() {
+        let (w, h) = (48usize, 40usize);
+        let mut bg = vec![0u8; w * h * 4];
+        for (i, px) in bg.chunks_exact_mut(4).enumerate() {
+            px.copy_from_slice(&[
+                (i * 7 % 256) as u8,
+                (i * 3 % 256) as u8,
+                (i % 200) as u8,
+                255,
+            ]);
+        }
+        // premultiplied, with transparent, translucent and opaque pixels
+        let mut l = Pixmap::new(13, 9).unwrap();
+        for (i, px) in l.data_mut().chunks_exact_mut(4).enumerate() {
+            let a = [0u32, 255, 128, 37, 255, 200, 0, 1][i % 8];
+            let c = |v: u32| (v * a / 255) as u8;
+            px.copy_from_slice(&[c(250), c((i * 40 % 256) as u32), c(90), a as u8]);
+        }
+        let mut cases = 0;
+        for &x in &[0.0f32, 3.0, 3.5, 3.25, -4.75, 40.6, -20.0, 7.999, 8.004] {
+            for &y in &[0.0f32, 5.0, 5.5, 2.125, -3.3, 35.2, 60.0] {
+                for &op in &[1.0f32, 0.5, 0.02, 0.999] {
+                    let mut want = bg.clone();
+                    layer_reference(&mut want, w, h, &l, x, y, op);
+                    let mut f = FrameBuf::new(w as u32, h as u32);
+                    f.pixmap.data_mut().copy_from_slice(&bg);
+                    f.canvas().layer(&l, x, y, op);
+                    assert!(f.pixmap.data() == &want[..], "at ({x}, {y}), opacity {op}");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 252);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub struct Probe {
     /// Whether it has a sound stream.
     pub audio: bool,
     /// The picture's colour matrix when it is tagged with one other than BT.709 (e.g.
-    /// `smpte170m`, `bt470bg`); `None` when BT.709 or untagged. See [`Probe::bt601`].
+    /// `smpte170m`, `bt470bg`); `None` when BT.709 or untagged. See [`Probe::converts_matrix`].
     pub matrix: Option<String>,
 }
 
