@@ -646,23 +646,31 @@ pub async fn prefetch(spec: &VideoSpec, settings: &ImageSettings) -> Result<Imag
 /// `src` resampled to `w` × `h` exactly, from the source region `crop` (`[x, y, w, h]` in source
 /// pixels). Premultiplied pixels are filtered with a non-negative (triangle) kernel, which keeps
 /// them valid and, when shrinking, averages over the whole footprint (no aliasing).
+///
+/// With `fast_image_resize` (SIMD, chosen at run time): a 4000×2667 photo covering a 1080p frame
+/// takes ~10 ms instead of the `image` crate's ~100 ms, which every image background, Ken Burns
+/// photo, split image and logo paid before its scene's first frame.
 pub fn resample(src: &Pixmap, crop: [f32; 4], w: u32, h: u32) -> Pixmap {
+    use fast_image_resize::{images, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
     let (w, h) = (w.max(1), h.max(1));
     let (iw, ih) = (src.width(), src.height());
     let cx = (crop[0].floor().max(0.0) as u32).min(iw - 1);
     let cy = (crop[1].floor().max(0.0) as u32).min(ih - 1);
     let cw = (crop[2].round().max(1.0) as u32).min(iw - cx);
     let ch = (crop[3].round().max(1.0) as u32).min(ih - cy);
-    let buf: image::RgbaImage =
-        image::ImageBuffer::from_raw(iw, ih, src.data().to_vec()).expect("pixmap buffer is w*h*4");
-    let cropped = image::imageops::crop_imm(&buf, cx, cy, cw, ch).to_image();
-    let out = if (cw, ch) == (w, h) {
-        cropped
-    } else {
-        image::imageops::resize(&cropped, w, h, image::imageops::FilterType::Triangle)
-    };
+    let source = images::ImageRef::new(iw, ih, src.data(), PixelType::U8x4)
+        .expect("a pixmap's buffer is w*h*4");
+    let mut out = images::Image::new(w, h, PixelType::U8x4);
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .crop(cx as f64, cy as f64, cw as f64, ch as f64)
+        // already premultiplied
+        .use_alpha(false);
+    Resizer::new()
+        .resize(&source, &mut out, &options)
+        .expect("same pixel types, a crop inside the source");
     Pixmap::from_vec(
-        out.into_raw(),
+        out.into_vec(),
         tiny_skia::IntSize::from_wh(w, h).expect("non-zero size"),
     )
     .expect("buffer size")
