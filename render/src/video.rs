@@ -76,10 +76,11 @@ pub struct Probe {
 
 impl Probe {
     /// Whether the picture's colours need converting to BT.709: it is tagged with another
-    /// matrix, or untagged and smaller than HD, which players take as BT.601 (untagged HD
-    /// they take as BT.709, as we do: passed through as it is).
+    /// matrix, or untagged and of SD size (narrower than 1280 and at most 576 lines), which
+    /// players take as BT.601 (mpv's rule); untagged HD they take as BT.709, as we do: passed
+    /// through as it is.
     pub fn converts_matrix(&self) -> bool {
-        self.matrix.is_some() || (self.width < 1280 && self.height < 720)
+        self.matrix.is_some() || (self.width < 1280 && self.height <= 576)
     }
 }
 

@@ -633,6 +633,15 @@ fn a_clip_in_another_colour_matrix_is_converted_to_bt709() {
         ..plain.src.probe.clone()
     };
     assert!(!hd.converts_matrix(), "untagged HD is taken as BT.709");
+    // where SD ends: PAL's 576 lines are SD, 720 lines are not, nor is a portrait phone clip
+    for (w, h, sd) in [(720, 576, true), (960, 720, false), (720, 1280, false)] {
+        let p = Probe {
+            width: w,
+            height: h,
+            ..hd.clone()
+        };
+        assert_eq!(p.converts_matrix(), sd, "{w}×{h}");
+    }
     let mut sd = ClipReader::new(source(&tagged), c, look);
     assert_eq!(sd.src.probe.matrix.as_deref(), Some("smpte170m"));
     assert!(
