@@ -11,7 +11,7 @@ use tiny_skia::{FillRule, Paint, Pixmap, PixmapMut, Transform};
 use super::paint::{rgba_to_yuv420p_rect, yuv420p_len};
 use super::resample::RowSampler;
 use super::theme::Rgb;
-use super::yuv::{blend_rgba_over_yuv420p_rect, sample_into, yuv420p_to_rgba, Planes};
+use super::yuv::{blend_rgba_over_yuv420p_rect, sample_into, tap, yuv420p_to_rgba, Planes};
 
 /// A pixel rectangle `[x0, x1) × [y0, y1)`, always even-aligned (for 4:2:0 chroma).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,15 +148,7 @@ impl FrameBuf {
         let (w, h) = (self.pixmap.width() as usize, self.pixmap.height() as usize);
         let mut out = vec![0u8; w * h * 4];
         yuv420p_to_rgba(&self.yuv, w, h, &mut out);
-        for (d, s) in out
-            .chunks_exact_mut(4)
-            .zip(self.pixmap.data().chunks_exact(4))
-        {
-            let inv = 255 - s[3] as u32;
-            for k in 0..3 {
-                d[k] = (s[k] as u32 + div255(d[k] as u32 * inv)).min(255) as u8;
-            }
-        }
+        over_row(&mut out, self.pixmap.data(), 256);
         std::borrow::Cow::Owned(out)
     }
 
@@ -553,20 +545,14 @@ impl Canvas<'_> {
             return;
         }
         // source index of the left/top neighbour and the 8-bit weight of the right/bottom one
-        let tap = |d: usize, o: f32, n: usize| -> (usize, usize, u16) {
-            let f = ((d as f32 + 0.5 - o) / scale - 0.5).clamp(0.0, (n - 1) as f32);
-            let i = (f.floor() as usize).min(n.saturating_sub(2));
-            let w = (((f - i as f32) * 256.0).round() as u16).min(256);
-            (i, (i + 1).min(n - 1), w)
-        };
-        let cols: Vec<(usize, usize, u16)> = (x0..x1).map(|x| tap(x, ox, sw)).collect();
+        let cols: Vec<(usize, usize, u16)> = (x0..x1).map(|x| tap(x, ox, scale, sw)).collect();
         let mut sampler = RowSampler::new(&cols);
         let n = x1 - x0;
         let mut line = vec![0u8; if opaque { 0 } else { n * 4 }];
         let data = src.data();
         let (w, stride) = (self.w, sw * 4);
         for y in y0..y1 {
-            let (j0, j1, wy) = tap(y, oy, sh);
+            let (j0, j1, wy) = tap(y, oy, scale, sh);
             let (r0, r1) = (
                 &data[j0 * stride..(j0 + 1) * stride],
                 &data[j1 * stride..(j1 + 1) * stride],

@@ -464,11 +464,19 @@ pub fn rgba_to_yuv420p_rect(rgba: &[u8], w: usize, h: usize, r: IRect, out: &mut
             let p0: &[u8; 8] = p0.try_into().expect("2 pixels");
             let p1: &[u8; 8] = p1.try_into().expect("2 pixels");
             let sum = |k: usize| p0[k] as i32 + p0[k + 4] as i32 + p1[k] as i32 + p1[k + 4] as i32;
-            let (sr, sg, sb) = (sum(0), sum(1), sum(2));
-            *u = ((CBR * sr + CBG * sg + CBB * sb + (128 * 4 * FP) + 2 * FP) >> 18) as u8;
-            *v = ((CRR * sr + CRG * sg + CRB * sb + (128 * 4 * FP) + 2 * FP) >> 18) as u8;
+            (*u, *v) = chroma_of_sums(sum(0), sum(1), sum(2));
         }
     }
+}
+
+/// Cb and Cr of a 2×2 block from the sums of its four pixels' R, G and B (the extra /4 is
+/// folded into the shift).
+#[inline]
+pub(crate) fn chroma_of_sums(sr: i32, sg: i32, sb: i32) -> (u8, u8) {
+    (
+        ((CBR * sr + CBG * sg + CBB * sb + (128 * 4 * FP) + 2 * FP) >> 18) as u8,
+        ((CRR * sr + CRG * sg + CRB * sb + (128 * 4 * FP) + 2 * FP) >> 18) as u8,
+    )
 }
 
 #[cfg(test)]

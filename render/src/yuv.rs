@@ -16,7 +16,7 @@
 use tiny_skia::Pixmap;
 
 use crate::frame::IRect;
-use crate::paint::{fx, CBB, CBG, CBR, CRB, CRG, CRR, DITHER, FP, YB, YG, YR};
+use crate::paint::{chroma_of_sums, fx, CBB, CBG, CBR, CRB, CRG, CRR, DITHER, FP, YB, YG, YR};
 
 /// An opaque picture as yuv planes, for sampling: luma at full size, chroma at half size
 /// (rounded up) from 2×2 averages, as the writer converts.
@@ -53,21 +53,18 @@ impl Planes {
                         s[k] += d[o + k] as i32;
                     }
                 }
-                u.push(
-                    ((CBR * s[0] + CBG * s[1] + CBB * s[2] + 128 * 4 * FP + 2 * FP) >> 18) as u8,
-                );
-                v.push(
-                    ((CRR * s[0] + CRG * s[1] + CRB * s[2] + 128 * 4 * FP + 2 * FP) >> 18) as u8,
-                );
+                let (cb, cr) = chroma_of_sums(s[0], s[1], s[2]);
+                u.push(cb);
+                v.push(cr);
             }
         }
         Planes { w, h, y, u, v }
     }
 }
 
-/// The source index of the left/top neighbour and the 8-bit weight of the right/bottom one, for
-/// destination pixel `d` of a picture scaled by `scale` with its origin at `o` (the same taps
-/// as [`crate::frame::Canvas::image_scaled`]).
+/// The source index of the left/top neighbour, of the right/bottom one, and the 8-bit weight of
+/// the latter, for destination pixel `d` of a picture `n` pixels across scaled by `scale` with
+/// its origin at `o` (what [`crate::frame::Canvas::image_scaled`] and [`sample_into`] sample).
 pub(crate) fn tap(d: usize, o: f32, scale: f32, n: usize) -> (usize, usize, u16) {
     let f = ((d as f32 + 0.5 - o) / scale - 0.5).clamp(0.0, n.saturating_sub(1) as f32);
     let i = (f.floor() as usize).min(n.saturating_sub(2));
