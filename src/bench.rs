@@ -10,7 +10,9 @@
 //! (c) b / a, and the realtime factor of b;
 //! and where (b)'s time went: set-up (music, ffmpeg start), the first frame's latency, and per
 //! frame the drawing, compositing, colour conversion, pipe writes and the time the drawing
-//! thread waited for the encoder; and how many frames repeat the previous one exactly.
+//! thread waited for the encoder; and how many frames repeat the previous one exactly; and the
+//! CPU seconds of (a), and of (b) in our process and in its ffmpeg children (with clips, their
+//! decoders: work (a) has no part in, which no render of the clip can skip).
 //! Runs alternate (a) and (b) so both see the same machine; medians are reported.
 //!
 //! The cases ([`cases`]) cover every scene type with its entrance, every transition, an image
@@ -133,6 +135,14 @@ pub struct CaseResult {
     pub variable_encoded_pct: f64,
     /// Video seconds per wall second of (b).
     pub realtime: f64,
+    /// CPU seconds (a) took, every process counted: ffmpeg's encoder(s) and our threads piping
+    /// the frames from memory.
+    pub encoder_only_cpu_secs: f64,
+    /// CPU seconds (b) took in our process: drawing, conversion, pipe writes.
+    pub own_cpu_secs: f64,
+    /// CPU seconds (b)'s ffmpeg children took: the encoder(s), and what (a) has no part in:
+    /// the clips' decoders, the music's preparation. Less (a)'s encoders, about what those cost.
+    pub children_cpu_secs: f64,
     /// Every run's (a), in seconds.
     pub encoder_only_all: Vec<f64>,
     /// Every run's (b), in seconds.
@@ -447,6 +457,41 @@ struct Bench<'a> {
     say: &'a dyn Fn(String),
 }
 
+/// CPU seconds used so far by this process and by its children that have been waited for
+/// (every ffmpeg a render or the encoder-only run starts is waited for), from
+/// `/proc/self/stat` in Linux's fixed 100 ticks a second; zero where there is no `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTimes {
+    own: f64,
+    children: f64,
+}
+
+impl CpuTimes {
+    fn now() -> CpuTimes {
+        std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| CpuTimes::parse(&s))
+            .unwrap_or_default()
+    }
+
+    /// utime, stime, cutime and cstime are the 14th to 17th fields; the 2nd, the command name
+    /// in parentheses, may hold spaces, so fields are counted after its closing parenthesis.
+    fn parse(stat: &str) -> Option<CpuTimes> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(|v| v.parse::<f64>().map(|t| t / 100.0))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (f.len() == 4).then(|| CpuTimes {
+            own: f[0] + f[1],
+            children: f[2] + f[3],
+        })
+    }
+}
+
 fn breakdown(s: &RenderStats, alone: &RenderStats, frames: u64) -> Breakdown {
     let per = |d: std::time::Duration| d.as_secs_f64() * 1000.0 / frames.max(1) as f64;
     let w = &s.writer;
@@ -523,9 +568,16 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
     variable_spec.frame_rate = FrameRate::Variable;
     let (mut enc_all, mut e2e_all, mut stats_all) = (Vec::new(), Vec::new(), Vec::new());
     let (mut var_all, mut held) = (Vec::new(), 0u64);
+    let (mut cpu_a, mut cpu_own, mut cpu_kids) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=b.runs {
+        let before = CpuTimes::now();
         let a = encode_from_memory(&outputs)?;
+        let after_a = CpuTimes::now();
         let (e2e, stats) = timed_render(b, &spec, images)?;
+        let after_b = CpuTimes::now();
+        cpu_a.push(after_a.own - before.own + after_a.children - before.children);
+        cpu_own.push(after_b.own - after_a.own);
+        cpu_kids.push(after_b.children - after_a.children);
         let (d, var_stats) = timed_render(b, &variable_spec, images)?;
         held = var_stats.writer.held;
         (b.say)(format!(
@@ -576,6 +628,9 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
         variable_encoded_pct: 100.0 * output_frames.saturating_sub(held) as f64
             / output_frames.max(1) as f64,
         realtime: video_secs / e2e,
+        encoder_only_cpu_secs: median(&cpu_a),
+        own_cpu_secs: median(&cpu_own),
+        children_cpu_secs: median(&cpu_kids),
         encoder_only_all: enc_all,
         end_to_end_all: e2e_all,
         variable_all: var_all,
@@ -746,7 +801,9 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
         "setup: to the first frame asked for; 1st: to the first frame handed over; draw, comp(osite), \
          conv(ert), write, wait (for the encoder): during (b), sharing the CPU with x264; \
          draw1, conv1: the same work alone; rep%: frames repeating the previous one; \
-         (d) vfr: (b) at frameRate variable, d/a its ratio to (a), enc%: frames it encoded"
+         (d) vfr: (b) at frameRate variable, d/a its ratio to (a), enc%: frames it encoded; \
+         cpu a: CPU seconds of (a), every process; ours: (b)'s in our process; kids: (b)'s ffmpeg \
+         children (encoder, and clip decoders and music that (a) has no part in)"
     );
     print!("{}", table(&results));
     if opts.editly {
@@ -763,14 +820,15 @@ pub fn run(config: &Config, opts: &BenchOptions) -> Result<(), Error> {
 /// The results as a text table.
 pub fn table(results: &[CaseResult]) -> String {
     let mut t = format!(
-        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>4} {:>6} {:>6}\n",
+        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5} {:>4} {:>6} {:>6} {:>6} {:>6} {:>6}\n",
         "case", "qual", "frames", "(a) enc", "(b) ours", "b/a", "rt", "(d) vfr", "d/a", "enc%",
-        "setup", "1st", "draw", "comp", "conv", "write", "wait", "rep%", "draw1", "conv1"
+        "setup", "1st", "draw", "comp", "conv", "write", "wait", "rep%", "draw1", "conv1",
+        "cpu a", "ours", "kids"
     );
     for r in results {
         let b = &r.breakdown;
         t += &format!(
-            "{:<22} {:>5} {:>6} {:>7.2}s {:>7.2}s {:>5.3}x {:>5.2}x {:>7.2}s {:>5.3}x {:>5.0}% {:>5.2}s {:>5.2}s {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>4.0} {:>6.1} {:>6.1}\n",
+            "{:<22} {:>5} {:>6} {:>7.2}s {:>7.2}s {:>5.3}x {:>5.2}x {:>7.2}s {:>5.3}x {:>5.0}% {:>5.2}s {:>5.2}s {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>4.0} {:>6.1} {:>6.1} {:>5.2}s {:>5.2}s {:>5.2}s\n",
             r.name,
             r.quality,
             r.frames * r.outputs as u64,
@@ -791,6 +849,9 @@ pub fn table(results: &[CaseResult]) -> String {
             b.repeated_pct,
             b.draw_alone_ms,
             b.convert_alone_ms,
+            r.encoder_only_cpu_secs,
+            r.own_cpu_secs,
+            r.children_cpu_secs,
         );
     }
     t
@@ -806,6 +867,19 @@ fn tempfile_dir() -> Result<std::path::PathBuf, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_times_are_read_after_the_command_name() {
+        // a command name may hold spaces and parentheses
+        let stat = "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 75 1200 30 20 0 \
+                    12 0 100 0 0";
+        let t = CpuTimes::parse(stat).expect("parsed");
+        assert!((t.own - 3.25).abs() < 1e-9, "{t:?}");
+        assert!((t.children - 12.3).abs() < 1e-9, "{t:?}");
+        assert!(CpuTimes::parse("12 (x) S 1 2").is_none());
+        // this process has used some CPU by now
+        assert!(CpuTimes::now().own > 0.0);
+    }
 
     #[test]
     fn percentile_is_by_nearest_rank() {
