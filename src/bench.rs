@@ -468,10 +468,11 @@ struct CpuTimes {
 
 impl CpuTimes {
     fn now() -> CpuTimes {
-        std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| CpuTimes::parse(&s))
-            .unwrap_or_default()
+        CpuTimes::read().unwrap_or_default()
+    }
+
+    fn read() -> Option<CpuTimes> {
+        CpuTimes::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
     }
 
     /// utime, stime, cutime and cstime are the 14th to 17th fields; the 2nd, the command name
@@ -877,8 +878,19 @@ mod tests {
         assert!((t.own - 3.25).abs() < 1e-9, "{t:?}");
         assert!((t.children - 12.3).abs() < 1e-9, "{t:?}");
         assert!(CpuTimes::parse("12 (x) S 1 2").is_none());
-        // this process has used some CPU by now
-        assert!(CpuTimes::now().own > 0.0);
+        // the reading follows this process's own CPU use (10 ms ticks): spin until it moves
+        let start = CpuTimes::read().expect("/proc/self/stat parses");
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let mut x = 1u64;
+        while CpuTimes::read().expect("parses").own <= start.own {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no CPU time counted after 20 s of spinning"
+            );
+        }
     }
 
     #[test]
