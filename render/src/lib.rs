@@ -25,6 +25,7 @@ pub mod paint;
 pub mod poster;
 mod resample;
 pub mod scene;
+mod simd;
 pub mod text;
 pub mod theme;
 pub mod transition;

@@ -133,14 +133,7 @@ fn columns_v3(
         let bytes: [u8; 16] = cast([two(c[0].0), two(c[1].0)]);
         let wide = v3.avx2._mm256_cvtepu8_epi16(cast(bytes));
         let pairs = v3.avx2._mm256_shuffle_epi8(wide, pair);
-        let s = v3.avx2._mm256_madd_epi16(pairs, cast([w[0], w[1]]));
-        let s = v3
-            .avx2
-            ._mm256_srai_epi32::<8>(v3.avx2._mm256_add_epi32(s, half));
-        let s = v3.avx2._mm256_packus_epi32(s, s);
-        let s: [u32; 8] = cast(v3.avx2._mm256_packus_epi16(s, s));
-        o[..4].copy_from_slice(&s[0].to_le_bytes());
-        o[4..].copy_from_slice(&s[4].to_le_bytes());
+        crate::simd::weigh_pairs::<8>(v3, pairs, cast([w[0], w[1]]), half, o);
     }
     let done = cols.len() / 2 * 2;
     for ((o, &(c0, _)), w) in out[done * 4..]

@@ -232,14 +232,7 @@ fn columns_v3(
         let shuffle: __m256i = cast([b[0].shuffle, b[1].shuffle]);
         let pairs = v3.avx2._mm256_shuffle_epi8(pairs, shuffle);
         let w: __m256i = cast([b[0].weights, b[1].weights]);
-        let s = v3.avx2._mm256_madd_epi16(pairs, w);
-        let s = v3
-            .avx2
-            ._mm256_srai_epi32::<15>(v3.avx2._mm256_add_epi32(s, addv));
-        let s = v3.avx2._mm256_packus_epi32(s, s);
-        let s: [u32; 8] = cast(v3.avx2._mm256_packus_epi16(s, s));
-        o[..4].copy_from_slice(&s[0].to_le_bytes());
-        o[4..].copy_from_slice(&s[4].to_le_bytes());
+        crate::simd::weigh_pairs::<15>(v3, pairs, w, addv, o);
     }
     columns(v, cols, weights, add, out, done);
 }
