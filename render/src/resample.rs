@@ -73,27 +73,33 @@ impl RowSampler {
         if let Some((v3, weights)) = &self.simd {
             let v3 = *v3;
             let (vrow, cols) = (&mut self.vrow, &self.cols);
-            v3.vectorize(|| {
+            let done = v3.vectorize(|| {
                 blend_rows(r0, r1, wy, bytemuck::cast_slice_mut(vrow));
                 columns_v3(v3, vrow, cols, weights, out)
             });
+            self.columns(out, done);
             return;
         }
         blend_rows(r0, r1, wy, bytemuck::cast_slice_mut(&mut self.vrow));
-        for ((l, r), &(c0, c1)) in self
-            .left
+        self.columns(out, 0);
+    }
+
+    /// Output pixels `from..` of a row from the blended row: every pixel's two columns gathered,
+    /// then blended bytewise by the column weight.
+    fn columns(&mut self, out: &mut [u8], from: usize) {
+        let n = self.cols.len();
+        let (left, right) = (&mut self.left[from..n], &mut self.right[from..n]);
+        for ((l, r), &(c0, c1)) in left
             .iter_mut()
-            .zip(self.right.iter_mut())
-            .zip(&self.cols)
+            .zip(right.iter_mut())
+            .zip(&self.cols[from..])
         {
             *l = self.vrow[c0];
             *r = self.vrow[c1];
         }
-        let (l8, r8): (&[u8], &[u8]) = (
-            bytemuck::cast_slice(&self.left),
-            bytemuck::cast_slice(&self.right),
-        );
-        for (((d, &a), &b), &wx) in out.iter_mut().zip(l8).zip(r8).zip(&self.weights) {
+        let (l8, r8): (&[u8], &[u8]) = (bytemuck::cast_slice(left), bytemuck::cast_slice(right));
+        let (out, weights) = (&mut out[from * 4..], &self.weights[from * 4..]);
+        for (((d, &a), &b), &wx) in out.iter_mut().zip(l8).zip(r8).zip(weights) {
             *d = ((a as u16 * (256 - wx) + b as u16 * wx + 128) >> 8) as u8;
         }
     }
@@ -108,8 +114,9 @@ fn blend_rows(r0: &[u8], r1: &[u8], wy: u16, v: &mut [u8]) {
     }
 }
 
-/// Every output pixel of a row from the blended row `v` with AVX2, two at a time (an odd last
-/// one alone): the 8 bytes at its left column are its left and right neighbours.
+/// A row's output pixels from the blended row `v` with AVX2, two at a time: the 8 bytes at a
+/// pixel's left column are its left and right neighbours. Returns how many it wrote (an odd
+/// last one is left to [`RowSampler::columns`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn columns_v3(
@@ -118,7 +125,7 @@ fn columns_v3(
     cols: &[(usize, usize)],
     weights: &[[i16; 8]],
     out: &mut [u8],
-) {
+) -> usize {
     use pulp::bytemuck::cast;
     use std::arch::x86_64::__m256i;
     // in each 128-bit lane: [l.r l.g l.b l.a r.r r.g r.b r.a] as u16 → [l.r r.r l.g r.g …]
@@ -126,27 +133,16 @@ fn columns_v3(
     let pair: __m256i = cast([PAIR, PAIR]);
     let half: __m256i = cast([128i32; 8]);
     let two = |c: usize| -> [u32; 2] { [v[c], v[c + 1]] };
-    let mut px = out
+    let px = out
         .chunks_exact_mut(8)
         .zip(cols.chunks_exact(2).zip(weights.chunks_exact(2)));
-    for (o, (c, w)) in &mut px {
+    for (o, (c, w)) in px {
         let bytes: [u8; 16] = cast([two(c[0].0), two(c[1].0)]);
         let wide = v3.avx2._mm256_cvtepu8_epi16(cast(bytes));
         let pairs = v3.avx2._mm256_shuffle_epi8(wide, pair);
         crate::simd::weigh_pairs::<8>(v3, pairs, cast([w[0], w[1]]), half, o);
     }
-    let done = cols.len() / 2 * 2;
-    for ((o, &(c0, _)), w) in out[done * 4..]
-        .chunks_exact_mut(4)
-        .zip(&cols[done..])
-        .zip(&weights[done..])
-    {
-        let (l, r) = (v[c0].to_le_bytes(), v[c0 + 1].to_le_bytes());
-        for k in 0..4 {
-            let s = l[k] as i32 * w[0] as i32 + r[k] as i32 * w[1] as i32 + 128;
-            o[k] = (s >> 8) as u8;
-        }
-    }
+    (out.len() / 8).min(cols.len() / 2) * 2
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
