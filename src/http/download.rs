@@ -42,8 +42,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         ("ratio" = String, Path, description = "An aspect ratio of the job: 16x9, 9x16, 1x1 or 4x5."),
     ),
     responses(
-        (status = 200, description = "The video (video/mp4, video/webm or image/gif).", body = Vec<u8>),
-        (status = 206, description = "The requested range.", body = Vec<u8>),
+        (status = 200, description = "The video, in the job's `output.format`: video/mp4, video/webm or image/gif.", content((Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"), (Vec<u8> = "image/gif"))),
+        (status = 206, description = "The requested range.", content((Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"), (Vec<u8> = "image/gif"))),
         (status = 307, description = "With S3 and no local copy: a fresh presigned URL in Location."),
         (status = 404, description = "No such job, ratio or video (yet).", body = super::openapi::ErrorBody),
         (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
@@ -206,8 +206,8 @@ async fn captions_file(
 #[utoipa::path(get, path = "/api/download/{job_id}", tag = "downloads",
     params(("job_id" = String, Path, description = "The job's id.")),
     responses(
-        (status = 200, description = "The video.", content_type = "video/mp4", body = Vec<u8>),
-        (status = 206, description = "The requested range.", content_type = "video/mp4", body = Vec<u8>),
+        (status = 200, description = "The video, in the job's `output.format`: video/mp4, video/webm or image/gif.", content((Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"), (Vec<u8> = "image/gif"))),
+        (status = 206, description = "The requested range.", content((Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"), (Vec<u8> = "image/gif"))),
         (status = 307, description = "With S3 and no local copy: a fresh presigned URL in Location."),
         (status = 404, description = "No such job, or no video (yet).", body = super::openapi::ErrorBody),
         (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),
@@ -226,8 +226,8 @@ async fn video_file(
 #[utoipa::path(get, path = "/api/download/{job_id}/reel", tag = "downloads",
     params(("job_id" = String, Path, description = "The job's id.")),
     responses(
-        (status = 200, description = "The reel.", content_type = "video/mp4", body = Vec<u8>),
-        (status = 206, description = "The requested range.", content_type = "video/mp4", body = Vec<u8>),
+        (status = 200, description = "The reel, in the job's `output.format`: video/mp4, video/webm or image/gif.", content((Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"), (Vec<u8> = "image/gif"))),
+        (status = 206, description = "The requested range.", content((Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"), (Vec<u8> = "image/gif"))),
         (status = 307, description = "With S3 and no local copy: a fresh presigned URL in Location."),
         (status = 404, description = "No such job, or no reel.", body = super::openapi::ErrorBody),
         (status = 410, description = "The job finished longer ago than this server keeps jobs.", body = super::openapi::ErrorBody),

@@ -96,9 +96,18 @@ pub struct JobManagerState {
 pub struct JobManager;
 
 impl JobManagerState {
-    /// Shows `snapshot` to readers with the next publication number and announces the change;
-    /// returns what was published.
+    /// Shows `snapshot` to readers with the next publication number and announces the change
+    /// (unless it equals the snapshot already shown); returns what readers see.
     fn publish(&mut self, mut snapshot: JobSnapshot) -> JobSnapshot {
+        // A snapshot equal to the one shown is not a change: the same version stays, and no live
+        // stream is woken (a finished job is published by `Effect::Finished`, then again as dirty).
+        let shown = self.views.get(&snapshot.job_id).map(|v| v.clone());
+        if let Some(shown) = shown {
+            snapshot.version = shown.version;
+            if snapshot == shown {
+                return shown;
+            }
+        }
         self.published += 1;
         snapshot.version = self.published;
         let id = snapshot.job_id.clone();
