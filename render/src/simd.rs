@@ -1,5 +1,7 @@
-//! The AVX2 step the resamplers share (`yuv.rs` for a picture's planes, `resample.rs` for RGBA
-//! rows), through `pulp`'s safe run-time tokens (`#![forbid(unsafe_code)]` holds here).
+//! AVX2 kernels: the step the resamplers share (`yuv.rs` for a picture's planes, `resample.rs`
+//! for RGBA rows) and RGBA → yuv420p conversion (`paint.rs`), through `pulp`'s safe run-time
+//! tokens (`#![forbid(unsafe_code)]` holds here). Each gives exactly the bytes of the scalar
+//! loop beside its caller, which other CPUs run.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::__m256i;
@@ -20,8 +22,101 @@ pub(crate) fn weigh_pairs<const SHIFT: i32>(
     let s = v3
         .avx2
         ._mm256_srai_epi32::<SHIFT>(v3.avx2._mm256_add_epi32(s, add));
+    store_bytes(v3, s, out);
+}
+
+/// Narrow 8 sums to bytes, saturated, into `out[..8]` (lane order: the first four from the low
+/// 128 bits, then the high).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn store_bytes(v3: pulp::x86::V3, s: __m256i, out: &mut [u8]) {
     let s = v3.avx2._mm256_packus_epi32(s, s);
     let s: [u32; 8] = pulp::bytemuck::cast(v3.avx2._mm256_packus_epi16(s, s));
     out[..4].copy_from_slice(&s[0].to_le_bytes());
     out[4..8].copy_from_slice(&s[4].to_le_bytes());
+}
+
+/// Luma of whole groups of 8 RGBA pixels of `src` into `out`:
+/// `(YR·r + YG·g + YB·b + add[k]) >> 16` for the group's k-th pixel, exactly as [`crate::paint::rgba_to_yuv420p_rect`]'s
+/// scalar loop. Returns how many pixels it wrote (a multiple of 8; the rest is the caller's).
+///
+/// Each pixel is spread to the 16-bit lanes `[r g g b]` and multiply-added with
+/// `[YR YG/2 YG−YG/2 YB]` (YG alone does not fit a signed 16-bit weight), then the pixel's two
+/// sums are added: the same integer as the scalar formula.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn luma_v3(v3: pulp::x86::V3, src: &[u8], add: &[i32; 8], out: &mut [u8]) -> usize {
+    use crate::paint::{YB, YG, YR};
+    use pulp::bytemuck::cast;
+    const Z: u8 = 0x80; // pshufb: a zero byte
+    const A: [u8; 16] = [0, Z, 1, Z, 1, Z, 2, Z, 4, Z, 5, Z, 5, Z, 6, Z];
+    const B: [u8; 16] = [8, Z, 9, Z, 9, Z, 10, Z, 12, Z, 13, Z, 13, Z, 14, Z];
+    let w = [YR as i16, (YG / 2) as i16, (YG - YG / 2) as i16, YB as i16];
+    let weights: __m256i = cast([w, w, w, w]);
+    let (a, b): (__m256i, __m256i) = (cast([A, A]), cast([B, B]));
+    let add: __m256i = cast(*add);
+    v3.vectorize(|| {
+        let groups = out.chunks_exact_mut(8).zip(src.chunks_exact(32));
+        let mut n = 0;
+        for (o, p) in groups {
+            let p: [u8; 32] = p.try_into().expect("8 pixels");
+            let p: __m256i = cast(p);
+            let x = &v3.avx2;
+            // low lane: pixels 0–3, high lane: 4–7; A takes each lane's first two, B the others
+            let ma = x._mm256_madd_epi16(x._mm256_shuffle_epi8(p, a), weights);
+            let mb = x._mm256_madd_epi16(x._mm256_shuffle_epi8(p, b), weights);
+            let s = x._mm256_add_epi32(x._mm256_hadd_epi32(ma, mb), add);
+            store_bytes(v3, x._mm256_srai_epi32::<16>(s), o);
+            n += 8;
+        }
+        n
+    })
+}
+
+/// Cb and Cr of whole groups of 4 2×2 blocks (8 RGBA pixels of rows `r0` and `r1`) into `u` and
+/// `v`, exactly as [`crate::paint::chroma_of_sums`] of the blocks' sums. Returns how many
+/// blocks it wrote (a multiple of 4; the rest is the caller's).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn chroma_v3(
+    v3: pulp::x86::V3,
+    r0: &[u8],
+    r1: &[u8],
+    u: &mut [u8],
+    v: &mut [u8],
+) -> usize {
+    use crate::paint::{CBB, CBG, CBR, CRB, CRG, CRR, FP};
+    use pulp::bytemuck::cast;
+    // in each lane (4 pixels, 2 blocks): [r0 r1 g0 g1 b0 b1 a0 a1 | r2 r3 …], so that adding
+    // byte pairs gives each block's row sums [r g b a]
+    const PAIR: [u8; 16] = [0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15];
+    let pair: __m256i = cast([PAIR, PAIR]);
+    let ones: __m256i = cast([1u8; 32]);
+    let cb = [CBR as i16, CBG as i16, CBB as i16, 0];
+    let cr = [CRR as i16, CRG as i16, CRB as i16, 0];
+    let (cb, cr): (__m256i, __m256i) = (cast([cb, cb, cb, cb]), cast([cr, cr, cr, cr]));
+    let add: __m256i = cast([128 * 4 * FP + 2 * FP; 8]);
+    v3.vectorize(|| {
+        let x = &v3.avx2;
+        let sums = |p: &[u8]| {
+            let p: [u8; 32] = p.try_into().expect("8 pixels");
+            x._mm256_maddubs_epi16(x._mm256_shuffle_epi8(cast(p), pair), ones)
+        };
+        let groups = u
+            .chunks_exact_mut(4)
+            .zip(v.chunks_exact_mut(4))
+            .zip(r0.chunks_exact(32).zip(r1.chunks_exact(32)));
+        let mut n = 0;
+        for ((u, v), (p0, p1)) in groups {
+            // 16-bit [sr sg sb sa] per block: blocks 0, 1 low, 2, 3 high
+            let s = x._mm256_add_epi16(sums(p0), sums(p1));
+            let (b, r) = (x._mm256_madd_epi16(s, cb), x._mm256_madd_epi16(s, cr));
+            // per lane [cb cb cr cr] of its two blocks
+            let s = x._mm256_add_epi32(x._mm256_hadd_epi32(b, r), add);
+            let mut out = [0u8; 8];
+            store_bytes(v3, x._mm256_srai_epi32::<18>(s), &mut out);
+            u.copy_from_slice(&[out[0], out[1], out[4], out[5]]);
+            v.copy_from_slice(&[out[2], out[3], out[6], out[7]]);
+            n += 4;
+        }
+        n
+    })
 }
