@@ -72,8 +72,10 @@ impl RowSampler {
         #[cfg(target_arch = "x86_64")]
         if let Some((v3, weights)) = &self.simd {
             let v3 = *v3;
-            let (vrow, cols) = (&mut self.vrow, &self.cols);
-            let done = v3.vectorize(|| {
+            let done = crate::simd::avx2!(v3, (v3: pulp::x86::V3 = v3, r0: &'a [u8] = r0,
+                r1: &'a [u8] = r1, wy: u16 = wy, vrow: &'a mut [u32] = &mut self.vrow,
+                cols: &'a [(usize, usize)] = &self.cols, weights: &'a [[i16; 8]] = weights,
+                out: &'a mut [u8] = out) -> usize {
                 blend_rows(r0, r1, wy, bytemuck::cast_slice_mut(vrow));
                 columns_v3(v3, vrow, cols, weights, out)
             });

@@ -139,9 +139,12 @@ impl PlaneSampler {
         #[cfg(target_arch = "x86_64")]
         if let Some((v3, blocks)) = &self.simd {
             let (v3, lo, hi) = (*v3, self.lo, self.hi);
-            let (vrow, cols, weights) = (&mut self.vrow, &self.cols, &self.weights);
-            v3.vectorize(|| {
-                blend_rows(&r0[lo..hi], &r1[lo..hi], wy, vrow);
+            crate::simd::avx2!(v3, (v3: pulp::x86::V3 = v3, r0: &'a [u8] = &r0[lo..hi],
+                r1: &'a [u8] = &r1[lo..hi], wy: u16 = wy, vrow: &'a mut [u16] = &mut self.vrow,
+                blocks: &'a [Block] = blocks, cols: &'a [u32] = &self.cols,
+                weights: &'a [u16] = &self.weights, add: [i32; 8] = add, out: &'a mut [u8] = out)
+                -> () {
+                blend_rows(r0, r1, wy, vrow);
                 columns_v3(v3, vrow, blocks, cols, weights, &add, out)
             });
             return;
