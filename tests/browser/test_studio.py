@@ -212,10 +212,14 @@ class StudioTest:
         seen: list[float] = []
 
         def completed(_):
-            value = float(self.js("return document.getElementById('job-progress').value"))
+            # one read of both: the page sets them together, and two reads could straddle that
+            value, status = self.js(
+                "return [document.getElementById('job-progress').value,"
+                " document.getElementById('job-status').textContent.trim()]"
+            )
+            value = float(value)
             if not seen or seen[-1] != value:
                 seen.append(value)
-            status = self.text("job-status")
             if status == "failed":
                 raise Failure(f"job {self.job1} failed: {self.text('job-error')}")
             return status == "completed"
