@@ -1,7 +1,7 @@
 //! AVX2 kernels: the step the resamplers share (`yuv.rs` for a picture's planes, `resample.rs`
-//! for RGBA rows) and RGBA → yuv420p conversion (`paint.rs`), through `pulp`'s safe run-time
-//! tokens (`#![forbid(unsafe_code)]` holds here). Each gives exactly the bytes of the scalar
-//! loop beside its caller, which other CPUs run.
+//! for RGBA rows), RGBA → yuv420p conversion (`paint.rs`) and the layers' "over" (`frame.rs`),
+//! through `pulp`'s safe run-time tokens (`#![forbid(unsafe_code)]` holds here). Each gives
+//! exactly the bytes of the scalar loop beside its caller, which other CPUs run.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::__m256i;
@@ -64,8 +64,8 @@ fn store_bytes(v3: pulp::x86::V3, s: __m256i, out: &mut [u8]) {
 }
 
 /// Luma of whole groups of 8 RGBA pixels of `src` into `out`:
-/// `(YR·r + YG·g + YB·b + add[k]) >> 16` for the group's k-th pixel, exactly as [`crate::paint::rgba_to_yuv420p_rect`]'s
-/// scalar loop. Returns how many pixels it wrote (a multiple of 8; the rest is the caller's).
+/// `(YR·r + YG·g + YB·b + add[k]) >> 16` for the group's k-th pixel, exactly as
+/// [`crate::paint::rgba_to_yuv420p_rect`]'s scalar loop. Returns how many pixels it wrote (a multiple of 8; the rest is the caller's).
 ///
 /// Each pixel is spread to the 16-bit lanes `[r g g b]` and multiply-added with
 /// `[YR YG/2 YG−YG/2 YB]` (YG alone does not fit a signed 16-bit weight), then the pixel's two
