@@ -1264,8 +1264,7 @@ mod tests {
 
     #[test]
     fn the_simd_over_matches_the_scalar_blend_exactly() {
-        if cfg!(target_arch = "x86_64") && pulp::x86::V3::try_new().is_none() {
-            eprintln!("no AVX2 here: only the scalar path exists");
+        if !crate::simd::avx2_here() {
             return;
         }
         // 61 pixels: runs of 8 that are mixed, transparent, opaque, and a short tail; any bytes

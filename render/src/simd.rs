@@ -33,6 +33,18 @@ macro_rules! avx2 {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2;
 
+/// For the exactness tests: whether this CPU has the AVX2 path (saying so when it does not,
+/// since the test then has nothing to compare).
+#[cfg(test)]
+pub(crate) fn avx2_here() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if pulp::x86::V3::try_new().is_some() {
+        return true;
+    }
+    eprintln!("no AVX2 here: only the scalar path exists");
+    false
+}
+
 /// Multiply-add 16 pairs of 16-bit `pairs` by `weights` into 8 sums, add `add`, shift right by
 /// `SHIFT` and write the 8 results, saturated to bytes, to `out[..8]` (lane order: the first
 /// four sums from the low 128 bits, then the high).

@@ -101,11 +101,10 @@ impl JobManagerState {
     fn publish(&mut self, mut snapshot: JobSnapshot) -> JobSnapshot {
         // A snapshot equal to the one shown is not a change: the same version stays, and no live
         // stream is woken (a finished job is published by `Effect::Finished`, then again as dirty).
-        let shown = self.views.get(&snapshot.job_id).map(|v| v.clone());
-        if let Some(shown) = shown {
+        if let Some(shown) = self.views.get(&snapshot.job_id) {
             snapshot.version = shown.version;
-            if snapshot == shown {
-                return shown;
+            if snapshot == *shown {
+                return snapshot;
             }
         }
         self.published += 1;
