@@ -950,11 +950,11 @@ fn write_frames(
         }
     };
     let mut t = Instant::now();
-    for frame in rx {
+    for mut frame in rx {
         let t1 = Instant::now();
         stats.idle += t1 - t;
         let repeats = yuv.stats[2];
-        yuv.convert(&frame);
+        yuv.convert(&mut frame);
         let repeat = yuv.stats[2] > repeats;
         let data = yuv.current();
         let _ = recycle.send(frame);

@@ -895,8 +895,10 @@ impl YuvState {
     /// the previous frame drew (now background again), or everything when either was full.
     ///
     /// A frame on the base-picture path is its yuv planes with what was drawn over them blended
-    /// on, only where something was.
-    pub fn convert(&mut self, f: &FrameBuf) -> &[u8] {
+    /// on, only where something was. Its planes are taken, not copied: `f` is left holding an
+    /// older frame's planes, marked as no base picture drawn (so [`FrameBuf::redraw`] draws
+    /// one again rather than skip the frame as already held).
+    pub fn convert(&mut self, f: &mut FrameBuf) -> &[u8] {
         let rgba = f.pixmap.data();
         let same = f.sig == self.prev_sig
             && f.dirty == self.prev
@@ -907,7 +909,10 @@ impl YuvState {
             if !f.full && !self.prev_full && self.prev_base && same {
                 self.stats[2] += 1;
             } else {
-                self.yuv.copy_from_slice(&f.yuv);
+                // the planes are the whole base picture: swap instead of copying 3 MB at 1080p
+                std::mem::swap(&mut self.yuv, &mut f.yuv);
+                f.base_filled = false;
+                f.base_sig = 0;
                 let over = if f.full {
                     vec![IRect::full(self.w, self.h)]
                 } else {
@@ -1074,7 +1079,7 @@ mod tests {
             );
             assert_eq!(buf.pixmap.data(), &reference(bgp, x)[..], "{id} {gen} {x}");
             rgba_to_yuv420p_rect(&reference(bgp, x), w, h, IRect::full(w, h), &mut out);
-            assert_eq!(yuv.convert(&buf), &out[..], "yuv {id} {gen} {x}");
+            assert_eq!(yuv.convert(&mut buf), &out[..], "yuv {id} {gen} {x}");
         }
     }
 

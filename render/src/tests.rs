@@ -686,7 +686,7 @@ fn bench_stages() {
             drawer.draw(&mut frame.canvas(), 0.2 + i as f32 * 0.01); // moving, fading
             t_moving += t0.elapsed();
             let t0 = Instant::now();
-            black_box(yuv.convert(&frame));
+            black_box(yuv.convert(&mut frame));
             t_yuv_moving += t0.elapsed();
         }
         let t0 = Instant::now();
@@ -866,7 +866,7 @@ fn bench_scenes() {
             drawer.draw(&mut frame.canvas(), i as f32 / 30.0);
             t_draw += t0.elapsed();
             let t0 = Instant::now();
-            std::hint::black_box(yuv.convert(&frame));
+            std::hint::black_box(yuv.convert(&mut frame));
             t_yuv += t0.elapsed();
         }
         println!(
