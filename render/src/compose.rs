@@ -302,30 +302,29 @@ impl<'a> Composer<'a> {
         over: Overlays,
         base: bool,
     ) -> Result<(), RenderError> {
+        let drawer = match self.drawers[i].take() {
+            Some(d) => d,
+            None => self.prepare(i, fonts, swash)?,
+        };
+        let drawn = self.draw_with(i, &*drawer, f, out, over, base);
+        self.drawers[i] = Some(drawer);
+        drawn
+    }
+
+    /// [`Composer::draw_scene`] with scene `i`'s drawer at hand. The background (or underlay)
+    /// is only made when the frame needs it: a frame on the base-picture path covers it, so a
+    /// Ken Burns photo or a clip never pays for the theme's gradient.
+    fn draw_with(
+        &mut self,
+        i: usize,
+        drawer: &dyn SceneDraw,
+        f: u64,
+        out: &mut FrameBuf,
+        over: Overlays,
+        base: bool,
+    ) -> Result<(), RenderError> {
         let (start, _) = self.timeline.span(i);
-        let fps = self.spec.fps;
-        let mut bg = self.background(i)?;
-        if self.drawers[i].is_none() {
-            self.drawers[i] = Some(self.prepare(i, fonts, swash)?);
-        }
-        // Background ids: 1 + the shared background's index, or past those for an underlay.
-        let mut bg_id = self.bg_of[i] + 1;
-        let drawer = self.drawers[i].as_ref().expect("prepared above");
-        if drawer.has_underlay() {
-            bg_id = self.bgs.len() + 1 + i;
-            bg = match &self.underlays[i] {
-                Some(u) => u.clone(),
-                None => {
-                    let mut base = FrameBuf::new(self.frame.width, self.frame.height);
-                    base.reset(&bg, 0);
-                    drawer.underlay(&mut base.canvas());
-                    let u = Arc::new(base.pixmap);
-                    self.underlays[i] = Some(u.clone());
-                    u
-                }
-            };
-        }
-        let t = f.saturating_sub(start) as f32 / fps as f32;
+        let t = f.saturating_sub(start) as f32 / self.spec.fps as f32;
         let mut draw = |c: &mut Canvas| {
             drawer.draw(c, t);
             over.draw(c);
@@ -341,6 +340,23 @@ impl<'a> Composer<'a> {
             self.no_base[i] = !drawn;
         }
         if !drawn {
+            let mut bg = self.background(i)?;
+            // Background ids: 1 + the shared background's index, or past those for an underlay.
+            let mut bg_id = self.bg_of[i] + 1;
+            if drawer.has_underlay() {
+                bg_id = self.bgs.len() + 1 + i;
+                bg = match &self.underlays[i] {
+                    Some(u) => u.clone(),
+                    None => {
+                        let mut base = FrameBuf::new(self.frame.width, self.frame.height);
+                        base.reset(&bg, 0);
+                        drawer.underlay(&mut base.canvas());
+                        let u = Arc::new(base.pixmap);
+                        self.underlays[i] = Some(u.clone());
+                        u
+                    }
+                };
+            }
             // Skips all pixel work when the buffer already holds this very frame (a scene at
             // rest).
             out.redraw(&bg, bg_id, i as u64, false, &mut draw);

@@ -338,7 +338,7 @@ fn drive(
                 if let Some(path) = &lane.poster {
                     let fr = lane.composer.frame();
                     posters.push(PosterJob::start(
-                        &buf.rgba(),
+                        buf.rgba(),
                         fr.width as usize,
                         fr.height as usize,
                         path,
