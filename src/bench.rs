@@ -40,8 +40,8 @@ use vidbuilder_render::ffmpeg::{ffmpeg_args, EncodeParams};
 use vidbuilder_render::image::Images;
 use vidbuilder_render::paint::yuv420p_len;
 use vidbuilder_render::{
-    check_ffmpeg, render_with_stats, render_yuv_frames, Catalog, RenderSettings, RenderStats,
-    REEL_SIZE,
+    check_ffmpeg, decode_clips, render_with_stats, render_yuv_frames, Catalog, RenderSettings,
+    RenderStats, REEL_SIZE,
 };
 
 /// What `vidbuilder bench` was asked for.
@@ -149,6 +149,14 @@ pub struct CaseResult {
     pub end_to_end_all: Vec<f64>,
     /// Every run's (d), in seconds.
     pub variable_all: Vec<f64>,
+    /// With clips only: (a') (a) with the clips' decoders of every output running alongside,
+    /// as a render runs them, their frames discarded. x264 alone never decodes the footage a
+    /// render must: this is the work such a render cannot do without.
+    pub with_decoding_secs: Option<f64>,
+    /// b / a': the render against that floor.
+    pub with_decoding_ratio: Option<f64>,
+    /// Every run's (a'), in seconds (empty without clips).
+    pub with_decoding_all: Vec<f64>,
     /// Where (b)'s time went.
     pub breakdown: Breakdown,
 }
@@ -569,16 +577,28 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
     variable_spec.frame_rate = FrameRate::Variable;
     let (mut enc_all, mut e2e_all, mut stats_all) = (Vec::new(), Vec::new(), Vec::new());
     let (mut var_all, mut held) = (Vec::new(), 0u64);
+    let mut dec_all = Vec::new();
+    let reels: Vec<bool> = sizes.iter().map(|s| s.2).collect();
+    let clips = !spec.videos().is_empty();
     let (mut cpu_a, mut cpu_own, mut cpu_kids) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=b.runs {
         let before = CpuTimes::now();
         let a = encode_from_memory(&outputs)?;
         let after_a = CpuTimes::now();
+        if clips {
+            let a2 = encode_with_decoding(b, &outputs, &spec, images, &reels)?;
+            (b.say)(format!(
+                "{label}: run {run}/{}: encoder-only with the clips' decoding {a2:.2} s",
+                b.runs
+            ));
+            dec_all.push(a2);
+        }
+        let before_b = CpuTimes::now();
         let (e2e, stats) = timed_render(b, &spec, images)?;
         let after_b = CpuTimes::now();
         cpu_a.push(after_a.own - before.own + after_a.children - before.children);
-        cpu_own.push(after_b.own - after_a.own);
-        cpu_kids.push(after_b.children - after_a.children);
+        cpu_own.push(after_b.own - before_b.own);
+        cpu_kids.push(after_b.children - before_b.children);
         let (d, var_stats) = timed_render(b, &variable_spec, images)?;
         held = var_stats.writer.held;
         (b.say)(format!(
@@ -597,6 +617,7 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
         let _ = std::fs::remove_file(p);
     }
     let (a, e2e, d) = (median(&enc_all), median(&e2e_all), median(&var_all));
+    let a2 = clips.then(|| median(&dec_all));
     let output_frames = frames * sizes.len() as u64;
     // The breakdown of the run closest to the median.
     let closest = (0..e2e_all.len())
@@ -635,7 +656,35 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
         encoder_only_all: enc_all,
         end_to_end_all: e2e_all,
         variable_all: var_all,
+        with_decoding_secs: a2,
+        with_decoding_ratio: a2.map(|a2| e2e / a2),
+        with_decoding_all: dec_all,
         breakdown: breakdown(&stats_all[closest], &alone, output_frames),
+    })
+}
+
+/// (a'): [`encode_from_memory`] with the clips of every output (`reels`: main or reel)
+/// decoded alongside by [`decode_clips`], as a render decodes them; wall seconds until all end.
+fn encode_with_decoding(
+    b: &Bench,
+    outputs: &[(EncodeParams, Vec<u8>)],
+    spec: &VideoSpec,
+    images: &Images,
+    reels: &[bool],
+) -> Result<f64, Error> {
+    let catalog = b.catalog;
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        let decoders: Vec<_> = reels
+            .iter()
+            .map(|&reel| s.spawn(move || decode_clips(catalog, spec, images, reel)))
+            .collect();
+        let encoded = encode_from_memory(outputs);
+        for d in decoders {
+            d.join().expect("a decoder thread")?;
+        }
+        encoded?;
+        Ok(t0.elapsed().as_secs_f64())
     })
 }
 
@@ -854,6 +903,27 @@ pub fn table(results: &[CaseResult]) -> String {
             r.own_cpu_secs,
             r.children_cpu_secs,
         );
+    }
+    let clips: Vec<&CaseResult> = results
+        .iter()
+        .filter(|r| r.with_decoding_secs.is_some())
+        .collect();
+    if !clips.is_empty() {
+        t += "cases with clips: (a') is (a) with the clips decoded alongside as the render decodes them\n";
+        t += &format!(
+            "{:<22} {:>5} {:>8} {:>8} {:>8} {:>6} {:>6}\n",
+            "case", "qual", "(a) enc", "(a') dec", "(b) ours", "b/a", "b/a'"
+        );
+        for r in clips {
+            let (a2, r2) = (
+                r.with_decoding_secs.unwrap_or(f64::NAN),
+                r.with_decoding_ratio.unwrap_or(f64::NAN),
+            );
+            t += &format!(
+                "{:<22} {:>5} {:>7.2}s {:>7.2}s {:>7.2}s {:>5.3}x {:>5.3}x\n",
+                r.name, r.quality, r.encoder_only_secs, a2, r.end_to_end_secs, r.ratio, r2
+            );
+        }
     }
     t
 }

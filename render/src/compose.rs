@@ -60,6 +60,9 @@ pub struct Composer<'a> {
     base_path: bool,
 }
 
+/// How far ahead of its first frame a scene is prepared, in seconds.
+pub(crate) const LEAD: f64 = 0.5;
+
 /// The background id of [`Composer::clear`] (scene backgrounds count up from 1).
 const CLEAR_BG: usize = usize::MAX;
 
@@ -223,6 +226,7 @@ impl<'a> Composer<'a> {
                 .map(|p| (c, p)),
         };
         self.release_before(pair.map(|(i, _)| i).unwrap_or(c));
+        self.prepare_ahead(c, f, fonts, swash)?;
         let mark = self.mark()?;
         let caption = match &mut self.captions {
             Some(track) => track.at(f, self.theme, self.images, fonts, swash),
@@ -405,6 +409,46 @@ impl<'a> Composer<'a> {
         )?);
         self.bgs[k].1 = Some(bg.clone());
         Ok(bg)
+    }
+
+    /// Prepare (and warm: see [`SceneDraw::warm`]) the scenes from `from` on that come into
+    /// view within [`LEAD`] of frame `f`, so a clip's decoder has started by its first frame
+    /// instead of stalling the encoder then.
+    fn prepare_ahead(
+        &mut self,
+        from: usize,
+        f: u64,
+        fonts: &mut FontSystem,
+        swash: &mut SwashCache,
+    ) -> Result<(), RenderError> {
+        let lead = (self.spec.fps as f64 * LEAD).ceil() as u64;
+        for j in from..self.drawers.len() {
+            if self.timeline.span(j).0 > f + lead {
+                break;
+            }
+            if self.drawers[j].is_none() {
+                let drawer = self.prepare(j, fonts, swash)?;
+                drawer.warm();
+                self.drawers[j] = Some(drawer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether scene `i` is prepared (and not yet released).
+    #[cfg(test)]
+    pub(crate) fn prepared(&self, i: usize) -> bool {
+        self.drawers[i].is_some()
+    }
+
+    /// [`Composer::prepare_ahead`] of the first frame: call before starting the encoder, so the
+    /// first scene's clips start decoding while it starts.
+    pub fn warm_up(
+        &mut self,
+        fonts: &mut FontSystem,
+        swash: &mut SwashCache,
+    ) -> Result<(), RenderError> {
+        self.prepare_ahead(0, 0, fonts, swash)
     }
 
     /// Free what scenes before `first` held: they will not be drawn again in order.

@@ -36,13 +36,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cosmic_text::SwashCache;
+use cosmic_text::{FontSystem, SwashCache};
 pub use tiny_skia::Pixmap;
 pub use tokio_util::sync::CancellationToken;
 use vidbuilder_domain::ports::{
     ExtraOutput, ProgressSink, RenderOutput, RenderPhase, RenderProgress, RenderRequest,
 };
-use vidbuilder_domain::spec::{OutputRole, VideoSpec};
+use vidbuilder_domain::spec::{Background, OutputRole, VideoSpec};
 
 pub use catalog::{Catalog, TrackInfo};
 pub use ffmpeg::check_ffmpeg;
@@ -144,7 +144,8 @@ struct Lane<'a> {
 /// the limit: a large `encoder_wait` and `writer.write` mean the encoder is.
 #[derive(Debug, Clone, Default)]
 pub struct RenderStats {
-    /// From the call until the first frame is asked for: music prepared, ffmpeg started.
+    /// From the call until the first frame is asked for: music prepared, the first scene
+    /// prepared (its clips' decoders started), ffmpeg started.
     pub setup: Duration,
     /// From the call until the first frame is handed to an encoder: setup, plus preparing the
     /// first scene (shaping and rasterising its text) and drawing it.
@@ -310,8 +311,8 @@ fn check_spec(spec: &VideoSpec) -> Result<u64, RenderError> {
 /// early (its `finish` says why). `on_frame` gets the number of frames handed over so far.
 #[allow(clippy::too_many_arguments)]
 fn drive(
-    catalog: &Catalog,
-    extra_fonts: &[Arc<Vec<u8>>],
+    fonts: &mut FontSystem,
+    swash: &mut SwashCache,
     lanes: &mut [Lane],
     frames: u64,
     poster_frame: u64,
@@ -320,8 +321,6 @@ fn drive(
     started: Instant,
     stats: &mut RenderStats,
 ) -> Result<Option<Vec<PosterJob>>, RenderError> {
-    let mut fonts = catalog.font_system_with(extra_fonts);
-    let mut swash = SwashCache::new();
     let mut posters = Vec::new();
     let mut done = 0u64;
     stats.setup = started.elapsed();
@@ -332,7 +331,7 @@ fn drive(
         for lane in lanes.iter_mut() {
             let mut buf = lane.enc.buffer();
             let t0 = Instant::now();
-            lane.composer.draw(f, &mut buf, &mut fonts, &mut swash)?;
+            lane.composer.draw(f, &mut buf, fonts, swash)?;
             stats.draw += t0.elapsed();
             if f == poster_frame {
                 if let Some(path) = &lane.poster {
@@ -451,8 +450,13 @@ pub fn render_with_stats(
         Vec::new()
     };
     clips.extend(voices);
+    let mut fonts = catalog.font_system_with(images.fonts());
+    let mut swash = SwashCache::new();
     let mut lanes = Vec::with_capacity(plans.len());
     for (frame, stem) in &plans {
+        // the first scene prepared first: its clips start decoding while the encoder starts
+        let mut composer = Composer::new(spec, theme, images, &timeline, *frame);
+        composer.warm_up(&mut fonts, &mut swash)?;
         let enc = Encoder::spawn(&EncodeParams {
             ffmpeg: &settings.ffmpeg,
             preset: &settings.preset,
@@ -468,7 +472,7 @@ pub fn render_with_stats(
             out: &partial(stem, ext),
         })?;
         lanes.push(Lane {
-            composer: Composer::new(spec, theme, images, &timeline, *frame),
+            composer,
             enc,
             poster: Some(partial(stem, "jpg")),
         });
@@ -484,8 +488,8 @@ pub fn render_with_stats(
     };
     report(RenderPhase::Rendering, 0);
     let posters = drive(
-        catalog,
-        images.fonts(),
+        &mut fonts,
+        &mut swash,
         &mut lanes,
         frames,
         timeline.poster_frame(),
@@ -587,9 +591,11 @@ pub fn render_yuv_frames(
     let cancel = CancellationToken::new();
     let mut stats = RenderStats::default();
     let started = Instant::now();
+    let mut fonts = catalog.font_system_with(images.fonts());
+    let mut swash = SwashCache::new();
     drive(
-        catalog,
-        images.fonts(),
+        &mut fonts,
+        &mut swash,
         &mut lanes,
         frames,
         u64::MAX,
@@ -603,6 +609,50 @@ pub fn render_yuv_frames(
     stats.add_writer(writer);
     stats.total = started.elapsed();
     Ok((yuv, stats))
+}
+
+/// Decode every clip of `spec`'s landscape video (or, with `reel`, of its reel) as a render
+/// does, with the same decoder commands and every frame each scene shows, and discard the
+/// frames: the decoding a render of `spec` cannot do without (the benchmark's floor for cases
+/// with clips, next to x264 alone). Returns the clip frames read.
+pub fn decode_clips(
+    catalog: &Catalog,
+    spec: &VideoSpec,
+    images: &image::Images,
+    reel: bool,
+) -> Result<u64, RenderError> {
+    let theme = &theme_of(catalog, spec)?;
+    check_spec(spec)?;
+    let (width, height) = if reel {
+        REEL_SIZE
+    } else {
+        spec.quality.dimensions()
+    };
+    let timeline = Timeline::new(spec, theme);
+    let mut read = 0;
+    for (_, i, clip) in spec.videos() {
+        // a background clip is dimmed towards the theme's colour (as `scene::prepare` does)
+        let dim = match &spec.scenes[i].background {
+            Some(Background::Video { clip: c, dim }) if std::ptr::eq(c, clip) => {
+                Some((theme.palette.background[0], *dim))
+            }
+            _ => None,
+        };
+        let look = video::ClipLook {
+            width,
+            height,
+            fps: spec.fps,
+            dim,
+        };
+        let mut reader =
+            video::ClipReader::new(images.video(&clip.src)?.clone(), clip.clone(), look);
+        // a scene draws its clip's frame `f - start` at frame `f` of its span
+        let (start, end) = timeline.span(i);
+        for k in 0..end - start {
+            read += u64::from(reader.frame(k)?.is_some());
+        }
+    }
+    Ok(read)
 }
 
 /// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout) and return it as

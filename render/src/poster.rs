@@ -82,7 +82,11 @@ fn halved(rgba: Vec<u8>, w: usize, h: usize) -> (Vec<u8>, usize, usize) {
 
 fn write_jpeg(rgba: &[u8], w: usize, h: usize, path: &Path) -> Result<(), RenderError> {
     let io = |e: std::io::Error| RenderError::Io(format!("writing poster {}", path.display()), e);
-    let too_big = || io(std::io::Error::other(format!("a {w}x{h} poster is too large")));
+    let too_big = || {
+        io(std::io::Error::other(format!(
+            "a {w}x{h} poster is too large"
+        )))
+    };
     let (w16, h16) = (
         u16::try_from(w).map_err(|_| too_big())?,
         u16::try_from(h).map_err(|_| too_big())?,
@@ -122,7 +126,12 @@ mod tests {
     fn a_poster_keeps_the_picture_and_ignores_alpha() {
         // quadrants of four colours, alpha left at 0 (it must not matter: the frame is opaque)
         let (w, h) = (64usize, 48usize);
-        let colours = [[230u8, 30, 40], [20, 200, 60], [30, 60, 220], [240, 240, 240]];
+        let colours = [
+            [230u8, 30, 40],
+            [20, 200, 60],
+            [30, 60, 220],
+            [240, 240, 240],
+        ];
         let rgba: Vec<u8> = (0..w * h)
             .flat_map(|i| {
                 let (x, y) = (i % w, i / w);
@@ -143,7 +152,10 @@ mod tests {
             let (x, y) = ((k % 2) * w / 2 + w / 4, (k / 2) * h / 2 + h / 4);
             let px = img.get_pixel(x as u32, y as u32).0;
             for (got, want) in px.iter().zip(c) {
-                assert!((*got as i32 - *want as i32).abs() <= 8, "{k}: {px:?} vs {c:?}");
+                assert!(
+                    (*got as i32 - *want as i32).abs() <= 8,
+                    "{k}: {px:?} vs {c:?}"
+                );
             }
         }
     }

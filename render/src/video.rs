@@ -782,6 +782,16 @@ impl ClipReader {
         }
     }
 
+    /// Start decoding from the clip's first frame now, ahead of the first [`ClipReader::frame`]
+    /// (starting ffmpeg, probing and seeking to the trim take about a quarter of a second);
+    /// nothing when a decode is already running or a frame was read. A failure to start is left
+    /// for `frame` to meet again and report.
+    pub fn prestart(&mut self) {
+        if self.stream.is_none() && self.current.is_none() {
+            let _ = self.start(0);
+        }
+    }
+
     fn start(&mut self, at: u64) -> Result<(), RenderError> {
         self.stream = None; // stops a previous decode first
         let fps = self.look.fps;

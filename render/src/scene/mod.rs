@@ -146,6 +146,11 @@ pub trait SceneDraw: Send {
     fn failure(&self) -> Option<String> {
         None
     }
+
+    /// Get ready to draw the scene's first frame soon: a clip starts decoding now, so its first
+    /// frame is there when asked for (a decoder takes about a quarter of a second to hand over
+    /// its first one).
+    fn warm(&self) {}
 }
 
 /// A decoder of `clip` for the frame of `ctx`, blended towards `dim`'s colour when given.

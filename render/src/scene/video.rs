@@ -47,6 +47,14 @@ impl Clip {
             .opaque()
     }
 
+    /// Start decoding the clip from its first frame, ahead of the first draw.
+    pub(crate) fn warm(&self) {
+        self.reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .prestart();
+    }
+
     pub(crate) fn failure(&self) -> Option<String> {
         self.failure
             .lock()
@@ -92,6 +100,10 @@ impl SceneDraw for VideoScene {
     fn failure(&self) -> Option<String> {
         self.clip.failure()
     }
+
+    fn warm(&self) {
+        self.clip.warm();
+    }
 }
 
 /// Any scene over a video background: the clip first, then the scene (its unchanging underlay
@@ -126,5 +138,10 @@ impl SceneDraw for OverClip {
 
     fn failure(&self) -> Option<String> {
         self.clip.failure().or_else(|| self.scene.failure())
+    }
+
+    fn warm(&self) {
+        self.clip.warm();
+        self.scene.warm();
     }
 }

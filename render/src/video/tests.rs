@@ -233,6 +233,88 @@ fn the_reader_plays_the_trim_at_speed_then_holds_or_loops_and_seeks() {
 }
 
 #[test]
+fn a_prestarted_reader_hands_over_the_frames_of_its_one_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_clip(dir.path(), "a.mp4", 2.0, false);
+    let src = source(&p);
+    let look = ClipLook {
+        width: 160,
+        height: 120,
+        fps: 25,
+        dim: None,
+    };
+    let mut c = clip(ImageSource::Asset("a.mp4".into()));
+    c.trim_start = 0.4;
+    let mut warm = ClipReader::new(src.clone(), c.clone(), look);
+    warm.prestart();
+    assert_eq!(
+        warm.starts, 1,
+        "decoding started before any frame was asked for"
+    );
+    warm.prestart();
+    assert_eq!(
+        warm.starts, 1,
+        "a second prestart does not start another decode"
+    );
+    let mut cold = ClipReader::new(src, c, look);
+    for k in [0u64, 1, 12] {
+        let (i, a) = warm.frame(k).unwrap().expect("a frame");
+        let a = a.to_pixmap(160, 120);
+        let (j, b) = cold.frame(k).unwrap().expect("a frame");
+        assert_eq!(
+            (i, a.data()),
+            (j, b.to_pixmap(160, 120).data()),
+            "frame {k}"
+        );
+    }
+    assert_eq!(warm.starts, 1, "the prestarted decode served every frame");
+    assert_eq!(cold.starts, 1);
+}
+
+#[test]
+fn a_clip_scene_is_prepared_ahead_and_decode_clips_reads_what_a_render_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    make_clip(dir.path(), "a.mp4", 1.0, false);
+    let c = clip(ImageSource::Asset("a.mp4".into()));
+    // a 2 s title, then 2 s of the 1 s clip (held on its last frame), with a background clip
+    let mut spec = video_spec(c.clone(), 2.0, false);
+    spec.scenes.insert(0, hero_scene(2.0));
+    spec.scenes[0].background =
+        Some(vidbuilder_domain::spec::Background::Video { clip: c, dim: 0.5 });
+    let mut s = settings(dir.path());
+    s.images.assets_dir = Some(dir.path().to_path_buf());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let images = rt.block_on(crate::prefetch_media(&spec, &s)).unwrap();
+    let catalog = catalog();
+    let theme = crate::theme_of(&catalog, &spec).unwrap();
+    let timeline = crate::transition::Timeline::new(&spec, &theme);
+    let (w, h) = spec.quality.dimensions();
+    let frame = crate::scene::Frame {
+        width: w,
+        height: h,
+    };
+    let mut composer = crate::compose::Composer::new(&spec, &theme, &images, &timeline, frame);
+    let mut fonts = catalog.font_system_with(images.fonts());
+    let mut swash = cosmic_text::SwashCache::new();
+    composer.warm_up(&mut fonts, &mut swash).unwrap();
+    assert!(composer.prepared(0) && !composer.prepared(1));
+    // scene 1 starts at frame 50; it is prepared (its decoder started) half a second before
+    let start = timeline.span(1).0;
+    let lead = (25.0 * crate::compose::LEAD).ceil() as u64;
+    let mut buf = crate::frame::FrameBuf::new(w, h);
+    for f in 0..start {
+        composer.draw(f, &mut buf, &mut fonts, &mut swash).unwrap();
+        assert_eq!(composer.prepared(1), f + lead >= start, "frame {f}");
+    }
+    // every frame each scene shows is read (the held clip's too), both scenes' through the
+    // transition between them
+    let read = crate::decode_clips(&catalog, &spec, &images, false).unwrap();
+    let (a, b) = (timeline.span(0), timeline.span(1));
+    assert!(a.1 > b.0, "the theme's transition overlaps the scenes");
+    assert_eq!(read, (a.1 - a.0) + (b.1 - b.0));
+}
+
+#[test]
 fn contain_letterboxes_on_the_background_and_dim_blends_towards_a_colour() {
     let dir = tempfile::tempdir().unwrap();
     let p = make_clip(dir.path(), "a.mp4", 1.0, false);
