@@ -40,7 +40,7 @@ use vidbuilder_render::ffmpeg::{ffmpeg_args, EncodeParams};
 use vidbuilder_render::image::Images;
 use vidbuilder_render::paint::yuv420p_len;
 use vidbuilder_render::{
-    check_ffmpeg, decode_clips, render_with_stats, render_yuv_frames, Catalog, RenderSettings,
+    check_ffmpeg, render_with_stats, render_yuv_frames, Catalog, ClipDecoding, RenderSettings,
     RenderStats, REEL_SIZE,
 };
 
@@ -399,7 +399,13 @@ fn editly_case() -> (&'static str, Value) {
 /// (a): ffmpeg alone, encoding each output's `yuv` (whole frames back to back) piped from
 /// memory with the command line a render uses, all outputs at once as a render runs them.
 /// Returns wall seconds, first spawn to last exit.
-fn encode_from_memory(outputs: &[(EncodeParams, Vec<u8>)]) -> Result<f64, Error> {
+///
+/// (a'), with a [`ClipDecoding`] for each output: before writing frame `f`, its writer pulls
+/// the clip frames `f` shows, so the clips are decoded at the encoder's pace as in a render.
+fn encode_from_memory(
+    outputs: &[(EncodeParams, Vec<u8>)],
+    decoding: Vec<Option<ClipDecoding>>,
+) -> Result<f64, Error> {
     let t0 = Instant::now();
     let mut children = Vec::new();
     for (params, _) in outputs {
@@ -417,11 +423,15 @@ fn encode_from_memory(outputs: &[(EncodeParams, Vec<u8>)]) -> Result<f64, Error>
         let handles: Vec<_> = children
             .iter_mut()
             .zip(outputs)
-            .map(|(child, (params, yuv))| {
+            .zip(decoding)
+            .map(|((child, (params, yuv)), mut clips)| {
                 let mut stdin = child.stdin.take().expect("piped stdin");
                 let frame = yuv420p_len(params.width as usize, params.height as usize);
                 s.spawn(move || -> std::io::Result<()> {
-                    for chunk in yuv.chunks(frame) {
+                    for (f, chunk) in yuv.chunks(frame).enumerate() {
+                        if let Some(c) = &mut clips {
+                            c.frame(f as u64).map_err(std::io::Error::other)?;
+                        }
                         stdin.write_all(chunk)?;
                     }
                     Ok(())
@@ -439,8 +449,12 @@ fn encode_from_memory(outputs: &[(EncodeParams, Vec<u8>)]) -> Result<f64, Error>
             .wait_with_output()
             .map_err(Error::io("waiting for ffmpeg"))?;
         if !out.status.success() || w.is_err() {
+            let writing = w
+                .err()
+                .map(|e| format!(" (writing: {e})"))
+                .unwrap_or_default();
             failures.push(format!(
-                "{}: {}",
+                "{}{writing}: {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
@@ -583,10 +597,14 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
     let (mut cpu_a, mut cpu_own, mut cpu_kids) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=b.runs {
         let before = CpuTimes::now();
-        let a = encode_from_memory(&outputs)?;
+        let a = encode_from_memory(&outputs, outputs.iter().map(|_| None).collect())?;
         let after_a = CpuTimes::now();
         if clips {
-            let a2 = encode_with_decoding(b, &outputs, &spec, images, &reels)?;
+            let decoding = reels
+                .iter()
+                .map(|&reel| ClipDecoding::new(b.catalog, &spec, images, reel).map(Some))
+                .collect::<Result<Vec<_>, _>>()?;
+            let a2 = encode_from_memory(&outputs, decoding)?;
             (b.say)(format!(
                 "{label}: run {run}/{}: encoder-only with the clips' decoding {a2:.2} s",
                 b.runs
@@ -660,31 +678,6 @@ fn run_case(b: &Bench, name: &str, spec: VideoSpec, images: &Images) -> Result<C
         with_decoding_ratio: a2.map(|a2| e2e / a2),
         with_decoding_all: dec_all,
         breakdown: breakdown(&stats_all[closest], &alone, output_frames),
-    })
-}
-
-/// (a'): [`encode_from_memory`] with the clips of every output (`reels`: main or reel)
-/// decoded alongside by [`decode_clips`], as a render decodes them; wall seconds until all end.
-fn encode_with_decoding(
-    b: &Bench,
-    outputs: &[(EncodeParams, Vec<u8>)],
-    spec: &VideoSpec,
-    images: &Images,
-    reels: &[bool],
-) -> Result<f64, Error> {
-    let catalog = b.catalog;
-    let t0 = Instant::now();
-    std::thread::scope(|s| {
-        let decoders: Vec<_> = reels
-            .iter()
-            .map(|&reel| s.spawn(move || decode_clips(catalog, spec, images, reel)))
-            .collect();
-        let encoded = encode_from_memory(outputs);
-        for d in decoders {
-            d.join().expect("a decoder thread")?;
-        }
-        encoded?;
-        Ok(t0.elapsed().as_secs_f64())
     })
 }
 

@@ -611,48 +611,87 @@ pub fn render_yuv_frames(
     Ok((yuv, stats))
 }
 
-/// Decode every clip of `spec`'s landscape video (or, with `reel`, of its reel) as a render
-/// does, with the same decoder commands and every frame each scene shows, and discard the
-/// frames: the decoding a render of `spec` cannot do without (the benchmark's floor for cases
-/// with clips, next to x264 alone). Returns the clip frames read.
-pub fn decode_clips(
-    catalog: &Catalog,
-    spec: &VideoSpec,
-    images: &image::Images,
-    reel: bool,
-) -> Result<u64, RenderError> {
-    let theme = &theme_of(catalog, spec)?;
-    check_spec(spec)?;
-    let (width, height) = if reel {
-        REEL_SIZE
-    } else {
-        spec.quality.dimensions()
-    };
-    let timeline = Timeline::new(spec, theme);
-    let mut read = 0;
-    for (_, i, clip) in spec.videos() {
-        // a background clip is dimmed towards the theme's colour (as `scene::prepare` does)
-        let dim = match &spec.scenes[i].background {
-            Some(Background::Video { clip: c, dim }) if std::ptr::eq(c, clip) => {
-                Some((theme.palette.background[0], *dim))
-            }
-            _ => None,
+/// The clips of `spec`'s landscape video (or of its reel), decoded as a render decodes them
+/// (the same decoder commands, started as far ahead, each clip frame pulled at the output frame
+/// that shows it) and their pixels discarded: the decoding a render of `spec` cannot do
+/// without. The benchmark's floor for cases with clips runs this in step with x264 alone.
+pub struct ClipDecoding {
+    /// Per clip: the output frames its scene is in view (`start..end`), and its reader until
+    /// the scene has passed.
+    clips: Vec<(u64, u64, Option<video::ClipReader>)>,
+    lead: u64,
+    read: u64,
+}
+
+impl ClipDecoding {
+    /// The decoders of `spec`'s clips (none started yet).
+    pub fn new(
+        catalog: &Catalog,
+        spec: &VideoSpec,
+        images: &image::Images,
+        reel: bool,
+    ) -> Result<ClipDecoding, RenderError> {
+        let theme = &theme_of(catalog, spec)?;
+        check_spec(spec)?;
+        let (width, height) = if reel {
+            REEL_SIZE
+        } else {
+            spec.quality.dimensions()
         };
-        let look = video::ClipLook {
-            width,
-            height,
-            fps: spec.fps,
-            dim,
-        };
-        let mut reader =
-            video::ClipReader::new(images.video(&clip.src)?.clone(), clip.clone(), look);
-        // a scene draws its clip's frame `f - start` at frame `f` of its span
-        let (start, end) = timeline.span(i);
-        for k in 0..end - start {
-            read += u64::from(reader.frame(k)?.is_some());
+        let timeline = Timeline::new(spec, theme);
+        let mut clips = Vec::new();
+        for (_, i, clip) in spec.videos() {
+            // a background clip is dimmed towards the theme's colour (as `scene::prepare` does)
+            let dim = match &spec.scenes[i].background {
+                Some(Background::Video { clip: c, dim }) if std::ptr::eq(c, clip) => {
+                    Some((theme.palette.background[0], *dim))
+                }
+                _ => None,
+            };
+            let look = video::ClipLook {
+                width,
+                height,
+                fps: spec.fps,
+                dim,
+            };
+            let src = images.video(&clip.src)?.clone();
+            let (start, end) = timeline.span(i);
+            clips.push((
+                start,
+                end,
+                Some(video::ClipReader::new(src, clip.clone(), look)),
+            ));
         }
+        Ok(ClipDecoding {
+            clips,
+            lead: (spec.fps as f64 * compose::LEAD).ceil() as u64,
+            read: 0,
+        })
     }
-    Ok(read)
+
+    /// Pull every clip frame output frame `f` shows (frames are asked for in order); start the
+    /// decoders of the scenes coming into view as the composer does; stop those that have
+    /// passed.
+    pub fn frame(&mut self, f: u64) -> Result<(), RenderError> {
+        for (start, end, reader) in &mut self.clips {
+            if f >= *end {
+                *reader = None;
+            }
+            let Some(r) = reader else { continue };
+            if f >= *start {
+                // a scene draws its clip's frame `f - start` at frame `f`
+                self.read += u64::from(r.frame(f - *start)?.is_some());
+            } else if f + self.lead >= *start {
+                r.prestart();
+            }
+        }
+        Ok(())
+    }
+
+    /// Clip frames read so far.
+    pub fn read(&self) -> u64 {
+        self.read
+    }
 }
 
 /// Draw one still frame of `spec` at `at_secs` (landscape, or the reel layout) and return it as

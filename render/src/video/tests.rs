@@ -272,7 +272,7 @@ fn a_prestarted_reader_hands_over_the_frames_of_its_one_decode() {
 }
 
 #[test]
-fn a_clip_scene_is_prepared_ahead_and_decode_clips_reads_what_a_render_shows() {
+fn a_clip_scene_is_prepared_ahead_and_clip_decoding_reads_what_a_render_shows() {
     let dir = tempfile::tempdir().unwrap();
     make_clip(dir.path(), "a.mp4", 1.0, false);
     let c = clip(ImageSource::Asset("a.mp4".into()));
@@ -308,10 +308,13 @@ fn a_clip_scene_is_prepared_ahead_and_decode_clips_reads_what_a_render_shows() {
     }
     // every frame each scene shows is read (the held clip's too), both scenes' through the
     // transition between them
-    let read = crate::decode_clips(&catalog, &spec, &images, false).unwrap();
+    let mut decoding = crate::ClipDecoding::new(&catalog, &spec, &images, false).unwrap();
+    for f in 0..spec.frame_count() {
+        decoding.frame(f).unwrap();
+    }
     let (a, b) = (timeline.span(0), timeline.span(1));
     assert!(a.1 > b.0, "the theme's transition overlaps the scenes");
-    assert_eq!(read, (a.1 - a.0) + (b.1 - b.0));
+    assert_eq!(decoding.read(), (a.1 - a.0) + (b.1 - b.0));
 }
 
 #[test]
