@@ -1,5 +1,6 @@
 //! AVX2 kernels: the step the resamplers share (`yuv.rs` for a picture's planes, `resample.rs`
-//! for RGBA rows), RGBA → yuv420p conversion (`paint.rs`) and the layers' "over" (`frame.rs`),
+//! for RGBA rows), RGBA → yuv420p conversion (`paint.rs`), the layers' "over" (`frame.rs`) and
+//! the luma of layers blended over a base picture's planes (`yuv.rs`),
 //! through `pulp`'s safe run-time tokens (`#![forbid(unsafe_code)]` holds here). Each gives
 //! exactly the bytes of the scalar loop beside its caller, which other CPUs run.
 
@@ -107,6 +108,52 @@ pub(crate) fn luma_v3(v3: pulp::x86::V3, src: &[u8], add: &[i32; 8], out: &mut [
             let mb = x._mm256_madd_epi16(x._mm256_shuffle_epi8(p, b), weights);
             let s = x._mm256_add_epi32(x._mm256_hadd_epi32(ma, mb), add);
             store_bytes(v3, x._mm256_srai_epi32::<16>(s), o);
+            n += 8;
+        }
+        n
+    })
+}
+
+/// Premultiplied RGBA `src` blended over whole groups of 8 luma samples of `dst`:
+/// `(YR·r + YG·g + YB·b + Y16·a + (255 − a)·d·K255 + add[k]) >> 16` for the group's k-th pixel,
+/// `d` left as it is where `a` is 0, exactly as [`crate::yuv`]'s scalar row. Returns how many
+/// samples it wrote (a multiple of 8; the rest is the caller's). Each pixel is one 32-bit lane.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn blend_luma_v3(
+    v3: pulp::x86::V3,
+    src: &[u8],
+    add: &[i32; 8],
+    dst: &mut [u8],
+) -> usize {
+    use crate::paint::{YB, YG, YR};
+    use crate::yuv::{K255, Y16};
+    use pulp::bytemuck::cast;
+    let add: __m256i = cast(*add);
+    let k = |c: i32| -> __m256i { cast([c; 8]) };
+    // [0xFF, 255, YR, YG, YB, Y16, K255, 0], each in every lane
+    let consts = [k(0xFF), k(255), k(YR), k(YG), k(YB), k(Y16), k(K255), k(0)];
+    avx2!(v3, (v3: pulp::x86::V3 = v3, src: &'a [u8] = src, dst: &'a mut [u8] = dst,
+               add: __m256i = add, consts: [__m256i; 8] = consts) -> usize {
+        let x = &v3.avx2;
+        let [byte, full, yr, yg, yb, y16, k255, zero] = consts;
+        let mut n = 0;
+        for (d, p) in dst.chunks_exact_mut(8).zip(src.chunks_exact(32)) {
+            let p: [u8; 32] = p.try_into().expect("8 pixels");
+            let p: __m256i = cast(p);
+            let r = x._mm256_and_si256(p, byte);
+            let g = x._mm256_and_si256(x._mm256_srli_epi32::<8>(p), byte);
+            let b = x._mm256_and_si256(x._mm256_srli_epi32::<16>(p), byte);
+            let a = x._mm256_srli_epi32::<24>(p);
+            let lo: [u8; 8] = (*d).try_into().expect("8 samples");
+            let old = x._mm256_cvtepu8_epi32(cast([lo, [0u8; 8]]));
+            let mut v = x._mm256_add_epi32(x._mm256_mullo_epi32(r, yr), x._mm256_mullo_epi32(g, yg));
+            v = x._mm256_add_epi32(v, x._mm256_mullo_epi32(b, yb));
+            v = x._mm256_add_epi32(v, x._mm256_mullo_epi32(a, y16));
+            let keep = x._mm256_mullo_epi32(x._mm256_sub_epi32(full, a), old);
+            v = x._mm256_add_epi32(v, x._mm256_mullo_epi32(keep, k255));
+            let v = x._mm256_srai_epi32::<16>(x._mm256_add_epi32(v, add));
+            let clear = x._mm256_cmpeq_epi32(a, zero);
+            store_bytes(v3, x._mm256_blendv_epi8(v, old, clear), d);
             n += 8;
         }
         n
