@@ -341,21 +341,26 @@ pub fn blend_rgba_over_yuv420p_rect(rgba: &[u8], w: usize, h: usize, r: IRect, y
             if px.iter().all(|p| p[3] == 0) {
                 continue;
             }
-            let (mut sr, mut sg, mut sb, mut sa) = (0i32, 0i32, 0i32, 0i32);
+            let mut sums = [0i32; 4];
             for p in px {
-                sr += p[0] as i32;
-                sg += p[1] as i32;
-                sb += p[2] as i32;
-                sa += p[3] as i32;
+                for (s, &c) in sums.iter_mut().zip(p) {
+                    *s += c as i32;
+                }
             }
-            let inv = 4 * 255 - sa;
             let c = (y0 / 2) * cw + x0 / 2;
-            let u = CBR * sr + CBG * sg + CBB * sb + C128 * sa + inv * up[c] as i32 * K255;
-            let v = CRR * sr + CRG * sg + CRB * sb + C128 * sa + inv * vp[c] as i32 * K255;
-            up[c] = ((u + 2 * FP) >> 18).clamp(0, 255) as u8;
-            vp[c] = ((v + 2 * FP) >> 18).clamp(0, 255) as u8;
+            blend_chroma(sums, &mut up[c], &mut vp[c]);
         }
     }
+}
+
+/// A 2×2 block's premultiplied RGBA sums (`[r, g, b, a]` over its 4 pixels) blended over its
+/// chroma samples.
+fn blend_chroma([sr, sg, sb, sa]: [i32; 4], u: &mut u8, v: &mut u8) {
+    let inv = 4 * 255 - sa;
+    let cb = CBR * sr + CBG * sg + CBB * sb + C128 * sa + inv * *u as i32 * K255;
+    let cr = CRR * sr + CRG * sg + CRB * sb + C128 * sa + inv * *v as i32 * K255;
+    *u = ((cb + 2 * FP) >> 18).clamp(0, 255) as u8;
+    *v = ((cr + 2 * FP) >> 18).clamp(0, 255) as u8;
 }
 
 /// Premultiplied RGBA pixels `src` blended over the luma samples `dst` of one row, the first at
@@ -547,7 +552,8 @@ mod tests {
     }
 
     /// The blend as it was before its luma pass was split out (per 2×2 block, luma and chroma
-    /// together): the reference the rows, scalar and AVX2, must match to the byte.
+    /// together; its chroma step is the same function): the reference the rows, scalar and
+    /// AVX2, must match to the byte.
     fn blend_reference(rgba: &[u8], w: usize, h: usize, r: IRect, yuv: &mut [u8]) {
         let (yp, uv) = yuv.split_at_mut(w * h);
         let (up, vp) = uv.split_at_mut((w / 2) * (h / 2));
@@ -574,12 +580,9 @@ mod tests {
                     let v = YR * r_ + YG * g + YB * b + Y16 * a + (255 - a) * *d as i32 * K255;
                     *d = ((v + DITHER[y & 7][x & 7]) >> 16).clamp(0, 255) as u8;
                 }
-                let inv = 4 * 255 - sa;
+                // (the chroma step is unchanged: shared)
                 let c = (y0 / 2) * cw + x0 / 2;
-                let u = CBR * sr + CBG * sg + CBB * sb + C128 * sa + inv * up[c] as i32 * K255;
-                let v = CRR * sr + CRG * sg + CRB * sb + C128 * sa + inv * vp[c] as i32 * K255;
-                up[c] = ((u + 2 * FP) >> 18).clamp(0, 255) as u8;
-                vp[c] = ((v + 2 * FP) >> 18).clamp(0, 255) as u8;
+                blend_chroma([sr, sg, sb, sa], &mut up[c], &mut vp[c]);
             }
         }
     }
@@ -659,7 +662,10 @@ mod tests {
         for _ in 0..n {
             blend_rgba_over_yuv420p_rect(&rgba, w, h, r, std::hint::black_box(&mut out));
         }
-        println!("BLEND 1200x240: per-block {before:?}, rows {:?}", t0.elapsed() / n);
+        println!(
+            "BLEND 1200x240: per-block {before:?}, rows {:?}",
+            t0.elapsed() / n
+        );
     }
 
     #[test]
