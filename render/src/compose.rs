@@ -441,8 +441,9 @@ impl<'a> Composer<'a> {
         self.drawers[i].is_some()
     }
 
-    /// [`Composer::prepare_ahead`] of the first frame: call before starting the encoder, so the
-    /// first scene's clips start decoding while it starts.
+    /// Prepare (and warm) the scenes in view at the first frame, or coming into view within
+    /// half a second of it: call before starting the encoder, so the first scene's clips start
+    /// decoding while it starts.
     pub fn warm_up(
         &mut self,
         fonts: &mut FontSystem,
