@@ -147,8 +147,9 @@ pub struct RenderStats {
     /// From the call until the first frame is asked for: music prepared, the first scene
     /// prepared (its clips' decoders started), ffmpeg started.
     pub setup: Duration,
-    /// From the call until the first frame is handed to an encoder: setup, plus preparing the
-    /// first scene (shaping and rasterising its text) and drawing it.
+    /// From the call until the first frame is handed to an encoder: setup (which prepares the
+    /// first scene: shaping and rasterising its text, starting its clips), plus drawing the
+    /// first frame and waiting for its clips' first frames.
     pub first_frame: Duration,
     /// Drawing frames (scene layers over their backgrounds), transitions' compositing excluded.
     pub draw: Duration,
