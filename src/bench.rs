@@ -23,7 +23,6 @@
 //! `--editly` renders editly's reference spec instead (1080p30, three clips of 4, 5 and 4 s with
 //! colour/gradient backgrounds, title + subtitle, 0.5 s fades, music, x264 `medium` crf 18).
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -36,7 +35,7 @@ use vidbuilder_domain::{validate_spec, JobId, VideoSpec};
 use crate::app::{render_settings, validation_context};
 use crate::{Config, Error};
 use vidbuilder_domain::spec::{FrameRate, Quality};
-use vidbuilder_render::ffmpeg::{ffmpeg_args, EncodeParams};
+use vidbuilder_render::ffmpeg::{ffmpeg_args, EncodeParams, FramePipe};
 use vidbuilder_render::image::Images;
 use vidbuilder_render::paint::yuv420p_len;
 use vidbuilder_render::{
@@ -418,21 +417,23 @@ fn encode_from_memory(
             .map_err(Error::io(format!("starting {}", params.ffmpeg.display())))?;
         children.push(child);
     }
-    // One frame per write, as the pipeline's writer does; one writer thread per output.
+    // One frame at a time through the pipeline's own pipe (by reference where a render's
+    // would be: the frames stay in memory, unchanged, until ffmpeg has exited); one writer
+    // thread per output.
     let written: Vec<std::io::Result<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = children
             .iter_mut()
             .zip(outputs)
             .zip(decoding)
             .map(|((child, (params, yuv)), mut clips)| {
-                let mut stdin = child.stdin.take().expect("piped stdin");
                 let frame = yuv420p_len(params.width as usize, params.height as usize);
+                let mut stdin = FramePipe::new(child.stdin.take().expect("piped stdin"), frame);
                 s.spawn(move || -> std::io::Result<()> {
                     for (f, chunk) in yuv.chunks(frame).enumerate() {
                         if let Some(c) = &mut clips {
                             c.frame(f as u64).map_err(std::io::Error::other)?;
                         }
-                        stdin.write_all(chunk)?;
+                        stdin.frame(chunk)?;
                     }
                     Ok(())
                 })

@@ -2,8 +2,8 @@
 //!
 //! Most of a title frame is the static background. A [`FrameBuf`] remembers where it was drawn
 //! on, so reusing it only restores those rectangles from the cached background; and the writer's
-//! [`YuvState`] only re-converts the rectangles that changed since the previous frame (this
-//! frame's plus the last one's). Per-frame cost is proportional to the animated area, not the
+//! [`YuvState`] only re-converts the rectangles that changed since the frame its buffer last
+//! held (this frame's plus that one's). Per-frame cost is proportional to the animated area, not the
 //! frame size, which is what makes 4K affordable.
 
 use tiny_skia::{FillRule, Paint, Pixmap, PixmapMut, Transform};
@@ -825,22 +825,62 @@ pub fn is_opaque(p: &Pixmap) -> bool {
     p.data().chunks_exact(4).all(|px| px[3] == 255)
 }
 
-/// The writer side: a yuv420p frame kept up to date incrementally.
+/// The writer side: yuv420p frames kept up to date incrementally, in two buffers.
+///
+/// Two, so that a frame can be handed to the encoder's pipe by reference (`vmsplice`, see
+/// `ffmpeg.rs`) and the next different frame be converted into the other buffer while the
+/// encoder may still be reading the first: after [`YuvState::lend`], the current buffer is not
+/// written again until another one has been lent after it.
 pub struct YuvState {
     w: usize,
     h: usize,
-    yuv: Vec<u8>,
-    prev: Vec<IRect>,
-    prev_full: bool,
-    prev_sig: u64,
-    prev_bg: usize,
-    /// The previous frame took the base-picture path.
-    prev_base: bool,
-    prev_base_sig: u64,
+    slots: [Slot; 2],
+    /// The slot holding the last frame converted.
+    cur: usize,
+    /// The slot last lent (still possibly read by the encoder): never written.
+    lent: Option<usize>,
     /// Frames converted in full / incrementally (or blended onto their base picture) / not at
     /// all (identical to the previous one); and of all those, the frames on the base-picture
     /// path.
     pub stats: [u64; 4],
+}
+
+/// One yuv buffer and what the frame it holds was drawn with.
+struct Slot {
+    yuv: Vec<u8>,
+    dirty: Vec<IRect>,
+    /// Unknown (new) or drawn in full: the next frame in this slot is converted in full.
+    full: bool,
+    sig: u64,
+    bg: usize,
+    /// The frame took the base-picture path.
+    base: bool,
+    base_sig: u64,
+}
+
+impl Slot {
+    fn new(len: usize) -> Slot {
+        Slot {
+            yuv: vec![0; len],
+            dirty: Vec::new(),
+            full: true,
+            sig: 0,
+            bg: 0,
+            base: false,
+            base_sig: 0,
+        }
+    }
+
+    /// Whether it holds exactly the frame `f` is.
+    fn holds(&self, f: &FrameBuf) -> bool {
+        !f.full
+            && !self.full
+            && f.base == self.base
+            && f.sig == self.sig
+            && f.dirty == self.dirty
+            && f.bg == self.bg
+            && f.base_sig == self.base_sig
+    }
 }
 
 /// Merge overlapping rectangles into their bounding boxes (consecutive frames of a moving layer
@@ -872,82 +912,85 @@ fn merge(mut rects: Vec<IRect>) -> Vec<IRect> {
 impl YuvState {
     /// A state for `w × h` frames; the first frame is converted in full.
     pub fn new(w: usize, h: usize) -> YuvState {
+        let len = yuv420p_len(w, h);
         YuvState {
             w,
             h,
-            yuv: vec![0; yuv420p_len(w, h)],
-            prev: Vec::new(),
-            prev_full: true,
-            prev_sig: 0,
-            prev_bg: 0,
-            prev_base: false,
-            prev_base_sig: 0,
+            slots: [Slot::new(len), Slot::new(len)],
+            cur: 0,
+            lent: None,
             stats: [0; 4],
         }
     }
 
     /// The last frame converted (all zeroes before the first).
     pub fn current(&self) -> &[u8] {
-        &self.yuv
+        &self.slots[self.cur].yuv
     }
 
-    /// Bring the yuv frame up to date with `f` and return it. Converts what `f` drew plus what
-    /// the previous frame drew (now background again), or everything when either was full.
+    /// The current frame was handed out by reference (its buffer may still be read): it is not
+    /// written until another frame has been lent after it. The encoder's pipe holds less than a
+    /// frame, so once the next frame is in it, this one has been read.
+    pub fn lend(&mut self) {
+        self.lent = Some(self.cur);
+    }
+
+    /// Bring the yuv frame up to date with `f` and return it. A frame identical to the previous
+    /// one is the same buffer, untouched. Otherwise it goes into a buffer not lent (the current
+    /// one, or the other one), converting what `f` drew plus what that buffer's frame drew (now
+    /// background again), or everything when either was drawn in full.
     ///
     /// A frame on the base-picture path is its yuv planes with what was drawn over them blended
     /// on, only where something was. Its planes are taken, not copied: `f` is left holding an
-    /// older frame's planes, marked as no base picture drawn (so [`FrameBuf::redraw`] draws
-    /// one again rather than skip the frame as already held).
+    /// older frame's planes (never a lent one), marked as no base picture drawn (so
+    /// [`FrameBuf::redraw`] draws one again rather than skip the frame as already held).
     pub fn convert(&mut self, f: &mut FrameBuf) -> &[u8] {
-        let rgba = f.pixmap.data();
-        let same = f.sig == self.prev_sig
-            && f.dirty == self.prev
-            && f.bg == self.prev_bg
-            && f.base_sig == self.prev_base_sig;
         if f.base {
             self.stats[3] += 1;
-            if !f.full && !self.prev_full && self.prev_base && same {
-                self.stats[2] += 1;
-            } else {
-                // the planes are the whole base picture: swap instead of copying 3 MB at 1080p
-                std::mem::swap(&mut self.yuv, &mut f.yuv);
-                f.base_filled = false;
-                f.base_sig = 0;
-                let over = if f.full {
-                    vec![IRect::full(self.w, self.h)]
-                } else {
-                    merge(f.dirty.clone())
-                };
-                for r in over {
-                    blend_rgba_over_yuv420p_rect(rgba, self.w, self.h, r, &mut self.yuv);
-                }
-                self.stats[1] += 1;
-            }
-        } else if f.full || self.prev_full || self.prev_base || f.bg != self.prev_bg {
-            rgba_to_yuv420p_rect(
-                rgba,
-                self.w,
-                self.h,
-                IRect::full(self.w, self.h),
-                &mut self.yuv,
-            );
-            self.stats[0] += 1;
-        } else if same {
+        }
+        if self.slots[self.cur].holds(f) {
             self.stats[2] += 1; // the same drawing as the previous frame
+            return &self.slots[self.cur].yuv;
+        }
+        if self.lent == Some(self.cur) {
+            self.cur = 1 - self.cur;
+        }
+        let (w, h, base_sig) = (self.w, self.h, f.base_sig);
+        let slot = &mut self.slots[self.cur];
+        let rgba = f.pixmap.data();
+        if f.base {
+            // the planes are the whole base picture: swap instead of copying 3 MB at 1080p
+            std::mem::swap(&mut slot.yuv, &mut f.yuv);
+            f.base_filled = false;
+            f.base_sig = 0;
+            let over = if f.full {
+                vec![IRect::full(w, h)]
+            } else {
+                merge(f.dirty.clone())
+            };
+            for r in over {
+                blend_rgba_over_yuv420p_rect(rgba, w, h, r, &mut slot.yuv);
+            }
+            self.stats[1] += 1;
+        } else if f.full || slot.full || slot.base || f.bg != slot.bg {
+            rgba_to_yuv420p_rect(rgba, w, h, IRect::full(w, h), &mut slot.yuv);
+            self.stats[0] += 1;
         } else {
-            for r in merge(self.prev.iter().chain(&f.dirty).copied().collect()) {
-                rgba_to_yuv420p_rect(rgba, self.w, self.h, r, &mut self.yuv);
+            // both frames are the background outside what each drew
+            for r in merge(slot.dirty.iter().chain(&f.dirty).copied().collect()) {
+                rgba_to_yuv420p_rect(rgba, w, h, r, &mut slot.yuv);
             }
             self.stats[1] += 1;
         }
-        self.prev.clear();
-        self.prev.extend_from_slice(&f.dirty);
-        self.prev_full = f.full;
-        self.prev_sig = f.sig;
-        self.prev_bg = f.bg;
-        self.prev_base = f.base;
-        self.prev_base_sig = f.base_sig;
-        &self.yuv
+        slot.dirty.clear();
+        slot.dirty.extend_from_slice(&f.dirty);
+        slot.full = f.full;
+        slot.sig = f.sig;
+        slot.bg = f.bg;
+        slot.base = f.base;
+        // the base signature as drawn (`f`'s was cleared with its planes)
+        slot.base_sig = if f.base { base_sig } else { f.base_sig };
+        &slot.yuv
     }
 }
 
