@@ -43,7 +43,7 @@ pub fn failure_kind(e: &RenderError) -> RenderFailureKind {
         | RenderError::InvalidSpec(_)
         | RenderError::Config(_)
         | RenderError::Image(_) => RenderFailureKind::InvalidInput,
-        RenderError::Io(..) => RenderFailureKind::Io,
+        RenderError::Io(..) | RenderError::MediaUnavailable(_) => RenderFailureKind::Io,
         RenderError::Cancelled => RenderFailureKind::Cancelled,
     }
 }

@@ -82,12 +82,13 @@ pub async fn prefetch(
     for (i, font) in choice.sources.iter().enumerate() {
         let field = format!("fonts[{i}].src");
         let fail = |e: ImageError| {
-            RenderError::Image(format!(
+            let message = format!(
                 "{field}: font {} could not be {}: {}",
                 font.src.as_str(),
                 e.step,
                 e.reason
-            ))
+            );
+            e.into_render(message)
         };
         let bytes = match &font.src {
             ImageSource::Asset(rel) => {

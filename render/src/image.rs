@@ -213,6 +213,10 @@ pub struct ImageError {
     pub step: &'static str,
     /// What went wrong.
     pub reason: String,
+    /// It may pass (a timeout, a failed or dropped connection, HTTP 408, 429 or 5xx, a download
+    /// that could not be stored): the render is tried again. Otherwise the spec cannot be
+    /// rendered as given and the job fails at once.
+    pub transient: bool,
 }
 
 impl ImageError {
@@ -220,6 +224,36 @@ impl ImageError {
         ImageError {
             step: "fetched",
             reason: reason.into(),
+            transient: false,
+        }
+    }
+
+    /// A fetch that failed for a reason that may pass (see [`ImageError::transient`]).
+    pub(crate) fn fetch_transient(reason: impl Into<String>) -> ImageError {
+        ImageError {
+            transient: true,
+            ..ImageError::fetch(reason)
+        }
+    }
+
+    /// A fetch that failed with `e`: transient unless the SSRF guard or the redirect policy
+    /// refused it.
+    pub(crate) fn fetch_failed(e: &reqwest::Error, settings: &ImageSettings) -> ImageError {
+        let why = describe(e, settings);
+        if refusal_in(e).is_some() || e.is_redirect() {
+            ImageError::fetch(why)
+        } else {
+            ImageError::fetch_transient(why)
+        }
+    }
+
+    /// The render error for this failure, `message` naming the field: [`RenderError::Image`],
+    /// or [`RenderError::MediaUnavailable`] (tried again) when it may pass.
+    pub fn into_render(self, message: String) -> RenderError {
+        if self.transient {
+            RenderError::MediaUnavailable(message)
+        } else {
+            RenderError::Image(message)
         }
     }
 
@@ -227,6 +261,7 @@ impl ImageError {
         ImageError {
             step: "read",
             reason: reason.into(),
+            transient: false,
         }
     }
 
@@ -234,6 +269,7 @@ impl ImageError {
         ImageError {
             step: "decoded",
             reason: reason.into(),
+            transient: false,
         }
     }
 }
@@ -344,7 +380,7 @@ pub(crate) async fn next_chunk(
 ) -> Result<Option<bytes::Bytes>, ImageError> {
     res.chunk()
         .await
-        .map_err(|e| ImageError::fetch(describe(&e, settings)))
+        .map_err(|e| ImageError::fetch_failed(&e, settings))
 }
 
 /// Start fetching `url` under the limits of `settings` (scheme, SSRF guard, per-host limit,
@@ -379,10 +415,14 @@ pub(crate) async fn open_url(
         .header(reqwest::header::ACCEPT, accept)
         .send()
         .await
-        .map_err(|e| ImageError::fetch(describe(&e, settings)))?;
+        .map_err(|e| ImageError::fetch_failed(&e, settings))?;
     let status = res.status();
     if !status.is_success() {
-        return Err(ImageError::fetch(format!("HTTP {}", status.as_u16())));
+        let why = format!("HTTP {}", status.as_u16());
+        return Err(match status.as_u16() {
+            408 | 429 | 500..=599 => ImageError::fetch_transient(why),
+            _ => ImageError::fetch(why),
+        });
     }
     let ctype = res
         .headers()
@@ -631,12 +671,13 @@ pub async fn prefetch(spec: &VideoSpec, settings: &ImageSettings) -> Result<Imag
                 images.insert(src, pm)
             }
             Err(e) => {
-                return Err(RenderError::Image(format!(
+                let message = format!(
                     "{field}: image {} could not be {}: {}",
                     src.as_str(),
                     e.step,
                     e.reason
-                )))
+                );
+                return Err(e.into_render(message));
             }
         }
     }

@@ -92,6 +92,11 @@ pub enum RenderError {
     /// An image of the spec could not be loaded; the message names the field.
     #[error("{0}")]
     Image(String),
+    /// A media file of the spec (image, clip, sound, font) could not be fetched for a reason that
+    /// may pass: a timeout, a failed or dropped connection, HTTP 408, 429 or 5xx, a download that
+    /// could not be stored. The message names the field; the render is tried again.
+    #[error("{0}")]
+    MediaUnavailable(String),
     /// The render was cancelled.
     #[error("render cancelled")]
     Cancelled,

@@ -406,7 +406,7 @@ async fn download(
         )
         .await?
     };
-    let io = |e: std::io::Error| ImageError::fetch(format!("storing the download: {e}"));
+    let io = |e: std::io::Error| ImageError::fetch_transient(format!("storing the download: {e}"));
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
     sweep(dir);
     let path = dir.join(format!("{}.clip", uuid::Uuid::new_v4().simple()));
@@ -474,13 +474,14 @@ async fn localise(
     dir: &Path,
 ) -> Result<(PathBuf, bool), RenderError> {
     let fail = |e: ImageError| {
-        RenderError::Image(format!(
+        let message = format!(
             "{field}: {} {} could not be {}: {}",
             if sound { "sound" } else { "video" },
             src.as_str(),
             e.step,
             e.reason
-        ))
+        );
+        e.into_render(message)
     };
     match src {
         ImageSource::Asset(rel) => {

@@ -342,6 +342,42 @@ fn failed_attempts_back_off_exponentially_then_fail_the_job() {
 }
 
 #[test]
+fn input_that_cannot_be_rendered_fails_at_once_without_restarts() {
+    let now = Now::system();
+    let mut c = core(false, settings());
+    let a = admit(&mut c, 1, now);
+    c.pump(now);
+    let missing = RenderFailure::new(
+        RenderFailureKind::InvalidInput,
+        "scenes[0].content.src: image demo/gone.jpg could not be read: not found",
+    );
+    let effects = c.render_done(&a, 1, Err(missing), now);
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::ScheduleRestart { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(events(&effects), vec![EventKind::Failed]);
+    let snap = c.snapshot(&a).unwrap();
+    assert_eq!(snap.status, JobStatus::Failed);
+    assert_eq!(
+        snap.error.as_deref(),
+        Some("Failed to render video: scenes[0].content.src: image demo/gone.jpg could not be read: not found")
+    );
+    // every other kind is retried
+    for kind in [
+        RenderFailureKind::Crashed,
+        RenderFailureKind::Stalled,
+        RenderFailureKind::Encoder,
+        RenderFailureKind::Io,
+    ] {
+        assert!(super::core::retried(kind), "{kind:?}");
+    }
+    assert!(!super::core::retried(RenderFailureKind::InvalidInput));
+}
+
+#[test]
 fn a_stalled_render_is_killed_and_fails_as_stalled() {
     let now = Now::system();
     let mut c = core(

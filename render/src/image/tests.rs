@@ -83,6 +83,18 @@ fn route(path: &str) -> Answer {
             delay: Duration::from_millis(300),
             ..typed("image/png", png(4, 3))
         },
+        "/busy.png" => Answer {
+            status: "503 Service Unavailable",
+            ..typed("text/plain", b"try later".to_vec())
+        },
+        "/slow-down.png" => Answer {
+            status: "429 Too Many Requests",
+            ..typed("text/plain", b"slow down".to_vec())
+        },
+        "/forbidden.png" => Answer {
+            status: "403 Forbidden",
+            ..typed("text/plain", b"no".to_vec())
+        },
         "/redirect" => redirect("/ok.png"),
         "/redirect-private" => redirect("http://10.1.2.3/x.png"),
         "/loop" => redirect("/loop"),
@@ -208,26 +220,46 @@ async fn urls_are_fetched_within_their_limits() {
         assert!(pm.width() >= 4, "{ok}");
     }
 
-    let fails: [(&str, &str, &str); 9] = [
-        ("/missing.png", "fetched", "HTTP 404"),
-        ("/page", "fetched", "content type 'text/html'"),
+    // (path, step, reason, transient: the render is tried again)
+    let fails: [(&str, &str, &str, bool); 12] = [
+        ("/missing.png", "fetched", "HTTP 404", false),
+        ("/forbidden.png", "fetched", "HTTP 403", false),
+        ("/busy.png", "fetched", "HTTP 503", true),
+        ("/slow-down.png", "fetched", "HTTP 429", true),
+        ("/page", "fetched", "content type 'text/html'", false),
         (
             "/no-type",
             "fetched",
             "content type 'application/octet-stream'",
+            false,
         ),
-        ("/fake.png", "decoded", "not a PNG, JPEG, WebP or GIF"),
-        ("/big.png", "fetched", "larger than 200000 bytes"),
-        ("/huge-dims.png", "decoded", "too large"),
-        ("/slow.png", "fetched", "timed out"),
-        ("/redirect-private", "fetched", "10.1.2.3"),
-        ("/loop", "fetched", "more than 3 redirects"),
+        (
+            "/fake.png",
+            "decoded",
+            "not a PNG, JPEG, WebP or GIF",
+            false,
+        ),
+        ("/big.png", "fetched", "larger than 200000 bytes", false),
+        ("/huge-dims.png", "decoded", "too large", false),
+        ("/slow.png", "fetched", "timed out", true),
+        ("/redirect-private", "fetched", "10.1.2.3", false),
+        ("/loop", "fetched", "more than 3 redirects", false),
     ];
-    for (path, step, why) in fails {
+    for (path, step, why, transient) in fails {
         let e = get_image(&s, &url(path)).await.unwrap_err();
         assert_eq!(e.step, step, "{path}: {e:?}");
         assert!(e.reason.contains(why), "{path}: {e:?}");
+        assert_eq!(e.transient, transient, "{path}: {e:?}");
     }
+    // nothing listening: the connection fails, which may pass
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let e = get_image(&s, &format!("http://127.0.0.1:{port}/ok.png"))
+        .await
+        .unwrap_err();
+    assert!(e.reason.contains("connection failed"), "{e:?}");
+    assert!(e.transient, "{e:?}");
     let endless = endless_server().await;
     let e = get_image(&s, &format!("http://{endless}/stream.png"))
         .await
@@ -247,6 +279,7 @@ async fn loopback_is_refused_unless_allowlisted() {
     ] {
         let e = get_image(&s, &u).await.unwrap_err();
         assert!(e.reason.contains("SSRF"), "{u}: {e:?}");
+        assert!(!e.transient, "a refusal is final: {u}: {e:?}");
         assert!(e.reason.contains("not a destination"), "{u}: {e:?}");
         // The reason reaches clients (job-status): it names no range.
         assert!(!e.reason.contains("loopback"), "{u}: {e:?}");
@@ -377,10 +410,20 @@ async fn prefetch_names_the_field_of_a_failing_image() {
     let missing = format!("http://{addr}/missing.png");
     spec.scenes
         .push(image_scene(ImageSource::Url(missing.clone())));
-    let e = prefetch(&spec, &s).await.unwrap_err().to_string();
+    let e = prefetch(&spec, &s).await.unwrap_err();
+    assert!(matches!(e, RenderError::Image(_)), "{e:?}");
     assert_eq!(
-        e,
+        e.to_string(),
         format!("scenes[3].content.src: image {missing} could not be fetched: HTTP 404")
+    );
+    // a server that is busy: the same message, but the render is tried again
+    let busy = format!("http://{addr}/busy.png");
+    spec.scenes[3] = image_scene(ImageSource::Url(busy.clone()));
+    let e = prefetch(&spec, &s).await.unwrap_err();
+    assert!(matches!(e, RenderError::MediaUnavailable(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!("scenes[3].content.src: image {busy} could not be fetched: HTTP 503")
     );
 }
 

@@ -100,6 +100,8 @@ impl Core {
     }
 
     /// A render attempt ended without a result: retry within the restart intensity, else fail.
+    /// A spec that cannot be rendered as given (an image that is not there, an unknown theme)
+    /// fails at once: another attempt would fail the same way.
     pub(super) fn attempt_failed(
         &mut self,
         id: &JobId,
@@ -111,6 +113,10 @@ impl Core {
         let Some(job) = self.jobs.get_mut(id) else {
             return Vec::new();
         };
+        if !retried(reason.kind) {
+            warn!(job_id = %id, attempt = job.record.attempt, "not retried: {reason}");
+            return self.finish(id, Err(JobFailure::Render(reason)), now);
+        }
         job.restarts.retain(|t| now.at.duration_since(*t) < window);
         if job.restarts.len() as u32 >= max {
             warn!(job_id = %id, attempt = job.record.attempt, "giving up after {} restarts: {reason}", job.restarts.len());
@@ -190,4 +196,12 @@ impl Core {
             _ => Effect::KillRender(id.clone()),
         }
     }
+}
+
+/// Whether a render attempt that failed this way is tried again (within the restart intensity).
+/// Crashes, stalls, encoder and I/O failures (which include media that could not be fetched for
+/// a reason that may pass) are; input that cannot be rendered as given is not; a cancelled render
+/// never reaches here.
+pub fn retried(kind: RenderFailureKind) -> bool {
+    !matches!(kind, RenderFailureKind::InvalidInput)
 }

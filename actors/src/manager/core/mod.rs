@@ -29,6 +29,7 @@ mod fair;
 mod finish;
 mod nodes;
 
+pub use attempts::retried;
 pub use fair::{FairQueue, Owner};
 
 pub use nodes::{pick_node, NodeLoad, NodeSlots};
