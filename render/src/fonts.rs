@@ -81,15 +81,7 @@ pub async fn prefetch(
     let mut client = None;
     for (i, font) in choice.sources.iter().enumerate() {
         let field = format!("fonts[{i}].src");
-        let fail = |e: ImageError| {
-            let message = format!(
-                "{field}: font {} could not be {}: {}",
-                font.src.as_str(),
-                e.step,
-                e.reason
-            );
-            e.into_render(message)
-        };
+        let fail = |e: ImageError| e.into_render(&field, "font", &font.src);
         let bytes = match &font.src {
             ImageSource::Asset(rel) => {
                 let (s, rel) = (settings.clone(), rel.clone());

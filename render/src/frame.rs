@@ -989,7 +989,7 @@ impl YuvState {
         slot.bg = f.bg;
         slot.base = f.base;
         // the base signature as drawn (`f`'s was cleared with its planes)
-        slot.base_sig = if f.base { base_sig } else { f.base_sig };
+        slot.base_sig = base_sig;
         &slot.yuv
     }
 }

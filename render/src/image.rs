@@ -247,9 +247,17 @@ impl ImageError {
         }
     }
 
-    /// The render error for this failure, `message` naming the field: [`RenderError::Image`],
-    /// or [`RenderError::MediaUnavailable`] (tried again) when it may pass.
-    pub fn into_render(self, message: String) -> RenderError {
+    /// The render error for this failure of the `what` (image, video, sound, font) at `src`,
+    /// named by its `field`: [`RenderError::Image`], or [`RenderError::MediaUnavailable`]
+    /// (tried again) when it may pass. E.g. `scenes[1].content.src: image https://… could not
+    /// be fetched: HTTP 404`.
+    pub fn into_render(self, field: &str, what: &str, src: &ImageSource) -> RenderError {
+        let message = format!(
+            "{field}: {what} {} could not be {}: {}",
+            src.as_str(),
+            self.step,
+            self.reason
+        );
         if self.transient {
             RenderError::MediaUnavailable(message)
         } else {
@@ -670,15 +678,7 @@ pub async fn prefetch(spec: &VideoSpec, settings: &ImageSettings) -> Result<Imag
                 }
                 images.insert(src, pm)
             }
-            Err(e) => {
-                let message = format!(
-                    "{field}: image {} could not be {}: {}",
-                    src.as_str(),
-                    e.step,
-                    e.reason
-                );
-                return Err(e.into_render(message));
-            }
+            Err(e) => return Err(e.into_render(&field, "image", &src)),
         }
     }
     Ok(images)

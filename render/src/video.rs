@@ -473,16 +473,8 @@ async fn localise(
     client: &mut Option<reqwest::Client>,
     dir: &Path,
 ) -> Result<(PathBuf, bool), RenderError> {
-    let fail = |e: ImageError| {
-        let message = format!(
-            "{field}: {} {} could not be {}: {}",
-            if sound { "sound" } else { "video" },
-            src.as_str(),
-            e.step,
-            e.reason
-        );
-        e.into_render(message)
-    };
+    let what = if sound { "sound" } else { "video" };
+    let fail = |e: ImageError| e.into_render(field, what, src);
     match src {
         ImageSource::Asset(rel) => {
             let (p, _) = asset_file(settings, rel, settings.max_video_bytes).map_err(fail)?;
