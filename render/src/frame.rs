@@ -604,6 +604,23 @@ impl Canvas<'_> {
         self.image_scaled(pic.pixmap(), pic.opaque(), clip, scale, ox, oy);
     }
 
+    /// On the base-picture path, a whole frame computed straight in yuv420p by `fill` (a zoom
+    /// transition's composite); `id` identifies its pixels (equal ids, equal frames). `false`,
+    /// with nothing drawn, off that path.
+    pub fn yuv_frame(&mut self, id: u64, fill: impl FnOnce(&mut [u8])) -> bool {
+        let (w, h) = (self.w as u64, self.h as u64);
+        let Some(planes) = self.base_planes() else {
+            return false;
+        };
+        // (a probe has no planes to fill)
+        if !planes.is_empty() {
+            fill(planes);
+        }
+        self.sign_base(&[13, id, w, h]);
+        *self.filled = true;
+        true
+    }
+
     /// Draw a decoded video frame of the canvas's own size at the origin: copied as it is when
     /// `opaque` (every pixel opaque), composited otherwise; a yuv frame goes straight into the
     /// planes on the base-picture path. `id` identifies its pixels (frames with equal ids are

@@ -4,12 +4,17 @@
 //! A transition is centred on the cut between two scenes (half its frames before the cut, half
 //! after), so the video stays exactly the sum of the scene durations. During its window both
 //! scenes are drawn, each into its own buffer over its own background, and the two are blended
-//! into the output frame. Outside windows nothing here runs: frames take the cheap dirty-rect path.
+//! into the output frame: in RGBA ([`composite`]), or for a fade or zoom on the base-picture path,
+//! in yuv ([`composite_yuv`]). Outside windows nothing here runs: frames take the cheap
+//! dirty-rect path.
 
 use vidbuilder_domain::spec::{Direction, TransitionKind, VideoSpec};
 
+use super::frame::IRect;
+use super::paint::yuv420p_len;
 use super::resample::RowSampler;
 use super::theme::{Easing, Theme};
+use super::yuv::{sample_ref_into, PlanesRef};
 
 /// The transition between scene `i` and scene `i + 1`, in frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +281,66 @@ fn taps(n: usize, s: f32) -> Vec<(usize, usize, u16)> {
             (x0, x1, ((x - x0 as f32) * 256.0).round() as u16)
         })
         .collect()
+}
+
+/// Whether [`composite_yuv`] composites `kind`: the transitions that mix every pixel of both
+/// scenes (a fade, a zoom). A slide or a wipe mostly copies whole runs of either frame and stays
+/// in RGBA.
+pub fn composites_in_yuv(kind: TransitionKind) -> bool {
+    matches!(kind, TransitionKind::Fade | TransitionKind::Zoom)
+}
+
+/// Buffers [`composite_yuv`] reuses from frame to frame (a zoom's two scaled scenes).
+#[derive(Default)]
+pub struct YuvScratch {
+    sampled: [Vec<u8>; 2],
+}
+
+/// [`composite`] straight into the yuv420p frame `out` (`w × h`, both even) from the two scenes
+/// already in yuv420p (`a` outgoing, `b` incoming), for the base-picture path; `kind` must be
+/// one of [`composites_in_yuv`]. A fade mixes the planes with the same weights; a zoom samples
+/// each scene with the same geometry (the Ken Burns sampler of `yuv.rs`) and mixes the two.
+/// Both steps are linear, so the frame is the RGBA composite converted, up to rounding (and
+/// chroma sampled at block centres). On 2.7 times less data than RGBA, and the writer has
+/// nothing left to convert.
+#[allow(clippy::too_many_arguments)] // two frames, their size, the transition, scratch and out
+pub fn composite_yuv(
+    kind: TransitionKind,
+    p: f32,
+    a: &[u8],
+    b: &[u8],
+    w: usize,
+    h: usize,
+    scratch: &mut YuvScratch,
+    out: &mut [u8],
+) {
+    let n = yuv420p_len(w, h);
+    debug_assert!(a.len() == n && b.len() == n && out.len() == n);
+    let p = p.clamp(0.0, 1.0);
+    let k = weight(Easing::EaseInOutSine.apply(p));
+    match kind {
+        TransitionKind::Fade => lerp_row(a, b, k, out),
+        TransitionKind::Zoom => {
+            let e = Easing::EaseInOutCubic.apply(p);
+            let scales = [
+                1.0 + ZOOM_OUT_GROWTH * e,
+                ZOOM_IN_START + (1.0 - ZOOM_IN_START) * e,
+            ];
+            for ((planes, sampled), s) in [a, b].into_iter().zip(&mut scratch.sampled).zip(scales) {
+                sampled.resize(n, 0);
+                // the scale about the centre: the top-left lands at c·(1 − s)
+                let (ox, oy) = (w as f32 / 2.0 * (1.0 - s), h as f32 / 2.0 * (1.0 - s));
+                let src = PlanesRef::of_yuv420p(planes, w, h);
+                sample_ref_into(src, s, ox, oy, w, h, IRect::full(w, h), sampled);
+            }
+            lerp_row(&scratch.sampled[0], &scratch.sampled[1], k, out);
+        }
+        // not reached (see `composites_in_yuv`): a hard cut at the midpoint
+        _ => {
+            debug_assert!(false, "{kind:?} is composited in RGBA");
+            out.copy_from_slice(if p < 0.5 { a } else { b });
+        }
+    }
 }
 
 /// The outgoing frame grows and fades; the incoming one grows from slightly smaller into place.

@@ -29,6 +29,17 @@ pub struct Planes {
 }
 
 impl Planes {
+    /// The planes, borrowed (what [`sample_ref_into`] samples).
+    pub fn as_ref(&self) -> PlanesRef<'_> {
+        PlanesRef {
+            w: self.w,
+            h: self.h,
+            y: &self.y,
+            u: &self.u,
+            v: &self.v,
+        }
+    }
+
     /// The planes of `p`, whose colour is taken as opaque (alpha is ignored).
     pub fn from_rgba(p: &Pixmap) -> Planes {
         let (w, h) = (p.width() as usize, p.height() as usize);
@@ -240,12 +251,47 @@ fn columns_v3(
     columns(v, cols, weights, add, out, done);
 }
 
+/// Borrowed yuv planes: luma `w × h`, chroma at half size (rounded up).
+#[derive(Clone, Copy)]
+pub struct PlanesRef<'a> {
+    w: usize,
+    h: usize,
+    y: &'a [u8],
+    u: &'a [u8],
+    v: &'a [u8],
+}
+
+impl<'a> PlanesRef<'a> {
+    /// A `w × h` yuv420p frame (even sizes: luma, then the two chroma planes) as planes.
+    pub fn of_yuv420p(yuv: &'a [u8], w: usize, h: usize) -> PlanesRef<'a> {
+        debug_assert!(w.is_multiple_of(2) && h.is_multiple_of(2) && yuv.len() == w * h * 3 / 2);
+        let (y, uv) = yuv.split_at(w * h);
+        let (u, v) = uv.split_at((w / 2) * (h / 2));
+        PlanesRef { w, h, y, u, v }
+    }
+}
+
 /// Sample `src` scaled by `scale` with its top-left at (`ox`, `oy`) into the even-aligned
 /// rectangle `r` of the `w × h` yuv420p frame `out` (the same geometry as
 /// [`crate::frame::Canvas::image_scaled`]); luma is dithered like the writer's conversion.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_into(
     src: &Planes,
+    scale: f32,
+    ox: f32,
+    oy: f32,
+    w: usize,
+    h: usize,
+    r: IRect,
+    out: &mut [u8],
+) {
+    sample_ref_into(src.as_ref(), scale, ox, oy, w, h, r, out)
+}
+
+/// [`sample_into`] from borrowed planes.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_ref_into(
+    src: PlanesRef<'_>,
     scale: f32,
     ox: f32,
     oy: f32,
@@ -283,7 +329,7 @@ pub fn sample_into(
     let round = [FP / 2; 8];
     for cy in r.y0 / 2..r.y1 / 2 {
         let (j0, j1, wy) = tap(cy, oy / 2.0, scale, sh);
-        for (plane, dst) in [(&src.u, &mut *up), (&src.v, &mut *vp)] {
+        for (plane, dst) in [(src.u, &mut *up), (src.v, &mut *vp)] {
             s.row(
                 &plane[j0 * sw..(j0 + 1) * sw],
                 &plane[j1 * sw..(j1 + 1) * sw],

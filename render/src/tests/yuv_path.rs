@@ -3,7 +3,8 @@
 //! like the same frames drawn in RGBA and converted (what a still is).
 
 use vidbuilder_domain::spec::{
-    Background, Fit, ImageSource, Scene, SceneContent, Transition, TransitionKind, VideoClip,
+    Background, Captions, Cue, Fit, ImageSource, Scene, SceneContent, Transition, TransitionKind,
+    VideoClip,
 };
 
 use super::super::image::demo_images;
@@ -105,8 +106,8 @@ fn clip_frames_on_the_yuv_path_match_stills() {
         volume: 1.0,
         looped: false,
     };
-    // a clip with a caption, then a title over the clip, dimmed (with a fade between them:
-    // transition frames are drawn in RGBA)
+    // a clip with a caption, then a title over the clip, dimmed (with a fade between them: its
+    // two scenes are drawn in RGBA, converted and mixed in yuv)
     let shown = Scene::new(
         1.2,
         SceneContent::Video {
@@ -130,9 +131,50 @@ fn clip_frames_on_the_yuv_path_match_stills() {
     let images = rt.block_on(crate::prefetch_media(&s, &settings)).unwrap();
     // frames of each scene, and the last, which is past the clip's end (held)
     let (base, total) = check_against_stills(&s, &images, &[3, 20, 45, 58]);
-    // all but the fade's 10 frames (give or take the rounding of its ends)
-    assert!(
-        (total - 12..=total - 8).contains(&base),
-        "{base} of {total} frames on the yuv path"
-    );
+    // every frame, the fade's too
+    assert_eq!(base, total, "frames on the yuv path");
+}
+
+#[test]
+fn fade_and_zoom_frames_on_the_yuv_path_match_stills() {
+    // A fade, a slide, then a zoom, with a caption over them all: the fade's and the zoom's two
+    // scenes are kept in yuv and mixed there (each converted only where it changed); the slide
+    // between them is composited in RGBA, and the zoom after it reuses the scratch buffers its
+    // scenes were drawn in (converted since only where they changed: this must still be right).
+    let mut scenes = Vec::new();
+    for (k, (title, kind)) in [
+        ("Fade **out**", Some(TransitionKind::Fade)),
+        ("Slide **on**", Some(TransitionKind::Slide)),
+        ("Zoom **out**", Some(TransitionKind::Zoom)),
+        ("And **in**", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // the incoming scenes are still entering during each window: they change every frame
+        let mut sc = hero(title, Some(&format!("scene {k} of four")), 1.2);
+        sc.transition = kind.map(|kind| Transition {
+            kind,
+            duration: 0.8,
+            direction: Default::default(),
+        });
+        scenes.push(sc);
+    }
+    let mut s = spec("modern", Quality::Draft, scenes, false, false);
+    s.fps = 25;
+    s.captions = Some(Box::new(Captions {
+        cues: vec![Cue {
+            start: 0.6,
+            end: 4.2,
+            text: "A caption over every transition".into(),
+            words: Vec::new(),
+        }],
+    }));
+    let images = image::Images::default();
+    // 120 frames; windows 20..40 (fade), 50..70 (slide), 80..100 (zoom): their ends and middles,
+    // and a frame of a scene at rest
+    let ks = [10, 20, 24, 30, 39, 55, 64, 80, 85, 90, 99, 110];
+    let (base, total) = check_against_stills(&s, &images, &ks);
+    // the scenes' own frames are drawn in RGBA (no picture covers them), and so is the slide
+    assert_eq!((base, total), (40, 120), "frames on the yuv path, of all");
 }
