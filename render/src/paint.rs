@@ -21,6 +21,67 @@ const BAYER8: [[u8; 8]; 8] = [
     [63, 31, 55, 23, 61, 29, 53, 21],
 ];
 
+/// Background grid step, in pixels: the smooth shading is evaluated every `S` pixels and
+/// interpolated in between.
+const S: usize = 4;
+/// A pixel's position inside its grid cell, 0..1.
+const CELL_T: [f32; S] = [
+    0.0 / S as f32,
+    1.0 / S as f32,
+    2.0 / S as f32,
+    3.0 / S as f32,
+];
+
+/// [`BAYER8`] as the offsets added before truncating: `(b + 0.5) / 64`.
+const DITHER_F: [[f32; 8]; 8] = {
+    let mut t = [[0.0; 8]; 8];
+    let mut r = 0;
+    while r < 8 {
+        let mut c = 0;
+        while c < 8 {
+            t[r][c] = (BAYER8[r][c] as f32 + 0.5) / 64.0;
+            c += 1;
+        }
+        r += 1;
+    }
+    t
+};
+
+/// One background row of RGBA pixels from its interpolated grid row `crow` (a grid point every
+/// `S` pixels, 0..1 per channel), ordered-dithered with the row's `dither`.
+fn fill_row(crow: &[[f32; 3]], dither: &[f32; 8], line: &mut [u8]) {
+    // a grid cell's S pixels at a time (fixed-size arrays the compiler vectorises); the same
+    // arithmetic, in the same order, as the pixel at a time loop for the rest
+    let cells = line.len() / 4 / S;
+    let (whole, rest) = line.split_at_mut(cells * S * 4);
+    for (i, px) in whole.chunks_exact_mut(S * 4).enumerate() {
+        let (a, b) = (crow[i], crow[i + 1]);
+        let d: &[f32; S] = dither[(i * S) & 7..][..S].try_into().expect("S lanes");
+        for k in 0..3 {
+            let (ak, bk) = (a[k], b[k]);
+            let v: [f32; S] = std::array::from_fn(|t| {
+                ((ak + (bk - ak) * CELL_T[t]) * 255.0 + d[t]).clamp(0.0, 255.0)
+            });
+            for t in 0..S {
+                px[t * 4 + k] = v[t] as u8;
+            }
+        }
+        for t in 0..S {
+            px[t * 4 + 3] = 255;
+        }
+    }
+    for (x, o) in (cells * S..).zip(rest.chunks_exact_mut(4)) {
+        let (i, tx) = (x / S, (x % S) as f32 / S as f32);
+        let (a, b) = (crow[i], crow[i + 1]);
+        for k in 0..3 {
+            // non-negative after the clamp, so the cast's truncation is the floor (and no libm
+            // call: SSE2 has no vector floor)
+            o[k] = ((a[k] + (b[k] - a[k]) * tx) * 255.0 + dither[x & 7]).clamp(0.0, 255.0) as u8;
+        }
+        o[3] = 255;
+    }
+}
+
 /// The outline of a rounded rectangle `[x, y, w, h]` with corner radius `radius` (clamped to half
 /// the shorter side, so `h / 2` gives a pill); `None` for an empty rectangle.
 pub fn rounded_rect(x: f32, y: f32, w: f32, h: f32, radius: f32) -> Option<tiny_skia::Path> {
@@ -103,7 +164,6 @@ pub fn background(theme: &Theme, w: u32, h: u32) -> Pixmap {
 
     // Everything above is smooth: evaluate it on a coarse grid and interpolate (in float, before
     // dithering), which is ~16× cheaper than per pixel and visually identical.
-    const S: usize = 4;
     let (wu, hu) = (w as usize, h as usize);
     let (gw, gh) = (wu / S + 2, hu / S + 2);
     let mut grid = vec![[0f32; 3]; gw * gh];
@@ -125,19 +185,11 @@ pub fn background(theme: &Theme, w: u32, h: u32) -> Pixmap {
                 a[2] + (b[2] - a[2]) * ty,
             ];
         }
-        let line = &mut data[y * wu * 4..(y + 1) * wu * 4];
-        let brow = &BAYER8[y & 7];
-        for (x, o) in line.chunks_exact_mut(4).enumerate() {
-            let (i, tx) = (x / S, (x % S) as f32 / S as f32);
-            let (a, b) = (crow[i], crow[i + 1]);
-            let d = (brow[x & 7] as f32 + 0.5) / 64.0;
-            for k in 0..3 {
-                // non-negative after the clamp, so the cast's truncation is the floor (and no
-                // libm call: SSE2 has no vector floor)
-                o[k] = ((a[k] + (b[k] - a[k]) * tx) * 255.0 + d).clamp(0.0, 255.0) as u8;
-            }
-            o[3] = 255;
-        }
+        fill_row(
+            &crow,
+            &DITHER_F[y & 7],
+            &mut data[y * wu * 4..(y + 1) * wu * 4],
+        );
     }
     decorate(&mut pm, theme);
     pm
@@ -503,6 +555,40 @@ pub(crate) fn chroma_of_sums(sr: i32, sg: i32, sb: i32) -> (u8, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The background's row fill, a grid cell at a time, gives exactly the bytes of the pixel
+    /// at a time loop it replaced: every width's remainder, values clamped at both ends, every
+    /// dither row.
+    #[test]
+    fn background_rows_match_the_pixel_loop_exactly() {
+        let mut seed = 0x2545_f491_u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32 * 1.4 - 0.2 // -0.2..1.2: both clamps are hit
+        };
+        for w in [1usize, 3, 4, 7, 64, 1918, 1920] {
+            let crow: Vec<[f32; 3]> = (0..w / S + 2).map(|_| [next(), next(), next()]).collect();
+            for (y, dither) in DITHER_F.iter().enumerate() {
+                let mut got = vec![0u8; w * 4];
+                fill_row(&crow, dither, &mut got);
+                let brow = &BAYER8[y];
+                let want: Vec<u8> = (0..w)
+                    .flat_map(|x| {
+                        let (i, tx) = (x / S, (x % S) as f32 / S as f32);
+                        let (a, b) = (crow[i], crow[i + 1]);
+                        let d = (brow[x & 7] as f32 + 0.5) / 64.0;
+                        let c = |k: usize| {
+                            ((a[k] + (b[k] - a[k]) * tx) * 255.0 + d).clamp(0.0, 255.0) as u8
+                        };
+                        [c(0), c(1), c(2), 255]
+                    })
+                    .collect();
+                assert_eq!(got, want, "width {w}, dither row {y}");
+            }
+        }
+    }
 
     fn convert(r: u8, g: u8, b: u8) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let (w, h) = (16, 16);
