@@ -592,7 +592,16 @@ impl Canvas<'_> {
             if let Some(yuv) = self.base_planes() {
                 // (a probe has no planes to draw into)
                 if !yuv.is_empty() {
-                    sample_into(pic.planes(), scale, ox, oy, w, h, IRect::full(w, h), yuv);
+                    sample_into(
+                        pic.planes().as_ref(),
+                        scale,
+                        ox,
+                        oy,
+                        w,
+                        h,
+                        IRect::full(w, h),
+                        yuv,
+                    );
                 }
                 let f = |v: f32| v.to_bits() as u64;
                 let id = pic.pixmap().data().as_ptr() as u64;

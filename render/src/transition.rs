@@ -14,7 +14,7 @@ use super::frame::IRect;
 use super::paint::yuv420p_len;
 use super::resample::RowSampler;
 use super::theme::{Easing, Theme};
-use super::yuv::{sample_ref_into, PlanesRef};
+use super::yuv::{sample_into, PlanesRef};
 
 /// The transition between scene `i` and scene `i + 1`, in frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +331,7 @@ pub fn composite_yuv(
                 // the scale about the centre: the top-left lands at c·(1 − s)
                 let (ox, oy) = (w as f32 / 2.0 * (1.0 - s), h as f32 / 2.0 * (1.0 - s));
                 let src = PlanesRef::of_yuv420p(planes, w, h);
-                sample_ref_into(src, s, ox, oy, w, h, IRect::full(w, h), sampled);
+                sample_into(src, s, ox, oy, w, h, IRect::full(w, h), sampled);
             }
             lerp_row(&scratch.sampled[0], &scratch.sampled[1], k, out);
         }

@@ -29,7 +29,7 @@ pub struct Planes {
 }
 
 impl Planes {
-    /// The planes, borrowed (what [`sample_ref_into`] samples).
+    /// The planes, borrowed (what [`sample_into`] samples).
     pub fn as_ref(&self) -> PlanesRef<'_> {
         PlanesRef {
             w: self.w,
@@ -276,21 +276,6 @@ impl<'a> PlanesRef<'a> {
 /// [`crate::frame::Canvas::image_scaled`]); luma is dithered like the writer's conversion.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_into(
-    src: &Planes,
-    scale: f32,
-    ox: f32,
-    oy: f32,
-    w: usize,
-    h: usize,
-    r: IRect,
-    out: &mut [u8],
-) {
-    sample_ref_into(src.as_ref(), scale, ox, oy, w, h, r, out)
-}
-
-/// [`sample_into`] from borrowed planes.
-#[allow(clippy::too_many_arguments)]
-pub fn sample_ref_into(
     src: PlanesRef<'_>,
     scale: f32,
     ox: f32,
@@ -537,7 +522,16 @@ mod tests {
             let mut want = vec![0u8; yuv420p_len(w, h)];
             rgba_to_yuv420p(f.pixmap.data(), w, h, &mut want);
             let mut got = vec![0u8; yuv420p_len(w, h)];
-            sample_into(&planes, scale, ox, oy, w, h, IRect::full(w, h), &mut got);
+            sample_into(
+                planes.as_ref(),
+                scale,
+                ox,
+                oy,
+                w,
+                h,
+                IRect::full(w, h),
+                &mut got,
+            );
             let (ym, yx) = diff(&got[..w * h], &want[..w * h]);
             let (cm, cx) = diff(&got[w * h..], &want[w * h..]);
             assert!(ym < 0.6 && yx <= 2, "luma {ym} {yx} at {scale} {ox} {oy}");
@@ -753,7 +747,7 @@ mod bench {
         for i in 0..n {
             let s = 0.926 + 0.001 * i as f32;
             sample_into(
-                &planes,
+                planes.as_ref(),
                 s,
                 -40.3 - i as f32,
                 -20.7,
