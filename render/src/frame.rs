@@ -613,9 +613,9 @@ impl Canvas<'_> {
         self.image_scaled(pic.pixmap(), pic.opaque(), clip, scale, ox, oy);
     }
 
-    /// On the base-picture path, a whole frame computed straight in yuv420p by `fill` (a zoom
-    /// transition's composite); `id` identifies its pixels (equal ids, equal frames). `false`,
-    /// with nothing drawn, off that path.
+    /// On the base-picture path, a whole frame computed straight in yuv420p by `fill` (a fade's
+    /// or zoom's mix of two scenes); `id` identifies its pixels (equal ids, equal frames).
+    /// `false`, with nothing drawn, off that path.
     pub fn yuv_frame(&mut self, id: u64, fill: impl FnOnce(&mut [u8])) -> bool {
         let (w, h) = (self.w as u64, self.h as u64);
         let Some(planes) = self.base_planes() else {
