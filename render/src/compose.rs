@@ -404,7 +404,7 @@ impl<'a> Composer<'a> {
             let mut bg = self.background(i)?;
             // Background ids: 1 + the shared background's index, or past those for an underlay.
             let mut bg_id = self.bg_of[i] + 1;
-            if drawer.has_underlay() {
+            if drawer.underlay_at(t) {
                 bg_id = self.bgs.len() + 1 + i;
                 bg = match &self.underlays[i] {
                     Some(u) => u.clone(),

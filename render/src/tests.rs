@@ -991,3 +991,87 @@ fn scaled_image_matches_a_bilinear_reference() {
         }
     }
 }
+
+/// A split's photo, once faded in, is drawn once into the scene's underlay and left out of the
+/// frames (which then restore and convert only what moves): every frame, entering, at rest and
+/// fading out, is byte for byte the frame drawn with the photo in the layers.
+#[test]
+fn a_photo_at_rest_in_the_underlay_draws_the_same_frames() {
+    use scene::{Item, Layers, SceneDraw};
+    let c = catalog();
+    let theme = c.theme("modern").unwrap();
+    let (w, h) = (320u32, 180u32);
+    let mut fonts = c.font_system();
+    let mut swash = cosmic_text::SwashCache::new();
+    let images = image::Images::default();
+    let ctx = scene::SceneContext {
+        fonts: &mut fonts,
+        swash: &mut swash,
+        theme,
+        frame: scene::Frame {
+            width: w,
+            height: h,
+        },
+        duration: 3.0,
+        fps: 30,
+        images: &images,
+        exit_fade: true,
+        background: None,
+    };
+    let layers = |underlay_first: bool| {
+        let tm = ctx.timing();
+        let mut l = Layers::new(&ctx);
+        l.underlay_first = underlay_first;
+        let mut photo = tiny_skia::Pixmap::new(120, 180).unwrap();
+        photo.fill(tiny_skia::Color::from_rgba8(200, 120, 40, 255));
+        l.push(Item::pixmap(photo, 200.0, 0.0, tm.at(0.0)).travel(0.0));
+        // something that keeps moving after the photo has settled, partly over it
+        let mut card = tiny_skia::Pixmap::new(90, 40).unwrap();
+        card.fill(tiny_skia::Color::from_rgba8(20, 200, 220, 180));
+        l.push(Item::pixmap(card, 150.0, 70.0, tm.at(0.6)));
+        l
+    };
+    let (plain, under) = (layers(false), layers(true));
+    let bg = paint::background(theme, w, h);
+    let mut with_photo = frame::FrameBuf::new(w, h);
+    with_photo.reset(&bg, 0);
+    under.underlay(&mut with_photo.canvas());
+    let (mut at_rest, mut moving_at_rest) = (0, 0);
+    for k in 0..90 {
+        let t = k as f32 / 30.0;
+        let mut want = frame::FrameBuf::new(w, h);
+        want.reset(&bg, 0);
+        plain.draw(&mut want.canvas(), t);
+        assert!(!plain.underlay_at(t), "only with underlay_first");
+        let mut got = frame::FrameBuf::new(w, h);
+        if under.underlay_at(t) {
+            at_rest += 1;
+            got.reset(&with_photo.pixmap, 1);
+            // and the photo is left out of the frame itself
+            let mut bare = frame::FrameBuf::new(w, h);
+            bare.reset(&bg, 0);
+            under.draw(&mut bare.canvas(), t);
+            assert_ne!(
+                bare.pixmap.data(),
+                want.pixmap.data(),
+                "t {t}: photo drawn again"
+            );
+            moving_at_rest += (t < 1.2) as u32;
+        } else {
+            got.reset(&bg, 0);
+        }
+        under.draw(&mut got.canvas(), t);
+        assert!(
+            got.pixmap.data() == want.pixmap.data(),
+            "t {t}: frames differ"
+        );
+    }
+    // not while fading in (the first frames) or out (the last): at rest in between, some of it
+    // while the card still enters
+    assert!(!under.underlay_at(0.0) && !under.underlay_at(2.97));
+    assert!((30..80).contains(&at_rest), "{at_rest} frames at rest");
+    assert!(
+        moving_at_rest > 3,
+        "{moving_at_rest} frames with the card still entering"
+    );
+}

@@ -135,7 +135,7 @@ impl SceneDraw for ImageScene {
         self.caption.draw(canvas, t);
     }
 
-    fn has_underlay(&self) -> bool {
+    fn underlay_at(&self, _t: f32) -> bool {
         !self.ken_burns
     }
 

@@ -124,14 +124,16 @@ pub trait SceneDraw: Send {
     /// Draws the frame `t` seconds into the scene onto `canvas`.
     fn draw(&self, canvas: &mut Canvas, t: f32);
 
-    /// Whether the scene draws something identical on every frame under all else (a still
-    /// photo): then [`SceneDraw::underlay`] is drawn once onto a copy of the scene's background,
-    /// and `draw` leaves it out, so frames restore and convert only what moves.
-    fn has_underlay(&self) -> bool {
+    /// Whether at `t` (seconds into the scene) the scene's bottom layer is at rest under all
+    /// else (a still photo; a split's photo once it has faded in, until the scene fades out):
+    /// then [`SceneDraw::underlay`] is drawn once onto a copy of the scene's background, and
+    /// `draw` at such a `t` leaves it out, so frames restore and convert only what moves. The
+    /// underlay must be the same at every `t` this holds for.
+    fn underlay_at(&self, _t: f32) -> bool {
         false
     }
 
-    /// Draws the scene's unchanging bottom layer (see [`SceneDraw::has_underlay`]).
+    /// Draws the scene's bottom layer at rest (see [`SceneDraw::underlay_at`]).
     fn underlay(&self, _canvas: &mut Canvas) {}
 
     /// Whether `draw` starts with an opaque picture covering the whole frame that moves (a Ken
@@ -616,6 +618,9 @@ pub(crate) struct Layers {
     pub entrance: Entrance,
     /// Entrance travel in px.
     pub offset: f32,
+    /// The first item, a layer, goes into the scene's underlay while at rest (see
+    /// [`Layers::first_at_rest`]).
+    pub underlay_first: bool,
 }
 
 impl Layers {
@@ -625,7 +630,22 @@ impl Layers {
             timing: ctx.timing(),
             entrance: ctx.theme.motion.entrance,
             offset: ctx.theme.motion.entrance_offset * ctx.unit(),
+            underlay_first: false,
         }
+    }
+
+    /// Whether, with [`Layers::underlay_first`], the first item is at rest at `t`: a layer fully
+    /// entered, in place and opaque, the scene not yet fading out. It is then drawn exactly as
+    /// [`Layers::draw_item`] draws it at such a `t`.
+    pub(crate) fn first_at_rest(&self, t: f32) -> bool {
+        let Some(item) = self.items.first().filter(|_| self.underlay_first) else {
+            return false;
+        };
+        matches!(item.el, El::Layer { .. })
+            && matches!(
+                self.placement(t, item.at, item.travel, self.exit(t)),
+                Some((dx, dy, op, p)) if dx == 0.0 && dy == 0.0 && op >= 1.0 && p >= 1.0
+            )
     }
 
     pub(crate) fn push(&mut self, item: Item) {
@@ -671,6 +691,11 @@ impl Layers {
         let Some((dx, dy, op, p)) = self.placement(t, item.at, item.travel, exit) else {
             return;
         };
+        Self::draw_placed(canvas, item, dx, dy, op, p);
+    }
+
+    /// Draws one element moved by (`dx`, `dy`) at opacity `op` and entrance progress `p`.
+    fn draw_placed(canvas: &mut Canvas, item: &Item, dx: f32, dy: f32, op: f32, p: f32) {
         let (x, y) = (item.x + dx, item.y + dy);
         match &item.el {
             El::Layer { pixmap, dx, dy } => canvas.layer(pixmap, x + dx, y + dy, op),
@@ -701,8 +726,20 @@ impl SceneDraw for Layers {
         if exit.0 <= 0.0 {
             return;
         }
-        for item in &self.items {
+        let skip = self.first_at_rest(t) as usize; // in the underlay
+        for item in &self.items[skip..] {
             self.draw_item(canvas, item, t, exit);
+        }
+    }
+
+    fn underlay_at(&self, t: f32) -> bool {
+        self.first_at_rest(t)
+    }
+
+    fn underlay(&self, canvas: &mut Canvas) {
+        if let Some(item) = self.items.first().filter(|_| self.underlay_first) {
+            // at rest: in place, opaque, entered (as `first_at_rest` requires)
+            Self::draw_placed(canvas, item, 0.0, 0.0, 1.0, 1.0);
         }
     }
 }

@@ -75,6 +75,9 @@ impl Split {
         let tm = ctx.timing();
         let stagger = theme.motion.stagger.max(0.12);
         let mut layers = Layers::new(ctx);
+        // the photo, once faded in, is drawn once into the scene's underlay: frames where only
+        // the text moves restore and convert the text alone
+        layers.underlay_first = true;
         layers.push(Item::pixmap(img, ix, iy, tm.at(0.0)).travel(0.0));
         let head_y = top + above;
         let body_y = (head_y + head_h + gap).round();
@@ -98,5 +101,13 @@ impl Split {
 impl SceneDraw for Split {
     fn draw(&self, canvas: &mut Canvas, t: f32) {
         self.0.draw(canvas, t)
+    }
+
+    fn underlay_at(&self, t: f32) -> bool {
+        self.0.underlay_at(t)
+    }
+
+    fn underlay(&self, canvas: &mut Canvas) {
+        self.0.underlay(canvas)
     }
 }

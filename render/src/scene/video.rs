@@ -126,7 +126,7 @@ impl OverClip {
 impl SceneDraw for OverClip {
     fn draw(&self, canvas: &mut Canvas, t: f32) {
         self.clip.draw(canvas, t);
-        if self.scene.has_underlay() {
+        if self.scene.underlay_at(t) {
             self.scene.underlay(canvas);
         }
         self.scene.draw(canvas, t);
