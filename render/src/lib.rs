@@ -5,7 +5,9 @@
 //!
 //! Per render: each output (the landscape video, and the 1080×1920 reel when asked for) gets a
 //! [`compose::Composer`] and its own ffmpeg child fed by a writer thread through a bounded
-//! channel, so drawing, conversion and encoding overlap. Each scene shapes and rasterises its
+//! channel, so drawing, conversion and encoding overlap. With several MP4 outputs, only the
+//! first encodes the sound; the others are encoded video-only and get its track copied in at the end
+//! ([`ffmpeg::mux_sound`]). Each scene shapes and rasterises its
 //! text once into cached layers; a frame is its scene's cached background restored where the
 //! last frame drew, plus a few composited layers, and a frame identical to what a pooled buffer
 //! already holds is not drawn at all. Transitions ([`transition`]) are centred on the cut: inside
@@ -42,7 +44,7 @@ pub use tokio_util::sync::CancellationToken;
 use vidbuilder_domain::ports::{
     ExtraOutput, ProgressSink, RenderOutput, RenderPhase, RenderProgress, RenderRequest,
 };
-use vidbuilder_domain::spec::{Background, OutputRole, VideoSpec};
+use vidbuilder_domain::spec::{Background, Format, OutputRole, VideoSpec};
 
 pub use catalog::{Catalog, TrackInfo};
 pub use ffmpeg::check_ffmpeg;
@@ -458,8 +460,20 @@ pub fn render_with_stats(
     clips.extend(voices);
     let mut fonts = catalog.font_system_with(images.fonts());
     let mut swash = SwashCache::new();
+    // Every output has the same sound: with several MP4s, only the first encodes it, and the
+    // others are written video-only and get its encoded track copied in once it is done.
+    let share_sound =
+        format == Format::Mp4 && plans.len() > 1 && (audio.is_some() || !clips.is_empty());
+    let video_only = |stem: &str| partial(stem, &format!("video.{ext}"));
     let mut lanes = Vec::with_capacity(plans.len());
-    for (frame, stem) in &plans {
+    for (k, (frame, stem)) in plans.iter().enumerate() {
+        let copies_sound = share_sound && k > 0;
+        let out = if copies_sound {
+            temp_guard.0.push(video_only(stem));
+            video_only(stem)
+        } else {
+            partial(stem, ext)
+        };
         // the first scene prepared first: its clips start decoding while the encoder starts
         let mut composer = Composer::new(spec, theme, images, &timeline, *frame);
         composer.warm_up(&mut fonts, &mut swash)?;
@@ -473,9 +487,13 @@ pub fn render_with_stats(
             frames,
             frame_rate: spec.frame_rate,
             format,
-            audio: audio.clone(),
-            clips: clips.clone(),
-            out: &partial(stem, ext),
+            audio: audio.clone().filter(|_| !copies_sound),
+            clips: if copies_sound {
+                Vec::new()
+            } else {
+                clips.clone()
+            },
+            out: &out,
         })?;
         lanes.push(Lane {
             composer,
@@ -519,6 +537,19 @@ pub fn render_with_stats(
             stderr: "ffmpeg stopped reading frames early".into(),
         });
     };
+    if share_sound {
+        if cancel.is_cancelled() {
+            return Err(RenderError::Cancelled);
+        }
+        let jobs: Vec<(PathBuf, PathBuf)> = plans[1..]
+            .iter()
+            .map(|(_, stem)| (video_only(stem), partial(stem, ext)))
+            .collect();
+        ffmpeg::mux_sound(&settings.ffmpeg, &partial(&plans[0].1, ext), &jobs)?;
+        for (video, _) in &jobs {
+            let _ = std::fs::remove_file(video);
+        }
+    }
     let posters = posters
         .into_iter()
         .map(PosterJob::finish)

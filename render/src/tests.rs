@@ -308,6 +308,98 @@ fn draft_render_with_music_end_to_end() {
     assert!((d - 1.0).abs() <= 0.1, "duration {d}");
 }
 
+/// With several outputs, only the first encodes the sound: the reel is encoded video-only and
+/// gets the first output's AAC track copied in (through a logging wrapper around the real
+/// ffmpeg), so both files carry the very same sound packets, as long as their video.
+#[test]
+fn the_reel_gets_the_first_outputs_encoded_sound() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let log = bin.path().join("calls.log");
+    let real = settings(work.path()).ffmpeg;
+    let wrapper = bin.path().join("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = spec(
+        "corporate",
+        Quality::Draft,
+        vec![hero("Sound **once**", Some("copied into the reel"), 1.2)],
+        true,
+        true,
+    );
+    let req = request(s, out.path());
+    let mut settings = settings(work.path());
+    settings.ffmpeg = wrapper;
+    let res = render_blocking(
+        &catalog(),
+        &settings,
+        &req,
+        &image::Images::default(),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .unwrap();
+    let reel = res.reel.clone().expect("a reel");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let encodes: Vec<&str> = calls.lines().filter(|l| l.contains("libx264")).collect();
+    assert_eq!(encodes.len(), 2, "{calls}");
+    assert_eq!(
+        encodes.iter().filter(|l| l.contains("-c:a aac")).count(),
+        1,
+        "one output encodes the sound: {calls}"
+    );
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.contains("-map 1:a -c copy") && l.ends_with("-reel.1.partial.mp4")),
+        "the reel's sound is copied in: {calls}"
+    );
+    let packets = |f: &Path| {
+        let o = std::process::Command::new(&real)
+            .args(["-v", "error", "-i"])
+            .arg(f)
+            .args(["-map", "0:a", "-c", "copy", "-f", "md5", "-"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        packets(&res.video),
+        packets(&reel),
+        "the same sound packets"
+    );
+    for f in [&res.video, &reel] {
+        let p = ffprobe(f);
+        assert_eq!(stream(&p, "audio").expect("audio")["codec_name"], "aac");
+        let d = |kind: &str| -> f64 {
+            stream(&p, kind).unwrap()["duration"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!((d("audio") - d("video")).abs() < 0.05, "{f:?}: {p}");
+    }
+    // only the finished videos and posters: the video-only file is gone
+    assert_eq!(
+        dir_names(out.path()).len(),
+        4,
+        "{:?}",
+        dir_names(out.path())
+    );
+}
+
 #[test]
 fn reels_render_a_vertical_video_too() {
     let out = tempfile::tempdir().unwrap();
