@@ -439,58 +439,56 @@ pub fn ffmpeg_args(p: &EncodeParams) -> Vec<String> {
 /// (measured here: about 0.035 s of CPU per second of AAC at 160 kb/s, against ~0.1 s for a
 /// copy). Each output's packets, sound and video, are then exactly those of encoding it whole
 /// (checked with ffprobe, constant and variable frame rate). MP4 only: copied into WebM, the
-/// Opus track's start moves the video by 7 ms, so a WebM output encodes its own.
+/// Opus track's start moves the video by 7 ms, so a WebM output encodes its own. Each copy runs
+/// as the GIF's passes do (`run_to_end`): killed when `cancel` fires.
 pub fn mux_sound(
     ffmpeg: &Path,
     sound_from: &Path,
     jobs: &[(PathBuf, PathBuf)],
+    cancel: &CancellationToken,
 ) -> Result<(), RenderError> {
-    let mut children: Vec<Child> = Vec::with_capacity(jobs.len());
-    for (video, out) in jobs {
-        let spawned = Command::new(ffmpeg)
-            .args([
-                "-hide_banner",
-                "-nostats",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-            ])
-            .arg(video)
-            .arg("-i")
-            .arg(sound_from)
-            .args(["-map", "0:v", "-map", "1:a", "-c", "copy"])
-            .args(["-movflags", "+faststart", "-f", "mp4"])
-            .arg(out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn();
-        match spawned {
-            Ok(c) => children.push(c),
-            Err(e) => {
-                for mut c in children {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-                return Err(spawn_error(ffmpeg, e));
-            }
-        }
-    }
-    let mut failed = None;
-    for child in children {
-        let done = child
-            .wait_with_output()
-            .map_err(|e| RenderError::Io("waiting for ffmpeg copying the sound".into(), e))?;
-        if !done.status.success() && failed.is_none() {
-            failed = Some(RenderError::Ffmpeg {
-                status: done.status.to_string(),
-                stderr: String::from_utf8_lossy(&done.stderr).trim().to_string(),
-            });
-        }
-    }
-    failed.map_or(Ok(()), Err)
+    std::thread::scope(|s| {
+        let runs: Vec<_> = jobs
+            .iter()
+            .map(|(video, out)| {
+                let (video, sound, out) = (
+                    video.display().to_string(),
+                    sound_from.display().to_string(),
+                    out.display().to_string(),
+                );
+                let args: Vec<String> = [
+                    "-hide_banner",
+                    "-nostats",
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    "-i",
+                    &video,
+                    "-i",
+                    &sound,
+                    "-map",
+                    "0:v",
+                    "-map",
+                    "1:a",
+                    "-c",
+                    "copy",
+                    "-movflags",
+                    "+faststart",
+                    "-f",
+                    "mp4",
+                    &out,
+                ]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+                s.spawn(move || run_to_end(ffmpeg, &args, cancel))
+            })
+            .collect();
+        // the rest are joined by the scope whatever the first error
+        runs.into_iter()
+            .try_for_each(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
 }
 
 /// The BT.709 colour tags every output carries (the frames are converted so).

@@ -538,14 +538,11 @@ pub fn render_with_stats(
         });
     };
     if share_sound {
-        if cancel.is_cancelled() {
-            return Err(RenderError::Cancelled);
-        }
         let jobs: Vec<(PathBuf, PathBuf)> = plans[1..]
             .iter()
             .map(|(_, stem)| (video_only(stem), partial(stem, ext)))
             .collect();
-        ffmpeg::mux_sound(&settings.ffmpeg, &partial(&plans[0].1, ext), &jobs)?;
+        ffmpeg::mux_sound(&settings.ffmpeg, &partial(&plans[0].1, ext), &jobs, cancel)?;
         for (video, _) in &jobs {
             let _ = std::fs::remove_file(video);
         }
