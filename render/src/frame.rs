@@ -615,11 +615,11 @@ impl Canvas<'_> {
 
     /// On the base-picture path, a whole frame computed straight in yuv420p by `fill` (a fade's
     /// or zoom's mix of two scenes); `id` identifies its pixels (equal ids, equal frames).
-    /// `false`, with nothing drawn, off that path.
-    pub fn yuv_frame(&mut self, id: u64, fill: impl FnOnce(&mut [u8])) -> bool {
+    /// Nothing is drawn off that path ([`FrameBuf::base_filled`] tells).
+    pub fn yuv_frame(&mut self, id: u64, fill: impl FnOnce(&mut [u8])) {
         let (w, h) = (self.w as u64, self.h as u64);
         let Some(planes) = self.base_planes() else {
-            return false;
+            return;
         };
         // (a probe has no planes to fill)
         if !planes.is_empty() {
@@ -627,7 +627,6 @@ impl Canvas<'_> {
         }
         self.sign_base(&[13, id, w, h]);
         *self.filled = true;
-        true
     }
 
     /// Draw a decoded video frame of the canvas's own size at the origin: copied as it is when
